@@ -14,4 +14,5 @@
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
 
+pub mod backend;
 pub mod db;
