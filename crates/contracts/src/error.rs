@@ -226,7 +226,12 @@ pub struct Error {
 impl Error {
     /// Creates an error with a code and a human message (what failed, and what to do).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into(), details: serde_json::Map::new(), source: None }
+        Error {
+            code,
+            message: message.into(),
+            details: serde_json::Map::new(),
+            source: None,
+        }
     }
 
     /// Attaches the underlying cause.
@@ -270,9 +275,10 @@ impl Error {
     /// The provisioning DDL attached to a schema error (empty when none).
     pub fn ddl(&self) -> Vec<String> {
         match self.details.get("ddl") {
-            Some(serde_json::Value::Array(items)) => {
-                items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-            }
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -308,8 +314,11 @@ impl Error {
     /// `cancelled` with a reason.
     pub fn cancelled(reason: impl Into<String>) -> Self {
         let reason = reason.into();
-        Error::new(ErrorCode::Cancelled, format!("the operation was cancelled: {reason}"))
-            .with_detail("reason", reason)
+        Error::new(
+            ErrorCode::Cancelled,
+            format!("the operation was cancelled: {reason}"),
+        )
+        .with_detail("reason", reason)
     }
 
     /// `power_loop.error` for an internal invariant failure.
@@ -321,7 +330,8 @@ impl Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("code", &self.code.as_str()).field("message", &self.message);
+        d.field("code", &self.code.as_str())
+            .field("message", &self.message);
         if !self.details.is_empty() {
             d.field("details", &self.details);
         }
@@ -353,7 +363,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -1,17 +1,43 @@
 //! The shared language of power-loop.
 //!
 //! # Owns
-//! Messages and content parts, tool definitions and tool calls, the LLM contract ([`LlmService`],
-//! request, response, stream chunk, token usage, capabilities), agent events with typed payloads,
-//! hook points with their context types and outcomes, and the [`Error`] type with stable codes.
+//! Messages and content parts ([`message`]), tool definitions and results ([`tool`]), the LLM
+//! contract ([`llm`]: [`LlmService`], request, response, stream chunk, token usage,
+//! capabilities), agent events with typed payloads ([`event`]), hook points with their context
+//! types and directives ([`hook`]), and the [`Error`] type with stable codes ([`error`]).
 //!
 //! # Must not import
 //! Any other power-loop crate, any database driver, any HTTP client. Dependencies: serde,
 //! serde_json, thiserror, tokio-util (cancellation), futures-core.
 //!
+//! # Seams
+//! Defines [`LlmService`] (providers implement it) and [`Hook`] (hosts implement it).
+//!
+//! # Feature flags
+//! None.
+//!
 //! # Stability
-//! Frozen by convention: every seam of the workspace lives here. Additions only within a major.
+//! Frozen by convention: every seam of the workspace lives here. Additions only within a major;
+//! option structs are `#[non_exhaustive]` with builders so they can grow.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
+pub mod event;
+pub mod hook;
+pub mod llm;
+pub mod message;
+pub mod tool;
 
 pub use error::{BoxError, Error, ErrorCode, Result};
+pub use event::{AgentEvent, EventPayload, EventType, StatusChanged};
+pub use hook::{Hook, HookFuture, HookPoint};
+pub use llm::{
+    BoxFuture, BoxStream, FinishReason, JsonSchemaFormat, LlmRequest, LlmResponse, LlmService,
+    LlmStream, NormalizedUsage, ProviderCapabilities, ResponseFormat, StreamAggregator,
+    StreamChunk, TokenUsage, ToolCallDelta, ToolChoice,
+};
+pub use message::{
+    Content, ContentPart, FunctionCall, ImageUrl, Message, Role, ToolCall, ToolCallKind,
+};
+pub use tokio_util::sync::CancellationToken;
+pub use tool::{ToolDefinition, ToolOutput, ToolResult};
