@@ -1,0 +1,382 @@
+//! [`SqliteDatabase`]: the port's `Database` on one dedicated connection thread.
+//!
+//! Every operation is a job sent over a channel to the thread that owns the rusqlite
+//! [`Connection`]; the caller awaits a `tokio::sync::oneshot` reply, so the async runtime never
+//! blocks on SQLite. A transaction body runs directly on that thread (no round trip per statement).
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_store::backend::ConnectOptions;
+use power_loop_store::db::{BoxFuture, Database, Dialect, Lease, Maintenance, TxBody, TxMode};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::dialect::DIALECT;
+use crate::error::{closed, map_sqlite};
+use crate::lease::LeaseHost;
+use crate::open::{Target, open_connection};
+use crate::tx::SqliteTx;
+
+/// A unit of work for the connection thread.
+type Job = Box<dyn FnOnce(&mut Connection) + Send + 'static>;
+
+enum Command {
+    Job(Job),
+    Close(oneshot::Sender<()>),
+}
+
+/// A SQLite database served by one dedicated connection thread.
+///
+/// Writers are serialized by that thread and by `BEGIN IMMEDIATE`; reads run on the same
+/// connection. Cheap to share behind an `Arc`. Dropping it (or [`Database::close`]) stops the
+/// thread after the queued work has finished, and closes the connection.
+pub struct SqliteDatabase {
+    sender: Mutex<Option<mpsc::Sender<Command>>>,
+    path: Option<PathBuf>,
+    leases: LeaseHost,
+}
+
+impl std::fmt::Debug for SqliteDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDatabase")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn thread_gone() -> Error {
+    Error::new(
+        ErrorCode::StoreClosed,
+        "sqlite: the connection thread stopped (the database was closed); open the store again",
+    )
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Rolls back if a transaction is open; errors are ignored (the caller reports the first error).
+fn rollback_quietly(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let r = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]));
+        if r.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Runs one transaction on the connection thread: begin, body, commit or roll back.
+fn run_transaction(conn: &mut Connection, mode: TxMode, body: TxBody) -> Result<()> {
+    let begin = match mode {
+        TxMode::Write => "BEGIN IMMEDIATE",
+        TxMode::Read => "BEGIN",
+    };
+    conn.prepare_cached(begin)
+        .and_then(|mut s| s.execute([]))
+        .map_err(|e| map_sqlite(e, "starting a transaction"))?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut tx = SqliteTx::new(conn);
+        body(&mut tx)
+    }));
+    match outcome {
+        Ok(Ok(())) => {
+            let r = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]));
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    rollback_quietly(conn);
+                    Err(map_sqlite(e, "committing a transaction"))
+                }
+            }
+        }
+        Ok(Err(e)) => {
+            rollback_quietly(conn);
+            Err(e)
+        }
+        Err(payload) => {
+            rollback_quietly(conn);
+            Err(Error::internal(format!(
+                "sqlite: a transaction body panicked ({}); the transaction was rolled back",
+                panic_message(payload.as_ref())
+            )))
+        }
+    }
+}
+
+/// The connection thread: runs jobs in order until closed or dropped.
+fn serve(mut conn: Connection, rx: mpsc::Receiver<Command>) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Command::Job(job) => {
+                // A job never leaves a transaction open, even if it panics.
+                let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                rollback_quietly(&conn);
+            }
+            Command::Close(reply) => {
+                drop(conn);
+                let _ = reply.send(());
+                return;
+            }
+        }
+    }
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if missing) the database file at `path`.
+    ///
+    /// Parent directories are created. An existing file that is not a SQLite database, or is
+    /// truncated, is refused with `store.corrupt` and left untouched.
+    pub async fn open_file(path: impl Into<PathBuf>, options: &ConnectOptions) -> Result<Self> {
+        let path = path.into();
+        let leases = LeaseHost::for_file(&path);
+        Self::start(
+            Target::File(path.clone()),
+            options.clone(),
+            Some(path),
+            leases,
+        )
+        .await
+    }
+
+    /// Opens a private in-memory database (gone when this value is closed or dropped).
+    pub async fn open_memory(options: &ConnectOptions) -> Result<Self> {
+        let leases = LeaseHost::Memory(Arc::new(Mutex::new(HashSet::new())));
+        Self::start(Target::Memory, options.clone(), None, leases).await
+    }
+
+    async fn start(
+        target: Target,
+        options: ConnectOptions,
+        path: Option<PathBuf>,
+        leases: LeaseHost,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Command>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("power-loop-sqlite".to_owned())
+            .spawn(move || match open_connection(&target, &options) {
+                Ok(conn) => {
+                    if ready_tx.send(Ok(())).is_ok() {
+                        serve(conn, rx);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorCode::StoreIo,
+                    format!("sqlite: could not start the connection thread: {e}"),
+                )
+                .with_source(e)
+            })?;
+        ready_rx.await.map_err(|_| thread_gone())??;
+        Ok(SqliteDatabase {
+            sender: Mutex::new(Some(tx)),
+            path,
+            leases,
+        })
+    }
+
+    /// The database file, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Runs `f` with the connection on the connection thread and returns its result.
+    ///
+    /// If the caller stops waiting before the job starts, the job is skipped.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            if reply_tx.is_closed() {
+                return;
+            }
+            let _ = reply_tx.send(f(conn));
+        });
+        {
+            let guard = self
+                .sender
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sender = guard.as_ref().ok_or_else(closed)?;
+            sender.send(Command::Job(job)).map_err(|_| closed())?;
+        }
+        reply_rx.await.map_err(|_| thread_gone())?
+    }
+}
+
+impl Database for SqliteDatabase {
+    fn dialect(&self) -> &dyn Dialect {
+        &DIALECT
+    }
+
+    fn transact(&self, mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.call(move |conn| run_transaction(conn, mode, body)))
+    }
+
+    fn transact_exclusive(&self, _lock_name: &str, body: TxBody) -> BoxFuture<'_, Result<()>> {
+        // SQLite's write lock (BEGIN IMMEDIATE) excludes every other writer of the file, in
+        // this process and in others, and SQLite DDL is transactional.
+        Box::pin(self.call(move |conn| run_transaction(conn, TxMode::Write, body)))
+    }
+
+    fn acquire_lease(&self, name: &str) -> BoxFuture<'_, Result<Option<Box<dyn Lease>>>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            if self
+                .sender
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none()
+            {
+                return Err(closed());
+            }
+            self.leases.try_acquire(&name)
+        })
+    }
+
+    fn maintenance(&self) -> Option<&dyn Maintenance> {
+        Some(self)
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let sender = self
+                .sender
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let Some(sender) = sender else { return Ok(()) };
+            let (done_tx, done_rx) = oneshot::channel();
+            if sender.send(Command::Close(done_tx)).is_ok() {
+                // The thread finishes queued jobs, closes the connection, then replies.
+                let _ = done_rx.await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Checkpoint modes accepted by [`Maintenance::checkpoint`].
+const CHECKPOINT_MODES: [&str; 4] = ["PASSIVE", "FULL", "RESTART", "TRUNCATE"];
+
+fn checkpoint_on(conn: &Connection, mode: &str) -> Result<()> {
+    let sql = format!("PRAGMA wal_checkpoint({mode})");
+    conn.query_row(&sql, [], |r| r.get::<_, i64>(0))
+        .map_err(|e| map_sqlite(e, &format!("running {sql}")))?;
+    Ok(())
+}
+
+/// Steps `PRAGMA incremental_vacuum` until every free page is released.
+fn incremental_vacuum_on(conn: &Connection) -> Result<()> {
+    let auto: i64 = conn
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .map_err(|e| map_sqlite(e, "reading PRAGMA auto_vacuum"))?;
+    if auto != 2 {
+        // A file created without incremental auto-vacuum (e.g. by an older version): switch it on;
+        // the full VACUUM that makes the switch effective also frees every page now.
+        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM")
+            .map_err(|e| map_sqlite(e, "switching to incremental auto-vacuum"))?;
+        return Ok(());
+    }
+    let mut stmt = conn
+        .prepare("PRAGMA incremental_vacuum")
+        .map_err(|e| map_sqlite(e, "preparing PRAGMA incremental_vacuum"))?;
+    let mut rows = stmt
+        .query([])
+        .map_err(|e| map_sqlite(e, "running PRAGMA incremental_vacuum"))?;
+    while rows
+        .next()
+        .map_err(|e| map_sqlite(e, "running PRAGMA incremental_vacuum"))?
+        .is_some()
+    {}
+    Ok(())
+}
+
+impl Maintenance for SqliteDatabase {
+    fn checkpoint(&self, mode: &str) -> BoxFuture<'_, Result<()>> {
+        let upper = mode.trim().to_ascii_uppercase();
+        let invalid = (!CHECKPOINT_MODES.contains(&upper.as_str())).then(|| {
+            Error::invalid_argument(format!(
+                "invalid checkpoint mode `{mode}`; use one of PASSIVE, FULL, RESTART, TRUNCATE"
+            ))
+        });
+        Box::pin(async move {
+            if let Some(e) = invalid {
+                return Err(e);
+            }
+            self.call(move |conn| checkpoint_on(conn, &upper)).await
+        })
+    }
+
+    fn vacuum(&self, incremental: bool) -> BoxFuture<'_, Result<()>> {
+        let is_file = self.path.is_some();
+        Box::pin(self.call(move |conn| {
+            if incremental {
+                incremental_vacuum_on(conn)?;
+            } else {
+                conn.execute_batch("VACUUM")
+                    .map_err(|e| map_sqlite(e, "running VACUUM"))?;
+            }
+            if is_file {
+                // In WAL mode freed pages leave the main file only at a checkpoint; TRUNCATE also
+                // empties the write-ahead log, so the space really returns to the file system.
+                checkpoint_on(conn, "TRUNCATE")?;
+            }
+            Ok(())
+        }))
+    }
+
+    fn backup(&self, dest_path: &Path) -> BoxFuture<'_, Result<()>> {
+        let dest = dest_path.to_path_buf();
+        let own = self.path.clone();
+        Box::pin(async move {
+            if let Some(own) = own.as_deref() {
+                let same = match (std::fs::canonicalize(own), std::fs::canonicalize(&dest)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => own == dest.as_path(),
+                };
+                if same {
+                    return Err(Error::invalid_argument(format!(
+                        "cannot back up the database onto itself (`{}`); choose another destination",
+                        dest.display()
+                    )));
+                }
+            }
+            self.call(move |conn| {
+                if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        crate::error::map_io(e, "creating the backup directory for", &dest)
+                    })?;
+                }
+                conn.backup(
+                    rusqlite::MAIN_DB,
+                    &dest,
+                    None::<fn(rusqlite::backup::Progress)>,
+                )
+                .map_err(|e| map_sqlite(e, &format!("backing up to `{}`", dest.display())))
+            })
+            .await
+        })
+    }
+}

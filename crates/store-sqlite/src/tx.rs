@@ -1,0 +1,162 @@
+//! [`SqliteTx`]: the port's `Transaction` over one rusqlite connection (runs on the connection thread).
+
+use std::sync::Arc;
+
+use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_store::db::{Dialect, Row, Transaction, Value};
+use rusqlite::types::{Null, ValueRef};
+use rusqlite::{CachedStatement, Connection};
+
+use crate::dialect::DIALECT;
+use crate::error::map_sqlite;
+
+/// One open transaction on the connection thread.
+pub(crate) struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Self {
+        SqliteTx { conn }
+    }
+}
+
+/// Prepares (through the statement cache) and binds `params` in order.
+pub(crate) fn prepare_bound<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    params: &[Value],
+) -> Result<CachedStatement<'c>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| map_sqlite(e, "preparing a statement"))?;
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(Error::new(
+            ErrorCode::StoreQuery,
+            format!(
+                "sqlite: statement expects {expected} parameter(s) but {} were given: {sql}",
+                params.len()
+            ),
+        ));
+    }
+    for (i, v) in params.iter().enumerate() {
+        let r = match v {
+            Value::Null => stmt.raw_bind_parameter(i + 1, Null),
+            Value::Int(n) => stmt.raw_bind_parameter(i + 1, *n),
+            Value::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
+        };
+        r.map_err(|e| map_sqlite(e, "binding a parameter"))?;
+    }
+    Ok(stmt)
+}
+
+/// Converts one SQLite value into a port value.
+fn to_value(v: ValueRef<'_>, column: &str) -> Result<Value> {
+    match v {
+        ValueRef::Null => Ok(Value::Null),
+        ValueRef::Integer(n) => Ok(Value::Int(n)),
+        ValueRef::Real(f) => {
+            // The schema stores no REAL values; aggregates such as AVG may produce one.
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(Value::Int(f as i64))
+            } else {
+                Ok(Value::Text(f.to_string()))
+            }
+        }
+        ValueRef::Text(b) | ValueRef::Blob(b) => match std::str::from_utf8(b) {
+            Ok(s) => Ok(Value::Text(s.to_owned())),
+            Err(e) => Err(Error::new(
+                ErrorCode::StoreDecode,
+                format!("sqlite: column `{column}` holds bytes that are not valid UTF-8 text"),
+            )
+            .with_source(e)),
+        },
+    }
+}
+
+/// Runs a statement and returns the matched-row count (0 for DDL and row-returning statements).
+pub(crate) fn execute_on(conn: &Connection, sql: &str, params: &[Value]) -> Result<u64> {
+    let mut stmt = prepare_bound(conn, sql, params)?;
+    if stmt.column_count() > 0 {
+        // A row-returning statement (e.g. a PRAGMA): step it to completion, report 0.
+        let mut rows = stmt.raw_query();
+        while rows
+            .next()
+            .map_err(|e| map_sqlite(e, "executing a statement"))?
+            .is_some()
+        {}
+        return Ok(0);
+    }
+    let before = conn.total_changes();
+    let n = stmt
+        .raw_execute()
+        .map_err(|e| map_sqlite(e, "executing a statement"))?;
+    // `changes()` keeps the count of the last INSERT/UPDATE/DELETE across DDL; a statement that
+    // did not move `total_changes` matched no rows.
+    if conn.total_changes() == before {
+        Ok(0)
+    } else {
+        Ok(n as u64)
+    }
+}
+
+/// Runs a query and returns every row.
+pub(crate) fn fetch_all_on(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+    let mut stmt = prepare_bound(conn, sql, params)?;
+    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let width = columns.len();
+    let mut out = Vec::new();
+    let mut rows = stmt.raw_query();
+    while let Some(r) = rows
+        .next()
+        .map_err(|e| map_sqlite(e, "reading query rows"))?
+    {
+        let mut values = Vec::with_capacity(width);
+        for (i, name) in columns.iter().enumerate() {
+            let v = r
+                .get_ref(i)
+                .map_err(|e| map_sqlite(e, "reading a column"))?;
+            values.push(to_value(v, name)?);
+        }
+        out.push(Row::new(Arc::clone(&columns), values));
+    }
+    Ok(out)
+}
+
+impl Transaction for SqliteTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        execute_on(self.conn, sql, params)
+    }
+
+    fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        fetch_all_on(self.conn, sql, params)
+    }
+
+    fn fetch_optional(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        let mut stmt = prepare_bound(self.conn, sql, params)?;
+        let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let mut rows = stmt.raw_query();
+        match rows
+            .next()
+            .map_err(|e| map_sqlite(e, "reading a query row"))?
+        {
+            None => Ok(None),
+            Some(r) => {
+                let mut values = Vec::with_capacity(columns.len());
+                for (i, name) in columns.iter().enumerate() {
+                    let v = r
+                        .get_ref(i)
+                        .map_err(|e| map_sqlite(e, "reading a column"))?;
+                    values.push(to_value(v, name)?);
+                }
+                Ok(Some(Row::new(columns, values)))
+            }
+        }
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &DIALECT
+    }
+}
