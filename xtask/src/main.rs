@@ -1,6 +1,5 @@
-//! Developer tasks for the power-loop workspace (filled by the foundation issue).
+//! `cargo xtask`: developer tasks of the power-loop workspace (see `xtask::tasks::USAGE`).
 
 fn main() {
-    eprintln!("xtask: no task yet");
-    std::process::exit(2);
+    std::process::exit(xtask::tasks::run(std::env::args().skip(1)));
 }
