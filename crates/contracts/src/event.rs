@@ -412,3 +412,27 @@ impl AgentEvent {
         self.payload.event_type()
     }
 }
+
+/// A consumer of agent events (JSONL file, log, metrics, traces, a host's own subscriber).
+///
+/// Object-safe; stored as `Arc<dyn EventSink>`. `handle` runs synchronously on the publisher's
+/// path unless the bus is told to dispatch in the background, so it must be quick; a sink that
+/// does I/O should buffer. An error is reported to the bus, which by default logs it and goes on.
+pub trait EventSink: Send + Sync {
+    /// Consumes one event.
+    fn handle(&self, event: &AgentEvent) -> crate::Result<()>;
+
+    /// Flushes buffered output (default: nothing to flush).
+    fn flush(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: EventSink + ?Sized> EventSink for std::sync::Arc<T> {
+    fn handle(&self, event: &AgentEvent) -> crate::Result<()> {
+        (**self).handle(event)
+    }
+    fn flush(&self) -> crate::Result<()> {
+        (**self).flush()
+    }
+}

@@ -29,7 +29,7 @@ pub mod message;
 pub mod tool;
 
 pub use error::{BoxError, Error, ErrorCode, Result};
-pub use event::{AgentEvent, EventPayload, EventType, StatusChanged};
+pub use event::{AgentEvent, EventPayload, EventSink, EventType, StatusChanged};
 pub use hook::{Hook, HookFuture, HookPoint};
 pub use llm::{
     BoxFuture, BoxStream, FinishReason, JsonSchemaFormat, LlmRequest, LlmResponse, LlmService,
