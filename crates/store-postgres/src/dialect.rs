@@ -1,0 +1,358 @@
+//! The PostgreSQL [`Dialect`]: `$n` placeholders, the PostgreSQL DDL of spec §6.1, `ON CONFLICT`
+//! upserts and `FOR UPDATE` row locks.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use power_loop_store::db::Dialect;
+
+/// SQL rendering for PostgreSQL.
+///
+/// * placeholders: each `?` becomes `$1`, `$2`, … left to right (store SQL never contains a `?`
+///   inside a literal, so no quote awareness is needed);
+/// * DDL: `BIGINT` for integer columns, `TEXT` for strings, `SMALLINT` for `notes.pinned`;
+///   11 `CREATE TABLE IF NOT EXISTS` + 4 `CREATE INDEX IF NOT EXISTS`, every name prefixed;
+/// * upserts: `INSERT … ON CONFLICT (keys) DO UPDATE SET col = EXCLUDED.col` (accumulated columns
+///   `col = {table}.col + EXCLUDED.col`); insert-if-absent: `ON CONFLICT DO NOTHING`;
+/// * row locks: `FOR UPDATE` and `FOR UPDATE SKIP LOCKED`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PostgresDialect;
+
+/// The one dialect instance handed out by the database and its transactions.
+pub(crate) static DIALECT: PostgresDialect = PostgresDialect;
+
+impl PostgresDialect {
+    /// The placeholder list `?, ?, …` for `n` values.
+    fn placeholders(n: usize) -> String {
+        let mut s = String::with_capacity(n * 3);
+        for i in 0..n {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push('?');
+        }
+        s
+    }
+}
+
+impl Dialect for PostgresDialect {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn translate<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if !sql.contains('?') {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0usize;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                // Writing to a String cannot fail.
+                let _ = write!(out, "${n}");
+            } else {
+                out.push(ch);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    fn ddl(&self, prefix: &str) -> Vec<String> {
+        let p = prefix;
+        vec![
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}sessions (\
+                 session_id TEXT PRIMARY KEY, \
+                 created_at BIGINT NOT NULL, \
+                 updated_at BIGINT NOT NULL, \
+                 system_prompt TEXT, \
+                 model TEXT, \
+                 config_json TEXT, \
+                 status TEXT NOT NULL DEFAULT 'active', \
+                 kind TEXT NOT NULL DEFAULT 'root', \
+                 parent_session_id TEXT, \
+                 spawn_tool_call_id TEXT, \
+                 spawn_depth BIGINT NOT NULL DEFAULT 0, \
+                 lifecycle TEXT NOT NULL DEFAULT 'ephemeral', \
+                 metadata_json TEXT)"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {p}idx_sessions_parent ON {p}sessions (parent_session_id)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}messages (\
+                 session_id TEXT NOT NULL, \
+                 seq BIGINT NOT NULL, \
+                 role TEXT NOT NULL, \
+                 name TEXT, \
+                 content TEXT, \
+                 tool_calls_json TEXT, \
+                 tool_call_id TEXT, \
+                 round_index BIGINT, \
+                 state TEXT NOT NULL DEFAULT 'active', \
+                 meta_json TEXT, \
+                 created_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, seq))"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {p}idx_messages_session_state \
+                 ON {p}messages (session_id, state, seq)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}compactions (\
+                 session_id TEXT NOT NULL, \
+                 compact_seq BIGINT NOT NULL, \
+                 note_seq BIGINT NOT NULL, \
+                 from_seq BIGINT NOT NULL, \
+                 to_seq BIGINT NOT NULL, \
+                 before_tokens BIGINT, \
+                 after_tokens BIGINT, \
+                 round_index BIGINT, \
+                 created_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, compact_seq))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}usage_rounds (\
+                 session_id TEXT NOT NULL, \
+                 round_index BIGINT NOT NULL, \
+                 prompt_tokens BIGINT, \
+                 completion_tokens BIGINT, \
+                 total_tokens BIGINT, \
+                 model TEXT, \
+                 created_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, round_index))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}session_state (\
+                 session_id TEXT PRIMARY KEY, \
+                 next_seq BIGINT NOT NULL DEFAULT 1, \
+                 round_index BIGINT NOT NULL DEFAULT 0, \
+                 last_compact_seq BIGINT NOT NULL DEFAULT 0, \
+                 pending_json TEXT)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}session_runtime_state (\
+                 session_id TEXT NOT NULL, \
+                 state_key TEXT NOT NULL, \
+                 value_json TEXT, \
+                 updated_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, state_key))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}shared_state (\
+                 owner TEXT NOT NULL, \
+                 state_key TEXT NOT NULL, \
+                 value_json TEXT, \
+                 updated_at BIGINT NOT NULL, \
+                 PRIMARY KEY (owner, state_key))"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}background_tasks (\
+                 session_id TEXT NOT NULL, \
+                 task_id TEXT NOT NULL, \
+                 command TEXT NOT NULL, \
+                 status TEXT NOT NULL, \
+                 return_code BIGINT, \
+                 output_tail TEXT, \
+                 output_path TEXT, \
+                 last_seen_at BIGINT NOT NULL DEFAULT 0, \
+                 created_at BIGINT NOT NULL, \
+                 updated_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, task_id))"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {p}idx_background_tasks_session_status \
+                 ON {p}background_tasks (session_id, status, updated_at)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}session_stats (\
+                 session_id TEXT PRIMARY KEY, \
+                 sends BIGINT NOT NULL DEFAULT 0, \
+                 rounds BIGINT NOT NULL DEFAULT 0, \
+                 llm_calls BIGINT NOT NULL DEFAULT 0, \
+                 tool_calls BIGINT NOT NULL DEFAULT 0, \
+                 prompt_tokens BIGINT NOT NULL DEFAULT 0, \
+                 completion_tokens BIGINT NOT NULL DEFAULT 0, \
+                 total_tokens BIGINT NOT NULL DEFAULT 0, \
+                 first_send_at BIGINT, \
+                 last_send_at BIGINT, \
+                 updated_at BIGINT NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}timers (\
+                 session_id TEXT NOT NULL, \
+                 timer_id BIGINT NOT NULL, \
+                 due_at BIGINT NOT NULL, \
+                 note TEXT NOT NULL, \
+                 status TEXT NOT NULL DEFAULT 'armed', \
+                 interval_s BIGINT, \
+                 fire_count BIGINT NOT NULL DEFAULT 0, \
+                 last_fired_at BIGINT, \
+                 created_at BIGINT NOT NULL, \
+                 updated_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, timer_id))"
+            ),
+            format!("CREATE INDEX IF NOT EXISTS {p}idx_timers_due ON {p}timers (status, due_at)"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {p}notes (\
+                 session_id TEXT NOT NULL, \
+                 note_id BIGINT NOT NULL, \
+                 content TEXT NOT NULL, \
+                 pinned SMALLINT NOT NULL DEFAULT 0, \
+                 created_at BIGINT NOT NULL, \
+                 updated_at BIGINT NOT NULL, \
+                 PRIMARY KEY (session_id, note_id))"
+            ),
+        ]
+    }
+
+    fn upsert(
+        &self,
+        table: &str,
+        key_cols: &[&str],
+        val_cols: &[&str],
+        add_cols: &[&str],
+        insert_only_cols: &[&str],
+    ) -> String {
+        let cols: Vec<&str> = key_cols
+            .iter()
+            .chain(val_cols)
+            .chain(add_cols)
+            .chain(insert_only_cols)
+            .copied()
+            .collect();
+        let mut sql = format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) ",
+            cols.join(", "),
+            Self::placeholders(cols.len()),
+            key_cols.join(", ")
+        );
+        let sets: Vec<String> = val_cols
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .chain(
+                add_cols
+                    .iter()
+                    .map(|c| format!("{c} = {table}.{c} + EXCLUDED.{c}")),
+            )
+            .collect();
+        if sets.is_empty() {
+            // Nothing to update: keep the statement valid and idempotent.
+            sql.push_str("DO NOTHING");
+        } else {
+            sql.push_str("DO UPDATE SET ");
+            sql.push_str(&sets.join(", "));
+        }
+        sql
+    }
+
+    fn insert_ignore(&self, table: &str, cols: &[&str], _key_cols: &[&str]) -> String {
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+            cols.join(", "),
+            Self::placeholders(cols.len())
+        )
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    fn for_update_skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translate_numbers_placeholders_left_to_right() {
+        let d = PostgresDialect;
+        assert_eq!(
+            d.translate("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+        );
+        assert!(matches!(d.translate("SELECT 1"), Cow::Borrowed(_)));
+        let many = vec!["?"; 12].join(",");
+        assert!(d.translate(&many).ends_with("$11,$12"));
+    }
+
+    #[test]
+    fn ddl_has_eleven_tables_and_four_indexes_all_prefixed() {
+        let ddl = PostgresDialect.ddl("zz_");
+        assert_eq!(ddl.len(), 15);
+        let tables = ddl
+            .iter()
+            .filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS zz_"))
+            .count();
+        let indexes = ddl
+            .iter()
+            .filter(|s| s.starts_with("CREATE INDEX IF NOT EXISTS zz_idx_"))
+            .count();
+        assert_eq!((tables, indexes), (11, 4));
+        assert!(ddl[14].contains("pinned SMALLINT NOT NULL DEFAULT 0"));
+        assert!(!ddl.iter().any(|s| s.contains("INTEGER")));
+        let order: Vec<&str> = ddl
+            .iter()
+            .map(|s| s.split_whitespace().nth(5).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "zz_sessions",
+                "zz_idx_sessions_parent",
+                "zz_messages",
+                "zz_idx_messages_session_state",
+                "zz_compactions",
+                "zz_usage_rounds",
+                "zz_session_state",
+                "zz_session_runtime_state",
+                "zz_shared_state",
+                "zz_background_tasks",
+                "zz_idx_background_tasks_session_status",
+                "zz_session_stats",
+                "zz_timers",
+                "zz_idx_timers_due",
+                "zz_notes",
+            ]
+        );
+    }
+
+    #[test]
+    fn upsert_overwrites_accumulates_and_preserves() {
+        let sql = PostgresDialect.upsert(
+            "p_session_stats",
+            &["session_id"],
+            &["last_send_at"],
+            &["sends", "rounds"],
+            &["first_send_at"],
+        );
+        assert_eq!(
+            sql,
+            "INSERT INTO p_session_stats (session_id, last_send_at, sends, rounds, first_send_at) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET \
+             last_send_at = EXCLUDED.last_send_at, \
+             sends = p_session_stats.sends + EXCLUDED.sends, \
+             rounds = p_session_stats.rounds + EXCLUDED.rounds"
+        );
+        let nothing = PostgresDialect.upsert("t", &["k"], &[], &[], &["x"]);
+        assert!(nothing.ends_with("ON CONFLICT (k) DO NOTHING"));
+    }
+
+    #[test]
+    fn insert_ignore_and_locks() {
+        assert_eq!(
+            PostgresDialect.insert_ignore("t", &["id", "version"], &["id"]),
+            "INSERT INTO t (id, version) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(PostgresDialect.for_update(), " FOR UPDATE");
+        assert_eq!(
+            PostgresDialect.for_update_skip_locked(),
+            " FOR UPDATE SKIP LOCKED"
+        );
+        assert_eq!(PostgresDialect.name(), "postgres");
+    }
+}
