@@ -1,0 +1,223 @@
+//! `ensure_schema` (spec §7.1) and the portable `schema_migrations` version ladder.
+//!
+//! The version lives in the single-row table `{p}schema_migrations` (never in `PRAGMA
+//! user_version`), so the ladder is the same on every backend. `AutoCreate` runs under
+//! [`Database::transact_exclusive`], so concurrent first boots serialize on a cross-process lock:
+//! the first creates and stamps, the others find the stamp.
+
+use power_loop_contracts::{Error, ErrorCode, Result};
+
+use crate::db::{Database, Dialect, Transaction, TxMode, Value};
+use crate::schema::{
+    CURRENT_SCHEMA_VERSION, SchemaPolicy, provisioning_ddl, schema_migrations_ddl,
+    validate_table_prefix,
+};
+use crate::util::{run_tx, run_tx_exclusive};
+
+/// The statements that upgrade a schema from `from - 1` to `from` (none exist at version 1).
+fn migration_step(_dialect: &dyn Dialect, _prefix: &str, to_version: i64) -> Vec<String> {
+    match to_version {
+        // Version 1 is the base schema created by `Dialect::ddl`; later versions add steps here.
+        _ => Vec::new(),
+    }
+}
+
+/// The name of the cross-process schema-boot lock of a prefix.
+pub fn schema_lock_name(prefix: &str) -> String {
+    format!("power_loop_schema_{prefix}")
+}
+
+fn ddl_for(dialect: &dyn Dialect, prefix: &str) -> Vec<String> {
+    provisioning_ddl(dialect, prefix).unwrap_or_default()
+}
+
+fn missing_error(dialect: &dyn Dialect, prefix: &str, what: &str) -> Error {
+    Error::new(
+        ErrorCode::StoreSchemaMissing,
+        format!(
+            "store schema not initialized: {what} (table prefix `{prefix}`); open with SchemaPolicy::AutoCreate, or run the provisioning script as a user with DDL rights"
+        ),
+    )
+    .with_detail("table_prefix", prefix)
+    .with_ddl(ddl_for(dialect, prefix))
+}
+
+fn newer_error(prefix: &str, found: i64) -> Error {
+    Error::new(
+        ErrorCode::StoreSchemaNewer,
+        format!(
+            "store schema version {found} is newer than this power_loop build supports (max {CURRENT_SCHEMA_VERSION}); upgrade power-loop or use another table prefix"
+        ),
+    )
+    .with_detail("table_prefix", prefix)
+    .with_detail("found_version", found)
+    .with_detail("code_version", CURRENT_SCHEMA_VERSION)
+}
+
+fn outdated_error(dialect: &dyn Dialect, prefix: &str, found: i64) -> Error {
+    Error::new(
+        ErrorCode::StoreSchemaOutdated,
+        format!(
+            "store schema version {found} != code {CURRENT_SCHEMA_VERSION}: an upgrade is needed and auto-create is off; open once with SchemaPolicy::AutoCreate or run the script"
+        ),
+    )
+    .with_detail("table_prefix", prefix)
+    .with_detail("found_version", found)
+    .with_detail("code_version", CURRENT_SCHEMA_VERSION)
+    .with_ddl(ddl_for(dialect, prefix))
+}
+
+fn create_failed(dialect: &dyn Dialect, prefix: &str, cause: Error) -> Error {
+    Error::new(
+        ErrorCode::StoreSchemaCreateFailed,
+        format!(
+            "failed to auto-create the store schema (does the database user have CREATE rights?): {}; run the script as a privileged user and reopen with SchemaPolicy::Verify",
+            cause.message()
+        ),
+    )
+    .with_detail("table_prefix", prefix)
+    .with_ddl(ddl_for(dialect, prefix))
+    .with_source(cause)
+}
+
+/// Whether a failed version read means "the table is not there" (as opposed to a connection,
+/// authentication or permission problem, which is reported as such).
+fn means_absent(e: &Error) -> bool {
+    matches!(e.code(), ErrorCode::StoreQuery | ErrorCode::StoreDecode | ErrorCode::Internal)
+}
+
+fn read_version(tx: &mut dyn Transaction, prefix: &str) -> Result<Option<i64>> {
+    let sql = format!("SELECT version FROM {prefix}schema_migrations WHERE id = ?");
+    match tx.fetch_optional(&sql, &[Value::Int(1)])? {
+        Some(row) => Ok(Some(row.i64("version")?)),
+        None => Ok(None),
+    }
+}
+
+fn probe_data_tables_sql(prefix: &str) -> String {
+    crate::schema::LOGICAL_TABLES
+        .iter()
+        .map(|t| format!("SELECT 1 AS present FROM {prefix}{t} WHERE 1 = 0"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Makes sure the schema of `prefix` exists and is usable by this build; returns its version.
+///
+/// - `Verify`: reads the stamp. Missing → `store.schema_missing`; older → `store.schema_outdated`
+///   (both carry the provisioning DDL, printed by the error's `Display`); newer →
+///   `store.schema_newer`. Also checks that every data table exists.
+/// - `AutoCreate`: under the cross-process schema lock, creates the version table, and on a fresh
+///   prefix every data table, then stamps [`CURRENT_SCHEMA_VERSION`] (insert-if-absent). An older
+///   stamp is migrated step by step; a newer one is refused (`store.schema_newer`). A DDL failure is
+///   `store.schema_create_failed` with the DDL attached and the driver error as source.
+pub async fn ensure_schema(db: &dyn Database, prefix: &str, policy: SchemaPolicy) -> Result<i64> {
+    validate_table_prefix(prefix)?;
+    match policy {
+        SchemaPolicy::Verify => verify(db, prefix).await,
+        SchemaPolicy::AutoCreate => auto_create(db, prefix).await,
+    }
+}
+
+async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
+    let p = prefix.to_owned();
+    let found = run_tx(db, TxMode::Read, move |tx| read_version(tx, &p)).await;
+    let version = match found {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Err(missing_error(
+                db.dialect(),
+                prefix,
+                &format!("table `{prefix}schema_migrations` has no version row"),
+            ));
+        }
+        Err(e) if means_absent(&e) => {
+            return Err(missing_error(
+                db.dialect(),
+                prefix,
+                &format!("table `{prefix}schema_migrations` is missing"),
+            )
+            .with_source(e));
+        }
+        Err(e) => return Err(e),
+    };
+    if version > CURRENT_SCHEMA_VERSION {
+        return Err(newer_error(prefix, version));
+    }
+    if version < CURRENT_SCHEMA_VERSION {
+        return Err(outdated_error(db.dialect(), prefix, version));
+    }
+    let probe = probe_data_tables_sql(prefix);
+    match run_tx(db, TxMode::Read, move |tx| tx.fetch_all(&probe, &[]).map(|_| ())).await {
+        Ok(()) => Ok(version),
+        Err(e) if means_absent(&e) => Err(missing_error(
+            db.dialect(),
+            prefix,
+            "the version is stamped but one or more data tables are missing",
+        )
+        .with_source(e)),
+        Err(e) => Err(e),
+    }
+}
+
+async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
+    let p = prefix.to_owned();
+    run_tx_exclusive(db, &schema_lock_name(prefix), move |tx| {
+        let dialect_ddl = tx.dialect().ddl(&p);
+        if let Err(e) = tx.execute(&schema_migrations_ddl(&p), &[]) {
+            return Err(create_failed(tx.dialect(), &p, e));
+        }
+        match read_version(tx, &p)? {
+            None => {
+                for stmt in &dialect_ddl {
+                    if let Err(e) = tx.execute(stmt, &[]) {
+                        return Err(create_failed(tx.dialect(), &p, e));
+                    }
+                }
+                let stamp = tx.dialect().insert_ignore(
+                    &format!("{p}schema_migrations"),
+                    &["id", "version"],
+                    &["id"],
+                );
+                if let Err(e) = tx.execute(&stamp, &[Value::Int(1), Value::Int(CURRENT_SCHEMA_VERSION)])
+                {
+                    return Err(create_failed(tx.dialect(), &p, e));
+                }
+                Ok(CURRENT_SCHEMA_VERSION)
+            }
+            Some(v) if v > CURRENT_SCHEMA_VERSION => Err(newer_error(&p, v)),
+            Some(v) if v < CURRENT_SCHEMA_VERSION => {
+                for to in (v + 1)..=CURRENT_SCHEMA_VERSION {
+                    for stmt in migration_step(tx.dialect(), &p, to) {
+                        if let Err(e) = tx.execute(&stmt, &[]) {
+                            return Err(create_failed(tx.dialect(), &p, e));
+                        }
+                    }
+                    tx.execute(
+                        &format!("UPDATE {p}schema_migrations SET version = ? WHERE id = ?"),
+                        &[Value::Int(to), Value::Int(1)],
+                    )?;
+                }
+                Ok(CURRENT_SCHEMA_VERSION)
+            }
+            Some(v) => Ok(v),
+        }
+    })
+    .await
+}
+
+/// Drops every table of `prefix` (data tables and the version table). For tests and tooling.
+pub async fn drop_schema(db: &dyn Database, prefix: &str) -> Result<()> {
+    validate_table_prefix(prefix)?;
+    let p = prefix.to_owned();
+    run_tx(db, TxMode::Write, move |tx| {
+        let mut names: Vec<String> =
+            crate::schema::LOGICAL_TABLES.iter().map(|t| format!("{p}{t}")).collect();
+        names.push(format!("{p}schema_migrations"));
+        for name in names {
+            tx.execute(&format!("DROP TABLE IF EXISTS {name}"), &[])?;
+        }
+        Ok(())
+    })
+    .await
+}
