@@ -1,17 +1,17 @@
 //! The agent loop of power-loop.
 //!
 //! # Owns
-//! `StatefulAgentLoop` (a stateless handle over the durable store), the round pipeline, the hook
-//! registry ([`AgentHooks`]), the event bus ([`AgentEventBus`]), budgets, structured output, the
-//! memory-provider and compactor seams, the system-prompt builder and the active-window cache.
+//! [`StatefulAgentLoop`] (a stateless handle over the durable store), the round pipeline, the
+//! hook registry ([`AgentHooks`]), the event bus ([`AgentEventBus`]), budgets, structured output,
+//! the memory-provider and compactor seams, the system-prompt builder and the active-window cache.
 //!
 //! # Must not import
-//! Concrete store backends or LLM providers (only their traits; tests use the SQLite backend and a
-//! scripted model as dev-dependencies).
+//! Concrete store backends or LLM providers (only their traits; tests use the SQLite backend and
+//! the scripted model as dev-dependencies).
 //!
 //! # Seams
-//! Uses `power_loop_contracts::{LlmService, Hook}`; defines [`memory::MemoryProvider`] and
-//! [`compaction::Compactor`].
+//! Uses `power_loop_contracts::{LlmService, Hook}`, `power_loop_tools::Tool` and the store's
+//! `SessionStore`; defines [`memory::MemoryProvider`] and [`compaction::Compactor`].
 //!
 //! # Feature flags
 //! None.
@@ -20,6 +20,33 @@
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod agent_loop;
+pub mod budget;
 pub mod bus;
+pub mod compaction;
+pub mod config;
+mod convert;
+mod dispatch;
+mod emit;
+pub mod hooks;
+mod llm_call;
+pub mod memory;
+pub mod prompt;
+mod result;
+mod run;
+pub mod structured;
+mod window;
 
+pub use agent_loop::{AgentLoopBuilder, NewSessionOptions, StatefulAgentLoop};
+pub use budget::RunUsage;
 pub use bus::{AgentEventBus, BusOptions, EventFilter, OverflowPolicy, SubscriptionId};
+pub use compaction::{CompactRequest, CompactionPlan, Compactor};
+pub use config::AgentLoopConfig;
+pub use hooks::{AgentHooks, HookHandle};
+pub use memory::{MemoryProvider, MemorySnapshot, tag_as_memory};
+pub use prompt::{SystemPromptBuilder, SystemPromptContext, format_tool_catalog};
+pub use result::{
+    FollowUpOutcome, FollowUpQueued, RunStatus, SendOptions, StatefulResult, UserInput,
+};
+pub use structured::{StructuredOutputSpec, parse_structured};
+pub use window::CacheStats;
