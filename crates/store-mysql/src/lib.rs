@@ -1,10 +1,75 @@
 //! MySQL / MariaDB backend of the power-loop store.
 //!
 //! # Owns
-//! The mysql_async implementation of the store's `Database` port.
+//! The mysql_async implementation of the store's `Database` port ([`MySqlDatabase`]), the
+//! MySQL/MariaDB SQL dialect ([`MySqlDialect`]), `mysql://` URL parsing, the mapping of server
+//! errors to power-loop error codes, and the registry entry [`BACKEND`] (name `"mysql"`).
 //!
 //! # Must not import
-//! Anything above `power-loop-store`.
+//! Anything above `power-loop-store` (agents, LLM providers, tools).
+//!
+//! # Seams
+//! Implements `power_loop_store::db::{Database, Transaction, Dialect, Lease}`. Transaction bodies
+//! are synchronous closures run on a `spawn_blocking` thread that drives the async driver one
+//! statement at a time through the captured runtime handle, so the crate works on both the
+//! current-thread and the multi-thread tokio runtime. Cross-process locks use `GET_LOCK` (names
+//! are namespaced by database and hashed when longer than 64 characters).
+//!
+//! # Feature flags
+//! None. TLS is not compiled in (mysql_async `minimal-rust`); connect over a trusted network or a
+//! TLS-terminating proxy.
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
+//!
+//! # Server requirements
+//! MariaDB ≥ 10.6 or MySQL ≥ 8.0 (`FOR UPDATE SKIP LOCKED`), InnoDB, utf8mb4. Free text and JSON
+//! columns are `LONGTEXT`, so message contents are not limited to 64 KiB (the server's
+//! `max_allowed_packet` still bounds one statement). Connections run in strict SQL mode with
+//! READ COMMITTED isolation and `CLIENT_FOUND_ROWS` (affected rows = matched rows).
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod database;
+mod dialect;
+mod dsn;
+mod error;
+mod tx;
+
+use std::sync::Arc;
+
+use power_loop_contracts::{Error, ErrorCode};
+use power_loop_store::backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn};
+use power_loop_store::db::{BoxFuture, Database};
+
+pub use database::MySqlDatabase;
+pub use dialect::{MySqlDialect, UpsertStyle};
+pub use dsn::MySqlUrl;
+
+/// The registry entry for `mysql://` DSNs (the store core normalizes `mariadb://` and
+/// `mysql+driver://` to `mysql://`).
+pub const BACKEND: BackendDescriptor = BackendDescriptor {
+    name: "mysql",
+    open,
+};
+
+fn open(
+    dsn: ParsedDsn,
+    options: ConnectOptions,
+) -> BoxFuture<'static, power_loop_contracts::Result<Arc<dyn Database>>> {
+    Box::pin(async move {
+        match dsn.target {
+            DsnTarget::Url(url) => {
+                let db = MySqlDatabase::connect(&url, &options).await?;
+                Ok(Arc::new(db) as Arc<dyn Database>)
+            }
+            other => Err(Error::new(
+                ErrorCode::StoreDsnInvalid,
+                format!(
+                    "the MySQL backend needs a mysql://user:password@host:port/database URL, \
+                     got {other:?}"
+                ),
+            )),
+        }
+    })
+}

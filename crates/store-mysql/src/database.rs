@@ -1,0 +1,425 @@
+//! `MySqlDatabase`: the pooled mysql_async implementation of the store's `Database` port.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
+use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_store::backend::ConnectOptions;
+use power_loop_store::db::{BoxFuture, Database, Dialect, Lease, TxBody, TxMode, Value};
+use tokio::runtime::Handle;
+
+use crate::dialect::MySqlDialect;
+use crate::dsn::{MySqlUrl, redact};
+use crate::error;
+use crate::tx::{MySqlTx, exec_count, fetch_rows};
+
+/// Seconds `transact_exclusive` waits for the named lock before failing with `store.conflict`.
+const EXCLUSIVE_LOCK_TIMEOUT_S: i64 = 120;
+/// Prepared statements cached per pooled connection (the store uses well under this many).
+const STMT_CACHE_SIZE: usize = 512;
+/// How long an idle pooled connection is kept (keeps its statement cache warm).
+const IDLE_TTL: Duration = Duration::from_secs(300);
+/// Longest lock name `GET_LOCK` accepts.
+const MAX_LOCK_NAME: usize = 64;
+
+/// Session setup run on every new connection.
+const INIT_SQL: &[&str] = &[
+    "SET NAMES utf8mb4",
+    "SET SESSION sql_notes = 0",
+    "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,\
+     ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+];
+
+/// A MySQL / MariaDB database behind a mysql_async pool.
+///
+/// Connections use `CLIENT_FOUND_ROWS` (affected rows = matched rows), utf8mb4, strict SQL mode
+/// and READ COMMITTED isolation. Transaction bodies run on a blocking thread that drives the
+/// driver statement by statement; prepared statements are cached per connection.
+#[derive(Clone)]
+pub struct MySqlDatabase {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: RwLock<Option<Pool>>,
+    opts: Opts,
+    dialect: Arc<MySqlDialect>,
+    server_version: String,
+    database: Option<String>,
+    target: String,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for MySqlDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlDatabase")
+            .field("target", &self.inner.target)
+            .field("server_version", &self.inner.server_version)
+            .field("dialect", &self.inner.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+fn joined(e: tokio::task::JoinError) -> Error {
+    Error::internal(format!("a MySQL transaction worker thread failed: {e}"))
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Server-global lock names are namespaced by database; names longer than 64 characters are
+/// replaced by their SHA-256 (computed by the server) so `GET_LOCK` accepts them.
+fn lock_arg(database: Option<&str>, name: &str) -> (&'static str, Value) {
+    let full = format!("pl:{}:{name}", database.unwrap_or(""));
+    if full.chars().count() <= MAX_LOCK_NAME {
+        ("?", Value::Text(full))
+    } else {
+        ("SHA2(?, 256)", Value::Text(full))
+    }
+}
+
+async fn with_timeout<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(|e| error::map(e, what)),
+        Err(_) => Err(Error::new(
+            ErrorCode::StoreConnection,
+            format!(
+                "{what}: no answer within {} ms; check that the server is reachable or raise the \
+                 connect timeout",
+                limit.as_millis()
+            ),
+        )),
+    }
+}
+
+impl MySqlDatabase {
+    /// Connects to the server named by a `mysql://user:password@host:port/database` URL, checks
+    /// it with `SELECT VERSION()` and picks the dialect for its flavour.
+    pub async fn connect(dsn: &str, options: &ConnectOptions) -> Result<MySqlDatabase> {
+        let url = MySqlUrl::parse(dsn)?;
+        let target = redact(dsn);
+        let max = options.pool_max_size.max(1);
+        let constraints = PoolConstraints::new(1, max).ok_or_else(|| {
+            Error::invalid_argument(format!("pool_max_size {max} is not a valid pool size"))
+        })?;
+        let pool_opts = PoolOpts::new()
+            .with_constraints(constraints)
+            .with_reset_connection(false)
+            .with_inactive_connection_ttl(IDLE_TTL);
+        let opts: Opts = OptsBuilder::default()
+            .ip_or_hostname(url.host.clone())
+            .tcp_port(url.port)
+            .user(url.user.clone())
+            .pass(url.password.clone())
+            .db_name(url.database.clone())
+            .prefer_socket(false)
+            .client_found_rows(true)
+            .stmt_cache_size(STMT_CACHE_SIZE)
+            .init(INIT_SQL.to_vec())
+            .pool_opts(pool_opts)
+            .into();
+        let connect_timeout = Duration::from_millis(options.connect_timeout_ms.max(1));
+        let pool = Pool::new(opts.clone());
+        let what = format!("connecting to {target}");
+        let probe = async {
+            let mut conn = pool.get_conn().await?;
+            let v: Option<String> = conn.query_first("SELECT VERSION()").await?;
+            Ok(v.unwrap_or_default())
+        };
+        let server_version = match with_timeout(connect_timeout, &what, probe).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = tokio::time::timeout(connect_timeout, pool.disconnect()).await;
+                return Err(e);
+            }
+        };
+        let dialect = Arc::new(MySqlDialect::for_server_version(&server_version));
+        tracing::debug!(%target, %server_version, ?dialect, "mysql store connected");
+        Ok(MySqlDatabase {
+            inner: Arc::new(Inner {
+                pool: RwLock::new(Some(pool)),
+                opts,
+                dialect,
+                server_version,
+                database: url.database,
+                target,
+                connect_timeout,
+            }),
+        })
+    }
+
+    /// The server's `SELECT VERSION()` string.
+    pub fn server_version(&self) -> &str {
+        &self.inner.server_version
+    }
+
+    /// Whether the server is MariaDB (rather than MySQL).
+    pub fn is_mariadb(&self) -> bool {
+        self.inner
+            .server_version
+            .to_ascii_lowercase()
+            .contains("mariadb")
+    }
+
+    /// The concrete dialect picked for this server.
+    pub fn mysql_dialect(&self) -> &MySqlDialect {
+        &self.inner.dialect
+    }
+
+    fn pool(&self) -> Result<Pool> {
+        match self.inner.pool.read() {
+            Ok(g) => g.clone().ok_or_else(error::closed),
+            Err(p) => p.into_inner().clone().ok_or_else(error::closed),
+        }
+    }
+
+    async fn pooled_conn(&self) -> Result<Conn> {
+        self.pool()?.get_conn().await.map_err(|e| {
+            error::map(
+                e,
+                &format!("taking a connection to {} from the pool", self.inner.target),
+            )
+        })
+    }
+
+    /// Runs `body` in a transaction on `conn` (blocking thread), optionally under a named lock
+    /// taken with `GET_LOCK` before and released after the transaction.
+    async fn run_on_blocking(&self, lock: Option<String>, body: TxBody) -> Result<()> {
+        let conn = self.pooled_conn().await?;
+        let handle = Handle::current();
+        let dialect = self.inner.dialect.clone();
+        let database = self.inner.database.clone();
+        tokio::task::spawn_blocking(move || {
+            run_blocking(
+                &handle,
+                conn,
+                &dialect,
+                database.as_deref(),
+                lock.as_deref(),
+                body,
+            )
+        })
+        .await
+        .map_err(joined)?
+    }
+
+    /// Runs one autocommit statement (outside any explicit transaction); returns matched rows.
+    pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64> {
+        let mut conn = self.pooled_conn().await?;
+        exec_count(&mut conn, sql, params).await
+    }
+
+    /// Runs one autocommit query and returns its rows.
+    pub async fn fetch_all(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<power_loop_store::db::Row>> {
+        let mut conn = self.pooled_conn().await?;
+        fetch_rows(&mut conn, sql, params).await
+    }
+}
+
+/// The blocking half of a transaction: lock (optional) → START TRANSACTION → body → COMMIT or
+/// ROLLBACK → unlock. A connection whose state is uncertain is disconnected, never pooled.
+fn run_blocking(
+    handle: &Handle,
+    mut conn: Conn,
+    dialect: &Arc<MySqlDialect>,
+    database: Option<&str>,
+    lock: Option<&str>,
+    body: TxBody,
+) -> Result<()> {
+    if let Some(name) = lock {
+        let (expr, arg) = lock_arg(database, name);
+        let sql = format!("SELECT GET_LOCK({expr}, ?) AS got");
+        let got = handle.block_on(fetch_rows(
+            &mut conn,
+            &sql,
+            &[arg, Value::Int(EXCLUSIVE_LOCK_TIMEOUT_S)],
+        ))?;
+        let got = got.first().map(|r| r.opt_i64("got")).transpose()?.flatten();
+        if got != Some(1) {
+            return Err(Error::new(
+                ErrorCode::StoreConflict,
+                format!(
+                    "timed out after {EXCLUSIVE_LOCK_TIMEOUT_S} s waiting for the MySQL lock \
+                     `{name}` (another process is provisioning the schema); retry"
+                ),
+            ));
+        }
+    }
+    let result = run_tx(handle, &mut conn, dialect, body);
+    if let Some(name) = lock {
+        let (expr, arg) = lock_arg(database, name);
+        let sql = format!("SELECT RELEASE_LOCK({expr}) AS released");
+        if handle
+            .block_on(fetch_rows(&mut conn, &sql, &[arg]))
+            .is_err()
+        {
+            // Closing the connection releases the lock on the server.
+            let _ = handle.block_on(conn.disconnect());
+            return result;
+        }
+    }
+    result
+}
+
+/// Runs `body` inside START TRANSACTION … COMMIT (on `Ok`) or ROLLBACK (on `Err` or panic).
+fn run_tx(
+    handle: &Handle,
+    conn: &mut Conn,
+    dialect: &Arc<MySqlDialect>,
+    body: TxBody,
+) -> Result<()> {
+    {
+        let tx = handle
+            .block_on(conn.start_transaction(TxOpts::default()))
+            .map_err(|e| error::map(e, "starting a transaction"))?;
+        let mut mtx = MySqlTx {
+            tx,
+            handle: handle.clone(),
+            dialect: dialect.clone(),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| body(&mut mtx)));
+        let MySqlTx { tx, .. } = mtx;
+        match outcome {
+            Ok(Ok(())) => handle
+                .block_on(tx.commit())
+                .map_err(|e| error::map(e, "committing a transaction")),
+            Ok(Err(e)) => {
+                // A failed ROLLBACK leaves the connection marked dirty: the pool rolls it back
+                // again or discards it before reuse.
+                let _ = handle.block_on(tx.rollback());
+                Err(e)
+            }
+            Err(panic) => {
+                let _ = handle.block_on(tx.rollback());
+                Err(Error::internal(format!(
+                    "a store transaction body panicked ({}); the transaction was rolled back",
+                    panic_message(&*panic)
+                )))
+            }
+        }
+    }
+}
+
+/// A named `GET_LOCK` held on a dedicated connection (outside the pool).
+struct MySqlLease {
+    name: String,
+    lock: (&'static str, Value),
+    conn: Mutex<Option<Conn>>,
+}
+
+impl Lease for MySqlLease {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async move {
+            let conn = match self.conn.lock() {
+                Ok(mut g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            let Some(mut conn) = conn else { return Ok(()) };
+            let (expr, arg) = self.lock.clone();
+            let sql = format!("SELECT RELEASE_LOCK({expr}) AS released");
+            let released = fetch_rows(&mut conn, &sql, &[arg]).await;
+            // Disconnecting releases the lock even if RELEASE_LOCK failed.
+            let closed = conn.disconnect().await;
+            released?;
+            closed.map_err(|e| error::map(e, "closing a lease connection"))
+        })
+    }
+}
+
+impl Database for MySqlDatabase {
+    fn dialect(&self) -> &dyn Dialect {
+        &*self.inner.dialect
+    }
+
+    fn transact(&self, _mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.run_on_blocking(None, body))
+    }
+
+    fn transact_exclusive(&self, lock_name: &str, body: TxBody) -> BoxFuture<'_, Result<()>> {
+        let lock = lock_name.to_owned();
+        Box::pin(self.run_on_blocking(Some(lock), body))
+    }
+
+    fn acquire_lease(&self, name: &str) -> BoxFuture<'_, Result<Option<Box<dyn Lease>>>> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.pool()?; // refuse after close
+            let what = format!("opening a lease connection to {}", self.inner.target);
+            let mut conn = with_timeout(
+                self.inner.connect_timeout,
+                &what,
+                Conn::new(self.inner.opts.clone()),
+            )
+            .await?;
+            let lock = lock_arg(self.inner.database.as_deref(), &name);
+            let sql = format!("SELECT GET_LOCK({}, 0) AS got", lock.0);
+            let rows = fetch_rows(&mut conn, &sql, std::slice::from_ref(&lock.1)).await?;
+            let got = rows
+                .first()
+                .map(|r| r.opt_i64("got"))
+                .transpose()?
+                .flatten();
+            if got == Some(1) {
+                let lease = MySqlLease {
+                    name,
+                    lock,
+                    conn: Mutex::new(Some(conn)),
+                };
+                Ok(Some(Box::new(lease) as Box<dyn Lease>))
+            } else {
+                let _ = conn.disconnect().await;
+                Ok(None)
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let pool = match self.inner.pool.write() {
+                Ok(mut g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            match pool {
+                Some(pool) => pool.disconnect().await.map_err(|e| {
+                    error::map(e, &format!("closing the pool of {}", self.inner.target))
+                }),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names() {
+        let (e, v) = lock_arg(Some("test"), "schema:pl_");
+        assert_eq!(e, "?");
+        assert_eq!(v, Value::Text("pl:test:schema:pl_".into()));
+        let long = "x".repeat(80);
+        let (e, _) = lock_arg(Some("test"), &long);
+        assert_eq!(e, "SHA2(?, 256)");
+    }
+}

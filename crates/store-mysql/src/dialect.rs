@@ -1,0 +1,393 @@
+//! `MySqlDialect`: SQL rendering for MySQL 8 and MariaDB 10.6+.
+
+use std::borrow::Cow;
+
+use power_loop_store::db::Dialect;
+
+/// How `INSERT … ON DUPLICATE KEY UPDATE` refers to the values of the row being inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertStyle {
+    /// `col = VALUES(col)`: MariaDB and MySQL before 8.0.19 (deprecated from MySQL 8.0.20 on).
+    ValuesFunction,
+    /// `INSERT … VALUES (…) AS new_row ON DUPLICATE KEY UPDATE col = new_row.col`: MySQL ≥ 8.0.19.
+    RowAlias,
+}
+
+/// The MySQL/MariaDB [`Dialect`]: `?` placeholders kept, InnoDB/utf8mb4 DDL with `LONGTEXT` for
+/// free text and JSON (no 64 KiB limit), and an upsert form matching the server flavour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MySqlDialect {
+    upsert_style: UpsertStyle,
+}
+
+impl Default for MySqlDialect {
+    /// The portable form (`VALUES(col)`), accepted by MariaDB and every MySQL 8.x.
+    fn default() -> Self {
+        MySqlDialect {
+            upsert_style: UpsertStyle::ValuesFunction,
+        }
+    }
+}
+
+/// Alias used for the inserted row in the MySQL ≥ 8.0.19 upsert form.
+const NEW_ROW: &str = "new_row";
+
+impl MySqlDialect {
+    /// A dialect with an explicit upsert style.
+    pub fn new(upsert_style: UpsertStyle) -> Self {
+        MySqlDialect { upsert_style }
+    }
+
+    /// Picks the dialect for a server from its `SELECT VERSION()` string: MariaDB (any version)
+    /// and MySQL before 8.0.19 use `VALUES(col)`; MySQL 8.0.19 and later use the row alias.
+    pub fn for_server_version(version: &str) -> Self {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            return MySqlDialect::new(UpsertStyle::ValuesFunction);
+        }
+        let mut parts = version
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
+        let v = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        if v >= (8, 0, 19) {
+            MySqlDialect::new(UpsertStyle::RowAlias)
+        } else {
+            MySqlDialect::new(UpsertStyle::ValuesFunction)
+        }
+    }
+
+    /// The upsert style this dialect renders.
+    pub fn upsert_style(&self) -> UpsertStyle {
+        self.upsert_style
+    }
+
+    fn new_value(&self, col: &str) -> String {
+        match self.upsert_style {
+            UpsertStyle::ValuesFunction => format!("VALUES({col})"),
+            UpsertStyle::RowAlias => format!("{NEW_ROW}.{col}"),
+        }
+    }
+
+    fn insert_head(table: &str, cols: &[&str]) -> String {
+        let placeholders = vec!["?"; cols.len()].join(", ");
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({placeholders})",
+            cols.join(", ")
+        )
+    }
+}
+
+/// Table options appended to every data table.
+const TABLE_OPTS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+impl Dialect for MySqlDialect {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn translate<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        // mysql_async binds `?` natively and never formats `%`: nothing to rewrite.
+        Cow::Borrowed(sql)
+    }
+
+    fn ddl(&self, p: &str) -> Vec<String> {
+        ddl(p)
+    }
+
+    fn upsert(
+        &self,
+        table: &str,
+        key_cols: &[&str],
+        val_cols: &[&str],
+        add_cols: &[&str],
+        insert_only_cols: &[&str],
+    ) -> String {
+        let cols: Vec<&str> = key_cols
+            .iter()
+            .chain(val_cols)
+            .chain(add_cols)
+            .chain(insert_only_cols)
+            .copied()
+            .collect();
+        let mut sql = Self::insert_head(table, &cols);
+        if self.upsert_style == UpsertStyle::RowAlias {
+            sql.push_str(" AS ");
+            sql.push_str(NEW_ROW);
+        }
+        let mut sets: Vec<String> = val_cols
+            .iter()
+            .map(|c| format!("{c} = {}", self.new_value(c)))
+            .collect();
+        sets.extend(
+            add_cols
+                .iter()
+                .map(|c| format!("{c} = {c} + {}", self.new_value(c))),
+        );
+        if sets.is_empty() {
+            // Nothing to overwrite: keep the statement valid and the existing row unchanged.
+            if let Some(k) = key_cols.first().or(cols.first()) {
+                sets.push(format!("{k} = {k}"));
+            }
+        }
+        sql.push_str(" ON DUPLICATE KEY UPDATE ");
+        sql.push_str(&sets.join(", "));
+        sql
+    }
+
+    /// `INSERT … ON DUPLICATE KEY UPDATE key = key` rather than `INSERT IGNORE` (which would also
+    /// downgrade truncation and NOT NULL errors to warnings). With `CLIENT_FOUND_ROWS` the matched
+    /// count is 1 whether the row was inserted or already existed.
+    fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String {
+        let mut sql = Self::insert_head(table, cols);
+        if let Some(k) = key_cols.first().or(cols.first()) {
+            sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {k} = {k}"));
+        }
+        sql
+    }
+
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    fn for_update_skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+}
+
+/// The 11 data tables of spec §6.1, indexes inline, free text and JSON as `LONGTEXT`.
+fn ddl(p: &str) -> Vec<String> {
+    const ID: &str = "VARCHAR(255)";
+    const ENUM: &str = "VARCHAR(32)";
+    const TXT: &str = "LONGTEXT";
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}sessions (\
+             session_id {ID} NOT NULL, \
+             created_at BIGINT NOT NULL, \
+             updated_at BIGINT NOT NULL, \
+             system_prompt {TXT} NULL, \
+             model {ID} NULL, \
+             config_json {TXT} NULL, \
+             status {ENUM} NOT NULL DEFAULT 'active', \
+             kind {ENUM} NOT NULL DEFAULT 'root', \
+             parent_session_id {ID} NULL, \
+             spawn_tool_call_id {ID} NULL, \
+             spawn_depth BIGINT NOT NULL DEFAULT 0, \
+             lifecycle {ENUM} NOT NULL DEFAULT 'ephemeral', \
+             metadata_json {TXT} NULL, \
+             PRIMARY KEY (session_id), \
+             KEY {p}idx_sessions_parent (parent_session_id)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}messages (\
+             session_id {ID} NOT NULL, \
+             seq BIGINT NOT NULL, \
+             role {ENUM} NOT NULL, \
+             name {ID} NULL, \
+             content {TXT} NULL, \
+             tool_calls_json {TXT} NULL, \
+             tool_call_id {ID} NULL, \
+             round_index BIGINT NULL, \
+             state {ENUM} NOT NULL DEFAULT 'active', \
+             meta_json {TXT} NULL, \
+             created_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, seq), \
+             KEY {p}idx_messages_session_state (session_id, state, seq)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}compactions (\
+             session_id {ID} NOT NULL, \
+             compact_seq BIGINT NOT NULL, \
+             note_seq BIGINT NOT NULL, \
+             from_seq BIGINT NOT NULL, \
+             to_seq BIGINT NOT NULL, \
+             before_tokens BIGINT NULL, \
+             after_tokens BIGINT NULL, \
+             round_index BIGINT NULL, \
+             created_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, compact_seq)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}usage_rounds (\
+             session_id {ID} NOT NULL, \
+             round_index BIGINT NOT NULL, \
+             prompt_tokens BIGINT NULL, \
+             completion_tokens BIGINT NULL, \
+             total_tokens BIGINT NULL, \
+             model {ID} NULL, \
+             created_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, round_index)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}session_state (\
+             session_id {ID} NOT NULL, \
+             next_seq BIGINT NOT NULL DEFAULT 1, \
+             round_index BIGINT NOT NULL DEFAULT 0, \
+             last_compact_seq BIGINT NOT NULL DEFAULT 0, \
+             pending_json {TXT} NULL, \
+             PRIMARY KEY (session_id)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}session_runtime_state (\
+             session_id {ID} NOT NULL, \
+             state_key {ID} NOT NULL, \
+             value_json {TXT} NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, state_key)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}shared_state (\
+             owner {ID} NOT NULL, \
+             state_key {ID} NOT NULL, \
+             value_json {TXT} NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (owner, state_key)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}background_tasks (\
+             session_id {ID} NOT NULL, \
+             task_id {ID} NOT NULL, \
+             command {TXT} NOT NULL, \
+             status {ENUM} NOT NULL, \
+             return_code BIGINT NULL, \
+             output_tail {TXT} NULL, \
+             output_path {TXT} NULL, \
+             last_seen_at BIGINT NOT NULL DEFAULT 0, \
+             created_at BIGINT NOT NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, task_id), \
+             KEY {p}idx_bgtasks_session_status (session_id, status, updated_at)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}session_stats (\
+             session_id {ID} NOT NULL, \
+             sends BIGINT NOT NULL DEFAULT 0, \
+             rounds BIGINT NOT NULL DEFAULT 0, \
+             llm_calls BIGINT NOT NULL DEFAULT 0, \
+             tool_calls BIGINT NOT NULL DEFAULT 0, \
+             prompt_tokens BIGINT NOT NULL DEFAULT 0, \
+             completion_tokens BIGINT NOT NULL DEFAULT 0, \
+             total_tokens BIGINT NOT NULL DEFAULT 0, \
+             first_send_at BIGINT NULL, \
+             last_send_at BIGINT NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}timers (\
+             session_id {ID} NOT NULL, \
+             timer_id BIGINT NOT NULL, \
+             due_at BIGINT NOT NULL, \
+             note {TXT} NOT NULL, \
+             status {ENUM} NOT NULL DEFAULT 'armed', \
+             interval_s BIGINT NULL, \
+             fire_count BIGINT NOT NULL DEFAULT 0, \
+             last_fired_at BIGINT NULL, \
+             created_at BIGINT NOT NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, timer_id), \
+             KEY {p}idx_timers_due (status, due_at)\
+             ) {TABLE_OPTS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {p}notes (\
+             session_id {ID} NOT NULL, \
+             note_id BIGINT NOT NULL, \
+             content {TXT} NOT NULL, \
+             pinned TINYINT NOT NULL DEFAULT 0, \
+             created_at BIGINT NOT NULL, \
+             updated_at BIGINT NOT NULL, \
+             PRIMARY KEY (session_id, note_id)\
+             ) {TABLE_OPTS}"
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavour_detection() {
+        let maria = MySqlDialect::for_server_version("10.11.19-MariaDB-0+deb12u1");
+        assert_eq!(maria.upsert_style(), UpsertStyle::ValuesFunction);
+        let old = MySqlDialect::for_server_version("8.0.18");
+        assert_eq!(old.upsert_style(), UpsertStyle::ValuesFunction);
+        let new = MySqlDialect::for_server_version("8.0.36-0ubuntu0.22.04.1");
+        assert_eq!(new.upsert_style(), UpsertStyle::RowAlias);
+        let lts = MySqlDialect::for_server_version("8.4.3");
+        assert_eq!(lts.upsert_style(), UpsertStyle::RowAlias);
+        let five = MySqlDialect::for_server_version("5.7.44-log");
+        assert_eq!(five.upsert_style(), UpsertStyle::ValuesFunction);
+    }
+
+    #[test]
+    fn upsert_values_function() {
+        let d = MySqlDialect::new(UpsertStyle::ValuesFunction);
+        let sql = d.upsert(
+            "pl_s",
+            &["session_id"],
+            &["updated_at"],
+            &["sends"],
+            &["first_send_at"],
+        );
+        assert_eq!(
+            sql,
+            "INSERT INTO pl_s (session_id, updated_at, sends, first_send_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE updated_at = VALUES(updated_at), sends = sends + VALUES(sends)"
+        );
+    }
+
+    #[test]
+    fn upsert_row_alias() {
+        let d = MySqlDialect::new(UpsertStyle::RowAlias);
+        let sql = d.upsert("pl_s", &["session_id"], &["updated_at"], &["sends"], &[]);
+        assert_eq!(
+            sql,
+            "INSERT INTO pl_s (session_id, updated_at, sends) VALUES (?, ?, ?) AS new_row \
+             ON DUPLICATE KEY UPDATE updated_at = new_row.updated_at, sends = sends + new_row.sends"
+        );
+    }
+
+    #[test]
+    fn insert_ignore_and_locks() {
+        let d = MySqlDialect::default();
+        assert_eq!(
+            d.insert_ignore("pl_schema_migrations", &["id", "version"], &["id"]),
+            "INSERT INTO pl_schema_migrations (id, version) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = id"
+        );
+        assert_eq!(d.for_update(), " FOR UPDATE");
+        assert_eq!(d.for_update_skip_locked(), " FOR UPDATE SKIP LOCKED");
+        assert_eq!(d.translate("SELECT ? FROM t"), "SELECT ? FROM t");
+        assert_eq!(d.name(), "mysql");
+    }
+
+    #[test]
+    fn ddl_shape() {
+        let ddl = MySqlDialect::default().ddl("x_");
+        assert_eq!(ddl.len(), 11);
+        assert!(
+            ddl.iter()
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS x_"))
+        );
+        assert!(ddl.iter().all(|s| s.ends_with(TABLE_OPTS)));
+        assert!(ddl.iter().all(|s| !s.contains(" TEXT")));
+        assert!(ddl[1].contains("content LONGTEXT NULL"));
+        assert!(
+            ddl[7].contains("KEY x_idx_bgtasks_session_status (session_id, status, updated_at)")
+        );
+    }
+}

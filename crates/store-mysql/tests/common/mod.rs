@@ -1,0 +1,67 @@
+//! Shared helpers for the MySQL integration tests.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use power_loop_store::backend::ConnectOptions;
+use power_loop_store::db::{Database, TxMode, Value};
+use power_loop_store_mysql::MySqlDatabase;
+
+/// The DSN of the test server, or `None` (after printing why) when the tests must be skipped.
+pub fn dsn() -> Option<String> {
+    match std::env::var("POWER_LOOP_TEST_MYSQL_DSN") {
+        Ok(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            eprintln!(
+                "skipped: POWER_LOOP_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)"
+            );
+            None
+        }
+    }
+}
+
+/// A table prefix unique to this process and call.
+pub fn prefix(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("t{}{}_{n}_", tag, std::process::id() % 100_000)
+}
+
+pub async fn connect(dsn: &str) -> MySqlDatabase {
+    MySqlDatabase::connect(dsn, &ConnectOptions::default())
+        .await
+        .expect("connect")
+}
+
+/// Runs one statement in its own transaction.
+pub async fn exec(db: &dyn Database, sql: &str, params: Vec<Value>) -> u64 {
+    let sql = sql.to_owned();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let o = out.clone();
+    db.transact(
+        TxMode::Write,
+        Box::new(move |tx| {
+            *o.lock().unwrap() = tx.execute(&sql, &params)?;
+            Ok(())
+        }),
+    )
+    .await
+    .expect("exec");
+    let n = *out.lock().unwrap();
+    n
+}
+
+/// Drops every table whose name starts with `prefix`.
+pub async fn drop_prefixed(db: &MySqlDatabase, prefix: &str) {
+    let rows = db
+        .fetch_all(
+            "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE CONCAT(?, '%')",
+            &[Value::Text(prefix.replace('_', "\\_"))],
+        )
+        .await
+        .unwrap_or_default();
+    for r in rows {
+        let t = r.text("t").unwrap();
+        let _ = db.execute(&format!("DROP TABLE IF EXISTS {t}"), &[]).await;
+    }
+}
