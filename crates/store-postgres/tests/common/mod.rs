@@ -1,0 +1,141 @@
+//! Shared helpers for the PostgreSQL integration tests (real server via POWER_LOOP_TEST_PG_DSN).
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use power_loop_contracts::Result;
+use power_loop_store::backend::ConnectOptions;
+use power_loop_store::db::{Database, Row, TxMode, Value};
+use power_loop_store_postgres::PostgresDatabase;
+
+/// The test DSN, or `None` (after printing why the test is skipped).
+pub fn dsn(test: &str) -> Option<String> {
+    match std::env::var("POWER_LOOP_TEST_PG_DSN") {
+        Ok(d) if !d.trim().is_empty() => Some(d),
+        _ => {
+            eprintln!(
+                "skipping {test}: POWER_LOOP_TEST_PG_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            None
+        }
+    }
+}
+
+/// A name unique to this process and call, usable as a table name or prefix.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "plt_{tag}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 100_000
+    )
+}
+
+pub fn options(pool: usize) -> ConnectOptions {
+    let mut o = ConnectOptions::default();
+    o.pool_max_size = pool;
+    o.connect_timeout_ms = 5_000;
+    o
+}
+
+pub async fn open(dsn: &str) -> PostgresDatabase {
+    PostgresDatabase::connect(dsn, &options(4))
+        .await
+        .expect("connect to the test server")
+}
+
+/// Runs one query in its own read transaction.
+pub async fn query(db: &dyn Database, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let o = Arc::clone(&out);
+    let sql = sql.to_owned();
+    db.transact(
+        TxMode::Read,
+        Box::new(move |tx| {
+            *o.lock().unwrap() = tx.fetch_all(&sql, &params)?;
+            Ok(())
+        }),
+    )
+    .await?;
+    let rows = std::mem::take(&mut *out.lock().unwrap());
+    Ok(rows)
+}
+
+/// Runs one statement in its own write transaction; returns the matched-row count.
+pub async fn exec(db: &dyn Database, sql: &str, params: Vec<Value>) -> Result<u64> {
+    let out = Arc::new(Mutex::new(0));
+    let o = Arc::clone(&out);
+    let sql = sql.to_owned();
+    db.transact(
+        TxMode::Write,
+        Box::new(move |tx| {
+            *o.lock().unwrap() = tx.execute(&sql, &params)?;
+            Ok(())
+        }),
+    )
+    .await?;
+    let n = *out.lock().unwrap();
+    Ok(n)
+}
+
+/// One integer from a single-row, single-column query.
+pub async fn scalar(db: &dyn Database, sql: &str, params: Vec<Value>) -> i64 {
+    let rows = query(db, sql, params).await.expect("scalar query");
+    match rows.first().map(|r| r.values()[0].clone()) {
+        Some(Value::Int(v)) => v,
+        other => panic!("expected one integer from {sql}, got {other:?}"),
+    }
+}
+
+/// A key=value DSN for the same server as `dsn` with another user / database / port.
+pub fn variant(
+    dsn: &str,
+    user: Option<&str>,
+    password: Option<&str>,
+    dbname: Option<&str>,
+    port: Option<u16>,
+) -> String {
+    use std::str::FromStr;
+    let cfg = tokio_postgres::Config::from_str(dsn).expect("test DSN parses");
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = port
+        .or_else(|| cfg.get_ports().first().copied())
+        .unwrap_or(5432);
+    let user = user
+        .map(str::to_owned)
+        .or_else(|| cfg.get_user().map(str::to_owned))
+        .unwrap_or_else(|| "postgres".into());
+    let dbname = dbname
+        .map(str::to_owned)
+        .or_else(|| cfg.get_dbname().map(str::to_owned))
+        .unwrap_or_else(|| "postgres".into());
+    let mut s = format!("host={host} port={port} user={user} dbname={dbname} connect_timeout=3");
+    if let Some(p) = password.map(str::to_owned).or_else(|| {
+        if user_is_same(&cfg, &user) {
+            cfg.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        } else {
+            None
+        }
+    }) {
+        s.push_str(&format!(" password={p}"));
+    }
+    s
+}
+
+fn user_is_same(cfg: &tokio_postgres::Config, user: &str) -> bool {
+    cfg.get_user() == Some(user)
+}
+
+pub async fn drop_table(db: &dyn Database, table: &str) {
+    let _ = exec(db, &format!("DROP TABLE IF EXISTS {table}"), vec![]).await;
+}
