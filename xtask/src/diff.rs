@@ -52,9 +52,10 @@ impl ApiDiff {
     }
 }
 
-/// Key of a public-API line as printed by the `public-api` crate: the item path (first token
-/// containing `::`, cut before any `(`, `<`, `{`, `=` or single `:`), so `pub fn a::f(u32)` and
-/// `pub const fn a::f(u64)` share the key `a::f`. `impl` blocks are keyed by their whole text:
+/// Key of a public-API line as printed by the `public-api` crate: the item path (from the first
+/// token containing `::`, cut before any `(`, `{`, `=`, `,`, space or single `:`, and before a `<`
+/// that does not open generics of a path segment such as `Arc<T>::method`), so `pub fn a::f(u32)`
+/// and `pub const fn a::f(u64)` share the key `a::f`. `impl` blocks are keyed by their whole text:
 /// an impl is either there or not.
 pub fn api_item_key(line: &str) -> &str {
     let line = line.trim();
@@ -64,25 +65,50 @@ pub fn api_item_key(line: &str) -> &str {
     let Some(token) = line.split_whitespace().find(|t| t.contains("::")) else {
         return line;
     };
-    let bytes = token.as_bytes();
-    let mut end = token.len();
+    let Some(offset) = line.find(token) else {
+        return line;
+    };
+    let path = &line[offset..];
+    let bytes = path.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'(' | b'<' | b'{' | b'=' | b',' | b')' => {
-                end = i;
-                break;
+            b'<' => match matching_angle(bytes, i) {
+                Some(close) if path[close + 1..].starts_with("::") => {
+                    i = close + 3;
+                    continue;
+                }
+                _ => return &path[..i],
+            },
+            b':' if bytes.get(i + 1) == Some(&b':') => {
+                i += 2;
+                continue;
             }
-            b':' if bytes.get(i + 1) == Some(&b':') => i += 1,
-            b':' => {
-                end = i;
-                break;
-            }
+            b':' | b'(' | b'{' | b'=' | b',' | b')' | b' ' => return &path[..i],
             _ => {}
         }
         i += 1;
     }
-    &token[..end]
+    path
+}
+
+/// Index of the `>` closing the `<` at `open` (ignoring the `>` of `->`).
+fn matching_angle(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, &b) in bytes.iter().enumerate().skip(open) {
+        match b {
+            b'<' => depth += 1,
+            b'>' if i > 0 && bytes[i - 1] == b'-' => {}
+            b'>' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Key of an error-code line `Variant = "code"`: the variant name.
@@ -258,6 +284,19 @@ mod tests {
         assert_eq!(api_item_key("pub mod a::m"), "a::m");
         assert_eq!(api_item_key("impl a::T for a::S"), "impl a::T for a::S");
         assert_eq!(api_item_key("no path here"), "no path here");
+        assert_eq!(
+            api_item_key("pub fn alloc::sync::Arc<T>::complete(&self, a::R) -> a::F<'_, u8>"),
+            "alloc::sync::Arc<T>::complete"
+        );
+        assert_eq!(
+            api_item_key("pub fn a::S<K, V>::get(&self) -> Box<dyn Fn() -> u32>"),
+            "a::S<K, V>::get"
+        );
+        assert_eq!(api_item_key("#[non_exhaustive] pub enum a::E"), "a::E");
+        assert_eq!(
+            api_item_key("pub fn a::Hook::f<'a>(&'a self)"),
+            "a::Hook::f"
+        );
     }
 
     #[test]

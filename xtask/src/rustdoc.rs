@@ -70,7 +70,7 @@ pub fn build_rustdoc_json(target: &RustdocTarget) -> Result<PathBuf, XtaskError>
     }
     let mut cmd = Command::new(cargo_bin());
     cmd.env("RUSTC_BOOTSTRAP", "1")
-        .args(["rustdoc", "--quiet", "--lib", "--manifest-path"])
+        .args(["rustdoc", "--lib", "--manifest-path"])
         .arg(&target.manifest_path)
         .args(["--package", &target.package]);
     if target.all_features {
@@ -96,7 +96,8 @@ pub fn build_rustdoc_json(target: &RustdocTarget) -> Result<PathBuf, XtaskError>
 }
 
 /// Reads a rustdoc JSON file and renders every public item as one line (blanket impls, auto-trait
-/// impls and auto-derived impls omitted; parameter names omitted), sorted.
+/// impls and auto-derived impls omitted; parameter names omitted), sorted and deduplicated (an
+/// item reachable by two paths, e.g. a module and a root re-export, renders its impls twice).
 pub fn public_api_lines(json: &Path) -> Result<Vec<String>, XtaskError> {
     let api = public_api::Builder::from_rustdoc_json(json)
         .omit_blanket_impls(true)
@@ -112,6 +113,7 @@ pub fn public_api_lines(json: &Path) -> Result<Vec<String>, XtaskError> {
         })?;
     let mut lines: Vec<String> = api.items().map(ToString::to_string).collect();
     lines.sort();
+    lines.dedup();
     Ok(lines)
 }
 
