@@ -1,10 +1,60 @@
-//! LLM providers.
+//! LLM providers for power-loop, and the middleware that wraps them.
 //!
 //! # Owns
-//! OpenAI-compatible and Anthropic transports, the scripted model, retry/timeout layers.
+//! - [`openai`] (feature `openai`): the OpenAI-compatible chat-completions transport for any base
+//!   URL (OpenAI, vLLM, Ollama, LM Studio, DeepSeek, …), with capability detection.
+//! - [`anthropic`] (feature `anthropic`): the native Anthropic Messages transport (streaming).
+//! - [`scripted`]: [`ScriptedLlm`], an offline model driven by a script (tests, examples, the
+//!   CLI's offline mode, benchmarks).
+//! - [`config`]: [`LlmProviderConfig`], [`LlmProviderConfig::from_env`] and the factories
+//!   [`create_llm_service_from_config`] / [`create_llm_service_from_env`].
+//! - [`retry`] and [`layers`]: provider-aware retry ([`RetryPolicy`]), per-call timeout and a
+//!   concurrency limit as tower layers around `Arc<dyn LlmService>`, erased back into an
+//!   `Arc<dyn LlmService>` by [`LlmStack`].
+//! - [`json`]: extraction of a JSON object from model text.
 //!
 //! # Must not import
-//! The store, tools or agent crates.
+//! The store, tools, agent or workflow crates. Providers contain no retry code: retry lives in
+//! [`retry`] only (one retry layer per call; the HTTP client never retries on its own).
+//!
+//! # Seams
+//! Implements [`power_loop_contracts::LlmService`] for every provider; [`LlmTowerService`] adapts any
+//! `Arc<dyn LlmService>` to `tower::Service<LlmRequest>` so callers can add their own layers.
+//!
+//! # Feature flags
+//! - `openai` (default): OpenAI-compatible transport (reqwest + eventsource-stream, rustls/ring).
+//! - `anthropic`: native Anthropic transport (same HTTP stack).
+//! - the scripted model, config, retry and layers are always available (no HTTP dependency).
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
+//! Option structs are `#[non_exhaustive]` with `Default` + builder methods.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod config;
+pub mod json;
+pub mod layers;
+pub mod retry;
+pub mod scripted;
+mod util;
+
+#[cfg(feature = "http")]
+mod http;
+
+#[cfg(feature = "anthropic")]
+pub mod anthropic;
+#[cfg(feature = "openai")]
+pub mod openai;
+
+pub use config::{
+    CapabilityOverrides, LlmProviderConfig, ProviderKind, create_llm_service_from_config,
+    create_llm_service_from_env, create_raw_llm_service,
+};
+pub use layers::{LlmStack, LlmTowerService};
+pub use retry::{RetryEvent, RetryPolicy, is_retryable_code};
+pub use scripted::{Fallback, ScriptedLlm, Step};
+
+#[cfg(feature = "anthropic")]
+pub use anthropic::{AnthropicConfig, AnthropicLlm};
+#[cfg(feature = "openai")]
+pub use openai::{OpenAiConfig, OpenAiLlm, resolve_capabilities};

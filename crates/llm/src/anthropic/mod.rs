@@ -1,0 +1,207 @@
+//! The native Anthropic Messages API, streaming, over reqwest + eventsource-stream.
+//!
+//! `POST {base}/v1/messages` where `{base}` is `base_url` without a trailing `/` and without a
+//! trailing `/v1` (so both `https://api.anthropic.com` and `https://api.anthropic.com/v1` work).
+//! Headers: `x-api-key`, `anthropic-version: 2023-06-01` (configurable), `content-type:
+//! application/json`, `accept: text/event-stream`. The body is described on the `build_body` rules
+//! in this module's source (`body.rs`); structured output is an instruction appended to the system
+//! prompt, since the API has no `response_format`.
+//!
+//! Streaming events: `message_start` (id, model, input and cache usage), `content_block_start`
+//! (text / tool_use with id + name / thinking), `content_block_delta` (`text_delta`,
+//! `input_json_delta`, `thinking_delta`), `content_block_stop`, `message_delta` (stop reason,
+//! output usage), `message_stop` (→ the final chunk), `ping` (ignored), `error`
+//! (`overloaded_error` → `llm.overloaded`, `rate_limit_error` → `llm.rate_limited`, else
+//! `llm.provider_error`); unknown events are ignored. No `message_stop` → `llm.stream_incomplete`.
+//! Usage: `prompt_tokens` = input + cache-read + cache-creation tokens, `prompt_cached_tokens` =
+//! cache-read tokens, `completion_tokens` = output tokens.
+
+mod body;
+mod parse;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use power_loop_contracts::{
+    BoxFuture, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
+};
+
+use crate::http;
+use crate::util::{run_cancellable, with_cancel};
+
+/// The `anthropic-version` header value sent by default.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Configuration of the Anthropic transport.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AnthropicConfig {
+    /// API base URL, e.g. `https://api.anthropic.com` (a trailing `/v1` is tolerated).
+    pub base_url: String,
+    /// The `x-api-key` credential.
+    pub api_key: String,
+    /// Model used when the request names none.
+    pub model: String,
+    /// Connect / idle-read timeout of one HTTP request, in seconds (default 180).
+    pub timeout_s: f64,
+    /// `max_tokens` when the request sets none (default 8000; the API requires the field).
+    pub max_tokens: u32,
+    /// Temperature when the request sets none (default 0.0).
+    pub temperature: f64,
+    /// The `anthropic-version` header (default [`ANTHROPIC_VERSION`]).
+    pub anthropic_version: String,
+}
+
+impl AnthropicConfig {
+    /// A config with defaults.
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Self {
+        AnthropicConfig {
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            model: model.into(),
+            timeout_s: 180.0,
+            max_tokens: 8000,
+            temperature: 0.0,
+            anthropic_version: ANTHROPIC_VERSION.into(),
+        }
+    }
+    /// Sets the per-request timeout (seconds).
+    pub fn with_timeout_s(mut self, s: f64) -> Self {
+        self.timeout_s = s;
+        self
+    }
+    /// Sets the default `max_tokens`.
+    pub fn with_max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = n;
+        self
+    }
+    /// Sets the default temperature.
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = t;
+        self
+    }
+    /// Sets the `anthropic-version` header.
+    pub fn with_anthropic_version(mut self, v: impl Into<String>) -> Self {
+        self.anthropic_version = v.into();
+        self
+    }
+}
+
+/// The Anthropic Messages service.
+#[derive(Debug, Clone)]
+pub struct AnthropicLlm {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: AnthropicConfig,
+    url: String,
+    client: reqwest::Client,
+}
+
+/// `{base}/v1/messages` with a trailing `/` and `/v1` of `base` removed.
+fn messages_url(base: &str) -> String {
+    let b = base.trim_end_matches('/');
+    let b = b.strip_suffix("/v1").unwrap_or(b);
+    format!("{b}/v1/messages")
+}
+
+impl AnthropicLlm {
+    /// Builds the service (no network I/O happens here).
+    pub fn new(cfg: AnthropicConfig) -> Result<Self> {
+        let timeout = crate::config::duration_from_secs("timeout_s", cfg.timeout_s)?;
+        let client = http::build_client(timeout)?;
+        let url = messages_url(&cfg.base_url);
+        Ok(AnthropicLlm {
+            inner: Arc::new(Inner { cfg, url, client }),
+        })
+    }
+
+    /// The JSON body this service sends for `request`.
+    pub fn request_body(&self, request: &LlmRequest) -> serde_json::Value {
+        body::build_body(&self.inner.cfg, request)
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+}
+
+/// Decodes a Messages API SSE byte stream into chunks. Public for replaying recorded streams and
+/// for fuzzing.
+pub fn decode_stream<S, E>(bytes: S) -> LlmStream
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    crate::util::fuse_on_error(http::decode(
+        "Anthropic",
+        bytes,
+        parse::AnthropicSseParser::default(),
+    ))
+}
+
+impl LlmService for AnthropicLlm {
+    fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let body = body::build_body(&inner.cfg, &request);
+            let cancel = request.cancel.clone();
+            let send = async {
+                let resp = inner
+                    .client
+                    .post(&inner.url)
+                    .header("x-api-key", &inner.cfg.api_key)
+                    .header("anthropic-version", &inner.cfg.anthropic_version)
+                    .header("accept", "text/event-stream")
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| http::send_error("Anthropic", &inner.url, e))?;
+                if !resp.status().is_success() {
+                    return Err(http::status_error("Anthropic", resp).await);
+                }
+                Ok(resp)
+            };
+            let resp = run_cancellable(cancel.as_ref(), "before the model answered", send).await?;
+            Ok(with_cancel(decode_stream(http::body_stream(resp)), cancel))
+        })
+    }
+
+    fn capabilities(&self) -> ProviderCapabilities {
+        ProviderCapabilities::new("anthropic")
+            .with_image_input(true)
+            .with_json_schema(false)
+            .with_reasoning(true)
+    }
+
+    fn model_name(&self) -> String {
+        self.inner.cfg.model.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_joining() {
+        assert_eq!(
+            super::messages_url("https://api.anthropic.com"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            super::messages_url("https://api.anthropic.com/v1/"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            super::messages_url("http://h:1/proxy"),
+            "http://h:1/proxy/v1/messages"
+        );
+    }
+}

@@ -1,0 +1,421 @@
+//! Provider configuration, `from_env()` and the service factories (spec §6.3, §6.4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use power_loop_contracts::{Error, LlmService, ProviderCapabilities, Result};
+
+use crate::layers::LlmStack;
+use crate::retry::RetryPolicy;
+use crate::scripted::{Fallback, ScriptedLlm};
+
+/// Which transport a provider routing key selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// `echo` / `stub` / `scripted`: the offline [`ScriptedLlm`] echoing the last user message.
+    Echo,
+    /// `anthropic` / `claude` / `dashscope-anthropic`: the native Anthropic transport.
+    Anthropic,
+    /// Anything else: the OpenAI-compatible transport.
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    /// Routes a provider key (case- and whitespace-insensitive).
+    pub fn from_key(key: &str) -> ProviderKind {
+        match key.trim().to_ascii_lowercase().as_str() {
+            "echo" | "stub" | "scripted" => ProviderKind::Echo,
+            "anthropic" | "claude" | "dashscope-anthropic" => ProviderKind::Anthropic,
+            _ => ProviderKind::OpenAiCompatible,
+        }
+    }
+}
+
+/// Per-field overrides of detected capabilities (`None` keeps the detected value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CapabilityOverrides {
+    /// Image content parts.
+    pub supports_image_input: Option<bool>,
+    /// `data:` image URLs.
+    pub supports_data_url: Option<bool>,
+    /// Tool calling.
+    pub supports_tools: Option<bool>,
+    /// Streaming.
+    pub supports_stream: Option<bool>,
+}
+
+impl CapabilityOverrides {
+    /// Applies the set fields over `caps`.
+    pub fn apply(&self, mut caps: ProviderCapabilities) -> ProviderCapabilities {
+        if let Some(v) = self.supports_image_input {
+            caps.supports_image_input = v;
+        }
+        if let Some(v) = self.supports_data_url {
+            caps.supports_data_url = v;
+        }
+        if let Some(v) = self.supports_tools {
+            caps.supports_tools = v;
+        }
+        if let Some(v) = self.supports_stream {
+            caps.supports_stream = v;
+        }
+        caps
+    }
+}
+
+/// The one provider configuration shape callers target.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LlmProviderConfig {
+    /// Routing key (`openai` default; see [`ProviderKind::from_key`]).
+    pub provider: String,
+    /// Endpoint base URL (required).
+    pub base_url: String,
+    /// Credential (required).
+    pub api_key: String,
+    /// Model name (required).
+    pub model: String,
+    /// Per-HTTP-request connect/idle-read timeout in seconds (default 180).
+    pub timeout_s: f64,
+    /// Default reply token cap (default 8000).
+    pub max_tokens: u32,
+    /// Default temperature (default 0.0).
+    pub temperature: f64,
+    /// Retries after the first attempt (default 3 → 4 attempts).
+    pub max_retries: u32,
+    /// Echo provider: fixed reply instead of echoing.
+    pub echo_reply: Option<String>,
+    /// Echo provider: artificial latency in seconds.
+    pub echo_sleep_s: Option<f64>,
+    /// Capability overrides (OpenAI-compatible transport).
+    pub capability_overrides: CapabilityOverrides,
+}
+
+impl Default for LlmProviderConfig {
+    fn default() -> Self {
+        LlmProviderConfig {
+            provider: "openai".into(),
+            base_url: String::new(),
+            api_key: String::new(),
+            model: String::new(),
+            timeout_s: 180.0,
+            max_tokens: 8000,
+            temperature: 0.0,
+            max_retries: 3,
+            echo_reply: None,
+            echo_sleep_s: None,
+            capability_overrides: CapabilityOverrides::default(),
+        }
+    }
+}
+
+impl LlmProviderConfig {
+    /// A config with the three required fields and defaults for the rest.
+    pub fn new(
+        provider: impl Into<String>,
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Self {
+        LlmProviderConfig {
+            provider: provider.into(),
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            model: model.into(),
+            ..Default::default()
+        }
+    }
+    /// Sets the timeout (seconds).
+    pub fn with_timeout_s(mut self, s: f64) -> Self {
+        self.timeout_s = s;
+        self
+    }
+    /// Sets the default token cap.
+    pub fn with_max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = n;
+        self
+    }
+    /// Sets the default temperature.
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = t;
+        self
+    }
+    /// Sets the retry count.
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+    /// Sets capability overrides.
+    pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
+        self.capability_overrides = o;
+        self
+    }
+
+    /// The transport the routing key selects.
+    pub fn kind(&self) -> ProviderKind {
+        ProviderKind::from_key(&self.provider)
+    }
+
+    /// Whether the three required fields are set.
+    pub fn is_ready(&self) -> bool {
+        self.missing_fields().is_empty()
+    }
+
+    fn missing_fields(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.base_url.trim().is_empty() {
+            missing.push("base_url");
+        }
+        if self.api_key.trim().is_empty() {
+            missing.push("api_key");
+        }
+        if self.model.trim().is_empty() {
+            missing.push("model");
+        }
+        missing
+    }
+
+    /// Checks the config: `config.invalid` naming every missing required field, or a bad number.
+    pub fn validate(&self) -> Result<()> {
+        if self.kind() != ProviderKind::Echo {
+            let missing = self.missing_fields();
+            if !missing.is_empty() {
+                return Err(Error::config(format!(
+                    "LLM provider config is missing required field(s): {}; set them (or POWER_LOOP_BASE_URL / POWER_LOOP_API_KEY / POWER_LOOP_MODEL)",
+                    missing.join(", ")
+                ))
+                .with_detail("missing", missing));
+            }
+        }
+        duration_from_secs("timeout_s", self.timeout_s)?;
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return Err(Error::config(format!(
+                "temperature must be a finite number >= 0, got {}",
+                self.temperature
+            ))
+            .with_detail("field", "temperature"));
+        }
+        Ok(())
+    }
+
+    /// The retry policy this config implies (`max_retries + 1` attempts, default delays).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default().with_max_attempts(self.max_retries.saturating_add(1))
+    }
+
+    /// Reads the config from the process environment (prefix `POWER_LOOP`, fallback prefix
+    /// `OPENAI_COMPAT`); see [`from_lookup`](Self::from_lookup).
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup("POWER_LOOP", "OPENAI_COMPAT", |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Reads the config through `lookup` (a variable name → value function, e.g. a map in tests).
+    ///
+    /// For each suffix, `{prefix}_{SUFFIX}` if set and non-empty, else `{fallback}_{SUFFIX}`, else
+    /// the default. Suffixes: `BASE_URL`, `API_KEY`, `MODEL` (required unless the provider is
+    /// `echo`/`stub`, which fills `echo://local` / `echo` / `echo`), `PROVIDER`, `TIMEOUT_S`,
+    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_SLEEP`, and
+    /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_TOOLS` / `SUPPORTS_STREAM`
+    /// (`1/true/yes/on`, `0/false/no/off`). A missing required variable or an unparsable value is a
+    /// `config.invalid` error naming the variable(s).
+    pub fn from_lookup(
+        prefix: &str,
+        fallback_prefix: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let get = |suffix: &str| -> Option<(String, String)> {
+            for p in [prefix, fallback_prefix] {
+                if p.is_empty() {
+                    continue;
+                }
+                let name = format!("{p}_{suffix}");
+                if let Some(v) = lookup(&name).filter(|v| !v.trim().is_empty()) {
+                    return Some((name, v.trim().to_owned()));
+                }
+            }
+            None
+        };
+        let mut cfg = LlmProviderConfig::default();
+        if let Some((_, v)) = get("PROVIDER") {
+            cfg.provider = v;
+        }
+        let echo = cfg.kind() == ProviderKind::Echo;
+        let mut missing = Vec::new();
+        for (suffix, default) in [
+            ("BASE_URL", "echo://local"),
+            ("API_KEY", "echo"),
+            ("MODEL", "echo"),
+        ] {
+            let value = match get(suffix) {
+                Some((_, v)) => v,
+                None if echo => default.to_owned(),
+                None => {
+                    missing.push(format!("{prefix}_{suffix}"));
+                    String::new()
+                }
+            };
+            match suffix {
+                "BASE_URL" => cfg.base_url = value,
+                "API_KEY" => cfg.api_key = value,
+                _ => cfg.model = value,
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::config(format!(
+                "missing environment variable(s): {} (or the {fallback_prefix}_* fallbacks); set them to configure the LLM provider",
+                missing.join(", ")
+            ))
+            .with_detail("missing", missing));
+        }
+        if let Some((n, v)) = get("TIMEOUT_S") {
+            cfg.timeout_s = parse_num(&n, &v)?;
+        }
+        if let Some((n, v)) = get("MAX_TOKENS") {
+            cfg.max_tokens = parse_num(&n, &v)?;
+        }
+        if let Some((n, v)) = get("TEMPERATURE") {
+            cfg.temperature = parse_num(&n, &v)?;
+        }
+        if let Some((n, v)) = get("MAX_RETRIES") {
+            cfg.max_retries = parse_num(&n, &v)?;
+        }
+        cfg.echo_reply = get("ECHO_REPLY").map(|(_, v)| v);
+        if let Some((n, v)) = get("ECHO_SLEEP") {
+            cfg.echo_sleep_s = Some(parse_num(&n, &v)?);
+        }
+        let mut o = CapabilityOverrides::default();
+        for (suffix, slot) in [
+            ("SUPPORTS_IMAGE_INPUT", &mut o.supports_image_input),
+            ("SUPPORTS_DATA_URL", &mut o.supports_data_url),
+            ("SUPPORTS_TOOLS", &mut o.supports_tools),
+            ("SUPPORTS_STREAM", &mut o.supports_stream),
+        ] {
+            if let Some((n, v)) = get(suffix) {
+                *slot = Some(parse_bool(&n, &v)?);
+            }
+        }
+        cfg.capability_overrides = o;
+        cfg.validate().map_err(|e| {
+            Error::config(format!("{} (from the environment)", e.message())).with_source(e)
+        })?;
+        Ok(cfg)
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value.parse::<T>().map_err(|_| {
+        Error::config(format!(
+            "environment variable {name}={value:?} is not a valid number of the expected kind; fix or unset it"
+        ))
+        .with_detail("variable", name)
+        .with_detail("value", value)
+    })
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(format!(
+            "environment variable {name}={value:?} is not a boolean (use 1/true/yes/on or 0/false/no/off)"
+        ))
+        .with_detail("variable", name)
+        .with_detail("value", value)),
+    }
+}
+
+/// A positive, finite number of seconds as a [`Duration`] (`config.invalid` otherwise).
+pub(crate) fn duration_from_secs(field: &str, s: f64) -> Result<Duration> {
+    if !s.is_finite() || s <= 0.0 || s > 1.0e9 {
+        return Err(Error::config(format!(
+            "{field} must be a positive number of seconds, got {s}"
+        ))
+        .with_detail("field", field));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Builds the bare provider service for `cfg` (no retry/timeout layers).
+pub fn create_raw_llm_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    cfg.validate()?;
+    match cfg.kind() {
+        ProviderKind::Echo => {
+            let fallback = match &cfg.echo_reply {
+                Some(r) => Fallback::Text(r.clone()),
+                None => Fallback::Echo,
+            };
+            let mut llm = ScriptedLlm::new()
+                .fallback(fallback)
+                .with_model(cfg.model.clone())
+                .record_requests(false);
+            if let Some(s) = cfg.echo_sleep_s.filter(|s| *s > 0.0) {
+                llm = llm.with_delay(duration_from_secs("echo_sleep_s", s)?);
+            }
+            Ok(Arc::new(llm))
+        }
+        ProviderKind::Anthropic => anthropic_service(cfg),
+        ProviderKind::OpenAiCompatible => openai_service(cfg),
+    }
+}
+
+#[cfg(feature = "anthropic")]
+fn anthropic_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    let c = crate::anthropic::AnthropicConfig::new(&cfg.base_url, &cfg.api_key, &cfg.model)
+        .with_timeout_s(cfg.timeout_s)
+        .with_max_tokens(cfg.max_tokens)
+        .with_temperature(cfg.temperature);
+    Ok(Arc::new(crate::anthropic::AnthropicLlm::new(c)?))
+}
+
+#[cfg(not(feature = "anthropic"))]
+fn anthropic_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    Err(Error::config(format!(
+        "provider `{}` needs the `anthropic` cargo feature of power-loop-llm (or power-loop); rebuild with it enabled",
+        cfg.provider
+    )))
+}
+
+#[cfg(feature = "openai")]
+fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    let c = crate::openai::OpenAiConfig::new(&cfg.base_url, &cfg.api_key, &cfg.model)
+        .with_timeout_s(cfg.timeout_s)
+        .with_max_tokens(cfg.max_tokens)
+        .with_temperature(cfg.temperature)
+        .with_capability_overrides(cfg.capability_overrides);
+    Ok(Arc::new(crate::openai::OpenAiLlm::new(c)?))
+}
+
+#[cfg(not(feature = "openai"))]
+fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    Err(Error::config(format!(
+        "provider `{}` needs the `openai` cargo feature of power-loop-llm (or power-loop); rebuild with it enabled",
+        cfg.provider
+    )))
+}
+
+/// Builds the provider for `cfg` wrapped in the default stack: per-call timeout
+/// (`timeout_s × attempts`), one retry layer ([`LlmProviderConfig::retry_policy`]) and no
+/// concurrency limit. The echo provider is returned without layers.
+pub fn create_llm_service_from_config(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
+    let raw = create_raw_llm_service(cfg)?;
+    if cfg.kind() == ProviderKind::Echo {
+        return Ok(raw);
+    }
+    let policy = cfg.retry_policy();
+    let per_call = Duration::from_secs_f64(cfg.timeout_s)
+        .saturating_mul(policy.max_attempts.max(1))
+        .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
+    Ok(LlmStack::new()
+        .retry(policy)
+        .call_timeout(per_call)
+        .wrap(raw))
+}
+
+/// [`LlmProviderConfig::from_env`] + [`create_llm_service_from_config`].
+pub fn create_llm_service_from_env() -> Result<Arc<dyn LlmService>> {
+    create_llm_service_from_config(&LlmProviderConfig::from_env()?)
+}

@@ -1,0 +1,188 @@
+//! OpenAI-compatible chat completions over HTTP + SSE, for any base URL.
+//!
+//! `POST {base_url}/chat/completions` (the base URL normally ends in `/v1`; exactly one `/` joins
+//! them), headers `Authorization: Bearer {api_key}`, `Content-Type: application/json`,
+//! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream.
+//!
+//! Transport choice: reqwest + eventsource-stream rather than async-openai's `byot` streaming, so
+//! the transport sees every SSE byte (a stream without `[DONE]` or without a `finish_reason` is an
+//! `llm.stream_incomplete` error, never a complete answer), keeps the HTTP status and the
+//! `Retry-After` / `retry-after-ms` headers for the retry layer, parses leniently from
+//! `serde_json::Value`, and never retries on its own (the SDK's built-in retries would multiply with
+//! ours, spec §10.11). The request body is built as JSON by [`build_body`](self) rules below.
+//!
+//! Body (conservative): `extra` first, then `model`, `messages` (no `"content": null`: an
+//! assistant message that only calls tools has no `content` key), `temperature`, `max_tokens`
+//! (`max_completion_tokens` and no default temperature for o1/o3/o4 models), `stream: true`,
+//! `stream_options: {"include_usage": true}`, `tools` + `tool_choice` only when tools exist,
+//! `response_format` verbatim, `reason` when set, then `extra["extra_body"]` merged on top.
+
+mod body;
+mod capabilities;
+mod parse;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use power_loop_contracts::{
+    BoxFuture, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
+};
+
+pub use capabilities::resolve_capabilities;
+
+use crate::config::CapabilityOverrides;
+use crate::http;
+use crate::util::{run_cancellable, with_cancel};
+
+/// Configuration of the OpenAI-compatible transport.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OpenAiConfig {
+    /// Endpoint base URL, normally ending in `/v1` (e.g. `https://api.openai.com/v1`).
+    pub base_url: String,
+    /// Bearer credential.
+    pub api_key: String,
+    /// Model used when the request names none.
+    pub model: String,
+    /// Connect / idle-read timeout of one HTTP request, in seconds (default 180).
+    pub timeout_s: f64,
+    /// Reply token cap used when the request sets none; 0 omits the field (default 8000).
+    pub max_tokens: u32,
+    /// Temperature used when the request sets none (default 0.0).
+    pub temperature: f64,
+    /// Capability overrides applied over the model-prefix table.
+    pub capability_overrides: CapabilityOverrides,
+}
+
+impl OpenAiConfig {
+    /// A config with the defaults of spec §6.3.
+    pub fn new(
+        base_url: impl Into<String>,
+        api_key: impl Into<String>,
+        model: impl Into<String>,
+    ) -> Self {
+        OpenAiConfig {
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            model: model.into(),
+            timeout_s: 180.0,
+            max_tokens: 8000,
+            temperature: 0.0,
+            capability_overrides: CapabilityOverrides::default(),
+        }
+    }
+    /// Sets the per-request timeout (seconds).
+    pub fn with_timeout_s(mut self, s: f64) -> Self {
+        self.timeout_s = s;
+        self
+    }
+    /// Sets the default reply token cap (0 = omit).
+    pub fn with_max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = n;
+        self
+    }
+    /// Sets the default temperature.
+    pub fn with_temperature(mut self, t: f64) -> Self {
+        self.temperature = t;
+        self
+    }
+    /// Sets capability overrides.
+    pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
+        self.capability_overrides = o;
+        self
+    }
+}
+
+/// The OpenAI-compatible chat-completions service.
+#[derive(Debug, Clone)]
+pub struct OpenAiLlm {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: OpenAiConfig,
+    caps: ProviderCapabilities,
+    url: String,
+    client: reqwest::Client,
+}
+
+impl OpenAiLlm {
+    /// Builds the service (no network I/O happens here).
+    pub fn new(cfg: OpenAiConfig) -> Result<Self> {
+        let timeout = crate::config::duration_from_secs("timeout_s", cfg.timeout_s)?;
+        let client = http::build_client(timeout)?;
+        let caps = resolve_capabilities(&cfg.model, &cfg.capability_overrides);
+        let url = http::join_url(&cfg.base_url, "chat/completions");
+        Ok(OpenAiLlm {
+            inner: Arc::new(Inner {
+                cfg,
+                caps,
+                url,
+                client,
+            }),
+        })
+    }
+
+    /// The JSON body this service sends for `request` (what goes on the wire).
+    pub fn request_body(&self, request: &LlmRequest) -> serde_json::Value {
+        body::build_body(&self.inner.cfg, &self.inner.caps, request)
+    }
+
+    /// The endpoint URL (`{base_url}/chat/completions`).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+}
+
+/// Decodes a chat-completions SSE byte stream into chunks (what the service does with a response
+/// body). Public for replaying recorded streams and for fuzzing.
+pub fn decode_stream<S, E>(bytes: S) -> LlmStream
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    crate::util::fuse_on_error(http::decode(
+        "OpenAI-compatible",
+        bytes,
+        parse::OpenAiSseParser::default(),
+    ))
+}
+
+impl LlmService for OpenAiLlm {
+    fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let body = body::build_body(&inner.cfg, &inner.caps, &request);
+            tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
+            let cancel = request.cancel.clone();
+            let send = async {
+                let resp = inner
+                    .client
+                    .post(&inner.url)
+                    .bearer_auth(&inner.cfg.api_key)
+                    .header("accept", "text/event-stream")
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| http::send_error("the OpenAI-compatible server", &inner.url, e))?;
+                if !resp.status().is_success() {
+                    return Err(http::status_error("the OpenAI-compatible server", resp).await);
+                }
+                Ok(resp)
+            };
+            let resp = run_cancellable(cancel.as_ref(), "before the model answered", send).await?;
+            let stream = decode_stream(http::body_stream(resp));
+            Ok(with_cancel(stream, cancel))
+        })
+    }
+
+    fn capabilities(&self) -> ProviderCapabilities {
+        self.inner.caps.clone()
+    }
+
+    fn model_name(&self) -> String {
+        self.inner.cfg.model.clone()
+    }
+}
