@@ -1,10 +1,64 @@
-//! Tools.
+//! Tools: the tool seam, the registry with JSON-Schema argument validation, and the built-in tools.
 //!
 //! # Owns
-//! `ToolRegistry`, argument validation and the built-in tools.
+//! The [`Tool`] trait and its [`ToolContext`], closure tools ([`tool_fn`]), the [`ToolRegistry`]
+//! (registration, whitelisting, argument decoding + full JSON-Schema validation, panic-safe
+//! invocation into a [`ToolOutcome`]), the presets `core`/`explore`/`full`
+//! ([`default_registry`]), the built-in tools (shell, files, search, skills, todo, notes,
+//! background tasks, human input, blackboard), workspace confinement of paths, the data-driven
+//! [`CommandPolicy`], and the shell backends [`LocalShell`] and [`BubblewrapShell`].
 //!
 //! # Must not import
-//! The agent or workflow crates.
+//! The agent or workflow crates, any LLM provider, any database driver. Session persistence is
+//! reached only through the [`ToolStore`] seam.
+//!
+//! # Seams
+//! - [`Tool`]: implement it (or use [`tool_fn`]) to add a tool; the agent crate registers its
+//!   `spawn_agent`/`run_agent` tools this way and reaches its loop through
+//!   [`ToolContext::extension`] (a type map the loop fills, see [`Extensions`]).
+//! - [`ShellBackend`]: where `bash` and `background_run` execute (local, bubblewrap, or a host's).
+//! - [`ToolStore`]: notes, shared state (blackboard), runtime state (todo) and background-task
+//!   rows; [`MemoryToolStore`] is the in-process implementation.
+//! - [`Blackboard`]: the shared board behind the `board_*` tools ([`StoreBlackboard`]).
+//! - Human input: `request_user_input` ends with an error of code `human_input.required`; the
+//!   registry turns it into [`ToolOutcome::interrupt`] ([`HumanInputRequest`]).
+//!
+//! # Feature flags
+//! `mcp`: reserved for the MCP tool source (not implemented yet).
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod backend;
+mod builtin;
+mod env;
+mod paths;
+mod policy;
+mod presets;
+mod registry;
+mod shell;
+mod text;
+mod tool;
+
+pub use backend::{
+    BackgroundTaskRecord, Blackboard, BoardEntry, MemoryToolStore, NoteRecord, NotesEviction,
+    NotesPolicy, StoreBlackboard, ToolStore,
+};
+pub use builtin::human::HumanInputRequest;
+pub use builtin::skills::{Skill, SkillLoader};
+pub use env::RuntimeEnv;
+pub use paths::{display_path, resolve_path};
+pub use policy::{
+    CommandPolicy, PolicyDecision, PolicyRule, RuleMatch, SimpleCommand, split_commands,
+};
+pub use presets::{
+    CORE_TOOL_NAMES, EXPLORE_TOOL_NAMES, FULL_TOOL_NAMES, ToolSelection, default_registry,
+    register_blackboard_tools,
+};
+pub use registry::{ToolOutcome, ToolRegistry, decode_arguments};
+pub use shell::{
+    BubblewrapShell, CommandOutput, LaunchSpec, LocalShell, ShellBackend, run_one_shot,
+};
+pub use text::{RESULT_MAX_CHARS, truncate_chars};
+pub use tool::{Extensions, FnTool, Tool, ToolContext, tool_fn};

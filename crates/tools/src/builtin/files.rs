@@ -1,0 +1,230 @@
+//! `read_file` and `write_file`.
+
+use std::fmt::Write as _;
+
+use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
+use serde_json::json;
+
+use super::{SharedRef, failed, looks_binary};
+use crate::paths::{display_path, resolve_path};
+use crate::text::{bool_arg, int_arg, splitlines, str_arg, truncate_chars};
+use crate::tool::{FnTool, ToolContext, tool_fn};
+
+const MAX_TEXT_BYTES: u64 = 5 * 1024 * 1024;
+const MAX_DIR_ENTRIES: usize = 200;
+
+/// `read_file`.
+pub(crate) fn read_file_tool(shared: SharedRef) -> FnTool {
+    let def = ToolDefinition::new(
+        "read_file",
+        "Read a text file of the workspace with line numbers (or list a directory). Use offset/limit to page through large files.",
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File or directory path, relative to the workspace."},
+                "offset": {"type": "integer", "description": "1-based first line (default 1)."},
+                "limit": {"type": "integer", "description": "Maximum lines to return (default 2000, max 20000)."}
+            },
+            "required": ["path"]
+        }),
+    );
+    tool_fn(def, move |ctx, args| {
+        let shared = shared.clone();
+        async move { read_file(&shared, &ctx, &args) }
+    })
+    .concurrent(true)
+}
+
+fn list_dir(ctx: &ToolContext, dir: &std::path::Path) -> Result<ToolOutput> {
+    let mut entries: Vec<(bool, String, Option<u64>)> = std::fs::read_dir(dir)
+        .map_err(|e| failed(format!("cannot list {}: {e}", display_path(&ctx.env, dir))))?
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let meta = e.metadata().ok();
+            let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
+            (is_dir, name, meta.map(|m| m.len()))
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
+    });
+    let mut out = format!("Directory: {}/", display_path(&ctx.env, dir));
+    for (is_dir, name, size) in entries.iter().take(MAX_DIR_ENTRIES) {
+        if *is_dir {
+            let _ = write!(out, "\n  d {name}");
+        } else {
+            match size {
+                Some(s) => {
+                    let _ = write!(out, "\n  f {name} ({s} bytes)");
+                }
+                None => {
+                    let _ = write!(out, "\n  f {name} (size unavailable)");
+                }
+            }
+        }
+    }
+    if entries.len() > MAX_DIR_ENTRIES {
+        let _ = write!(
+            out,
+            "\n  ... and {} more entries",
+            entries.len() - MAX_DIR_ENTRIES
+        );
+    }
+    Ok(ToolOutput::ok(out))
+}
+
+fn read_file(
+    shared: &SharedRef,
+    ctx: &ToolContext,
+    args: &serde_json::Value,
+) -> Result<ToolOutput> {
+    let path = resolve_path(&ctx.env, str_arg(args, "path"))?;
+    let display = display_path(&ctx.env, &path);
+    let meta =
+        std::fs::metadata(&path).map_err(|e| failed(format!("cannot read {display}: {e}")))?;
+    if meta.is_dir() {
+        return list_dir(ctx, &path);
+    }
+    let has_limit = args.get("limit").is_some_and(|v| !v.is_null());
+    if !has_limit && meta.len() > MAX_TEXT_BYTES {
+        return Err(failed(format!(
+            "File is too large to read as text ({} bytes > {MAX_TEXT_BYTES} bytes): {display}. Use read_file with offset/limit for previews or grep/glob for targeted search.",
+            meta.len()
+        )));
+    }
+    let offset = int_arg(args, "offset", 1, 1, i64::MAX);
+    let limit = int_arg(args, "limit", 2000, 1, 20_000);
+    let start = usize::try_from(offset - 1).unwrap_or(usize::MAX);
+    let limit = usize::try_from(limit).unwrap_or(2000);
+    // Stream lines so a paged read of a huge file does not load it all.
+    let bytes = if has_limit && meta.len() > MAX_TEXT_BYTES {
+        read_prefix_lines(&path, start + limit)?
+    } else {
+        std::fs::read(&path).map_err(|e| failed(format!("cannot read {display}: {e}")))?
+    };
+    if looks_binary(&bytes) {
+        return Err(failed(format!(
+            "Refusing to read binary-looking file as text: {display}"
+        )));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let lines = splitlines(text);
+    let total = lines.len();
+    let end = (start.saturating_add(limit)).min(total);
+    let mut out = if start >= total {
+        format!(
+            "({display}: {total} lines; offset {} is past the end)",
+            start + 1
+        )
+    } else {
+        format!("({display}: showing lines {}-{end} of {total})", start + 1)
+    };
+    if end < total && start < total {
+        let _ = write!(out, " Use offset={} to continue.", end + 1);
+    }
+    if start >= end {
+        out.push_str("\n(empty file)");
+    } else {
+        for (i, line) in lines[start..end].iter().enumerate() {
+            let _ = write!(out, "\n{:>6}|{line}", start + i + 1);
+        }
+    }
+    shared.stamps.record(&ctx.session_id, &path);
+    Ok(ToolOutput::ok(truncate_chars(&out)))
+}
+
+fn read_prefix_lines(path: &std::path::Path, lines: usize) -> Result<Vec<u8>> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path)
+        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+    let mut r = std::io::BufReader::new(f);
+    let mut out = Vec::new();
+    let mut n = 0;
+    while n < lines {
+        let before = out.len();
+        let read = r
+            .read_until(b'\n', &mut out)
+            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+        if read == 0 || out.len() - before == 0 {
+            break;
+        }
+        n += 1;
+        if out.len() > 64 * 1024 * 1024 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// `write_file`.
+pub(crate) fn write_file_tool(shared: SharedRef) -> FnTool {
+    let def = ToolDefinition::new(
+        "write_file",
+        "Create or overwrite a text file in the workspace. An existing file must be read with read_file first.",
+        json!({
+            "type": "object",
+            "properties": {
+                "path": {"type": "string", "description": "File path, relative to the workspace."},
+                "content": {"type": "string", "description": "The full new content."},
+                "overwrite": {"type": "boolean", "description": "Allow replacing an existing file (default true)."}
+            },
+            "required": ["path", "content"]
+        }),
+    );
+    tool_fn(def, move |ctx, args| {
+        let shared = shared.clone();
+        async move { write_file(&shared, &ctx, &args) }
+    })
+}
+
+fn write_file(
+    shared: &SharedRef,
+    ctx: &ToolContext,
+    args: &serde_json::Value,
+) -> Result<ToolOutput> {
+    let path = resolve_path(&ctx.env, str_arg(args, "path"))?;
+    let display = display_path(&ctx.env, &path);
+    let content = str_arg(args, "content");
+    let overwrite = bool_arg(args, "overwrite", true);
+    let old_size = match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => {
+            return Err(failed(format!(
+                "Cannot write file because path is a directory: {display}"
+            )));
+        }
+        Ok(m) => {
+            if !overwrite {
+                return Err(failed(format!(
+                    "File already exists and overwrite=false: {display}"
+                )));
+            }
+            shared
+                .stamps
+                .check(&ctx.session_id, &path, &display, "overwriting")?;
+            Some(m.len())
+        }
+        Err(_) => None,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            failed(format!(
+                "cannot create the parent directory of {display}: {e}"
+            ))
+        })?;
+    }
+    std::fs::write(&path, content.as_bytes())
+        .map_err(|e| failed(format!("cannot write {display}: {e}")))?;
+    shared.stamps.record(&ctx.session_id, &path);
+    let lines = splitlines(content).len();
+    let how = match old_size {
+        None => "(new file)".to_owned(),
+        Some(s) => format!("(overwritten, was {s} bytes)"),
+    };
+    Ok(ToolOutput::ok(format!(
+        "Wrote {} bytes ({lines} lines) to {display} {how}",
+        content.len()
+    )))
+}

@@ -1,0 +1,205 @@
+//! Workspace confinement of tool paths.
+
+use std::path::{Component, Path, PathBuf};
+
+use power_loop_contracts::{Error, ErrorCode, Result};
+
+use crate::env::{RuntimeEnv, expand_tilde};
+
+/// Canonicalizes `p`, also when it (or some of its parents) does not exist yet: the deepest
+/// existing ancestor is resolved (symlinks followed) and the rest is appended lexically.
+pub(crate) fn canonicalize_lenient(p: &Path) -> std::io::Result<PathBuf> {
+    let mut existing = p.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(mut base) => {
+                for part in rest.iter().rev() {
+                    if part == ".." {
+                        base.pop();
+                    } else if part != "." {
+                        base.push(part);
+                    }
+                }
+                return Ok(base);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling symlink: resolve its target so it cannot point outside unseen.
+                if let Ok(target) = std::fs::read_link(&existing) {
+                    let parent = existing.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let joined = if target.is_absolute() {
+                        target
+                    } else {
+                        parent.join(target)
+                    };
+                    if joined != existing {
+                        let mut full = joined;
+                        for part in rest.iter().rev() {
+                            full.push(part);
+                        }
+                        return canonicalize_lenient(&full);
+                    }
+                }
+                let Some(name) = existing.file_name().map(|n| n.to_os_string()) else {
+                    // `..` or root at the end: normalise lexically.
+                    match existing.components().next_back() {
+                        Some(Component::ParentDir) => {
+                            rest.push("..".into());
+                            existing.pop();
+                            continue;
+                        }
+                        _ => return Err(e),
+                    }
+                };
+                rest.push(name);
+                if !existing.pop() {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Resolves a tool path argument against the environment and enforces confinement:
+/// relative paths and `@workspace/…` are under the workspace; `@home/…` only inside the home
+/// allowlist (`.cache`, `logs`, skills dir); anything else (including `..` tricks and symlinks
+/// pointing out) is refused with `tool.denied`.
+pub fn resolve_path(env: &RuntimeEnv, raw: &str) -> Result<PathBuf> {
+    let ws = env.require_workspace()?;
+    let raw_trim = raw.trim();
+    if raw_trim.is_empty() {
+        return Err(Error::new(ErrorCode::ToolInvalidArgs, "path is required"));
+    }
+    let candidate = if let Some(rest) = raw_trim.strip_prefix("@workspace") {
+        ws.join(rest.trim_start_matches('/'))
+    } else if let Some(rest) = raw_trim.strip_prefix("@home") {
+        let home = env.home_dir.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorCode::RuntimeEnvMissing,
+                "no home directory is configured, so @home/ paths are unavailable",
+            )
+        })?;
+        home.join(rest.trim_start_matches('/'))
+    } else {
+        let p = expand_tilde(Path::new(raw_trim));
+        if p.is_absolute() { p } else { ws.join(p) }
+    };
+    let canon = canonicalize_lenient(&candidate).map_err(|e| {
+        Error::new(
+            ErrorCode::ToolFailed,
+            format!("cannot resolve path {raw_trim}: {e}"),
+        )
+    })?;
+    if canon.starts_with(ws) {
+        return Ok(canon);
+    }
+    if let Some(home) = &env.home_dir
+        && canon.starts_with(home)
+    {
+        let allowed = env.home_allowlist().iter().any(|a| canon.starts_with(a));
+        if allowed {
+            return Ok(canon);
+        }
+        return Err(Error::new(
+            ErrorCode::ToolDenied,
+            format!(
+                "access to the agent home is restricted. Workspace is at {}, home is at {}. Use relative paths, @workspace/<path>, or an allowlisted @home/.cache, @home/logs, or skills path.",
+                ws.display(),
+                home.display()
+            ),
+        ));
+    }
+    if env
+        .skills_dir
+        .as_ref()
+        .is_some_and(|s| canon.starts_with(s))
+    {
+        return Ok(canon);
+    }
+    Err(Error::new(
+        ErrorCode::ToolDenied,
+        format!(
+            "path escapes the workspace: {raw_trim} (resolves outside {}). Use relative paths or @workspace/<path>.",
+            ws.display()
+        ),
+    ))
+}
+
+/// How a path is shown in tool outputs: relative to the workspace (`.` for the root), else
+/// `@home/…`, else absolute.
+pub fn display_path(env: &RuntimeEnv, p: &Path) -> String {
+    if let Some(ws) = &env.workspace_dir
+        && let Ok(rel) = p.strip_prefix(ws)
+    {
+        let s = rel.to_string_lossy().into_owned();
+        return if s.is_empty() { ".".to_owned() } else { s };
+    }
+    if let Some(home) = &env.home_dir
+        && let Ok(rel) = p.strip_prefix(home)
+    {
+        return format!("@home/{}", rel.to_string_lossy());
+    }
+    p.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(dir: &Path) -> RuntimeEnv {
+        RuntimeEnv::new().with_workspace(dir).unwrap()
+    }
+
+    #[test]
+    fn relative_and_workspace_prefix() {
+        let d = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        let ws = e.workspace_dir.clone().unwrap();
+        assert_eq!(resolve_path(&e, "a/b.txt").unwrap(), ws.join("a/b.txt"));
+        assert_eq!(resolve_path(&e, "@workspace/x").unwrap(), ws.join("x"));
+        assert_eq!(resolve_path(&e, "a/../c").unwrap(), ws.join("c"));
+        assert_eq!(display_path(&e, &ws), ".");
+    }
+
+    #[test]
+    fn escapes_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        for p in [
+            "../x",
+            "/etc/passwd",
+            "a/../../x",
+            "~/x",
+            "nonexistent/../../../etc",
+        ] {
+            let err = resolve_path(&e, p).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::ToolDenied, "{p}: {err}");
+        }
+        assert_eq!(
+            resolve_path(&e, "  ").unwrap_err().code(),
+            ErrorCode::ToolInvalidArgs
+        );
+    }
+
+    #[test]
+    fn symlink_escape_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let e = env(d.path());
+        std::os::unix::fs::symlink(outside.path(), d.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-target-xyz", d.path().join("dangling")).unwrap();
+        assert_eq!(
+            resolve_path(&e, "link/secret").unwrap_err().code(),
+            ErrorCode::ToolDenied
+        );
+        assert_eq!(
+            resolve_path(&e, "dangling").unwrap_err().code(),
+            ErrorCode::ToolDenied
+        );
+        // A symlink inside pointing inside is fine.
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("inlink")).unwrap();
+        assert!(resolve_path(&e, "inlink/f").is_ok());
+    }
+}
