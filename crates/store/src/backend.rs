@@ -81,6 +81,8 @@ pub struct BackendDescriptor {
 
 impl std::fmt::Debug for BackendDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendDescriptor").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("BackendDescriptor")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,11 @@ impl SessionStore {
     /// Inserts or updates a task record. The session must exist (`session.not_found`). An update
     /// keeps `created_at` and sets `updated_at = max(now, last_seen_at + 1)`, so it is always
     /// "unseen", even within the millisecond it was marked seen.
-    pub async fn upsert_background_task(&self, session_id: &str, task: BackgroundTaskUpdate) -> Result<()> {
+    pub async fn upsert_background_task(
+        &self,
+        session_id: &str,
+        task: BackgroundTaskUpdate,
+    ) -> Result<()> {
         let sid = session_id.to_owned();
         self.write(move |inner, tx| {
             if !inner.session_exists(tx, &sid)? {
@@ -24,14 +28,27 @@ impl SessionStore {
                 inner.t.background_tasks,
                 tx.dialect().for_update()
             );
-            let updated_at = match tx.fetch_optional(&sql, &[Value::from(sid.as_str()), Value::from(task.task_id.as_str())])? {
+            let updated_at = match tx.fetch_optional(
+                &sql,
+                &[
+                    Value::from(sid.as_str()),
+                    Value::from(task.task_id.as_str()),
+                ],
+            )? {
                 Some(r) => now.max(r.i64("last_seen_at")? + 1),
                 None => now,
             };
             let sql = tx.dialect().upsert(
                 &inner.t.background_tasks,
                 &["session_id", "task_id"],
-                &["command", "status", "return_code", "output_tail", "output_path", "updated_at"],
+                &[
+                    "command",
+                    "status",
+                    "return_code",
+                    "output_tail",
+                    "output_path",
+                    "updated_at",
+                ],
                 &[],
                 &["last_seen_at", "created_at"],
             );
@@ -57,7 +74,11 @@ impl SessionStore {
     }
 
     /// One task record, or `None`.
-    pub async fn get_background_task(&self, session_id: &str, task_id: &str) -> Result<Option<BackgroundTaskRow>> {
+    pub async fn get_background_task(
+        &self,
+        session_id: &str,
+        task_id: &str,
+    ) -> Result<Option<BackgroundTaskRow>> {
         let (sid, tid) = (session_id.to_owned(), task_id.to_owned());
         self.read(move |inner, tx| {
             let sql = format!(
@@ -65,9 +86,12 @@ impl SessionStore {
                 BackgroundTaskRow::COLUMNS,
                 inner.t.background_tasks
             );
-            tx.fetch_optional(&sql, &[Value::from(sid.as_str()), Value::from(tid.as_str())])?
-                .map(|r| BackgroundTaskRow::from_row(&r))
-                .transpose()
+            tx.fetch_optional(
+                &sql,
+                &[Value::from(sid.as_str()), Value::from(tid.as_str())],
+            )?
+            .map(|r| BackgroundTaskRow::from_row(&r))
+            .transpose()
         })
         .await
     }
@@ -81,13 +105,19 @@ impl SessionStore {
                 BackgroundTaskRow::COLUMNS,
                 inner.t.background_tasks
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(BackgroundTaskRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(BackgroundTaskRow::from_row)
+                .collect()
         })
         .await
     }
 
     /// Tasks updated since the agent last saw them, by update time.
-    pub async fn list_unseen_background_updates(&self, session_id: &str) -> Result<Vec<BackgroundTaskRow>> {
+    pub async fn list_unseen_background_updates(
+        &self,
+        session_id: &str,
+    ) -> Result<Vec<BackgroundTaskRow>> {
         let sid = session_id.to_owned();
         self.read(move |inner, tx| {
             let sql = format!(

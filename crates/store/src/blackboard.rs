@@ -50,13 +50,18 @@ pub struct BoardDocument {
 
 impl Default for BoardDocument {
     fn default() -> Self {
-        BoardDocument { version: 1, next_id: 1, entries: Vec::new() }
+        BoardDocument {
+            version: 1,
+            next_id: 1,
+            entries: Vec::new(),
+        }
     }
 }
 
 impl BoardDocument {
     fn from_json(v: Option<Json>) -> Self {
-        v.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+        v.and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -96,14 +101,23 @@ impl Blackboard {
 
     /// The current document (empty if missing or unreadable).
     pub async fn read(&self) -> Result<BoardDocument> {
-        Ok(BoardDocument::from_json(self.store.get_shared_state(&self.owner, "board").await?))
+        Ok(BoardDocument::from_json(
+            self.store.get_shared_state(&self.owner, "board").await?,
+        ))
     }
 
     /// Posts an entry (text stripped and truncated; empty text or a full board is an error).
-    pub async fn post(&self, text: &str, kind: Option<&str>, author: Option<&str>) -> Result<BoardEntry> {
+    pub async fn post(
+        &self,
+        text: &str,
+        kind: Option<&str>,
+        author: Option<&str>,
+    ) -> Result<BoardEntry> {
         let text: String = text.trim().chars().take(self.max_text_len).collect();
         if text.is_empty() {
-            return Err(board_error("a blackboard entry needs non-empty text".into()));
+            return Err(board_error(
+                "a blackboard entry needs non-empty text".into(),
+            ));
         }
         let kind = kind.unwrap_or("note").to_owned();
         let author = author.map(str::to_owned);
@@ -134,13 +148,22 @@ impl Blackboard {
     }
 
     /// Changes an entry's text and/or status (neither, or an unknown id, is an error).
-    pub async fn update(&self, id: i64, text: Option<&str>, status: Option<&str>) -> Result<BoardEntry> {
+    pub async fn update(
+        &self,
+        id: i64,
+        text: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<BoardEntry> {
         if text.is_none() && status.is_none() {
-            return Err(board_error("a blackboard update needs a new text or status".into()));
+            return Err(board_error(
+                "a blackboard update needs a new text or status".into(),
+            ));
         }
         let text: Option<String> = text.map(|t| t.trim().chars().take(self.max_text_len).collect());
         if text.as_deref() == Some("") {
-            return Err(board_error("a blackboard entry needs non-empty text".into()));
+            return Err(board_error(
+                "a blackboard entry needs non-empty text".into(),
+            ));
         }
         let status = status.map(str::to_owned);
         self.store

@@ -41,7 +41,8 @@ impl SessionStore {
                                 inner.t.messages,
                                 placeholders(chunk.len())
                             );
-                            let mut params = vec![Value::from("compacted_out"), Value::from(sid.as_str())];
+                            let mut params =
+                                vec![Value::from("compacted_out"), Value::from(sid.as_str())];
                             params.extend(chunk.iter().map(|s| Value::Int(*s)));
                             tx.execute(&sql, &params)?;
                         }
@@ -69,13 +70,24 @@ impl SessionStore {
             };
             let ord = req.order_key.unwrap_or(span_from);
             let mut meta = req.note_meta.clone().unwrap_or_default();
-            meta.insert("compacted_at_round".into(), req.round_index.map_or(Json::Null, Json::from));
+            meta.insert(
+                "compacted_at_round".into(),
+                req.round_index.map_or(Json::Null, Json::from),
+            );
             meta.insert("from_seq".into(), Json::from(span_from));
             meta.insert("to_seq".into(), Json::from(span_to));
             meta.insert("ord".into(), Json::from(ord));
-            meta.insert("original_tokens".into(), req.before_tokens.map_or(Json::Null, Json::from));
-            meta.insert("summary_tokens".into(), req.after_tokens.map_or(Json::Null, Json::from));
-            let mut note = NewMessage::new("system").with_name("compact_note").with_meta(meta);
+            meta.insert(
+                "original_tokens".into(),
+                req.before_tokens.map_or(Json::Null, Json::from),
+            );
+            meta.insert(
+                "summary_tokens".into(),
+                req.after_tokens.map_or(Json::Null, Json::from),
+            );
+            let mut note = NewMessage::new("system")
+                .with_name("compact_note")
+                .with_meta(meta);
             note.content = Some(req.note_content.clone());
             note.round_index = req.round_index;
             inner.insert_message(tx, &sid, note_seq, &note, "active", now)?;
@@ -116,7 +128,10 @@ impl SessionStore {
                 CompactionRow::COLUMNS,
                 inner.t.compactions
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(CompactionRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(CompactionRow::from_row)
+                .collect()
         })
         .await
     }

@@ -36,7 +36,9 @@ fn invalid(dsn: &str, why: &str) -> Error {
 
 /// The DSN with any password replaced by `***` (safe for messages and logs).
 pub fn redact_dsn(dsn: &str) -> String {
-    let Some(idx) = dsn.find("://") else { return dsn.to_owned() };
+    let Some(idx) = dsn.find("://") else {
+        return dsn.to_owned();
+    };
     let (head, rest) = dsn.split_at(idx + 3);
     let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..auth_end];
@@ -44,11 +46,7 @@ pub fn redact_dsn(dsn: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{head}{}:***{}",
-                    &userinfo[..colon],
-                    &rest[at..]
-                ),
+                Some(colon) => format!("{head}{}:***{}", &userinfo[..colon], &rest[at..]),
                 None => dsn.to_owned(),
             }
         }
@@ -87,18 +85,26 @@ fn check_authority(dsn: &str, rest: &str) -> Result<()> {
     } else {
         // libpq allows a comma-separated host list; check each port.
         for part in hostport.split(',') {
-            if let Some((_, p)) = part.rsplit_once(':') {
-                if !p.is_empty() && p.parse::<u16>().map(|p| p == 0).unwrap_or(true) {
-                    return Err(invalid(dsn, &format!("port `{p}` is not a number in 1..=65535")));
-                }
+            if let Some((_, p)) = part.rsplit_once(':')
+                && !p.is_empty()
+                && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
+            {
+                return Err(invalid(
+                    dsn,
+                    &format!("port `{p}` is not a number in 1..=65535"),
+                ));
             }
         }
         None
     };
-    if let Some(p) = port {
-        if !p.is_empty() && p.parse::<u16>().map(|p| p == 0).unwrap_or(true) {
-            return Err(invalid(dsn, &format!("port `{p}` is not a number in 1..=65535")));
-        }
+    if let Some(p) = port
+        && !p.is_empty()
+        && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
+    {
+        return Err(invalid(
+            dsn,
+            &format!("port `{p}` is not a number in 1..=65535"),
+        ));
     }
     Ok(())
 }
@@ -112,10 +118,16 @@ pub fn parse_dsn(dsn: &str) -> Result<ParsedDsn> {
         return Err(invalid(dsn, "the DSN contains control characters"));
     }
     if dsn == ":memory:" {
-        return Ok(ParsedDsn { backend: "sqlite", target: DsnTarget::SqliteMemory });
+        return Ok(ParsedDsn {
+            backend: "sqlite",
+            target: DsnTarget::SqliteMemory,
+        });
     }
     let Some((scheme_raw, after)) = split_scheme(dsn) else {
-        return Ok(ParsedDsn { backend: "sqlite", target: DsnTarget::SqliteFile(PathBuf::from(dsn)) });
+        return Ok(ParsedDsn {
+            backend: "sqlite",
+            target: DsnTarget::SqliteFile(PathBuf::from(dsn)),
+        });
     };
     let scheme_lower = scheme_raw.to_ascii_lowercase();
     let base = scheme_lower.split('+').next().unwrap_or("");
@@ -126,19 +138,27 @@ pub fn parse_dsn(dsn: &str) -> Result<ParsedDsn> {
         _ => {
             return Err(invalid(
                 dsn,
-                &format!("unknown scheme `{scheme_raw}` (known: sqlite, sqlite3, postgres, postgresql, mysql, mariadb)"),
+                &format!(
+                    "unknown scheme `{scheme_raw}` (known: sqlite, sqlite3, postgres, postgresql, mysql, mariadb)"
+                ),
             ));
         }
     };
     let Some(rest) = after.strip_prefix("//") else {
-        return Err(invalid(dsn, &format!("expected `{scheme_raw}://` after the scheme")));
+        return Err(invalid(
+            dsn,
+            &format!("expected `{scheme_raw}://` after the scheme"),
+        ));
     };
     if backend == "sqlite" {
         if rest.contains('?') || rest.contains('#') {
             return Err(invalid(dsn, "SQLite DSNs take no query string or fragment"));
         }
         if rest.is_empty() || rest == ":memory:" || rest == "/:memory:" {
-            return Ok(ParsedDsn { backend, target: DsnTarget::SqliteMemory });
+            return Ok(ParsedDsn {
+                backend,
+                target: DsnTarget::SqliteMemory,
+            });
         }
         let path = if rest.starts_with('/') {
             // `sqlite:///abs` and `sqlite:////abs` both mean `/abs`.
@@ -149,23 +169,35 @@ pub fn parse_dsn(dsn: &str) -> Result<ParsedDsn> {
         if path == "/" {
             return Err(invalid(dsn, "the SQLite path is empty"));
         }
-        return Ok(ParsedDsn { backend, target: DsnTarget::SqliteFile(PathBuf::from(path)) });
+        return Ok(ParsedDsn {
+            backend,
+            target: DsnTarget::SqliteFile(PathBuf::from(path)),
+        });
     }
     if rest.chars().any(char::is_whitespace) {
-        return Err(invalid(dsn, "server URLs may not contain whitespace (percent-encode it)"));
+        return Err(invalid(
+            dsn,
+            "server URLs may not contain whitespace (percent-encode it)",
+        ));
     }
     check_authority(dsn, rest)?;
     if backend == "mysql" {
         let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         if rest[..auth_end].rsplit('@').next().unwrap_or("").is_empty() {
-            return Err(invalid(dsn, "a MySQL DSN needs a host (`mysql://user@host/db`)"));
+            return Err(invalid(
+                dsn,
+                "a MySQL DSN needs a host (`mysql://user@host/db`)",
+            ));
         }
     }
     let normalized = match base {
         "mariadb" => "mysql",
         other => other,
     };
-    Ok(ParsedDsn { backend, target: DsnTarget::Url(format!("{normalized}://{rest}")) })
+    Ok(ParsedDsn {
+        backend,
+        target: DsnTarget::Url(format!("{normalized}://{rest}")),
+    })
 }
 
 #[cfg(test)]
@@ -204,10 +236,26 @@ mod tests {
                 "postgres",
                 DsnTarget::Url("postgresql://u@h/db".into()),
             ),
-            ("postgres:///db?host=/run/pg", "postgres", DsnTarget::Url("postgres:///db?host=/run/pg".into())),
-            ("mysql://root@127.0.0.1:3306/test", "mysql", DsnTarget::Url("mysql://root@127.0.0.1:3306/test".into())),
-            ("mysql+aiomysql://root@h/test", "mysql", DsnTarget::Url("mysql://root@h/test".into())),
-            ("MariaDB://root@[::1]:3306/test", "mysql", DsnTarget::Url("mysql://root@[::1]:3306/test".into())),
+            (
+                "postgres:///db?host=/run/pg",
+                "postgres",
+                DsnTarget::Url("postgres:///db?host=/run/pg".into()),
+            ),
+            (
+                "mysql://root@127.0.0.1:3306/test",
+                "mysql",
+                DsnTarget::Url("mysql://root@127.0.0.1:3306/test".into()),
+            ),
+            (
+                "mysql+aiomysql://root@h/test",
+                "mysql",
+                DsnTarget::Url("mysql://root@h/test".into()),
+            ),
+            (
+                "MariaDB://root@[::1]:3306/test",
+                "mysql",
+                DsnTarget::Url("mysql://root@[::1]:3306/test".into()),
+            ),
         ];
         for (dsn, backend, target) in cases {
             let p = parse_dsn(dsn).unwrap_or_else(|e| panic!("{dsn}: {e}"));
@@ -243,7 +291,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_dsn("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_dsn("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_dsn("mysql://root@h/db"), "mysql://root@h/db");
         let e = parse_dsn("postgres://u:secret@h:x/db").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");

@@ -27,7 +27,11 @@ const EXPORT_TABLES: [(&str, &str, &str); 9] = [
     ("messages", MessageRow::COLUMNS, "seq"),
     ("compactions", CompactionRow::COLUMNS, "compact_seq"),
     ("usage_rounds", UsageRoundRow::COLUMNS, "round_index"),
-    ("session_runtime_state", "session_id, state_key, value_json, updated_at", "state_key"),
+    (
+        "session_runtime_state",
+        "session_id, state_key, value_json, updated_at",
+        "state_key",
+    ),
     ("timers", TimerRow::COLUMNS, "timer_id"),
     ("notes", NoteRow::COLUMNS, "note_id"),
     ("session_stats", SessionStatsRow::COLUMNS, "session_id"),
@@ -91,7 +95,8 @@ impl SessionStore {
             let mut tables = BTreeMap::new();
             for (logical, cols, order) in EXPORT_TABLES {
                 let table = inner.t.physical(logical).unwrap_or(logical);
-                let sql = format!("SELECT {cols} FROM {table} WHERE session_id = ? ORDER BY {order}");
+                let sql =
+                    format!("SELECT {cols} FROM {table} WHERE session_id = ? ORDER BY {order}");
                 let rows = tx.fetch_all(&sql, &[Value::from(sid.as_str())])?;
                 let out: Vec<JsonMap> = rows
                     .iter()
@@ -105,7 +110,11 @@ impl SessionStore {
                     .collect();
                 tables.insert(logical.to_owned(), out);
             }
-            Ok(SessionArchive { schema_version: CURRENT_SCHEMA_VERSION, session_id: sid.clone(), tables })
+            Ok(SessionArchive {
+                schema_version: CURRENT_SCHEMA_VERSION,
+                session_id: sid.clone(),
+                tables,
+            })
         })
         .await
     }
@@ -113,14 +122,20 @@ impl SessionStore {
     /// Imports an archive as `new_session_id` (or a generated id) in one transaction; returns
     /// the id. Lineage is reset (root, no parent); everything else is preserved verbatim.
     /// Errors: newer or malformed archive → `store.archive_invalid`; taken id → `session.exists`.
-    pub async fn import_session(&self, archive: &SessionArchive, new_session_id: Option<&str>) -> Result<String> {
+    pub async fn import_session(
+        &self,
+        archive: &SessionArchive,
+        new_session_id: Option<&str>,
+    ) -> Result<String> {
         validate_archive(archive)?;
         let target = new_session_id.map_or_else(new_session_id_gen, str::to_owned);
         let out = target.clone();
         let mut plan: Vec<(String, Vec<String>, Vec<Vec<Value>>)> = Vec::new();
         for (logical, cols, _) in EXPORT_TABLES {
             let known: Vec<&str> = cols.split(", ").collect();
-            let Some(rows) = archive.tables.get(logical) else { continue };
+            let Some(rows) = archive.tables.get(logical) else {
+                continue;
+            };
             for row in rows {
                 let mut row = row.clone();
                 row.insert("session_id".into(), Json::String(target.clone()));
@@ -191,8 +206,9 @@ fn validate_archive(a: &SessionArchive) -> Result<()> {
         )));
     }
     let state = &a.tables["session_state"][0];
-    let next_seq = int_field(state, "next_seq")
-        .ok_or_else(|| archive_error("`session_state.next_seq` is missing or not an integer".into()))?;
+    let next_seq = int_field(state, "next_seq").ok_or_else(|| {
+        archive_error("`session_state.next_seq` is missing or not an integer".into())
+    })?;
     let last_compact = int_field(state, "last_compact_seq").unwrap_or(0);
     let mut seen = std::collections::HashSet::new();
     for m in a.tables.get("messages").map(Vec::as_slice).unwrap_or(&[]) {
@@ -204,10 +220,17 @@ fn validate_archive(a: &SessionArchive) -> Result<()> {
             )));
         }
         if !seen.insert(seq) {
-            return Err(archive_error(format!("message seq {seq} appears twice in the archive")));
+            return Err(archive_error(format!(
+                "message seq {seq} appears twice in the archive"
+            )));
         }
     }
-    for c in a.tables.get("compactions").map(Vec::as_slice).unwrap_or(&[]) {
+    for c in a
+        .tables
+        .get("compactions")
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
         let cs = int_field(c, "compact_seq")
             .ok_or_else(|| archive_error("a compaction row has no integer `compact_seq`".into()))?;
         if cs > last_compact {

@@ -124,7 +124,9 @@ impl NewMessage {
     }
     /// A `tool` result answering `tool_call_id`.
     pub fn tool(tool_call_id: impl Into<String>, text: impl Into<String>) -> Self {
-        Self::new("tool").with_tool_call_id(tool_call_id).with_content(text)
+        Self::new("tool")
+            .with_tool_call_id(tool_call_id)
+            .with_content(text)
     }
     /// Sets the content.
     pub fn with_content(mut self, c: impl Into<String>) -> Self {
@@ -197,7 +199,12 @@ impl CompactionRequest {
     }
     /// Folds the inclusive seq range (legacy mode).
     pub fn range(from_seq: i64, to_seq: i64, content: impl Into<String>) -> Self {
-        CompactionRequest { from_seq, to_seq, note_content: content.into(), ..Default::default() }
+        CompactionRequest {
+            from_seq,
+            to_seq,
+            note_content: content.into(),
+            ..Default::default()
+        }
     }
     /// Sets before/after token counts.
     pub fn with_tokens(mut self, before: Option<i64>, after: Option<i64>) -> Self {
@@ -246,7 +253,13 @@ impl UsageRecord {
         completion_tokens: Option<i64>,
         total_tokens: Option<i64>,
     ) -> Self {
-        UsageRecord { round_index, prompt_tokens, completion_tokens, total_tokens, model: None }
+        UsageRecord {
+            round_index,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            model: None,
+        }
     }
     /// Sets the model.
     pub fn with_model(mut self, m: impl Into<String>) -> Self {
@@ -283,7 +296,14 @@ impl StatsDelta {
         completion_tokens: i64,
         total_tokens: i64,
     ) -> Self {
-        StatsDelta { rounds, llm_calls, tool_calls, prompt_tokens, completion_tokens, total_tokens }
+        StatsDelta {
+            rounds,
+            llm_calls,
+            tool_calls,
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+        }
     }
 }
 
@@ -390,7 +410,10 @@ pub struct TurnCommit {
 impl TurnCommit {
     /// A turn appending `messages`.
     pub fn new(messages: Vec<NewMessage>) -> Self {
-        TurnCommit { messages, ..Default::default() }
+        TurnCommit {
+            messages,
+            ..Default::default()
+        }
     }
     /// Sets the round index.
     pub fn with_round_index(mut self, r: i64) -> Self {

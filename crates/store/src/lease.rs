@@ -55,12 +55,18 @@ fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
 /// identifier characters, else `{prefix}lease_h{128-bit hash}`; always ≤ 64 characters.
 pub fn session_lease_name(prefix: &str, session_id: &str) -> String {
     let plain = format!("{prefix}lease_{session_id}");
-    let safe = session_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let safe = session_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if safe && !session_id.is_empty() && plain.len() <= 64 {
         return plain;
     }
     let b = session_id.as_bytes();
-    format!("{prefix}lease_h{:016x}{:016x}", fnv1a(b, 0), fnv1a(b, 0x9e37_79b9_7f4a_7c15))
+    format!(
+        "{prefix}lease_h{:016x}{:016x}",
+        fnv1a(b, 0),
+        fnv1a(b, 0x9e37_79b9_7f4a_7c15)
+    )
 }
 
 impl SessionStore {
@@ -80,14 +86,20 @@ impl SessionStore {
     }
 
     /// Like [`SessionStore::acquire_session_lease`] but `Ok(None)` when the lease is held.
-    pub async fn try_acquire_session_lease(&self, session_id: &str) -> Result<Option<SessionLease>> {
+    pub async fn try_acquire_session_lease(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<SessionLease>> {
         let name = session_lease_name(self.table_prefix(), session_id);
         Ok(self
             .inner
             .db
             .acquire_lease(&name)
             .await?
-            .map(|lease| SessionLease { session_id: session_id.to_owned(), lease: Some(lease) }))
+            .map(|lease| SessionLease {
+                session_id: session_id.to_owned(),
+                lease: Some(lease),
+            }))
     }
 }
 
@@ -102,6 +114,9 @@ mod tests {
         assert!(odd.starts_with("pl_lease_h") && odd.len() <= 64, "{odd}");
         let long = session_lease_name(&"p".repeat(24), &"x".repeat(200));
         assert!(long.len() <= 64, "{long}");
-        assert_ne!(session_lease_name("pl_", "a/b"), session_lease_name("pl_", "a/c"));
+        assert_ne!(
+            session_lease_name("pl_", "a/b"),
+            session_lease_name("pl_", "a/c")
+        );
     }
 }

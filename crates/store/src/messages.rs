@@ -14,12 +14,19 @@ impl SessionStore {
     /// Unknown session → `session.not_found`, nothing written.
     pub async fn append_message(&self, session_id: &str, message: NewMessage) -> Result<i64> {
         let seqs = self.append_messages(session_id, vec![message]).await?;
-        seqs.first().copied().ok_or_else(|| Error::internal("append wrote no row"))
+        seqs.first()
+            .copied()
+            .ok_or_else(|| Error::internal("append wrote no row"))
     }
 
     /// Appends several messages in one transaction; returns their seqs in order.
-    pub async fn append_messages(&self, session_id: &str, messages: Vec<NewMessage>) -> Result<Vec<i64>> {
-        self.commit_turn(session_id, TurnCommit::new(messages)).await
+    pub async fn append_messages(
+        &self,
+        session_id: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<i64>> {
+        self.commit_turn(session_id, TurnCommit::new(messages))
+            .await
     }
 
     /// The minimal durable turn: appends the messages, sets the round index, rewrites the
@@ -27,7 +34,8 @@ impl SessionStore {
     /// under the session row lock. Returns the seqs of the appended messages.
     pub async fn commit_turn(&self, session_id: &str, turn: TurnCommit) -> Result<Vec<i64>> {
         let sid = session_id.to_owned();
-        self.write(move |inner, tx| commit_turn_tx(inner, tx, &sid, turn)).await
+        self.write(move |inner, tx| commit_turn_tx(inner, tx, &sid, turn))
+            .await
     }
 
     /// Active messages in logical order; with `after_seq`, only `seq >= after_seq` (inclusive;
@@ -38,7 +46,8 @@ impl SessionStore {
         after_seq: Option<i64>,
     ) -> Result<Vec<MessageRow>> {
         let sid = session_id.to_owned();
-        self.read(move |inner, tx| load_active_tx(inner, tx, &sid, after_seq)).await
+        self.read(move |inner, tx| load_active_tx(inner, tx, &sid, after_seq))
+            .await
     }
 
     /// Every message (active and folded out), by seq.
@@ -50,7 +59,10 @@ impl SessionStore {
                 MessageRow::COLUMNS,
                 inner.t.messages
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(MessageRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(MessageRow::from_row)
+                .collect()
         })
         .await
     }
@@ -79,7 +91,10 @@ impl SessionStore {
     }
 
     /// The token and the active window read in ONE read transaction (a consistent pair).
-    pub async fn load_active_window(&self, session_id: &str) -> Result<(WindowToken, Vec<MessageRow>)> {
+    pub async fn load_active_window(
+        &self,
+        session_id: &str,
+    ) -> Result<(WindowToken, Vec<MessageRow>)> {
         let sid = session_id.to_owned();
         self.read(move |inner, tx| {
             let token = token_tx(inner, tx, &sid)?;
@@ -95,8 +110,13 @@ fn token_tx(inner: &Inner, tx: &mut dyn Transaction, sid: &str) -> Result<Window
         "SELECT next_seq, last_compact_seq FROM {} WHERE session_id = ?",
         inner.t.session_state
     );
-    let row = tx.fetch_optional(&sql, &[Value::from(sid)])?.ok_or_else(|| Error::session_not_found(sid))?;
-    Ok(WindowToken { next_seq: row.i64("next_seq")?, last_compact_seq: row.i64("last_compact_seq")? })
+    let row = tx
+        .fetch_optional(&sql, &[Value::from(sid)])?
+        .ok_or_else(|| Error::session_not_found(sid))?;
+    Ok(WindowToken {
+        next_seq: row.i64("next_seq")?,
+        last_compact_seq: row.i64("last_compact_seq")?,
+    })
 }
 
 pub(crate) fn load_active_tx(
@@ -123,13 +143,21 @@ pub(crate) fn load_active_tx(
             vec![Value::from(sid), Value::from("active")],
         ),
     };
-    let mut rows: Vec<MessageRow> =
-        tx.fetch_all(&sql, &params)?.iter().map(MessageRow::from_row).collect::<Result<_>>()?;
+    let mut rows: Vec<MessageRow> = tx
+        .fetch_all(&sql, &params)?
+        .iter()
+        .map(MessageRow::from_row)
+        .collect::<Result<_>>()?;
     sort_logical(&mut rows);
     Ok(rows)
 }
 
-fn commit_turn_tx(inner: &Inner, tx: &mut dyn Transaction, sid: &str, turn: TurnCommit) -> Result<Vec<i64>> {
+fn commit_turn_tx(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    sid: &str,
+    turn: TurnCommit,
+) -> Result<Vec<i64>> {
     let mut st = inner.lock_state_required(tx, sid)?;
     let now = now_ms();
     let mut seqs = Vec::with_capacity(turn.messages.len());
@@ -153,8 +181,11 @@ fn commit_turn_tx(inner: &Inner, tx: &mut dyn Transaction, sid: &str, turn: Turn
                         p.resolve(id, m.round_index);
                     }
                 }
-                st.pending_json =
-                    if p.has_unresolved() { PendingState::encode(Some(&p))? } else { None };
+                st.pending_json = if p.has_unresolved() {
+                    PendingState::encode(Some(&p))?
+                } else {
+                    None
+                };
             }
         }
         PendingChange::Update(f) => {

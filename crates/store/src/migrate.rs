@@ -16,10 +16,10 @@ use crate::util::{run_tx, run_tx_exclusive};
 
 /// The statements that upgrade a schema from `from - 1` to `from` (none exist at version 1).
 fn migration_step(_dialect: &dyn Dialect, _prefix: &str, to_version: i64) -> Vec<String> {
-    match to_version {
-        // Version 1 is the base schema created by `Dialect::ddl`; later versions add steps here.
-        _ => Vec::new(),
-    }
+    // Version 1 is the base schema created by `Dialect::ddl`; later versions add their
+    // statements here, keyed by `to_version`.
+    let _ = to_version;
+    Vec::new()
 }
 
 /// The name of the cross-process schema-boot lock of a prefix.
@@ -83,7 +83,10 @@ fn create_failed(dialect: &dyn Dialect, prefix: &str, cause: Error) -> Error {
 /// Whether a failed version read means "the table is not there" (as opposed to a connection,
 /// authentication or permission problem, which is reported as such).
 fn means_absent(e: &Error) -> bool {
-    matches!(e.code(), ErrorCode::StoreQuery | ErrorCode::StoreDecode | ErrorCode::Internal)
+    matches!(
+        e.code(),
+        ErrorCode::StoreQuery | ErrorCode::StoreDecode | ErrorCode::Internal
+    )
 }
 
 fn read_version(tx: &mut dyn Transaction, prefix: &str) -> Result<Option<i64>> {
@@ -148,7 +151,11 @@ async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
         return Err(outdated_error(db.dialect(), prefix, version));
     }
     let probe = probe_data_tables_sql(prefix);
-    match run_tx(db, TxMode::Read, move |tx| tx.fetch_all(&probe, &[]).map(|_| ())).await {
+    match run_tx(db, TxMode::Read, move |tx| {
+        tx.fetch_all(&probe, &[]).map(|_| ())
+    })
+    .await
+    {
         Ok(()) => Ok(version),
         Err(e) if means_absent(&e) => Err(missing_error(
             db.dialect(),
@@ -179,7 +186,8 @@ async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
                     &["id", "version"],
                     &["id"],
                 );
-                if let Err(e) = tx.execute(&stamp, &[Value::Int(1), Value::Int(CURRENT_SCHEMA_VERSION)])
+                if let Err(e) =
+                    tx.execute(&stamp, &[Value::Int(1), Value::Int(CURRENT_SCHEMA_VERSION)])
                 {
                     return Err(create_failed(tx.dialect(), &p, e));
                 }
@@ -211,8 +219,10 @@ pub async fn drop_schema(db: &dyn Database, prefix: &str) -> Result<()> {
     validate_table_prefix(prefix)?;
     let p = prefix.to_owned();
     run_tx(db, TxMode::Write, move |tx| {
-        let mut names: Vec<String> =
-            crate::schema::LOGICAL_TABLES.iter().map(|t| format!("{p}{t}")).collect();
+        let mut names: Vec<String> = crate::schema::LOGICAL_TABLES
+            .iter()
+            .map(|t| format!("{p}{t}"))
+            .collect();
         names.push(format!("{p}schema_migrations"));
         for name in names {
             tx.execute(&format!("DROP TABLE IF EXISTS {name}"), &[])?;

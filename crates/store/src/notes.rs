@@ -89,7 +89,10 @@ impl SessionStore {
     pub async fn delete_note(&self, session_id: &str, note_id: i64) -> Result<bool> {
         let sid = session_id.to_owned();
         self.write(move |inner, tx| {
-            let sql = format!("DELETE FROM {} WHERE session_id = ? AND note_id = ?", inner.t.notes);
+            let sql = format!(
+                "DELETE FROM {} WHERE session_id = ? AND note_id = ?",
+                inner.t.notes
+            );
             Ok(tx.execute(&sql, &[Value::from(sid.as_str()), Value::Int(note_id)])? > 0)
         })
         .await
@@ -104,7 +107,10 @@ impl SessionStore {
                 NoteRow::COLUMNS,
                 inner.t.notes
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(NoteRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(NoteRow::from_row)
+                .collect()
         })
         .await
     }
@@ -113,7 +119,10 @@ impl SessionStore {
     pub async fn count_notes(&self, session_id: &str) -> Result<i64> {
         let sid = session_id.to_owned();
         self.read(move |inner, tx| {
-            let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE session_id = ?", inner.t.notes);
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE session_id = ?",
+                inner.t.notes
+            );
             match tx.fetch_optional(&sql, &[Value::from(sid.as_str())])? {
                 Some(r) => r.i64("n"),
                 None => Ok(0),

@@ -8,7 +8,9 @@ use crate::backend::{BackendDescriptor, ConnectOptions};
 use crate::db::Database;
 use crate::dsn::{parse_dsn, redact_dsn};
 use crate::migrate::ensure_schema;
-use crate::schema::{DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, SchemaPolicy, validate_table_prefix};
+use crate::schema::{
+    DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, SchemaPolicy, validate_table_prefix,
+};
 use crate::store::SessionStore;
 
 /// How a store is opened.
@@ -143,17 +145,31 @@ mod tests {
     fn options_validate() {
         assert!(StoreOptions::default().validate().is_ok());
         assert_eq!(StoreOptions::default().table_prefix, "pl_");
-        assert!(StoreOptions::new().with_max_spawn_depth(0).validate().is_err());
-        assert!(StoreOptions::new().with_table_prefix("bad prefix").validate().is_err());
+        assert!(
+            StoreOptions::new()
+                .with_max_spawn_depth(0)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            StoreOptions::new()
+                .with_table_prefix("bad prefix")
+                .validate()
+                .is_err()
+        );
         assert!(StoreOptions::new().with_table_prefix("").validate().is_ok());
     }
 
     #[tokio::test]
     async fn unknown_backend_and_bad_dsn_errors() {
-        let e = open_store("postgres://u@h/db", StoreOptions::default(), &[]).await.unwrap_err();
+        let e = open_store("postgres://u@h/db", StoreOptions::default(), &[])
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::StoreBackendUnavailable);
         assert!(e.message().contains("`postgres` cargo feature"), "{e}");
-        let e = open_store("ftp://x", StoreOptions::default(), &[]).await.unwrap_err();
+        let e = open_store("ftp://x", StoreOptions::default(), &[])
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), ErrorCode::StoreDsnInvalid);
         let e = open_store("x.db", StoreOptions::default().with_table_prefix("1"), &[])
             .await

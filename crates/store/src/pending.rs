@@ -82,7 +82,13 @@ impl PendingState {
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
             .collect();
-        PendingState { assistant_seq, round_index, tool_call_ids, tool_calls, ..Default::default() }
+        PendingState {
+            assistant_seq,
+            round_index,
+            tool_call_ids,
+            tool_calls,
+            ..Default::default()
+        }
     }
 
     /// True when nothing is unresolved and no interaction waits.
@@ -95,7 +101,12 @@ impl PendingState {
     /// Every unresolved id: `tool_call_ids` ∪ ids of `tool_calls`, sorted and de-duplicated.
     pub fn unresolved_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.tool_call_ids.clone();
-        ids.extend(self.tool_calls.iter().filter_map(call_id).map(str::to_owned));
+        ids.extend(
+            self.tool_calls
+                .iter()
+                .filter_map(call_id)
+                .map(str::to_owned),
+        );
         ids.sort();
         ids.dedup();
         ids
@@ -115,7 +126,8 @@ impl PendingState {
                 self.round_index = r;
             }
             let unresolved = self.unresolved_ids();
-            self.pending_interactions.retain(|i| unresolved.contains(&i.tool_call_id));
+            self.pending_interactions
+                .retain(|i| unresolved.contains(&i.tool_call_id));
         }
         hit
     }
@@ -160,7 +172,10 @@ mod tests {
         let mut p = PendingState::from_tool_calls(
             3,
             1,
-            vec![json!({"id": "b", "name": "x"}), json!({"id": "a", "name": "y"})],
+            vec![
+                json!({"id": "b", "name": "x"}),
+                json!({"id": "a", "name": "y"}),
+            ],
         );
         assert_eq!(p.tool_call_ids, vec!["b", "a"]);
         assert!(p.resolve("b", Some(2)));
@@ -173,7 +188,10 @@ mod tests {
 
     #[test]
     fn empty_record_encodes_to_null_and_round_trips() {
-        assert_eq!(PendingState::encode(Some(&PendingState::default())).unwrap(), None);
+        assert_eq!(
+            PendingState::encode(Some(&PendingState::default())).unwrap(),
+            None
+        );
         let p = PendingState::from_tool_calls(1, 0, vec![json!({"id": "x"})]);
         let text = PendingState::encode(Some(&p)).unwrap().unwrap();
         assert_eq!(PendingState::decode(Some(text)).unwrap(), Some(p));

@@ -33,7 +33,14 @@ impl Scope {
     }
 }
 
-fn read_value(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str, key: &str, lock: bool) -> Result<Option<Json>> {
+fn read_value(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    scope: Scope,
+    owner: &str,
+    key: &str,
+    lock: bool,
+) -> Result<Option<Json>> {
     let sql = format!(
         "SELECT value_json FROM {} WHERE {} = ? AND state_key = ?{}",
         scope.table(inner),
@@ -41,12 +48,21 @@ fn read_value(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str
         if lock { tx.dialect().for_update() } else { "" }
     );
     match tx.fetch_optional(&sql, &[Value::from(owner), Value::from(key)])? {
-        Some(r) => Ok(decode_json("value_json", r.opt_text("value_json")?)?.filter(|v| !v.is_null())),
+        Some(r) => {
+            Ok(decode_json("value_json", r.opt_text("value_json")?)?.filter(|v| !v.is_null()))
+        }
         None => Ok(None),
     }
 }
 
-fn write_value(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str, key: &str, value: Option<&Json>) -> Result<()> {
+fn write_value(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    scope: Scope,
+    owner: &str,
+    key: &str,
+    value: Option<&Json>,
+) -> Result<()> {
     let sql = tx.dialect().upsert(
         scope.table(inner),
         &[scope.owner_col(), "state_key"],
@@ -55,26 +71,65 @@ fn write_value(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &st
         &[],
     );
     let v = value.filter(|v| !v.is_null()).map(encode_json);
-    tx.execute(&sql, &[Value::from(owner), Value::from(key), Value::from(v), Value::Int(now_ms())])?;
+    tx.execute(
+        &sql,
+        &[
+            Value::from(owner),
+            Value::from(key),
+            Value::from(v),
+            Value::Int(now_ms()),
+        ],
+    )?;
     Ok(())
 }
 
-fn delete_value(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str, key: &str) -> Result<bool> {
-    let sql = format!("DELETE FROM {} WHERE {} = ? AND state_key = ?", scope.table(inner), scope.owner_col());
+fn delete_value(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    scope: Scope,
+    owner: &str,
+    key: &str,
+) -> Result<bool> {
+    let sql = format!(
+        "DELETE FROM {} WHERE {} = ? AND state_key = ?",
+        scope.table(inner),
+        scope.owner_col()
+    );
     Ok(tx.execute(&sql, &[Value::from(owner), Value::from(key)])? > 0)
 }
 
-fn lock_row(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str, key: &str) -> Result<Option<Json>> {
+fn lock_row(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    scope: Scope,
+    owner: &str,
+    key: &str,
+) -> Result<Option<Json>> {
     let ins = tx.dialect().insert_ignore(
         scope.table(inner),
         &[scope.owner_col(), "state_key", "value_json", "updated_at"],
         &[scope.owner_col(), "state_key"],
     );
-    tx.execute(&ins, &[Value::from(owner), Value::from(key), Value::Null, Value::Int(now_ms())])?;
+    tx.execute(
+        &ins,
+        &[
+            Value::from(owner),
+            Value::from(key),
+            Value::Null,
+            Value::Int(now_ms()),
+        ],
+    )?;
     read_value(inner, tx, scope, owner, key, true)
 }
 
-fn apply_update<F>(inner: &Inner, tx: &mut dyn Transaction, scope: Scope, owner: &str, key: &str, f: F) -> Result<Option<Json>>
+fn apply_update<F>(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    scope: Scope,
+    owner: &str,
+    key: &str,
+    f: F,
+) -> Result<Option<Json>>
 where
     F: FnOnce(Option<Json>) -> Option<Json>,
 {
@@ -95,7 +150,8 @@ impl SessionStore {
     /// The value under `key`, or `None` (missing row or stored JSON null).
     pub async fn get_runtime_state(&self, session_id: &str, key: &str) -> Result<Option<Json>> {
         let (sid, k) = (session_id.to_owned(), key.to_owned());
-        self.read(move |inner, tx| read_value(inner, tx, Scope::Runtime, &sid, &k, false)).await
+        self.read(move |inner, tx| read_value(inner, tx, Scope::Runtime, &sid, &k, false))
+            .await
     }
 
     /// Stores `value` (`Null` stored as NULL) and bumps the session's `updated_at`.
@@ -115,13 +171,19 @@ impl SessionStore {
     /// Deletes the key; true iff it existed.
     pub async fn delete_runtime_state(&self, session_id: &str, key: &str) -> Result<bool> {
         let (sid, k) = (session_id.to_owned(), key.to_owned());
-        self.write(move |inner, tx| delete_value(inner, tx, Scope::Runtime, &sid, &k)).await
+        self.write(move |inner, tx| delete_value(inner, tx, Scope::Runtime, &sid, &k))
+            .await
     }
 
     /// Atomic read-modify-write: `f(current)` runs inside one transaction with the row locked;
     /// `Some(v)` stores `v`, `None` deletes the key. Returns the new value. Concurrent updaters
     /// of the same key never lose updates. Unknown session → `session.not_found`.
-    pub async fn update_runtime_state<F>(&self, session_id: &str, key: &str, f: F) -> Result<Option<Json>>
+    pub async fn update_runtime_state<F>(
+        &self,
+        session_id: &str,
+        key: &str,
+        f: F,
+    ) -> Result<Option<Json>>
     where
         F: FnOnce(Option<Json>) -> Option<Json> + Send + 'static,
     {
@@ -159,19 +221,22 @@ impl SessionStore {
     /// Shared (not session-scoped) value, or `None`.
     pub async fn get_shared_state(&self, owner: &str, key: &str) -> Result<Option<Json>> {
         let (o, k) = (owner.to_owned(), key.to_owned());
-        self.read(move |inner, tx| read_value(inner, tx, Scope::Shared, &o, &k, false)).await
+        self.read(move |inner, tx| read_value(inner, tx, Scope::Shared, &o, &k, false))
+            .await
     }
 
     /// Stores a shared value (no owner validation; never cascaded).
     pub async fn set_shared_state(&self, owner: &str, key: &str, value: Json) -> Result<()> {
         let (o, k) = (owner.to_owned(), key.to_owned());
-        self.write(move |inner, tx| write_value(inner, tx, Scope::Shared, &o, &k, Some(&value))).await
+        self.write(move |inner, tx| write_value(inner, tx, Scope::Shared, &o, &k, Some(&value)))
+            .await
     }
 
     /// Deletes a shared key; true iff it existed.
     pub async fn delete_shared_state(&self, owner: &str, key: &str) -> Result<bool> {
         let (o, k) = (owner.to_owned(), key.to_owned());
-        self.write(move |inner, tx| delete_value(inner, tx, Scope::Shared, &o, &k)).await
+        self.write(move |inner, tx| delete_value(inner, tx, Scope::Shared, &o, &k))
+            .await
     }
 
     /// Atomic read-modify-write of a shared value (see [`SessionStore::update_runtime_state`]).
@@ -180,7 +245,8 @@ impl SessionStore {
         F: FnOnce(Option<Json>) -> Option<Json> + Send + 'static,
     {
         let (o, k) = (owner.to_owned(), key.to_owned());
-        self.write(move |inner, tx| apply_update(inner, tx, Scope::Shared, &o, &k, f)).await
+        self.write(move |inner, tx| apply_update(inner, tx, Scope::Shared, &o, &k, f))
+            .await
     }
 
     /// Atomic read-modify-write whose function may fail: an `Err` rolls back and is returned.
@@ -213,7 +279,8 @@ impl SessionStore {
         new: Option<Json>,
     ) -> Result<bool> {
         let (o, k) = (owner.to_owned(), key.to_owned());
-        self.write(move |inner, tx| cas(inner, tx, Scope::Shared, &o, &k, expected, new)).await
+        self.write(move |inner, tx| cas(inner, tx, Scope::Shared, &o, &k, expected, new))
+            .await
     }
 }
 

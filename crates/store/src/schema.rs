@@ -198,7 +198,11 @@ pub fn schema_migrations_ddl(prefix: &str) -> String {
 
 /// The idempotent version stamp with literals inlined (for the printed provisioning script).
 pub(crate) fn stamp_sql_inline(dialect: &dyn Dialect, prefix: &str, version: i64) -> String {
-    let sql = dialect.insert_ignore(&format!("{prefix}schema_migrations"), &["id", "version"], &["id"]);
+    let sql = dialect.insert_ignore(
+        &format!("{prefix}schema_migrations"),
+        &["id", "version"],
+        &["id"],
+    );
     let mut vals = ["1".to_owned(), version.to_string()].into_iter();
     let mut out = String::with_capacity(sql.len());
     for ch in sql.chars() {
@@ -234,11 +238,22 @@ mod tests {
         for ok in ["", "pl_", "_x", "A1_b", "abcdefghijklmnopqrstuvwx"] {
             assert!(validate_table_prefix(ok).is_ok(), "{ok}");
         }
-        for bad in ["1x", "pl-", "p l", "x;drop", "é_", "abcdefghijklmnopqrstuvwxy", "pl_\""] {
+        for bad in [
+            "1x",
+            "pl-",
+            "p l",
+            "x;drop",
+            "é_",
+            "abcdefghijklmnopqrstuvwxy",
+            "pl_\"",
+        ] {
             let e = validate_table_prefix(bad).unwrap_err();
             assert_eq!(e.code().as_str(), "invalid_argument", "{bad}");
         }
-        let longest = format!("{}idx_background_tasks_session_status", "a".repeat(MAX_TABLE_PREFIX_LEN));
+        let longest = format!(
+            "{}idx_background_tasks_session_status",
+            "a".repeat(MAX_TABLE_PREFIX_LEN)
+        );
         assert!(longest.len() <= 64);
     }
 
@@ -254,8 +269,14 @@ mod tests {
 
     #[test]
     fn schema_policy_parses() {
-        assert_eq!("verify".parse::<SchemaPolicy>().unwrap(), SchemaPolicy::Verify);
-        assert_eq!("auto_create".parse::<SchemaPolicy>().unwrap(), SchemaPolicy::AutoCreate);
+        assert_eq!(
+            "verify".parse::<SchemaPolicy>().unwrap(),
+            SchemaPolicy::Verify
+        );
+        assert_eq!(
+            "auto_create".parse::<SchemaPolicy>().unwrap(),
+            SchemaPolicy::AutoCreate
+        );
         assert!("nope".parse::<SchemaPolicy>().is_err());
         assert_eq!(SchemaPolicy::default(), SchemaPolicy::AutoCreate);
     }

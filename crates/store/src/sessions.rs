@@ -89,7 +89,9 @@ impl SessionStore {
             .await;
         match res {
             Ok(()) => Ok(out),
-            Err(e) if e.code() == ErrorCode::StoreConstraint => Err(session_exists(&out).with_source(e)),
+            Err(e) if e.code() == ErrorCode::StoreConstraint => {
+                Err(session_exists(&out).with_source(e))
+            }
             Err(e) => Err(e),
         }
     }
@@ -97,13 +99,15 @@ impl SessionStore {
     /// The session, or `None`.
     pub async fn get_session(&self, session_id: &str) -> Result<Option<SessionRow>> {
         let sid = session_id.to_owned();
-        self.read(move |inner, tx| get_session_tx(inner, tx, &sid)).await
+        self.read(move |inner, tx| get_session_tx(inner, tx, &sid))
+            .await
     }
 
     /// Whether the session exists.
     pub async fn session_exists(&self, session_id: &str) -> Result<bool> {
         let sid = session_id.to_owned();
-        self.read(move |inner, tx| inner.session_exists(tx, &sid)).await
+        self.read(move |inner, tx| inner.session_exists(tx, &sid))
+            .await
     }
 
     /// Direct children of a session, oldest first.
@@ -115,7 +119,10 @@ impl SessionStore {
                 SessionRow::COLUMNS,
                 inner.t.sessions
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(SessionRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(SessionRow::from_row)
+                .collect()
         })
         .await
     }
@@ -129,7 +136,10 @@ impl SessionStore {
                 inner.t.sessions,
                 limit.max(1)
             );
-            tx.fetch_all(&sql, &[])?.iter().map(SessionRow::from_row).collect()
+            tx.fetch_all(&sql, &[])?
+                .iter()
+                .map(SessionRow::from_row)
+                .collect()
         })
         .await
     }
@@ -138,9 +148,18 @@ impl SessionStore {
     pub async fn archive_session(&self, session_id: &str) -> Result<bool> {
         let sid = session_id.to_owned();
         self.write(move |inner, tx| {
-            let sql =
-                format!("UPDATE {} SET status = ?, updated_at = ? WHERE session_id = ?", inner.t.sessions);
-            Ok(tx.execute(&sql, &[Value::from("archived"), Value::Int(now_ms()), Value::from(sid.as_str())])? > 0)
+            let sql = format!(
+                "UPDATE {} SET status = ?, updated_at = ? WHERE session_id = ?",
+                inner.t.sessions
+            );
+            Ok(tx.execute(
+                &sql,
+                &[
+                    Value::from("archived"),
+                    Value::Int(now_ms()),
+                    Value::from(sid.as_str()),
+                ],
+            )? > 0)
         })
         .await
     }
@@ -157,7 +176,14 @@ impl SessionStore {
                 "UPDATE {} SET system_prompt = ?, updated_at = ? WHERE session_id = ?",
                 inner.t.sessions
             );
-            Ok(tx.execute(&sql, &[Value::from(system_prompt), Value::Int(now_ms()), Value::from(sid.as_str())])? > 0)
+            Ok(tx.execute(
+                &sql,
+                &[
+                    Value::from(system_prompt),
+                    Value::Int(now_ms()),
+                    Value::from(sid.as_str()),
+                ],
+            )? > 0)
         })
         .await
     }
@@ -179,7 +205,8 @@ impl SessionStore {
             let row = tx
                 .fetch_optional(&sql, &[Value::from(sid.as_str())])?
                 .ok_or_else(|| Error::session_not_found(&sid))?;
-            let mut meta = crate::util::decode_map("metadata_json", row.opt_text("metadata_json")?)?;
+            let mut meta =
+                crate::util::decode_map("metadata_json", row.opt_text("metadata_json")?)?;
             for (k, v) in patch {
                 if v.is_null() {
                     meta.remove(&k);
@@ -191,7 +218,14 @@ impl SessionStore {
                 "UPDATE {} SET metadata_json = ?, updated_at = ? WHERE session_id = ?",
                 inner.t.sessions
             );
-            tx.execute(&sql, &[Value::Text(map_text(&meta)), Value::Int(now_ms()), Value::from(sid.as_str())])?;
+            tx.execute(
+                &sql,
+                &[
+                    Value::Text(map_text(&meta)),
+                    Value::Int(now_ms()),
+                    Value::from(sid.as_str()),
+                ],
+            )?;
             Ok(meta)
         })
         .await
@@ -221,14 +255,18 @@ impl SessionStore {
     /// The session's state row, or `None`.
     pub async fn get_state(&self, session_id: &str) -> Result<Option<SessionStateRow>> {
         let sid = session_id.to_owned();
-        self.read(move |inner, tx| get_state_tx(inner, tx, &sid)).await
+        self.read(move |inner, tx| get_state_tx(inner, tx, &sid))
+            .await
     }
 
     /// Sets the round index; returns whether the session exists.
     pub async fn set_round_index(&self, session_id: &str, round_index: i64) -> Result<bool> {
         let sid = session_id.to_owned();
         self.write(move |inner, tx| {
-            let sql = format!("UPDATE {} SET round_index = ? WHERE session_id = ?", inner.t.session_state);
+            let sql = format!(
+                "UPDATE {} SET round_index = ? WHERE session_id = ?",
+                inner.t.session_state
+            );
             Ok(tx.execute(&sql, &[Value::Int(round_index), Value::from(sid.as_str())])? > 0)
         })
         .await
@@ -236,11 +274,18 @@ impl SessionStore {
 
     /// Replaces the pending record (`None` or an empty record clears it, stored as NULL);
     /// returns whether the session exists.
-    pub async fn set_pending(&self, session_id: &str, pending: Option<PendingState>) -> Result<bool> {
+    pub async fn set_pending(
+        &self,
+        session_id: &str,
+        pending: Option<PendingState>,
+    ) -> Result<bool> {
         let sid = session_id.to_owned();
         let text = PendingState::encode(pending.as_ref())?;
         self.write(move |inner, tx| {
-            let sql = format!("UPDATE {} SET pending_json = ? WHERE session_id = ?", inner.t.session_state);
+            let sql = format!(
+                "UPDATE {} SET pending_json = ? WHERE session_id = ?",
+                inner.t.session_state
+            );
             Ok(tx.execute(&sql, &[Value::from(text), Value::from(sid.as_str())])? > 0)
         })
         .await
@@ -264,7 +309,7 @@ impl SessionStore {
             let new = f(cur);
             st.pending_json = PendingState::encode(new.as_ref())?;
             inner.write_state(tx, &sid, &st)?;
-            Ok(PendingState::decode(st.pending_json.clone())?)
+            PendingState::decode(st.pending_json.clone())
         })
         .await
     }
@@ -273,14 +318,26 @@ impl SessionStore {
 pub(crate) fn session_exists(id: &str) -> Error {
     Error::new(
         ErrorCode::SessionExists,
-        format!("session already exists: `{id}`; pick another id or close the existing session first"),
+        format!(
+            "session already exists: `{id}`; pick another id or close the existing session first"
+        ),
     )
     .with_detail("session_id", id)
 }
 
-pub(crate) fn get_session_tx(inner: &Inner, tx: &mut dyn Transaction, sid: &str) -> Result<Option<SessionRow>> {
-    let sql = format!("SELECT {} FROM {} WHERE session_id = ?", SessionRow::COLUMNS, inner.t.sessions);
-    tx.fetch_optional(&sql, &[Value::from(sid)])?.map(|r| SessionRow::from_row(&r)).transpose()
+pub(crate) fn get_session_tx(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    sid: &str,
+) -> Result<Option<SessionRow>> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE session_id = ?",
+        SessionRow::COLUMNS,
+        inner.t.sessions
+    );
+    tx.fetch_optional(&sql, &[Value::from(sid)])?
+        .map(|r| SessionRow::from_row(&r))
+        .transpose()
 }
 
 pub(crate) fn get_state_tx(
@@ -318,7 +375,10 @@ fn delete_tree(
     if !visiting.insert(sid.to_owned()) {
         return Ok(());
     }
-    let sql = format!("SELECT session_id, lifecycle FROM {} WHERE parent_session_id = ?", inner.t.sessions);
+    let sql = format!(
+        "SELECT session_id, lifecycle FROM {} WHERE parent_session_id = ?",
+        inner.t.sessions
+    );
     let children = tx.fetch_all(&sql, &[Value::from(sid)])?;
     for child in children {
         let cid = child.text("session_id")?;
@@ -326,14 +386,20 @@ fn delete_tree(
         if cascade && lifecycle != SubagentLifecycle::Detached.as_str() {
             delete_tree(inner, tx, &cid, cascade, deleted, visiting)?;
         } else {
-            let sql = format!("UPDATE {} SET parent_session_id = NULL WHERE session_id = ?", inner.t.sessions);
+            let sql = format!(
+                "UPDATE {} SET parent_session_id = NULL WHERE session_id = ?",
+                inner.t.sessions
+            );
             tx.execute(&sql, &[Value::from(cid.as_str())])?;
         }
     }
     let mut n = 0;
     for logical in SESSION_TABLES {
         let table = inner.t.physical(logical).unwrap_or(logical);
-        n = tx.execute(&format!("DELETE FROM {table} WHERE session_id = ?"), &[Value::from(sid)])?;
+        n = tx.execute(
+            &format!("DELETE FROM {table} WHERE session_id = ?"),
+            &[Value::from(sid)],
+        )?;
     }
     if n > 0 {
         deleted.push(sid.to_owned());

@@ -95,7 +95,10 @@ impl SessionStore {
                 "UPDATE {} SET next_seq = ?, round_index = ?, last_compact_seq = ?, pending_json = ? WHERE session_id = ?",
                 t.session_state
             ),
-            touch_session: format!("UPDATE {} SET updated_at = ? WHERE session_id = ?", t.sessions),
+            touch_session: format!(
+                "UPDATE {} SET updated_at = ? WHERE session_id = ?",
+                t.sessions
+            ),
             upsert_stats: d.upsert(
                 &t.session_stats,
                 &["session_id"],
@@ -114,7 +117,13 @@ impl SessionStore {
             upsert_usage: d.upsert(
                 &t.usage_rounds,
                 &["session_id", "round_index"],
-                &["prompt_tokens", "completion_tokens", "total_tokens", "model", "created_at"],
+                &[
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "total_tokens",
+                    "model",
+                    "created_at",
+                ],
                 &[],
                 &[],
             ),
@@ -205,7 +214,10 @@ impl SessionStore {
             match self.write(move |i, tx| g(i, tx)).await {
                 Err(e)
                     if attempt < 8
-                        && matches!(e.code(), ErrorCode::StoreConstraint | ErrorCode::StoreConflict) =>
+                        && matches!(
+                            e.code(),
+                            ErrorCode::StoreConstraint | ErrorCode::StoreConflict
+                        ) =>
                 {
                     continue;
                 }
@@ -257,14 +269,31 @@ impl Inner {
         Ok(())
     }
 
-    pub(crate) fn touch_session(&self, tx: &mut dyn Transaction, session_id: &str, now: i64) -> Result<()> {
-        tx.execute(&self.sql.touch_session, &[Value::Int(now), Value::from(session_id)])?;
+    pub(crate) fn touch_session(
+        &self,
+        tx: &mut dyn Transaction,
+        session_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        tx.execute(
+            &self.sql.touch_session,
+            &[Value::Int(now), Value::from(session_id)],
+        )?;
         Ok(())
     }
 
-    pub(crate) fn session_exists(&self, tx: &mut dyn Transaction, session_id: &str) -> Result<bool> {
-        let sql = format!("SELECT session_id FROM {} WHERE session_id = ?", self.t.sessions);
-        Ok(tx.fetch_optional(&sql, &[Value::from(session_id)])?.is_some())
+    pub(crate) fn session_exists(
+        &self,
+        tx: &mut dyn Transaction,
+        session_id: &str,
+    ) -> Result<bool> {
+        let sql = format!(
+            "SELECT session_id FROM {} WHERE session_id = ?",
+            self.t.sessions
+        );
+        Ok(tx
+            .fetch_optional(&sql, &[Value::from(session_id)])?
+            .is_some())
     }
 
     /// Inserts one message row at `seq`.

@@ -116,7 +116,8 @@ impl SessionStore {
 
     /// Live timers (`armed` and `firing`), by due time.
     pub async fn list_live_timers(&self, session_id: &str) -> Result<Vec<TimerRow>> {
-        self.list_timers(session_id, &[timer_status::ARMED, timer_status::FIRING]).await
+        self.list_timers(session_id, &[timer_status::ARMED, timer_status::FIRING])
+            .await
     }
 
     /// Cross-session: `armed` timers due at `now` (default: the clock), earliest first.
@@ -186,14 +187,26 @@ impl SessionStore {
 
     /// Cancels an armed timer (`armed → cancelled`); true iff it was armed.
     pub async fn cancel_timer(&self, session_id: &str, timer_id: i64) -> Result<bool> {
-        self.transition_timer(session_id, timer_id, timer_status::ARMED, timer_status::CANCELLED, None)
-            .await
+        self.transition_timer(
+            session_id,
+            timer_id,
+            timer_status::ARMED,
+            timer_status::CANCELLED,
+            None,
+        )
+        .await
     }
 
     /// Gives a claimed timer back (`firing → armed` at `due_at`); false if the claim was lost.
     pub async fn rearm_timer(&self, session_id: &str, timer_id: i64, due_at: i64) -> Result<bool> {
-        self.transition_timer(session_id, timer_id, timer_status::FIRING, timer_status::ARMED, Some(due_at))
-            .await
+        self.transition_timer(
+            session_id,
+            timer_id,
+            timer_status::FIRING,
+            timer_status::ARMED,
+            Some(due_at),
+        )
+        .await
     }
 
     /// Completes a firing: one-shot → `fired`; recurring → `armed` at now + interval (missed
@@ -306,12 +319,20 @@ impl SessionStore {
     /// processes. Finish with [`SessionStore::finish_firing_timer`] or
     /// [`SessionStore::rearm_timer`]; keep long deliveries alive with
     /// [`SessionStore::heartbeat_firing_timer`].
-    pub async fn claim_due_timers(&self, now: i64, limit: usize, lease_ms: i64) -> Result<Vec<TimerRow>> {
+    pub async fn claim_due_timers(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<TimerRow>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         if lease_ms < 0 {
-            return Err(Error::new(ErrorCode::TimerInvalid, format!("lease_ms must be ≥ 0, got {lease_ms}")));
+            return Err(Error::new(
+                ErrorCode::TimerInvalid,
+                format!("lease_ms must be ≥ 0, got {lease_ms}"),
+            ));
         }
         self.write(move |inner, tx| {
             let sql = format!(

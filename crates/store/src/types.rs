@@ -206,10 +206,10 @@ impl MessageRow {
 
     /// The logical-order key (spec §8.4): a compact note sorts at its `meta.ord`, others at `seq`.
     pub fn logical_ord(&self) -> i64 {
-        if self.name.as_deref() == Some("compact_note") {
-            if let Some(ord) = self.meta.get("ord").and_then(json_as_i64) {
-                return ord;
-            }
+        if self.name.as_deref() == Some("compact_note")
+            && let Some(ord) = self.meta.get("ord").and_then(json_as_i64)
+        {
+            return ord;
         }
         self.seq
     }
@@ -260,7 +260,10 @@ impl SessionStateRow {
 
     /// The active-window token of this state.
     pub fn window_token(&self) -> WindowToken {
-        WindowToken { next_seq: self.next_seq, last_compact_seq: self.last_compact_seq }
+        WindowToken {
+            next_seq: self.next_seq,
+            last_compact_seq: self.last_compact_seq,
+        }
     }
 }
 
@@ -509,8 +512,7 @@ pub struct UsageRoundRow {
 }
 
 impl UsageRoundRow {
-    pub(crate) const COLUMNS: &'static str =
-        "session_id, round_index, prompt_tokens, completion_tokens, total_tokens, model, created_at";
+    pub(crate) const COLUMNS: &'static str = "session_id, round_index, prompt_tokens, completion_tokens, total_tokens, model, created_at";
 
     pub(crate) fn from_row(r: &Row) -> Result<Self> {
         Ok(UsageRoundRow {

@@ -12,14 +12,16 @@ impl SessionStore {
     /// Upserts one round's usage (all non-key columns overwritten). No session check.
     pub async fn record_usage(&self, session_id: &str, usage: UsageRecord) -> Result<()> {
         let sid = session_id.to_owned();
-        self.write(move |inner, tx| inner.upsert_usage(tx, &sid, &usage, now_ms())).await
+        self.write(move |inner, tx| inner.upsert_usage(tx, &sid, &usage, now_ms()))
+            .await
     }
 
     /// Adds one finished send to the cumulative stats (`sends += 1`, counters accumulated,
     /// `first_send_at` kept from the first call). No session check.
     pub async fn bump_session_stats(&self, session_id: &str, delta: StatsDelta) -> Result<()> {
         let sid = session_id.to_owned();
-        self.write(move |inner, tx| inner.bump_stats(tx, &sid, &delta, now_ms())).await
+        self.write(move |inner, tx| inner.bump_stats(tx, &sid, &delta, now_ms()))
+            .await
     }
 
     /// The session's cumulative stats, or `None` before its first finished send.
@@ -46,7 +48,10 @@ impl SessionStore {
                 SessionStatsRow::COLUMNS,
                 inner.t.session_stats
             );
-            tx.fetch_all(&sql, &[])?.iter().map(SessionStatsRow::from_row).collect()
+            tx.fetch_all(&sql, &[])?
+                .iter()
+                .map(SessionStatsRow::from_row)
+                .collect()
         })
         .await
     }
@@ -60,7 +65,10 @@ impl SessionStore {
                 UsageRoundRow::COLUMNS,
                 inner.t.usage_rounds
             );
-            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?.iter().map(UsageRoundRow::from_row).collect()
+            tx.fetch_all(&sql, &[Value::from(sid.as_str())])?
+                .iter()
+                .map(UsageRoundRow::from_row)
+                .collect()
         })
         .await
     }

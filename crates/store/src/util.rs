@@ -171,7 +171,11 @@ mod tests {
         let id = new_session_id();
         assert_eq!(id.len(), 29);
         assert!(id.starts_with("sess_"));
-        assert!(id[5..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            id[5..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(new_session_id(), id);
     }
 

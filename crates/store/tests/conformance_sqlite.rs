@@ -22,7 +22,11 @@ async fn make_db() -> Arc<dyn Database> {
         NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    Arc::new(SqliteDatabase::open_file(dir.join("conf.db"), &ConnectOptions::default()).await.unwrap())
+    Arc::new(
+        SqliteDatabase::open_file(dir.join("conf.db"), &ConnectOptions::default())
+            .await
+            .unwrap(),
+    )
 }
 
 power_loop_store::store_conformance_suite!(make_db);
@@ -31,7 +35,11 @@ mod memory {
     use super::*;
 
     async fn make_mem_db() -> Arc<dyn Database> {
-        Arc::new(SqliteDatabase::open_memory(&ConnectOptions::default()).await.unwrap())
+        Arc::new(
+            SqliteDatabase::open_memory(&ConnectOptions::default())
+                .await
+                .unwrap(),
+        )
     }
 
     power_loop_store::store_conformance_suite!(make_mem_db);

@@ -36,14 +36,24 @@ async fn populated(s: &SessionStore) -> String {
         .await
         .unwrap();
     for i in 1..=4 {
-        s.append_message(&sid, NewMessage::user(format!("m{i}")).with_round_index(i)).await.unwrap();
+        s.append_message(&sid, NewMessage::user(format!("m{i}")).with_round_index(i))
+            .await
+            .unwrap();
     }
-    s.record_compaction(&sid, CompactionRequest::fold(vec![1, 2], "sum")).await.unwrap();
+    s.record_compaction(&sid, CompactionRequest::fold(vec![1, 2], "sum"))
+        .await
+        .unwrap();
     s.add_note(&sid, "note", true).await.unwrap();
     s.create_timer(&sid, 123, "wake", Some(30)).await.unwrap();
-    s.set_runtime_state(&sid, "todo", json!({"a": [1, 2]})).await.unwrap();
-    s.record_usage(&sid, UsageRecord::new(0, Some(1), Some(2), Some(3))).await.unwrap();
-    s.bump_session_stats(&sid, crate::StatsDelta::new(1, 1, 0, 1, 2, 3)).await.unwrap();
+    s.set_runtime_state(&sid, "todo", json!({"a": [1, 2]}))
+        .await
+        .unwrap();
+    s.record_usage(&sid, UsageRecord::new(0, Some(1), Some(2), Some(3)))
+        .await
+        .unwrap();
+    s.bump_session_stats(&sid, crate::StatsDelta::new(1, 1, 0, 1, 2, 3))
+        .await
+        .unwrap();
     sid
 }
 
@@ -73,7 +83,17 @@ pub async fn export_import_round_trip(ctx: Ctx) {
     let back: crate::SessionArchive = serde_json::from_str(&text).unwrap();
     assert_eq!(back, a);
     assert_eq!(a.tables.len(), 9);
-    for k in ["sessions", "session_state", "messages", "compactions", "usage_rounds", "session_runtime_state", "timers", "notes", "session_stats"] {
+    for k in [
+        "sessions",
+        "session_state",
+        "messages",
+        "compactions",
+        "usage_rounds",
+        "session_runtime_state",
+        "timers",
+        "notes",
+        "session_stats",
+    ] {
         assert!(a.tables.contains_key(k), "{k}");
     }
     let r = s.import_session(&back, Some("restored")).await.unwrap();
@@ -83,15 +103,29 @@ pub async fn export_import_round_trip(ctx: Ctx) {
     let src = s.load_active_messages(&sid, None).await.unwrap();
     let dst = s.load_active_messages("restored", None).await.unwrap();
     let key = |m: &crate::MessageRow| (m.seq, m.role.clone(), m.name.clone(), m.content.clone());
-    assert_eq!(src.iter().map(key).collect::<Vec<_>>(), dst.iter().map(key).collect::<Vec<_>>());
+    assert_eq!(
+        src.iter().map(key).collect::<Vec<_>>(),
+        dst.iter().map(key).collect::<Vec<_>>()
+    );
     assert_eq!(dst[0].name.as_deref(), Some("compact_note"));
     let row = s.get_session("restored").await.unwrap().unwrap();
-    assert_eq!((row.parent_session_id, row.kind, row.spawn_depth), (None, crate::SessionKind::Root, 0));
+    assert_eq!(
+        (row.parent_session_id, row.kind, row.spawn_depth),
+        (None, crate::SessionKind::Root, 0)
+    );
     assert_eq!(row.system_prompt.as_deref(), Some("prompt ☃"));
     assert_eq!(s.list_notes("restored").await.unwrap().len(), 1);
-    assert_eq!(s.get_runtime_state("restored", "todo").await.unwrap(), Some(json!({"a": [1, 2]})));
+    assert_eq!(
+        s.get_runtime_state("restored", "todo").await.unwrap(),
+        Some(json!({"a": [1, 2]}))
+    );
     // The restored session keeps allocating where the source stopped.
-    assert_eq!(s.append_message("restored", NewMessage::user("next")).await.unwrap(), 6);
+    assert_eq!(
+        s.append_message("restored", NewMessage::user("next"))
+            .await
+            .unwrap(),
+        6
+    );
     let generated = s.import_session(&a, None).await.unwrap();
     assert!(generated.starts_with("sess_"));
 }
@@ -113,32 +147,84 @@ pub async fn export_import_refusals(ctx: Ctx) {
     assert_eq!(code(&e), "store.archive_invalid");
     let mut empty = a.clone();
     empty.tables.insert("sessions".into(), vec![]);
-    assert_eq!(code(&s.import_session(&empty, Some("x3")).await.unwrap_err()), "store.archive_invalid");
-    assert!(s.get_session("x1").await.unwrap().is_none() && s.get_session("x2").await.unwrap().is_none());
-    assert_eq!(code(&s.export_session("ghost").await.unwrap_err()), "session.not_found");
+    assert_eq!(
+        code(&s.import_session(&empty, Some("x3")).await.unwrap_err()),
+        "store.archive_invalid"
+    );
+    assert!(
+        s.get_session("x1").await.unwrap().is_none()
+            && s.get_session("x2").await.unwrap().is_none()
+    );
+    assert_eq!(
+        code(&s.export_session("ghost").await.unwrap_err()),
+        "session.not_found"
+    );
 }
 
 pub async fn retention_prunes_only_folded_rows(ctx: Ctx) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
     for i in 1..=8 {
-        s.append_message(&sid, NewMessage::user(format!("m{i}"))).await.unwrap();
+        s.append_message(&sid, NewMessage::user(format!("m{i}")))
+            .await
+            .unwrap();
     }
-    s.record_compaction(&sid, CompactionRequest::fold(vec![1, 2, 3, 4, 5], "sum")).await.unwrap();
+    s.record_compaction(&sid, CompactionRequest::fold(vec![1, 2, 3, 4, 5], "sum"))
+        .await
+        .unwrap();
     let window = s.load_active_messages(&sid, None).await.unwrap();
-    assert_eq!(s.prune_compacted_messages(&sid, Some(3_600_000), 0).await.unwrap(), 0, "too young");
+    assert_eq!(
+        s.prune_compacted_messages(&sid, Some(3_600_000), 0)
+            .await
+            .unwrap(),
+        0,
+        "too young"
+    );
     assert_eq!(s.prune_compacted_messages(&sid, None, 2).await.unwrap(), 3);
-    let left: Vec<i64> = s.load_all_messages(&sid).await.unwrap().iter().filter(|m| m.state == MessageState::CompactedOut).map(|m| m.seq).collect();
-    assert_eq!(left, vec![4, 5], "keep_recent keeps the highest folded seqs");
-    assert_eq!(s.prune_compacted_messages(&sid, Some(-1000), 0).await.unwrap(), 2);
-    assert_eq!(s.load_active_messages(&sid, None).await.unwrap(), window, "the active window is unchanged");
+    let left: Vec<i64> = s
+        .load_all_messages(&sid)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.state == MessageState::CompactedOut)
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(
+        left,
+        vec![4, 5],
+        "keep_recent keeps the highest folded seqs"
+    );
+    assert_eq!(
+        s.prune_compacted_messages(&sid, Some(-1000), 0)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.load_active_messages(&sid, None).await.unwrap(),
+        window,
+        "the active window is unchanged"
+    );
     for r in 0..5 {
-        s.record_usage(&sid, UsageRecord::new(r, Some(r), None, None)).await.unwrap();
+        s.record_usage(&sid, UsageRecord::new(r, Some(r), None, None))
+            .await
+            .unwrap();
     }
     assert_eq!(s.prune_usage_rounds(&sid, Some(2), None).await.unwrap(), 3);
-    let rounds: Vec<i64> = s.list_usage_rounds(&sid).await.unwrap().iter().map(|u| u.round_index).collect();
+    let rounds: Vec<i64> = s
+        .list_usage_rounds(&sid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.round_index)
+        .collect();
     assert_eq!(rounds, vec![3, 4]);
-    assert_eq!(s.prune_usage_rounds(&sid, None, Some(3_600_000)).await.unwrap(), 0);
+    assert_eq!(
+        s.prune_usage_rounds(&sid, None, Some(3_600_000))
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(s.prune_usage_rounds(&sid, None, None).await.unwrap(), 2);
 }
 
@@ -149,9 +235,24 @@ pub async fn prefixes_are_isolated(ctx: Ctx) {
     let sid = a.create_session(NewSession::new()).await.unwrap();
     a.append_message(&sid, NewMessage::user("x")).await.unwrap();
     assert!(b.get_session(&sid).await.unwrap().is_none());
-    assert_eq!(code(&b.append_message(&sid, NewMessage::user("y")).await.unwrap_err()), "session.not_found");
-    let sid_b = b.create_session(NewSession::new().with_id(sid.clone())).await.unwrap();
-    assert_eq!(b.append_message(&sid_b, NewMessage::user("y")).await.unwrap(), 1);
+    assert_eq!(
+        code(
+            &b.append_message(&sid, NewMessage::user("y"))
+                .await
+                .unwrap_err()
+        ),
+        "session.not_found"
+    );
+    let sid_b = b
+        .create_session(NewSession::new().with_id(sid.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.append_message(&sid_b, NewMessage::user("y"))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(a.tables().sessions, format!("{}sessions", ctx.prefix));
     for name in a.tables().all() {
         assert!(name.starts_with(&ctx.prefix), "{name}");
@@ -160,43 +261,93 @@ pub async fn prefixes_are_isolated(ctx: Ctx) {
 
 pub async fn schema_verify_on_missing_schema_gives_ddl(ctx: Ctx) {
     let p = ctx.prefix.clone();
-    let e = ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify).await.unwrap_err();
+    let e = ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "store.schema_missing");
     assert!(e.message().contains("not initialized"), "{e}");
     let ddl = e.ddl();
     assert!(ddl.len() >= 13, "{ddl:?}");
-    assert!(e.to_string().contains(&format!("{p}schema_migrations")), "Display prints the script");
-    let opts = StoreOptions::new().with_table_prefix(&p).with_schema_policy(SchemaPolicy::Verify);
-    assert_eq!(code(&SessionStore::open_database(Arc::clone(&ctx.db), &opts).await.unwrap_err()), "store.schema_missing");
-    assert_eq!(ensure_schema(&*ctx.db, &p, SchemaPolicy::AutoCreate).await.unwrap(), CURRENT_SCHEMA_VERSION);
-    assert_eq!(ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify).await.unwrap(), CURRENT_SCHEMA_VERSION);
-    let s = SessionStore::open_database(Arc::clone(&ctx.db), &opts).await.unwrap();
+    assert!(
+        e.to_string().contains(&format!("{p}schema_migrations")),
+        "Display prints the script"
+    );
+    let opts = StoreOptions::new()
+        .with_table_prefix(&p)
+        .with_schema_policy(SchemaPolicy::Verify);
+    assert_eq!(
+        code(
+            &SessionStore::open_database(Arc::clone(&ctx.db), &opts)
+                .await
+                .unwrap_err()
+        ),
+        "store.schema_missing"
+    );
+    assert_eq!(
+        ensure_schema(&*ctx.db, &p, SchemaPolicy::AutoCreate)
+            .await
+            .unwrap(),
+        CURRENT_SCHEMA_VERSION
+    );
+    assert_eq!(
+        ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
+            .await
+            .unwrap(),
+        CURRENT_SCHEMA_VERSION
+    );
+    let s = SessionStore::open_database(Arc::clone(&ctx.db), &opts)
+        .await
+        .unwrap();
     assert_eq!(s.schema_version(), CURRENT_SCHEMA_VERSION);
     // Version stamped but a data table dropped → Verify reports it.
     let notes = s.tables().notes.clone();
-    run_tx(&*ctx.db, TxMode::Write, move |tx| tx.execute(&format!("DROP TABLE {notes}"), &[]).map(|_| ())).await.unwrap();
-    assert_eq!(code(&ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify).await.unwrap_err()), "store.schema_missing");
+    run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute(&format!("DROP TABLE {notes}"), &[]).map(|_| ())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        code(
+            &ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
+                .await
+                .unwrap_err()
+        ),
+        "store.schema_missing"
+    );
 }
 
 pub async fn schema_newer_version_is_refused(ctx: Ctx) {
     let s = ctx.store().await;
     let t = s.tables().schema_migrations.clone();
     run_tx(&*ctx.db, TxMode::Write, move |tx| {
-        tx.execute(&format!("UPDATE {t} SET version = ? WHERE id = ?"), &[Value::Int(CURRENT_SCHEMA_VERSION + 1), Value::Int(1)]).map(|_| ())
+        tx.execute(
+            &format!("UPDATE {t} SET version = ? WHERE id = ?"),
+            &[Value::Int(CURRENT_SCHEMA_VERSION + 1), Value::Int(1)],
+        )
+        .map(|_| ())
     })
     .await
     .unwrap();
     for policy in [SchemaPolicy::AutoCreate, SchemaPolicy::Verify] {
-        let e = ensure_schema(&*ctx.db, &ctx.prefix, policy).await.unwrap_err();
+        let e = ensure_schema(&*ctx.db, &ctx.prefix, policy)
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), "store.schema_newer", "{policy}");
-        assert!(e.message().contains("newer than this power_loop build"), "{e}");
+        assert!(
+            e.message().contains("newer than this power_loop build"),
+            "{e}"
+        );
     }
 }
 
 pub async fn provisioning_script_is_idempotent(ctx: Ctx) {
     let p = ctx.prefix.clone();
     let ddl = provisioning_ddl(ctx.db.dialect(), &p).unwrap();
-    assert!(ddl.last().unwrap().contains(&format!("{p}schema_migrations")));
+    assert!(
+        ddl.last()
+            .unwrap()
+            .contains(&format!("{p}schema_migrations"))
+    );
     for _ in 0..2 {
         let script = ddl.clone();
         run_tx(&*ctx.db, TxMode::Write, move |tx| {
@@ -208,7 +359,12 @@ pub async fn provisioning_script_is_idempotent(ctx: Ctx) {
         .await
         .unwrap();
     }
-    assert_eq!(ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify).await.unwrap(), CURRENT_SCHEMA_VERSION);
+    assert_eq!(
+        ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
+            .await
+            .unwrap(),
+        CURRENT_SCHEMA_VERSION
+    );
 }
 
 pub async fn concurrent_first_boot_stamps_one_version(ctx: Ctx) {
@@ -217,27 +373,46 @@ pub async fn concurrent_first_boot_stamps_one_version(ctx: Ctx) {
     for _ in 0..8 {
         let db = Arc::clone(&ctx.db);
         let p = p.clone();
-        tasks.push(tokio::spawn(async move { ensure_schema(&*db, &p, SchemaPolicy::AutoCreate).await }));
+        tasks.push(tokio::spawn(async move {
+            ensure_schema(&*db, &p, SchemaPolicy::AutoCreate).await
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), CURRENT_SCHEMA_VERSION);
     }
     let t = format!("{p}schema_migrations");
-    let rows = run_tx(&*ctx.db, TxMode::Read, move |tx| tx.fetch_all(&format!("SELECT id, version FROM {t}"), &[])).await.unwrap();
+    let rows = run_tx(&*ctx.db, TxMode::Read, move |tx| {
+        tx.fetch_all(&format!("SELECT id, version FROM {t}"), &[])
+    })
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].i64("version").unwrap(), CURRENT_SCHEMA_VERSION);
     let s = ctx.store().await;
-    assert_eq!(s.append_message(&s.create_session(NewSession::new()).await.unwrap(), NewMessage::user("x")).await.unwrap(), 1);
+    assert_eq!(
+        s.append_message(
+            &s.create_session(NewSession::new()).await.unwrap(),
+            NewMessage::user("x")
+        )
+        .await
+        .unwrap(),
+        1
+    );
 }
 
 pub async fn maintenance_is_forwarded_or_noop(ctx: Ctx) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
-    s.append_message(&sid, NewMessage::user("x".repeat(10_000))).await.unwrap();
+    s.append_message(&sid, NewMessage::user("x".repeat(10_000)))
+        .await
+        .unwrap();
     let has = ctx.db.maintenance().is_some();
     assert_eq!(s.checkpoint("truncate").await.unwrap(), has);
     assert_eq!(s.checkpoint("PASSIVE").await.unwrap(), has);
-    assert_eq!(code(&s.checkpoint("bogus").await.unwrap_err()), "invalid_argument");
+    assert_eq!(
+        code(&s.checkpoint("bogus").await.unwrap_err()),
+        "invalid_argument"
+    );
     assert_eq!(s.vacuum(true).await.unwrap(), has);
     assert_eq!(s.close_session(&sid, true).await.unwrap(), 1);
     assert_eq!(s.vacuum(false).await.unwrap(), has);
@@ -253,7 +428,10 @@ pub async fn timer_and_note_ids_unique_under_concurrency(ctx: Ctx) {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for j in 0..5 {
-                let t = s.create_timer(&sid, 1_000 + i * 10 + j, "n", None).await.unwrap();
+                let t = s
+                    .create_timer(&sid, 1_000 + i * 10 + j, "n", None)
+                    .await
+                    .unwrap();
                 let n = s.add_note(&sid, &format!("{i}-{j}"), false).await.unwrap();
                 ids.push((t.timer_id, n.note_id));
             }
@@ -284,23 +462,57 @@ pub async fn runtime_state_rmw_is_atomic_under_concurrency(ctx: Ctx) {
         let sid = sid.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..10 {
-                s.update_runtime_state(&sid, "counter", |cur| Some(json!(cur.and_then(|v| v.as_i64()).unwrap_or(0) + 1))).await.unwrap();
+                s.update_runtime_state(&sid, "counter", |cur| {
+                    Some(json!(cur.and_then(|v| v.as_i64()).unwrap_or(0) + 1))
+                })
+                .await
+                .unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(s.get_runtime_state(&sid, "counter").await.unwrap(), Some(json!(100)));
-    assert_eq!(s.update_runtime_state(&sid, "counter", |_| None).await.unwrap(), None);
+    assert_eq!(
+        s.get_runtime_state(&sid, "counter").await.unwrap(),
+        Some(json!(100))
+    );
+    assert_eq!(
+        s.update_runtime_state(&sid, "counter", |_| None)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(s.get_runtime_state(&sid, "counter").await.unwrap(), None);
-    assert!(s.compare_and_set_runtime_state(&sid, "k", None, Some(json!(1))).await.unwrap());
-    assert!(!s.compare_and_set_runtime_state(&sid, "k", None, Some(json!(2))).await.unwrap());
-    assert!(s.compare_and_set_runtime_state(&sid, "k", Some(json!(1)), Some(json!(2))).await.unwrap());
-    assert_eq!(s.get_runtime_state(&sid, "k").await.unwrap(), Some(json!(2)));
-    assert!(!s.compare_and_set_runtime_state(&sid, "absent", Some(json!(1)), Some(json!(3))).await.unwrap());
+    assert!(
+        s.compare_and_set_runtime_state(&sid, "k", None, Some(json!(1)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.compare_and_set_runtime_state(&sid, "k", None, Some(json!(2)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.compare_and_set_runtime_state(&sid, "k", Some(json!(1)), Some(json!(2)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_runtime_state(&sid, "k").await.unwrap(),
+        Some(json!(2))
+    );
+    assert!(
+        !s.compare_and_set_runtime_state(&sid, "absent", Some(json!(1)), Some(json!(3)))
+            .await
+            .unwrap()
+    );
     assert_eq!(s.get_runtime_state(&sid, "absent").await.unwrap(), None);
-    let e = s.update_runtime_state("ghost", "k", |_| None).await.unwrap_err();
+    let e = s
+        .update_runtime_state("ghost", "k", |_| None)
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "session.not_found");
 }
 
@@ -315,7 +527,10 @@ pub async fn shared_state_cas_and_blackboard_are_atomic(ctx: Ctx) {
             while wins < 5 {
                 let cur = s.get_shared_state("scope", "n").await.unwrap();
                 let next = json!(cur.as_ref().and_then(|v| v.as_i64()).unwrap_or(0) + 1);
-                if s.compare_and_set_shared_state("scope", "n", cur, Some(next)).await.unwrap() {
+                if s.compare_and_set_shared_state("scope", "n", cur, Some(next))
+                    .await
+                    .unwrap()
+                {
                     wins += 1;
                 }
             }
@@ -324,13 +539,25 @@ pub async fn shared_state_cas_and_blackboard_are_atomic(ctx: Ctx) {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(s.get_shared_state("scope", "n").await.unwrap(), Some(json!(40)));
+    assert_eq!(
+        s.get_shared_state("scope", "n").await.unwrap(),
+        Some(json!(40))
+    );
     let board = Blackboard::new(s.clone(), "b1").unwrap();
-    assert_eq!(code(&Blackboard::new(s.clone(), "").unwrap_err()), "blackboard.invalid");
+    assert_eq!(
+        code(&Blackboard::new(s.clone(), "").unwrap_err()),
+        "blackboard.invalid"
+    );
     let mut tasks = Vec::new();
     for i in 0..10 {
         let board = board.clone();
-        tasks.push(tokio::spawn(async move { board.post(&format!("  post {i} "), None, Some("w")).await.unwrap().id }));
+        tasks.push(tokio::spawn(async move {
+            board
+                .post(&format!("  post {i} "), None, Some("w"))
+                .await
+                .unwrap()
+                .id
+        }));
     }
     let mut ids = Vec::new();
     for t in tasks {
@@ -340,15 +567,37 @@ pub async fn shared_state_cas_and_blackboard_are_atomic(ctx: Ctx) {
     assert_eq!(ids, (1..=10).collect::<Vec<_>>());
     let doc = board.read().await.unwrap();
     assert_eq!((doc.entries.len(), doc.next_id), (10, 11));
-    assert!(doc.entries.iter().all(|e| e.text.starts_with("post ") && e.created_at.ends_with('Z')));
-    assert_eq!(board.update(3, None, Some("done")).await.unwrap().status, "done");
-    assert_eq!(code(&board.update(99, Some("x"), None).await.unwrap_err()), "blackboard.invalid");
+    assert!(
+        doc.entries
+            .iter()
+            .all(|e| e.text.starts_with("post ") && e.created_at.ends_with('Z'))
+    );
+    assert_eq!(
+        board.update(3, None, Some("done")).await.unwrap().status,
+        "done"
+    );
+    assert_eq!(
+        code(&board.update(99, Some("x"), None).await.unwrap_err()),
+        "blackboard.invalid"
+    );
     assert_eq!(board.remove(3).await.unwrap().id, 3);
-    assert_eq!(code(&board.remove(3).await.unwrap_err()), "blackboard.invalid");
+    assert_eq!(
+        code(&board.remove(3).await.unwrap_err()),
+        "blackboard.invalid"
+    );
     let small = Blackboard::new(s.clone(), "b2").unwrap().with_limits(1, 4);
-    assert_eq!(small.post("abcdefgh", Some("k"), None).await.unwrap().text, "abcd");
-    assert_eq!(code(&small.post("more", None, None).await.unwrap_err()), "blackboard.invalid");
-    assert_eq!(code(&small.post("   ", None, None).await.unwrap_err()), "blackboard.invalid");
+    assert_eq!(
+        small.post("abcdefgh", Some("k"), None).await.unwrap().text,
+        "abcd"
+    );
+    assert_eq!(
+        code(&small.post("more", None, None).await.unwrap_err()),
+        "blackboard.invalid"
+    );
+    assert_eq!(
+        code(&small.post("   ", None, None).await.unwrap_err()),
+        "blackboard.invalid"
+    );
 }
 
 pub async fn session_lease_excludes_other_holders(ctx: Ctx) {
@@ -369,7 +618,9 @@ pub async fn session_lease_excludes_other_holders(ctx: Ctx) {
     for _ in 0..6 {
         let s = s.clone();
         let sid = sid.clone();
-        tasks.push(tokio::spawn(async move { s.try_acquire_session_lease(&sid).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            s.try_acquire_session_lease(&sid).await.unwrap()
+        }));
     }
     let mut held = Vec::new();
     for t in tasks {
@@ -389,17 +640,27 @@ pub async fn window_token_tracks_appends_and_folds(ctx: Ctx) {
     let t0 = s.active_window_token(&sid).await.unwrap();
     assert_eq!((t0.next_seq, t0.last_compact_seq), (1, 0));
     for i in 0..3 {
-        s.append_message(&sid, NewMessage::user(format!("m{i}"))).await.unwrap();
+        s.append_message(&sid, NewMessage::user(format!("m{i}")))
+            .await
+            .unwrap();
     }
     let (t1, rows) = s.load_active_window(&sid).await.unwrap();
     assert_eq!((t1.next_seq, t1.last_compact_seq), (4, 0));
     assert_eq!(rows.len(), 3);
-    s.record_compaction(&sid, CompactionRequest::fold(vec![1], "s")).await.unwrap();
+    s.record_compaction(&sid, CompactionRequest::fold(vec![1], "s"))
+        .await
+        .unwrap();
     let t2 = s.active_window_token(&sid).await.unwrap();
     assert_eq!((t2.next_seq, t2.last_compact_seq), (5, 1));
     assert_ne!(t1, t2);
-    assert_eq!(code(&s.active_window_token("ghost").await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.load_active_window("ghost").await.unwrap_err()), "session.not_found");
+    assert_eq!(
+        code(&s.active_window_token("ghost").await.unwrap_err()),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(&s.load_active_window("ghost").await.unwrap_err()),
+        "session.not_found"
+    );
 }
 
 pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
@@ -409,10 +670,15 @@ pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
     for k in 0..4 {
         let sid = s.create_session(NewSession::new()).await.unwrap();
         for j in 0..10 {
-            let t = s.create_timer(&sid, now - 1_000 + j, "due", None).await.unwrap();
+            let t = s
+                .create_timer(&sid, now - 1_000 + j, "due", None)
+                .await
+                .unwrap();
             expected.insert((sid.clone(), t.timer_id));
         }
-        s.create_timer(&sid, now + 3_600_000 + k, "later", None).await.unwrap();
+        s.create_timer(&sid, now + 3_600_000 + k, "later", None)
+            .await
+            .unwrap();
     }
     let mut tasks = Vec::new();
     for _ in 0..6 {
@@ -438,28 +704,89 @@ pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
     }
     let unique: HashSet<_> = claimed.iter().cloned().collect();
     assert_eq!(claimed.len(), unique.len(), "no timer claimed twice");
-    assert_eq!(unique, expected, "every due timer claimed once, nothing else");
+    assert_eq!(
+        unique, expected,
+        "every due timer claimed once, nothing else"
+    );
     // A crashed claim becomes claimable after its lease; a live one does not.
     let (sid, id) = claimed[0].clone();
-    assert!(s.claim_due_timers(now, 100, 600_000).await.unwrap().is_empty());
-    let again = s.claim_due_timers(now + 10_000_000, 100, 1_000).await.unwrap();
-    assert!(again.iter().any(|t| t.session_id == sid && t.timer_id == id));
+    assert!(
+        s.claim_due_timers(now, 100, 600_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = s
+        .claim_due_timers(now + 10_000_000, 100, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .any(|t| t.session_id == sid && t.timer_id == id)
+    );
     assert!(s.finish_firing_timer(&sid, id).await.unwrap());
-    assert_eq!(s.get_timer(&sid, id).await.unwrap().unwrap().status, ts::FIRED);
-    assert_eq!(code(&s.claim_due_timers(now, 1, -1).await.unwrap_err()), "timer.invalid");
+    assert_eq!(
+        s.get_timer(&sid, id).await.unwrap().unwrap().status,
+        ts::FIRED
+    );
+    assert_eq!(
+        code(&s.claim_due_timers(now, 1, -1).await.unwrap_err()),
+        "timer.invalid"
+    );
 }
 
 pub async fn unknown_session_errors_are_not_found(ctx: Ctx) {
     let s = ctx.store().await;
     let g = "ghost-session";
-    assert_eq!(code(&s.append_message(g, NewMessage::user("x")).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.append_messages(g, vec![NewMessage::user("x")]).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.record_compaction(g, CompactionRequest::fold(vec![1], "x")).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.set_runtime_state(g, "k", json!(1)).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.export_session(g).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.update_pending(g, |p| p).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.merge_session_metadata(g, crate::JsonMap::new()).await.unwrap_err()), "session.not_found");
-    assert_eq!(code(&s.active_window_token(g).await.unwrap_err()), "session.not_found");
+    assert_eq!(
+        code(
+            &s.append_message(g, NewMessage::user("x"))
+                .await
+                .unwrap_err()
+        ),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(
+            &s.append_messages(g, vec![NewMessage::user("x")])
+                .await
+                .unwrap_err()
+        ),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(
+            &s.record_compaction(g, CompactionRequest::fold(vec![1], "x"))
+                .await
+                .unwrap_err()
+        ),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(&s.set_runtime_state(g, "k", json!(1)).await.unwrap_err()),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(&s.export_session(g).await.unwrap_err()),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(&s.update_pending(g, |p| p).await.unwrap_err()),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(
+            &s.merge_session_metadata(g, crate::JsonMap::new())
+                .await
+                .unwrap_err()
+        ),
+        "session.not_found"
+    );
+    assert_eq!(
+        code(&s.active_window_token(g).await.unwrap_err()),
+        "session.not_found"
+    );
     assert!(s.get_session(g).await.unwrap().is_none());
     assert!(s.load_active_messages(g, None).await.unwrap().is_empty());
     assert!(!s.archive_session(g).await.unwrap());
@@ -467,20 +794,51 @@ pub async fn unknown_session_errors_are_not_found(ctx: Ctx) {
 
 pub async fn large_and_unicode_content_round_trips(ctx: Ctx) {
     let s = ctx.store().await;
-    let sid = s.create_session(NewSession::new().with_system_prompt("😀".repeat(20_000))).await.unwrap();
+    let sid = s
+        .create_session(NewSession::new().with_system_prompt("😀".repeat(20_000)))
+        .await
+        .unwrap();
     let big = "ä€😀x".repeat(70_000 / 4 + 100);
     assert!(big.len() > 65_536);
     let seq = s
-        .append_message(&sid, NewMessage::assistant(big.clone()).with_tool_calls(vec![json!({"id": "c", "arguments": big.clone()})]))
+        .append_message(
+            &sid,
+            NewMessage::assistant(big.clone())
+                .with_tool_calls(vec![json!({"id": "c", "arguments": big.clone()})]),
+        )
         .await
         .unwrap();
     let m = s.get_message(&sid, seq).await.unwrap().unwrap();
     assert_eq!(m.content.as_deref(), Some(big.as_str()));
     assert_eq!(m.tool_calls.unwrap()[0]["arguments"], json!(big));
-    s.set_runtime_state(&sid, "big", json!(big.clone())).await.unwrap();
-    assert_eq!(s.get_runtime_state(&sid, "big").await.unwrap(), Some(json!(big)));
-    assert_eq!(s.get_session(&sid).await.unwrap().unwrap().system_prompt.map(|p| p.chars().count()), Some(20_000));
+    s.set_runtime_state(&sid, "big", json!(big.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_runtime_state(&sid, "big").await.unwrap(),
+        Some(json!(big))
+    );
+    assert_eq!(
+        s.get_session(&sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .system_prompt
+            .map(|p| p.chars().count()),
+        Some(20_000)
+    );
     let quoted = "it's a \"quote\" with ? and % and \\ and ?";
-    let seq = s.append_message(&sid, NewMessage::user(quoted)).await.unwrap();
-    assert_eq!(s.get_message(&sid, seq).await.unwrap().unwrap().content.as_deref(), Some(quoted));
+    let seq = s
+        .append_message(&sid, NewMessage::user(quoted))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_message(&sid, seq)
+            .await
+            .unwrap()
+            .unwrap()
+            .content
+            .as_deref(),
+        Some(quoted)
+    );
 }

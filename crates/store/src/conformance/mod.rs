@@ -88,7 +88,9 @@ impl Ctx {
     /// A store on `prefix` (AutoCreate).
     #[allow(clippy::panic)]
     pub async fn store_on(&self, prefix: &str) -> SessionStore {
-        let opts = StoreOptions::new().with_table_prefix(prefix).with_schema_policy(SchemaPolicy::AutoCreate);
+        let opts = StoreOptions::new()
+            .with_table_prefix(prefix)
+            .with_schema_policy(SchemaPolicy::AutoCreate);
         match SessionStore::open_database(Arc::clone(&self.db), &opts).await {
             Ok(s) => s,
             Err(e) => panic!("opening a store on prefix `{prefix}` failed: {e}"),

@@ -42,7 +42,13 @@ fn msg() -> impl Strategy<Value = Msg> {
         prop::bool::weighted(0.2),
         prop::option::of(text()),
     )
-        .prop_map(|(role, content, big, tool_call, name)| Msg { role, content, big, tool_call, name })
+        .prop_map(|(role, content, big, tool_call, name)| Msg {
+            role,
+            content,
+            big,
+            tool_call,
+            name,
+        })
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -54,7 +60,14 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec((text(), text()), 0..3),
         prop::collection::vec((0i64..1_000_000, prop::option::of(1i64..100)), 0..3),
     )
-        .prop_map(|(prompt, messages, fold, notes, state, timers)| Case { prompt, messages, fold, notes, state, timers })
+        .prop_map(|(prompt, messages, fold, notes, state, timers)| Case {
+            prompt,
+            messages,
+            fold,
+            notes,
+            state,
+            timers,
+        })
 }
 
 async fn build(s: &SessionStore, c: &Case) -> String {
@@ -66,27 +79,44 @@ async fn build(s: &SessionStore, c: &Case) -> String {
     let mut batch = Vec::new();
     for m in &c.messages {
         let mut nm = NewMessage::new(m.role);
-        nm.content = m.content.as_ref().map(|t| if m.big { t.repeat(66_000 / t.len().max(1) + 1) + "😀" } else { t.clone() });
+        nm.content = m.content.as_ref().map(|t| {
+            if m.big {
+                t.repeat(66_000 / t.len().max(1) + 1) + "😀"
+            } else {
+                t.clone()
+            }
+        });
         if m.big && nm.content.is_none() {
             nm.content = Some("ü".repeat(40_000));
         }
         if m.tool_call {
-            nm.tool_calls = Some(vec![json!({"id": "c", "function": {"name": "f", "arguments": m.content.clone().unwrap_or_default()}})]);
+            nm.tool_calls = Some(vec![
+                json!({"id": "c", "function": {"name": "f", "arguments": m.content.clone().unwrap_or_default()}}),
+            ]);
         }
         nm.name = m.name.clone();
         batch.push(nm);
     }
     s.append_messages(&sid, batch).await.unwrap();
     let n = c.messages.len();
-    let fold: Vec<i64> = c.fold.iter().filter(|i| **i < n).map(|i| *i as i64 + 1).collect();
+    let fold: Vec<i64> = c
+        .fold
+        .iter()
+        .filter(|i| **i < n)
+        .map(|i| *i as i64 + 1)
+        .collect();
     if !fold.is_empty() {
-        s.record_compaction(&sid, CompactionRequest::fold(fold, "summary ☃")).await.unwrap();
+        s.record_compaction(&sid, CompactionRequest::fold(fold, "summary ☃"))
+            .await
+            .unwrap();
     }
     for (t, p) in &c.notes {
         s.add_note(&sid, t, *p).await.unwrap();
     }
     for (k, v) in &c.state {
-        s.set_runtime_state(&sid, &format!("k{k}"), json!({"v": v})).await.unwrap();
+        s.set_runtime_state(&sid, &format!("k{k}"), json!({"v": v}))
+            .await
+            .unwrap();
     }
     for (due, every) in &c.timers {
         s.create_timer(&sid, *due, "t", *every).await.unwrap();
@@ -96,12 +126,21 @@ async fn build(s: &SessionStore, c: &Case) -> String {
 
 async fn check(s: &SessionStore, c: &Case, n: usize) -> Result<(), TestCaseError> {
     let sid = build(s, c).await;
-    let a = s.export_session(&sid).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let a = s
+        .export_session(&sid)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let text = serde_json::to_string(&a).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let back: crate::SessionArchive = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let back: crate::SessionArchive =
+        serde_json::from_str(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let target = format!("restored_{n}");
-    s.import_session(&back, Some(&target)).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let b = s.export_session(&target).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
+    s.import_session(&back, Some(&target))
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let b = s
+        .export_session(&target)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut expected = a.tables.clone();
     for rows in expected.values_mut() {
         for r in rows.iter_mut() {
@@ -109,10 +148,26 @@ async fn check(s: &SessionStore, c: &Case, n: usize) -> Result<(), TestCaseError
         }
     }
     prop_assert_eq!(&b.tables, &expected);
-    let src = s.load_active_messages(&sid, None).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let dst = s.load_active_messages(&target, None).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let key = |m: &crate::MessageRow| (m.role.clone(), m.name.clone(), m.content.clone(), m.tool_calls.clone());
-    prop_assert_eq!(src.iter().map(key).collect::<Vec<_>>(), dst.iter().map(key).collect::<Vec<_>>());
+    let src = s
+        .load_active_messages(&sid, None)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let dst = s
+        .load_active_messages(&target, None)
+        .await
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let key = |m: &crate::MessageRow| {
+        (
+            m.role.clone(),
+            m.name.clone(),
+            m.content.clone(),
+            m.tool_calls.clone(),
+        )
+    };
+    prop_assert_eq!(
+        src.iter().map(key).collect::<Vec<_>>(),
+        dst.iter().map(key).collect::<Vec<_>>()
+    );
     Ok(())
 }
 
@@ -120,7 +175,12 @@ pub async fn export_import_round_trip_property(ctx: Ctx) {
     let s = ctx.store().await;
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut runner = TestRunner::new(Config { cases: 12, max_shrink_iters: 32, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases: 12,
+            max_shrink_iters: 32,
+            failure_persistence: None,
+            ..Config::default()
+        });
         let counter = std::sync::atomic::AtomicUsize::new(0);
         let result = runner.run(&case(), |c| {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
