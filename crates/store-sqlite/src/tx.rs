@@ -105,7 +105,7 @@ pub(crate) fn execute_on(conn: &Connection, sql: &str, params: &[Value]) -> Resu
 /// Runs a query and returns every row.
 pub(crate) fn fetch_all_on(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
     let mut stmt = prepare_bound(conn, sql, params)?;
-    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
     let width = columns.len();
     let mut out = Vec::new();
     let mut rows = stmt.raw_query();
@@ -136,7 +136,7 @@ impl Transaction for SqliteTx<'_> {
 
     fn fetch_optional(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         let mut stmt = prepare_bound(self.conn, sql, params)?;
-        let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let columns: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
         let mut rows = stmt.raw_query();
         match rows
             .next()
