@@ -215,7 +215,7 @@ fn blocking_tx(
         dirty: false,
     };
     let outcome = match lock {
-        Some(key) => match tx.fetch_all("SELECT pg_advisory_xact_lock(?)", &[Value::Int(key)]) {
+        Some(key) => match tx.execute("SELECT pg_advisory_xact_lock(?)", &[Value::Int(key)]) {
             Ok(_) => catch_unwind(AssertUnwindSafe(|| body(&mut tx))),
             Err(e) => Ok(Err(e)),
         },

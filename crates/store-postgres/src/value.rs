@@ -3,7 +3,7 @@
 //! Binding looks at the parameter type the server inferred: an integer goes out as `INT8`, `INT4`
 //! or `INT2` (range-checked), `BOOL` or decimal text; text goes out as text or JSON; NULL is a
 //! typed NULL. Decoding maps `INT2/INT4/INT8/OID` → `Int`, text-like types → `Text`, `BOOL` →
-//! `Int 0/1`, integral `NUMERIC` (e.g. `SUM(bigint)`) → `Int`, NULL → `Null`.
+//! `Int 0/1`, `VOID` → `Null`, integral `NUMERIC` (e.g. `SUM(bigint)`) → `Int`, NULL → `Null`.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
@@ -93,6 +93,8 @@ impl<'a> FromSql<'a> for Cell {
             Type::OID => Value::Int(i64::from(u32::from_sql(ty, raw)?)),
             Type::BOOL => Value::Int(i64::from(bool::from_sql(ty, raw)?)),
             Type::NUMERIC => decode_numeric(raw)?,
+            // Functions such as pg_advisory_xact_lock return `void`.
+            Type::VOID => Value::Null,
             Type::FLOAT8 => float_value(f64::from_sql(ty, raw)?),
             Type::FLOAT4 => float_value(f64::from(f32::from_sql(ty, raw)?)),
             Type::JSON => Value::Text(std::str::from_utf8(raw)?.to_owned()),

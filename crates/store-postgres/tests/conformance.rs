@@ -1,0 +1,28 @@
+//! The store conformance suite against a real PostgreSQL server (`POWER_LOOP_TEST_PG_DSN`).
+//! Each scenario runs under its own random table prefix, so it can share the database with other
+//! suites; without the variable every scenario prints a skip reason and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use power_loop_store::backend::ConnectOptions;
+use power_loop_store::db::Database;
+use power_loop_store_postgres::PostgresDatabase;
+
+async fn make_db() -> Option<Arc<dyn Database>> {
+    let dsn = match std::env::var("POWER_LOOP_TEST_PG_DSN") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => {
+            eprintln!(
+                "skipped: POWER_LOOP_TEST_PG_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+            );
+            return None;
+        }
+    };
+    let db = PostgresDatabase::connect(&dsn, &ConnectOptions::default())
+        .await
+        .expect("connecting to the test server");
+    Some(Arc::new(db))
+}
+
+power_loop_store::store_conformance_suite!(make_db);
