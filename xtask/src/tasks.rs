@@ -35,10 +35,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
+        // `xtask/../x` reads badly in messages: resolve it when the path exists.
+        let resolve = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|_| PathBuf::from(p));
         Self {
-            manifest_path: PathBuf::from(WORKSPACE_MANIFEST),
+            manifest_path: resolve(WORKSPACE_MANIFEST),
             package: "power-loop".to_owned(),
-            api_dir: PathBuf::from(WORKSPACE_API_DIR),
+            api_dir: resolve(WORKSPACE_API_DIR),
             error_codes: true,
         }
     }
