@@ -1,0 +1,116 @@
+//! A Prometheus backend on `prometheus-client` (no global registry).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use power_loop_contracts::{Error, ErrorCode, Result};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::MetricsBackend;
+
+type Labels = Vec<(String, String)>;
+type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn new_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 20))
+}
+
+#[derive(Default)]
+struct Inner {
+    registry: Registry,
+    counters: HashMap<String, Family<Labels, Counter>>,
+    histograms: HashMap<String, HistFamily>,
+    gauges: HashMap<String, Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>>,
+}
+
+/// Metrics kept in a private `prometheus-client` registry; [`PrometheusBackend::encode`] renders
+/// the OpenMetrics text a `/metrics` handler returns. Counters appear as `<name>_total`.
+#[derive(Default)]
+pub struct PrometheusBackend {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for PrometheusBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusBackend").finish_non_exhaustive()
+    }
+}
+
+fn owned(labels: &[(&str, &str)]) -> Labels {
+    let mut v: Labels = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn poisoned() -> Error {
+    Error::internal("metrics registry lock poisoned")
+}
+
+impl PrometheusBackend {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The registry in OpenMetrics text format.
+    pub fn encode(&self) -> Result<String> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        let mut out = String::new();
+        encode(&mut out, &inner.registry).map_err(|e| {
+            Error::new(
+                ErrorCode::Serialization,
+                format!("cannot encode metrics: {e}"),
+            )
+        })?;
+        Ok(out)
+    }
+}
+
+impl MetricsBackend for PrometheusBackend {
+    fn incr(&self, name: &str, value: u64, labels: &[(&str, &str)]) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        if !inner.counters.contains_key(name) {
+            let fam = Family::<Labels, Counter>::default();
+            inner.registry.register(name, name, fam.clone());
+            inner.counters.insert(name.to_owned(), fam);
+        }
+        if let Some(f) = inner.counters.get(name) {
+            f.get_or_create(&owned(labels)).inc_by(value);
+        }
+        Ok(())
+    }
+
+    fn observe(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        if !inner.histograms.contains_key(name) {
+            let fam: HistFamily = Family::new_with_constructor(new_histogram as fn() -> Histogram);
+            inner.registry.register(name, name, fam.clone());
+            inner.histograms.insert(name.to_owned(), fam);
+        }
+        if let Some(f) = inner.histograms.get(name) {
+            f.get_or_create(&owned(labels)).observe(value);
+        }
+        Ok(())
+    }
+
+    fn gauge(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        if !inner.gauges.contains_key(name) {
+            let fam = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+            inner.registry.register(name, name, fam.clone());
+            inner.gauges.insert(name.to_owned(), fam);
+        }
+        if let Some(f) = inner.gauges.get(name) {
+            f.get_or_create(&owned(labels)).set(value);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,296 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Metrics are counted exactly as the mapping table says; spans form the documented tree.
+
+use std::sync::{Arc, Mutex};
+
+use power_loop_contracts::event::*;
+use power_loop_contracts::{AgentEvent, EventPayload, EventSink, Result};
+use power_loop_sinks::{MetricsBackend, MetricsSink};
+use serde_json::json;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl MetricsBackend for Recorder {
+    fn incr(&self, name: &str, value: u64, labels: &[(&str, &str)]) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("incr {name} {value} {labels:?}"));
+        Ok(())
+    }
+    fn observe(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("observe {name} {value} {labels:?}"));
+        Ok(())
+    }
+    fn gauge(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("gauge {name} {value} {labels:?}"));
+        Ok(())
+    }
+}
+
+fn ev(p: EventPayload) -> AgentEvent {
+    AgentEvent::new(p).with_session("s").with_round(0)
+}
+
+#[test]
+fn metrics_mapping_counts_each_tool_once() {
+    let rec = Arc::new(Recorder::default());
+    let sink = MetricsSink::new(rec.clone());
+    let failed = ToolCallFailedPayload {
+        name: "bash".into(),
+        ..Default::default()
+    };
+    sink.handle(&ev(EventPayload::ToolCallFailed(failed)))
+        .unwrap();
+    sink.handle(&ev(EventPayload::ToolCallCompleted(
+        ToolCallCompletedPayload {
+            name: "bash".into(),
+            failed: true,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    sink.handle(&ev(EventPayload::ToolCallCompleted(
+        ToolCallCompletedPayload {
+            name: "read_file".into(),
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    sink.handle(&ev(EventPayload::LlmCallCompleted(
+        LlmCallCompletedPayload {
+            model: "gpt".into(),
+            success: true,
+            duration_ms: 12.5,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    sink.handle(&ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
+        usage: serde_json::from_value(json!({"prompt_tokens": 1})).unwrap(),
+    })))
+    .unwrap();
+    sink.handle(&ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
+        usage: serde_json::from_value(json!({"total_tokens": 9})).unwrap(),
+    })))
+    .unwrap();
+    sink.handle(&ev(EventPayload::RoundCompleted(
+        RoundCompletedPayload::default(),
+    )))
+    .unwrap();
+    sink.handle(&ev(EventPayload::AgentError(AgentErrorPayload {
+        error_type: "llm.timeout".into(),
+        ..Default::default()
+    })))
+    .unwrap();
+    let got = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            r#"incr power_loop_tool_calls 1 [("tool", "bash"), ("success", "false")]"#,
+            r#"incr power_loop_tool_calls 1 [("tool", "read_file"), ("success", "true")]"#,
+            r#"incr power_loop_llm_calls 1 [("model", "gpt"), ("success", "true")]"#,
+            r#"observe power_loop_llm_call_duration_ms 12.5 [("model", "gpt"), ("success", "true")]"#,
+            "observe power_loop_usage_total_tokens 9 []",
+            "incr power_loop_rounds 1 []",
+            r#"incr power_loop_errors 1 [("error_type", "llm.timeout")]"#,
+        ]
+    );
+}
+
+#[cfg(feature = "statsd")]
+#[test]
+fn statsd_datagrams_have_the_documented_names() {
+    use power_loop_sinks::metrics::StatsdBackend;
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let backend = StatsdBackend::new(&server.local_addr().unwrap().to_string()).unwrap();
+    backend
+        .incr(
+            "power_loop_tool_calls",
+            1,
+            &[("tool", "fs.read"), ("success", "true")],
+        )
+        .unwrap();
+    backend
+        .observe(
+            "power_loop_llm_call_duration_ms",
+            1.5,
+            &[("model", "gpt-4o"), ("success", "true")],
+        )
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = server.recv(&mut buf).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        "power_loop_tool_calls.success_true.tool_fs.read:1|c"
+    );
+    let n = server.recv(&mut buf).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        "power_loop_llm_call_duration_ms.model_gpt-4o.success_true:1.500000|ms"
+    );
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn prometheus_exposition_uses_total_suffix_and_labels() {
+    use power_loop_sinks::metrics::PrometheusBackend;
+    let prom = Arc::new(PrometheusBackend::new());
+    let sink = MetricsSink::new(prom.clone());
+    sink.handle(&ev(EventPayload::LlmCallCompleted(
+        LlmCallCompletedPayload {
+            model: "gpt".into(),
+            success: true,
+            duration_ms: 3.0,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    sink.handle(&ev(EventPayload::ToolCallFailed(ToolCallFailedPayload {
+        name: "bash".into(),
+        ..Default::default()
+    })))
+    .unwrap();
+    sink.handle(&ev(EventPayload::RoundCompleted(
+        RoundCompletedPayload::default(),
+    )))
+    .unwrap();
+    let text = prom.encode().unwrap();
+    assert!(
+        text.contains(r#"power_loop_llm_calls_total{model="gpt",success="true"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"power_loop_tool_calls_total{success="false",tool="bash"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("power_loop_rounds_total 1"), "{text}");
+    assert!(
+        text.contains("power_loop_llm_call_duration_ms_count"),
+        "{text}"
+    );
+}
+
+#[cfg(feature = "otel")]
+#[test]
+fn spans_form_session_round_call_tree() {
+    use opentelemetry::global::BoxedTracer;
+    use opentelemetry::trace::{Status, TracerProvider};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use power_loop_sinks::otel::OtelBridge;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let bridge = OtelBridge::new(BoxedTracer::new(Box::new(provider.tracer("power_loop"))));
+    let e = |p| AgentEvent::new(p).with_session("s");
+    bridge
+        .handle(&e(EventPayload::SessionStarted(SessionStartedPayload {
+            scope: "main".into(),
+        })))
+        .unwrap();
+    bridge
+        .handle(&e(EventPayload::RoundStarted(RoundStartedPayload {
+            round_index: 0,
+        })))
+        .unwrap();
+    for (attempt, ok) in [(1, false), (2, true)] {
+        bridge
+            .handle(&e(EventPayload::LlmCallStarted(LlmCallStartedPayload {
+                call_id: "c1".into(),
+                round_index: 0,
+                attempt,
+                model: "m".into(),
+            })))
+            .unwrap();
+        bridge
+            .handle(&e(EventPayload::LlmCallCompleted(
+                LlmCallCompletedPayload {
+                    call_id: "c1".into(),
+                    attempt,
+                    success: ok,
+                    error_type: if ok {
+                        String::new()
+                    } else {
+                        "llm.server".into()
+                    },
+                    ..Default::default()
+                },
+            )))
+            .unwrap();
+    }
+    bridge
+        .handle(
+            &AgentEvent::new(EventPayload::ToolCallStarted(ToolCallStartedPayload {
+                name: "bash".into(),
+                tool_call_id: "t1".into(),
+                ..Default::default()
+            }))
+            .with_session("s")
+            .with_round(0),
+        )
+        .unwrap();
+    bridge
+        .handle(&e(EventPayload::ToolCallFailed(ToolCallFailedPayload {
+            name: "bash".into(),
+            tool_call_id: "t1".into(),
+            ..Default::default()
+        })))
+        .unwrap();
+    bridge
+        .handle(&e(EventPayload::ToolCallCompleted(
+            ToolCallCompletedPayload {
+                name: "bash".into(),
+                tool_call_id: "t1".into(),
+                failed: true,
+                ..Default::default()
+            },
+        )))
+        .unwrap();
+    bridge
+        .handle(&e(EventPayload::RoundCompleted(RoundCompletedPayload {
+            round_index: 0,
+            ..Default::default()
+        })))
+        .unwrap();
+    bridge
+        .handle(&e(EventPayload::SessionEnded(SessionEndedPayload {
+            reason: "completed".into(),
+        })))
+        .unwrap();
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let by_name = |n: &str| spans.iter().filter(|s| s.name == n).collect::<Vec<_>>();
+    let session = by_name("power_loop.session");
+    let round = by_name("power_loop.round");
+    let calls = by_name("power_loop.llm_call");
+    let tools = by_name("power_loop.tool_call");
+    assert_eq!(
+        (session.len(), round.len(), calls.len(), tools.len()),
+        (1, 1, 2, 1)
+    );
+    assert_eq!(round[0].parent_span_id, session[0].span_context.span_id());
+    for c in &calls {
+        assert_eq!(c.parent_span_id, round[0].span_context.span_id());
+    }
+    assert!(matches!(calls[0].status, Status::Error { .. }));
+    assert_eq!(tools[0].parent_span_id, round[0].span_context.span_id());
+    assert_eq!(tools[0].status, Status::error("tool_error"));
+    assert!(
+        calls[1]
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "gen_ai.request.model")
+    );
+}
