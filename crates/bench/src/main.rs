@@ -1,6 +1,65 @@
-//! Benchmark workloads for power-loop (filled by the store and bench issues).
+//! Benchmark workloads for power-loop.
+//!
+//! `power-loop-bench --workload <name> [--key value …]` runs one workload and prints ONE JSON
+//! line on stdout (diagnostics go to stderr). Workloads live in [`workloads`], one module each;
+//! add a new one by adding a module and a row to [`workloads::WORKLOADS`].
+//!
+//! # Owns
+//! The benchmark binary and its workloads. Not a timed test: numbers are printed, not asserted.
+//!
+//! # Must not import
+//! Nothing is off limits (it is a leaf binary), but workloads use public APIs only.
+//!
+//! # Seams
+//! None: a leaf binary.
+//!
+//! # Feature flags
+//! None.
+//!
+//! # Stability
+//! Not published; its output keys may change with the workloads.
 
-fn main() {
-    eprintln!("power-loop-bench: no workload yet");
-    std::process::exit(2);
+mod args;
+mod workloads;
+
+use std::process::ExitCode;
+
+fn usage() -> String {
+    let names: Vec<&str> = workloads::WORKLOADS.iter().map(|w| w.name).collect();
+    format!(
+        "usage: power-loop-bench --workload <{}> [--turns N] [--rounds N] [--window N] [--dir PATH]",
+        names.join("|")
+    )
+}
+
+fn main() -> ExitCode {
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("power-loop-bench: {msg}\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let Some(name) = args.workload.as_deref() else {
+        eprintln!("power-loop-bench: --workload is required\n{}", usage());
+        return ExitCode::from(2);
+    };
+    let Some(workload) = workloads::WORKLOADS.iter().find(|w| w.name == name) else {
+        eprintln!("power-loop-bench: unknown workload `{name}`\n{}", usage());
+        return ExitCode::from(2);
+    };
+    match (workload.run)(&args) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("power-loop-bench: workload `{name}` failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
