@@ -537,14 +537,9 @@ impl StatefulAgentLoop {
         input: UserInput,
         opts: SendOptions,
     ) -> Result<StatefulResult> {
-        let session = store
-            .get_session(sid)
-            .await?
-            .ok_or_else(|| Error::session_not_found(sid))?;
-        let mut state = store
-            .get_state(sid)
-            .await?
-            .ok_or_else(|| Error::session_not_found(sid))?;
+        let (session, state) = tokio::join!(store.get_session(sid), store.get_state(sid));
+        let session = session?.ok_or_else(|| Error::session_not_found(sid))?;
+        let mut state = state?.ok_or_else(|| Error::session_not_found(sid))?;
         if let Some(p) = state.pending.as_ref().filter(|p| !p.is_empty()) {
             if !opts.heal_pending {
                 return Err(pending_error(sid, p));
@@ -585,7 +580,9 @@ impl StatefulAgentLoop {
                 let (token, rows) = store.load_active_window(sid).await?;
                 let msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
                 let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-                self.shared.cache.put(sid, token, msgs.clone(), seqs.clone());
+                self.shared
+                    .cache
+                    .put(sid, token, msgs.clone(), seqs.clone());
                 (msgs, seqs, Vec::new(), token)
             }
         };
@@ -595,7 +592,16 @@ impl StatefulAgentLoop {
             session.system_prompt,
             registry.as_ref(),
         );
-        let mut run = self.new_run(store, sid, registry, system_prompt, opts.cancel, history, seqs, token);
+        let mut run = self.new_run(
+            store,
+            sid,
+            registry,
+            system_prompt,
+            opts.cancel,
+            history,
+            seqs,
+            token,
+        );
         run.appended = appended;
         self.finish_run(store, sid, run, true).await
     }
@@ -718,7 +724,10 @@ impl StatefulAgentLoop {
             .await?
             .ok_or_else(|| Error::session_not_found(sid))?;
         let pending = store.get_pending(sid).await?;
-        if let Some(p) = pending.as_ref().filter(|p| !p.pending_interactions.is_empty()) {
+        if let Some(p) = pending
+            .as_ref()
+            .filter(|p| !p.pending_interactions.is_empty())
+        {
             let mut r = StatefulResult::new(sid, RunStatus::WaitingForInput);
             r.pending_tool_calls = calls_of(p);
             r.pending_interactions = p.pending_interactions.clone();
@@ -876,7 +885,10 @@ impl StatefulAgentLoop {
             .collect();
         let n = calls.len();
         store
-            .commit_turn(sid, TurnCommit::new(msgs).with_pending(PendingChange::Clear))
+            .commit_turn(
+                sid,
+                TurnCommit::new(msgs).with_pending(PendingChange::Clear),
+            )
             .await?;
         self.shared.cache.invalidate(sid);
         Ok(n)
@@ -929,7 +941,11 @@ impl StatefulAgentLoop {
     }
 
     /// The active window (or every row with `include_compacted`) as messages.
-    pub async fn get_messages(&self, session_id: &str, include_compacted: bool) -> Result<Vec<Message>> {
+    pub async fn get_messages(
+        &self,
+        session_id: &str,
+        include_compacted: bool,
+    ) -> Result<Vec<Message>> {
         let store = self.store().await?;
         let rows = if include_compacted {
             store.load_all_messages(session_id).await?
@@ -951,7 +967,11 @@ impl StatefulAgentLoop {
 
     /// Deletes a session (and with `cascade` its linked subtree); drops its lock, queue and cache.
     pub async fn close_session(&self, session_id: &str, cascade: bool) -> Result<u64> {
-        let n = self.store().await?.close_session(session_id, cascade).await?;
+        let n = self
+            .store()
+            .await?
+            .close_session(session_id, cascade)
+            .await?;
         self.shared.cache.invalidate(session_id);
         if let Ok(mut q) = self.shared.follow_ups.lock() {
             q.remove(session_id);
@@ -977,7 +997,8 @@ impl StatefulAgentLoop {
                 break;
             }
             let wait = self.shared.idle.notified();
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_millis(20)), wait).await;
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_millis(20)), wait).await;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if !self.shared.bus.drain(Some(left)).await {
@@ -991,4 +1012,3 @@ impl StatefulAgentLoop {
         Ok(drained)
     }
 }
-

@@ -81,7 +81,8 @@ pub fn estimate_tokens(messages: &[power_loop_contracts::Message]) -> u64 {
         .map(|m| {
             let mut t = 4 + estimate_text_tokens(&m.text());
             if !m.tool_calls.is_empty() {
-                t += estimate_text_tokens(&serde_json::to_string(&m.tool_calls).unwrap_or_default());
+                t +=
+                    estimate_text_tokens(&serde_json::to_string(&m.tool_calls).unwrap_or_default());
             }
             if let Some(n) = &m.name {
                 t += estimate_text_tokens(n);

@@ -26,7 +26,10 @@ pub(crate) struct BatchOutcome {
 enum Prepared {
     /// Answered without running (hook veto / batch stopped).
     Answered(String),
-    Run { name: String, args: Value },
+    Run {
+        name: String,
+        args: Value,
+    },
 }
 
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<ToolOutcome>>);
@@ -50,7 +53,9 @@ impl Run {
             .with_round(idx)
             .with_tool_call_id(call_id)
             .with_cancel(self.cancel.child_token())
-            .with_extension(Arc::new(crate::StatefulAgentLoop::from_shared(Arc::clone(&self.shared))))
+            .with_extension(Arc::new(crate::StatefulAgentLoop::from_shared(Arc::clone(
+                &self.shared,
+            ))))
     }
 
     async fn prepare(&mut self, idx: u32, call: &ToolCall) -> Result<Prepared> {
@@ -85,12 +90,23 @@ impl Run {
         Ok(Prepared::Run { name, args })
     }
 
-    async fn invoke(registry: ToolRegistry, ctx: ToolContext, name: String, args: Value) -> ToolOutcome {
+    async fn invoke(
+        registry: ToolRegistry,
+        ctx: ToolContext,
+        name: String,
+        args: Value,
+    ) -> ToolOutcome {
         registry.invoke_args(ctx, &name, args).await
     }
 
     /// Persists one tool result (resolving it in the pending state).
-    async fn persist_result(&mut self, idx: u32, call: &ToolCall, name: &str, output: String) -> Result<()> {
+    async fn persist_result(
+        &mut self,
+        idx: u32,
+        call: &ToolCall,
+        name: &str,
+        output: String,
+    ) -> Result<()> {
         let max = self.shared.config.tool_result_max_chars;
         let msg = Message::tool(call.id.clone(), truncate_output(output, max)).with_name(name);
         self.append(
@@ -185,7 +201,12 @@ impl Run {
             stop = ctx.directive == ToolAfterDirective::Break;
         }
         if failed {
-            let (n, o, a, id) = (name.to_owned(), output.clone(), args.clone(), call.id.clone());
+            let (n, o, a, id) = (
+                name.to_owned(),
+                output.clone(),
+                args.clone(),
+                call.id.clone(),
+            );
             self.emitter
                 .emit(EventType::ToolCallFailed, Some(idx), false, || {
                     EventPayload::ToolCallFailed(ToolCallFailedPayload {
@@ -196,7 +217,12 @@ impl Run {
                     })
                 })?;
         }
-        let (n, o, a, id) = (name.to_owned(), output.clone(), args.clone(), call.id.clone());
+        let (n, o, a, id) = (
+            name.to_owned(),
+            output.clone(),
+            args.clone(),
+            call.id.clone(),
+        );
         self.emitter
             .emit(EventType::ToolCallCompleted, Some(idx), false, || {
                 EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
@@ -244,9 +270,11 @@ impl Run {
                 .iter()
                 .all(|c| registry.get(c.name()).is_some_and(|t| t.concurrency_safe()));
         if concurrent {
-            self.batch_concurrent(idx, calls, registry, &mut out).await?;
+            self.batch_concurrent(idx, calls, registry, &mut out)
+                .await?;
         } else {
-            self.batch_sequential(idx, calls, registry, &mut out).await?;
+            self.batch_sequential(idx, calls, registry, &mut out)
+                .await?;
         }
         out.cancelled = out.waiting.is_none() && self.cancel.is_cancelled();
         Ok(out)
@@ -262,7 +290,8 @@ impl Run {
         let mut stopped: Option<&'static str> = None;
         for call in calls {
             if let Some(why) = stopped {
-                self.persist_result(idx, call, call.name(), why.to_owned()).await?;
+                self.persist_result(idx, call, call.name(), why.to_owned())
+                    .await?;
                 continue;
             }
             if self.cancel.is_cancelled() {
@@ -356,20 +385,24 @@ impl Run {
                 }
                 (Prepared::Run { name, args }, Some(i)) => {
                     if let Some(why) = stopped {
-                        self.persist_result(idx, call, &name, why.to_owned()).await?;
+                        self.persist_result(idx, call, &name, why.to_owned())
+                            .await?;
                         continue;
                     }
-                    let outcome = results.get_mut(i).and_then(Option::take).unwrap_or_else(|| {
-                        ToolOutcome {
+                    let outcome = results
+                        .get_mut(i)
+                        .and_then(Option::take)
+                        .unwrap_or_else(|| ToolOutcome {
                             tool_call_id: call.id.clone(),
                             name: name.clone(),
-                            output: ToolOutput::failed(format!("Error: tool `{name}` did not finish")),
+                            output: ToolOutput::failed(format!(
+                                "Error: tool `{name}` did not finish"
+                            )),
                             error_code: Some(ErrorCode::ToolFailed),
                             interrupt: None,
                             handler_ran: true,
                             elapsed_ms: 0,
-                        }
-                    });
+                        });
                     if let Some(req) = outcome.interrupt.clone() {
                         self.tool_calls += 1;
                         let interaction = to_interaction(req, &call.id, &name);
@@ -426,7 +459,12 @@ impl Run {
         let outcome = self.run_batch(idx, &calls, &registry).await?;
         if let Some(interaction) = outcome.waiting {
             let mut r = self
-                .finish(RunStatus::WaitingForInput, String::new(), 0, "waiting_for_input")
+                .finish(
+                    RunStatus::WaitingForInput,
+                    String::new(),
+                    0,
+                    "waiting_for_input",
+                )
                 .await?;
             r.pending_tool_calls = calls;
             r.pending_interactions = vec![interaction];
@@ -434,7 +472,12 @@ impl Run {
         }
         if outcome.cancelled {
             let r = self
-                .finish(RunStatus::Cancelled, "[cancelled by user]".into(), 0, "cancelled")
+                .finish(
+                    RunStatus::Cancelled,
+                    "[cancelled by user]".into(),
+                    0,
+                    "cancelled",
+                )
                 .await?;
             return Ok(Some(r));
         }

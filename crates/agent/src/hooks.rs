@@ -264,10 +264,7 @@ mod tests {
         hooks.on_round_end(0, |_| Ok(()));
         let mut ctx = ToolBeforeCtx::default();
         hooks.run_tool_before(&mut ctx).await.unwrap();
-        assert_eq!(
-            *log.lock().unwrap(),
-            vec!["-1", "10:Skip", "10b:Continue"]
-        );
+        assert_eq!(*log.lock().unwrap(), vec!["-1", "10:Skip", "10b:Continue"]);
         assert_eq!(ctx.directive, ToolBeforeDirective::Skip);
         assert_eq!(ctx.output, "vetoed");
         assert!(hooks.unregister(h));

@@ -35,6 +35,7 @@ pub mod prompt;
 mod result;
 mod run;
 pub mod structured;
+pub mod subagent;
 mod window;
 
 pub use agent_loop::{AgentLoopBuilder, NewSessionOptions, StatefulAgentLoop};
@@ -49,4 +50,8 @@ pub use result::{
     FollowUpOutcome, FollowUpQueued, RunStatus, SendOptions, StatefulResult, UserInput,
 };
 pub use structured::{StructuredOutputSpec, parse_structured};
+pub use subagent::{
+    AgentSpec, SubagentReport, register_subagent_tools, run_agent_spec, run_agent_tool,
+    spawn_agent_tool,
+};
 pub use window::CacheStats;

@@ -62,24 +62,28 @@ impl Ctx {
             return;
         }
         let attempt = self.tracker.attempt.load(Ordering::Acquire);
-        let r = self.emitter.emit(EventType::LlmCallCompleted, Some(self.round), true, || {
-            EventPayload::LlmCallCompleted(LlmCallCompletedPayload {
-                call_id: self.call_id(attempt),
-                round_index: self.round,
-                attempt,
-                model: self.model.clone(),
-                duration_ms: self.elapsed_ms(),
-                success: false,
-                error_type: code.to_owned(),
-                ..Default::default()
-            })
-        });
+        let r = self
+            .emitter
+            .emit(EventType::LlmCallCompleted, Some(self.round), true, || {
+                EventPayload::LlmCallCompleted(LlmCallCompletedPayload {
+                    call_id: self.call_id(attempt),
+                    round_index: self.round,
+                    attempt,
+                    model: self.model.clone(),
+                    duration_ms: self.elapsed_ms(),
+                    success: false,
+                    error_type: code.to_owned(),
+                    ..Default::default()
+                })
+            });
         self.note(r);
-        let r = self.emitter.emit(EventType::StreamCompleted, Some(self.round), true, || {
-            EventPayload::StreamCompleted(StreamCompletedPayload {
-                stream_id: "main".into(),
-            })
-        });
+        let r = self
+            .emitter
+            .emit(EventType::StreamCompleted, Some(self.round), true, || {
+                EventPayload::StreamCompleted(StreamCompletedPayload {
+                    stream_id: "main".into(),
+                })
+            });
         self.note(r);
     }
 }
@@ -99,20 +103,24 @@ impl LlmService for Instrumented {
             if let Ok(mut t) = ctx.tracker.started_at.lock() {
                 *t = Instant::now();
             }
-            let r = ctx.emitter.emit(EventType::StreamStarted, Some(ctx.round), true, || {
-                EventPayload::StreamStarted(StreamStartedPayload {
-                    stream_id: "main".into(),
-                })
-            });
+            let r = ctx
+                .emitter
+                .emit(EventType::StreamStarted, Some(ctx.round), true, || {
+                    EventPayload::StreamStarted(StreamStartedPayload {
+                        stream_id: "main".into(),
+                    })
+                });
             ctx.note(r);
-            let r = ctx.emitter.emit(EventType::LlmCallStarted, Some(ctx.round), true, || {
-                EventPayload::LlmCallStarted(LlmCallStartedPayload {
-                    call_id: ctx.call_id(attempt),
-                    round_index: ctx.round,
-                    attempt,
-                    model: ctx.model.clone(),
-                })
-            });
+            let r = ctx
+                .emitter
+                .emit(EventType::LlmCallStarted, Some(ctx.round), true, || {
+                    EventPayload::LlmCallStarted(LlmCallStartedPayload {
+                        call_id: ctx.call_id(attempt),
+                        round_index: ctx.round,
+                        attempt,
+                        model: ctx.model.clone(),
+                    })
+                });
             ctx.note(r);
             match self.inner.stream(request).await {
                 Err(e) => {
@@ -229,23 +237,30 @@ async fn consume(
             }
             Some(Ok(chunk)) => {
                 if !chunk.delta_text.is_empty() {
-                    let r = ctx.emitter.emit(EventType::StreamDelta, Some(ctx.round), true, || {
-                        EventPayload::StreamDelta(StreamDeltaPayload {
-                            stream_id: "main".into(),
-                            text: chunk.delta_text.clone(),
-                            is_think: false,
-                        })
-                    });
+                    let r = ctx
+                        .emitter
+                        .emit(EventType::StreamDelta, Some(ctx.round), true, || {
+                            EventPayload::StreamDelta(StreamDeltaPayload {
+                                stream_id: "main".into(),
+                                text: chunk.delta_text.clone(),
+                                is_think: false,
+                            })
+                        });
                     r?;
                 }
                 if !chunk.think.is_empty() {
-                    let r = ctx.emitter.emit(EventType::StreamThinkDelta, Some(ctx.round), true, || {
-                        EventPayload::StreamThinkDelta(StreamDeltaPayload {
-                            stream_id: "main".into(),
-                            text: chunk.think.clone(),
-                            is_think: true,
-                        })
-                    });
+                    let r = ctx.emitter.emit(
+                        EventType::StreamThinkDelta,
+                        Some(ctx.round),
+                        true,
+                        || {
+                            EventPayload::StreamThinkDelta(StreamDeltaPayload {
+                                stream_id: "main".into(),
+                                text: chunk.think.clone(),
+                                is_think: true,
+                            })
+                        },
+                    );
                     r?;
                 }
                 agg.push(&chunk);
@@ -263,25 +278,27 @@ async fn consume(
         let attempt = ctx.tracker.attempt.load(Ordering::Acquire);
         let u = resp.token_usage;
         let model = resp.model.clone().unwrap_or_else(|| ctx.model.clone());
-        ctx.emitter.emit(EventType::LlmCallCompleted, Some(ctx.round), true, || {
-            EventPayload::LlmCallCompleted(LlmCallCompletedPayload {
-                call_id: ctx.call_id(attempt),
-                round_index: ctx.round,
-                attempt,
-                model,
-                duration_ms: ctx.elapsed_ms(),
-                success: true,
-                error_type: String::new(),
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-                total_tokens: u.total_tokens,
-            })
-        })?;
-        ctx.emitter.emit(EventType::StreamCompleted, Some(ctx.round), true, || {
-            EventPayload::StreamCompleted(StreamCompletedPayload {
-                stream_id: "main".into(),
-            })
-        })?;
+        ctx.emitter
+            .emit(EventType::LlmCallCompleted, Some(ctx.round), true, || {
+                EventPayload::LlmCallCompleted(LlmCallCompletedPayload {
+                    call_id: ctx.call_id(attempt),
+                    round_index: ctx.round,
+                    attempt,
+                    model,
+                    duration_ms: ctx.elapsed_ms(),
+                    success: true,
+                    error_type: String::new(),
+                    prompt_tokens: u.prompt_tokens,
+                    completion_tokens: u.completion_tokens,
+                    total_tokens: u.total_tokens,
+                })
+            })?;
+        ctx.emitter
+            .emit(EventType::StreamCompleted, Some(ctx.round), true, || {
+                EventPayload::StreamCompleted(StreamCompletedPayload {
+                    stream_id: "main".into(),
+                })
+            })?;
     }
     Ok(resp)
 }

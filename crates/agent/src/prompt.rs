@@ -45,7 +45,10 @@ pub const BUILTIN_SECTIONS: &[&str] = &[
 ];
 
 const TOOL_HINTS: &[(&str, &str)] = &[
-    ("bash", "run shell commands; prefer the dedicated file tools for reading and editing"),
+    (
+        "bash",
+        "run shell commands; prefer the dedicated file tools for reading and editing",
+    ),
     ("read_file", "read a file before changing it"),
     ("write_file", "create or overwrite a whole file"),
     ("edit_file", "replace an exact text span in a file"),
@@ -67,16 +70,23 @@ fn builtin(name: &str) -> Option<SectionRenderer> {
             }
             Some(s)
         }),
-        "style" => Arc::new(|_: &SystemPromptContext| Some("# Tone and Style\n- Be concise and direct.\n- Prefer accuracy over agreement; say so when the user is wrong.\n- Read code before modifying it, and avoid over-engineering.".to_owned())),
-        "workflow" => Arc::new(|_: &SystemPromptContext| Some("# Workflow\n1. Understand: explore the code first (prefer glob and grep).\n2. Plan: keep a todo list for tasks of three or more steps.\n3. Execute: work on one item at a time.\n4. Verify: run the tests or checks that prove the change.".to_owned())),
-        "security" => Arc::new(|_: &SystemPromptContext| Some("# Security\n- Never ask for secrets, passwords or tokens in chat.\n- Do not simulate password prompts or sudo.".to_owned())),
+        "style" => Arc::new(|_: &SystemPromptContext| {
+            Some("# Tone and Style\n- Be concise and direct.\n- Prefer accuracy over agreement; say so when the user is wrong.\n- Read code before modifying it, and avoid over-engineering.".to_owned())
+        }),
+        "workflow" => Arc::new(|_: &SystemPromptContext| {
+            Some("# Workflow\n1. Understand: explore the code first (prefer glob and grep).\n2. Plan: keep a todo list for tasks of three or more steps.\n3. Execute: work on one item at a time.\n4. Verify: run the tests or checks that prove the change.".to_owned())
+        }),
+        "security" => Arc::new(|_: &SystemPromptContext| {
+            Some("# Security\n- Never ask for secrets, passwords or tokens in chat.\n- Do not simulate password prompts or sudo.".to_owned())
+        }),
         "tool_guide" => Arc::new(|c: &SystemPromptContext| {
             let names: Vec<&str> = if c.tool_names.is_empty() {
                 TOOL_HINTS.iter().map(|(n, _)| *n).collect()
             } else {
                 c.tool_names.iter().map(String::as_str).collect()
             };
-            let mut s = "# Tool Usage\n- Use paths exactly as given; never invent or shorten them.".to_owned();
+            let mut s = "# Tool Usage\n- Use paths exactly as given; never invent or shorten them."
+                .to_owned();
             for n in names {
                 if let Some((_, hint)) = TOOL_HINTS.iter().find(|(k, _)| *k == n) {
                     s.push_str(&format!("\n- {n}: {hint}"));
@@ -85,30 +95,42 @@ fn builtin(name: &str) -> Option<SectionRenderer> {
             Some(s)
         }),
         "tool_catalog" => Arc::new(|c: &SystemPromptContext| {
-            c.tool_definitions.as_ref().map(|defs| format_tool_catalog(defs, &c.tool_catalog_header))
+            c.tool_definitions
+                .as_ref()
+                .map(|defs| format_tool_catalog(defs, &c.tool_catalog_header))
         }),
-        "paths" => Arc::new(|c: &SystemPromptContext| {
-            if c.workspace_dir.is_empty() {
-                return None;
-            }
-            let mut s = format!("# Paths — CRITICAL\n- Workspace: {}", c.workspace_dir);
-            if !c.agent_dir.is_empty() {
-                s.push_str(&format!("\n- Runtime home: {}\n- Do not confuse the runtime home with the workspace.", c.agent_dir));
-            }
-            if !c.skills_dir.is_empty() {
-                s.push_str(&format!("\n- Skills: {}", c.skills_dir));
-            }
-            s.push_str("\n- `@workspace/x` resolves under the workspace, `@home/x` under the runtime home.");
-            Some(s)
+        "paths" => {
+            Arc::new(|c: &SystemPromptContext| {
+                if c.workspace_dir.is_empty() {
+                    return None;
+                }
+                let mut s = format!("# Paths — CRITICAL\n- Workspace: {}", c.workspace_dir);
+                if !c.agent_dir.is_empty() {
+                    s.push_str(&format!("\n- Runtime home: {}\n- Do not confuse the runtime home with the workspace.", c.agent_dir));
+                }
+                if !c.skills_dir.is_empty() {
+                    s.push_str(&format!("\n- Skills: {}", c.skills_dir));
+                }
+                s.push_str("\n- `@workspace/x` resolves under the workspace, `@home/x` under the runtime home.");
+                Some(s)
+            })
+        }
+        "todo_discipline" => Arc::new(|_: &SystemPromptContext| {
+            Some("# Todo Discipline\n- Create a todo list for multi-step tasks.\n- Keep at most one item in progress.\n- Mark items completed as soon as they are done.\n- Keep the list current; do not batch updates.".to_owned())
         }),
-        "todo_discipline" => Arc::new(|_: &SystemPromptContext| Some("# Todo Discipline\n- Create a todo list for multi-step tasks.\n- Keep at most one item in progress.\n- Mark items completed as soon as they are done.\n- Keep the list current; do not batch updates.".to_owned())),
         "skills" => Arc::new(|c: &SystemPromptContext| {
             let d = c.skill_descriptions.trim();
             if d.is_empty() || d == "(no skills available)" {
                 return None;
             }
-            let dir = if c.skills_dir.is_empty() { "(default)" } else { c.skills_dir.as_str() };
-            Some(format!("# Skills\nSkills directory: {dir}\nLoad a skill with load_skill(name) before using it.\n{d}"))
+            let dir = if c.skills_dir.is_empty() {
+                "(default)"
+            } else {
+                c.skills_dir.as_str()
+            };
+            Some(format!(
+                "# Skills\nSkills directory: {dir}\nLoad a skill with load_skill(name) before using it.\n{d}"
+            ))
         }),
         _ => return None,
     };
@@ -171,12 +193,21 @@ impl SystemPromptBuilder {
     /// Adds (or replaces in place) a section with fixed text.
     pub fn add_text(self, name: &str, text: impl Into<String>) -> Self {
         let text = text.into();
-        self.add(name, Arc::new(move |_: &SystemPromptContext| Some(text.clone())), None)
+        self.add(
+            name,
+            Arc::new(move |_: &SystemPromptContext| Some(text.clone())),
+            None,
+        )
     }
 
     /// Adds (or replaces in place) a section; with `before` (`Some((anchor, true))`) or after
     /// (`Some((anchor, false))`) an anchor it is inserted there, or appended when the anchor is absent.
-    pub fn add(mut self, name: &str, renderer: SectionRenderer, anchor: Option<(&str, bool)>) -> Self {
+    pub fn add(
+        mut self,
+        name: &str,
+        renderer: SectionRenderer,
+        anchor: Option<(&str, bool)>,
+    ) -> Self {
         if let Some(slot) = self.sections.iter_mut().find(|(k, _)| k == name) {
             slot.1 = renderer;
             return self;
@@ -225,7 +256,14 @@ impl SystemPromptBuilder {
 pub fn default_agent_system_prompt() -> String {
     let ctx = SystemPromptContext::default();
     SystemPromptBuilder::default()
-        .use_sections(&["identity", "style", "workflow", "security", "tool_guide", "todo_discipline"])
+        .use_sections(&[
+            "identity",
+            "style",
+            "workflow",
+            "security",
+            "tool_guide",
+            "todo_discipline",
+        ])
         .map(|b| b.build(&ctx))
         .unwrap_or_default()
 }
@@ -254,14 +292,26 @@ mod tests {
         let b = SystemPromptBuilder::new(false)
             .add_text("a", "A")
             .add_text("c", "C")
-            .add("b", Arc::new(|_: &SystemPromptContext| Some(" B ".into())), Some(("c", true)))
+            .add(
+                "b",
+                Arc::new(|_: &SystemPromptContext| Some(" B ".into())),
+                Some(("c", true)),
+            )
             .add_text("empty", "  ");
         assert_eq!(b.section_names(), vec!["a", "b", "c", "empty"]);
         assert_eq!(b.build(&SystemPromptContext::default()), "A\n\nB\n\nC\n");
-        assert!(SystemPromptBuilder::default().use_sections(&["nope"]).is_err());
+        assert!(
+            SystemPromptBuilder::default()
+                .use_sections(&["nope"])
+                .is_err()
+        );
         assert!(default_agent_system_prompt().starts_with("You are"));
         let cat = format_tool_catalog(
-            &[ToolDefinition::new("echo", "Echo it", serde_json::json!({}))],
+            &[ToolDefinition::new(
+                "echo",
+                "Echo it",
+                serde_json::json!({}),
+            )],
             "# Available Tools",
         );
         assert_eq!(cat, "# Available Tools\n\n- **echo**: Echo it");

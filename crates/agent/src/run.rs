@@ -617,7 +617,13 @@ impl Run {
         Ok(n)
     }
 
-    async fn round_end(&mut self, idx: u32, has_tools: bool, text: &str, used_todo: bool) -> Result<()> {
+    async fn round_end(
+        &mut self,
+        idx: u32,
+        has_tools: bool,
+        text: &str,
+        used_todo: bool,
+    ) -> Result<()> {
         self.emit(EventType::RoundCompleted, Some(idx), || {
             EventPayload::RoundCompleted(RoundCompletedPayload {
                 round_index: idx,
@@ -660,7 +666,8 @@ impl Run {
                 Ok(v) => structured = Some(v),
                 Err(e) if self.structured_retries_left > 0 && idx + 1 < self.cfg().max_rounds => {
                     self.structured_retries_left -= 1;
-                    let fix = Message::user(corrective_message(&e)).with_name("structured_output_retry");
+                    let fix =
+                        Message::user(corrective_message(&e)).with_name("structured_output_retry");
                     self.append(vec![assistant, fix], Some(idx), Extras::default())
                         .await?;
                     self.round_end(idx, false, &text, false).await?;
@@ -758,7 +765,12 @@ impl Run {
         let outcome = self.run_batch(idx, &calls, &registry).await?;
         if let Some(interaction) = outcome.waiting {
             let mut r = self
-                .finish(RunStatus::WaitingForInput, text, idx + 1, "waiting_for_input")
+                .finish(
+                    RunStatus::WaitingForInput,
+                    text,
+                    idx + 1,
+                    "waiting_for_input",
+                )
                 .await?;
             r.pending_tool_calls = calls;
             r.pending_interactions = vec![interaction];
@@ -781,7 +793,12 @@ impl Run {
     }
 
     /// Answers every call with `output` (one transaction; resolves pending).
-    pub(crate) async fn answer_all(&mut self, calls: &[ToolCall], output: &str, idx: u32) -> Result<()> {
+    pub(crate) async fn answer_all(
+        &mut self,
+        calls: &[ToolCall],
+        output: &str,
+        idx: u32,
+    ) -> Result<()> {
         let msgs = calls
             .iter()
             .map(|c| Message::tool(c.id.clone(), output).with_name(c.name()))
@@ -871,7 +888,10 @@ impl Run {
         })?;
         let before = self.history.len();
         let req = CompactionRequest::fold(fold_seqs, plan.summary.clone())
-            .with_tokens(Some(plan.before_tokens as i64), Some(plan.after_tokens as i64))
+            .with_tokens(
+                Some(plan.before_tokens as i64),
+                Some(plan.after_tokens as i64),
+            )
             .with_round_index(i64::from(idx));
         let (compact_seq, note_seq) = self.store.record_compaction(&self.sid, req).await?;
         for i in idxs.iter().rev() {
@@ -913,7 +933,12 @@ impl Run {
         })?;
         if self.cancel.is_cancelled() {
             return self
-                .finish(RunStatus::Cancelled, "[cancelled by user]".into(), max, "cancelled")
+                .finish(
+                    RunStatus::Cancelled,
+                    "[cancelled by user]".into(),
+                    max,
+                    "cancelled",
+                )
                 .await;
         }
         let req = self.request(
@@ -961,7 +986,11 @@ impl Run {
     }
 
     /// Records a human-input interaction in the pending state.
-    pub(crate) async fn record_interaction(&mut self, interaction: PendingInteraction, idx: u32) -> Result<()> {
+    pub(crate) async fn record_interaction(
+        &mut self,
+        interaction: PendingInteraction,
+        idx: u32,
+    ) -> Result<()> {
         let i2 = interaction.clone();
         let r = i64::from(idx);
         self.store

@@ -216,14 +216,22 @@ fn validate_against(schema: &Value, value: &Value, raw: &str) -> Result<()> {
         .iter_errors(value)
         .map(|e| {
             let path = e.instance_path().to_string();
-            let path = if path.is_empty() { "/".to_owned() } else { path };
+            let path = if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            };
             format!("{path}: {e}")
         })
         .collect();
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(structured_error("schema_mismatch", problems.join("; "), raw))
+        Err(structured_error(
+            "schema_mismatch",
+            problems.join("; "),
+            raw,
+        ))
     }
 }
 
@@ -245,7 +253,10 @@ mod tests {
 
     #[test]
     fn extraction_strategies() {
-        assert_eq!(parse_structured("{\"a\": 1}", None).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            parse_structured("{\"a\": 1}", None).unwrap(),
+            json!({"a": 1})
+        );
         assert_eq!(
             parse_structured("```json\n{\"a\": 1}\n```", None).unwrap(),
             json!({"a": 1})
@@ -278,7 +289,8 @@ mod tests {
         assert_eq!(e.detail("reason"), Some(&json!("schema_mismatch")));
         assert!(e.message().contains("/x/n"), "{e}");
         assert!(corrective_message(&e).contains("/x/n"));
-        let spec = StructuredOutputSpec::from_output_schema(&json!({"name": "N", "schema": schema}));
+        let spec =
+            StructuredOutputSpec::from_output_schema(&json!({"name": "N", "schema": schema}));
         assert_eq!(spec.name, "N");
     }
 }

@@ -76,7 +76,13 @@ impl WindowCache {
     }
 
     /// Stores a freshly loaded window.
-    pub(crate) fn put(&self, sid: &str, token: WindowToken, messages: Vec<Message>, seqs: Vec<i64>) {
+    pub(crate) fn put(
+        &self,
+        sid: &str,
+        token: WindowToken,
+        messages: Vec<Message>,
+        seqs: Vec<i64>,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -93,7 +99,10 @@ impl WindowCache {
             },
         );
         while g.0.len() > self.cap {
-            let Some(oldest) = g.0.iter().min_by_key(|(_, e)| e.touched).map(|(k, _)| k.clone())
+            let Some(oldest) =
+                g.0.iter()
+                    .min_by_key(|(_, e)| e.touched)
+                    .map(|(k, _)| k.clone())
             else {
                 break;
             };
@@ -104,12 +113,7 @@ impl WindowCache {
 
     /// Extends an entry with rows this loop just wrote: only when the first new seq equals the
     /// entry's `next_seq` (contiguity guard) and no fold happened; otherwise drops the entry.
-    pub(crate) fn extend(
-        &self,
-        sid: &str,
-        last_compact_seq: i64,
-        appended: &[(i64, Message)],
-    ) {
+    pub(crate) fn extend(&self, sid: &str, last_compact_seq: i64, appended: &[(i64, Message)]) {
         if !self.enabled() || appended.is_empty() {
             return;
         }

@@ -33,7 +33,10 @@ async fn child_process_blocks_in_a_tool() {
     let llm = ScriptedLlm::new()
         .step(Step::text_with_tool_calls(
             "working",
-            [("echo", json!({"text": "before"})), ("sleep_forever", json!({}))],
+            [
+                ("echo", json!({"text": "before"})),
+                ("sleep_forever", json!({})),
+            ],
         ))
         .then_text("unreachable");
     let lp = StatefulAgentLoop::builder(Arc::new(llm))
@@ -48,7 +51,11 @@ async fn child_process_blocks_in_a_tool() {
 fn parent_registry() -> ToolRegistry {
     let mut r = registry();
     r.register_overwrite(tool_fn(
-        ToolDefinition::new("sleep_forever", "now quick", json!({"type": "object", "properties": {}})),
+        ToolDefinition::new(
+            "sleep_forever",
+            "now quick",
+            json!({"type": "object", "properties": {}}),
+        ),
         |_ctx, _args| async move { Ok(ToolOutput::ok("finished on resume")) },
     ))
     .unwrap();
@@ -64,12 +71,17 @@ async fn crash_child(store: &SessionStore, dsn: &str, prefix: Option<&str>) -> S
     let marker_path = marker.to_path_buf();
     std::fs::remove_file(&marker_path).ok();
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_process_blocks_in_a_tool", "--ignored", "--nocapture"])
-        .env("PL_CHILD_DSN", dsn)
-        .env("PL_CHILD_SID", &sid)
-        .env("PL_TEST_MARKER", &marker_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--exact",
+        "child_process_blocks_in_a_tool",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env("PL_CHILD_DSN", dsn)
+    .env("PL_CHILD_SID", &sid)
+    .env("PL_TEST_MARKER", &marker_path)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     if let Some(p) = prefix {
         cmd.env("PL_CHILD_PREFIX", p);
     }
@@ -101,7 +113,9 @@ async fn assert_consistent(lp: &StatefulAgentLoop, sid: &str) {
         for c in &m.tool_calls {
             let answers = msgs[i + 1..]
                 .iter()
-                .filter(|r| r.role == Role::Tool && r.tool_call_id.as_deref() == Some(c.id.as_str()))
+                .filter(|r| {
+                    r.role == Role::Tool && r.tool_call_id.as_deref() == Some(c.id.as_str())
+                })
                 .count();
             assert_eq!(answers, 1, "call {} has {answers} results", c.id);
         }
@@ -114,7 +128,11 @@ async fn scenario(store: SessionStore, dsn: &str, prefix: Option<&str>) {
         let llm = ScriptedLlm::new();
         let lp = new_loop(&store, &llm);
         // The crash left the session pending: the blocked call is unresolved, the echo is done.
-        let p = lp.get_pending(&sid).await.unwrap().expect("pending after the crash");
+        let p = lp
+            .get_pending(&sid)
+            .await
+            .unwrap()
+            .expect("pending after the crash");
         assert_eq!(p.tool_call_ids.len(), 1, "{p:?}");
         let e = lp.send(&sid, "hello?").await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::SessionPending);
@@ -128,7 +146,10 @@ async fn scenario(store: SessionStore, dsn: &str, prefix: Option<&str>) {
                     .unwrap();
                 assert_eq!(r.final_text, "healed");
                 let msgs = lp.get_messages(&sid, false).await.unwrap();
-                assert!(msgs.iter().any(|m| m.text().starts_with("<aborted: auto-healed")));
+                assert!(
+                    msgs.iter()
+                        .any(|m| m.text().starts_with("<aborted: auto-healed"))
+                );
             }
             "resume" => {
                 llm.push(Step::text("resumed"));

@@ -65,9 +65,15 @@ async fn plain_send_emits_the_canonical_sequence_with_exact_payloads() {
     assert_eq!(r.usage.total_tokens, 15);
     let got = payloads(&log);
     let deltas: Vec<&Value> = got.iter().filter(|e| e["type"] == "stream_delta").collect();
-    let text: String = deltas.iter().map(|e| e["payload"]["text"].as_str().unwrap()).collect();
+    let text: String = deltas
+        .iter()
+        .map(|e| e["payload"]["text"].as_str().unwrap())
+        .collect();
     assert_eq!(text, "hello there");
-    let rest: Vec<Value> = got.into_iter().filter(|e| e["type"] != "stream_delta").collect();
+    let rest: Vec<Value> = got
+        .into_iter()
+        .filter(|e| e["type"] != "stream_delta")
+        .collect();
     let r0 = |t: &str, p: Value| json!({"type": t, "round_index": 0, "stream_id": null, "source": null, "payload": p});
     let s0 = |t: &str, p: Value| json!({"type": t, "round_index": 0, "stream_id": "main", "source": null, "payload": p});
     let top = |t: &str, p: Value| json!({"type": t, "round_index": null, "stream_id": null, "source": null, "payload": p});
@@ -75,16 +81,31 @@ async fn plain_send_emits_the_canonical_sequence_with_exact_payloads() {
         top("session_started", json!({"scope": "main"})),
         r0("round_started", json!({"round_index": 0})),
         s0("stream_started", json!({"stream_id": "main"})),
-        s0("llm_call_started", json!({"call_id": "r0.a1", "round_index": 0, "attempt": 1, "model": "scripted"})),
-        s0("llm_call_completed", json!({"call_id": "r0.a1", "round_index": 0, "attempt": 1, "model": "scripted",
-            "success": true, "error_type": "", "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})),
+        s0(
+            "llm_call_started",
+            json!({"call_id": "r0.a1", "round_index": 0, "attempt": 1, "model": "scripted"}),
+        ),
+        s0(
+            "llm_call_completed",
+            json!({"call_id": "r0.a1", "round_index": 0, "attempt": 1, "model": "scripted",
+            "success": true, "error_type": "", "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}),
+        ),
         s0("stream_completed", json!({"stream_id": "main"})),
-        r0("status_changed", json!({"kind": "round_usage", "round_index": 0, "round_number": 1, "max_rounds": 24,
-            "prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": null, "reasoning_tokens": null})),
-        r0("usage_updated", json!({"usage": {"prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": 0,
-            "reasoning_tokens": 0, "total_tokens": 15, "input": 10, "output": 5, "cache_read": 0, "reasoning": 0}})),
+        r0(
+            "status_changed",
+            json!({"kind": "round_usage", "round_index": 0, "round_number": 1, "max_rounds": 24,
+            "prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": null, "reasoning_tokens": null}),
+        ),
+        r0(
+            "usage_updated",
+            json!({"usage": {"prompt_tokens": 10, "completion_tokens": 5, "cache_read_tokens": 0,
+            "reasoning_tokens": 0, "total_tokens": 15, "input": 10, "output": 5, "cache_read": 0, "reasoning": 0}}),
+        ),
         r0("round_tools_present", json!({"has_tools": false})),
-        r0("round_completed", json!({"round_index": 0, "has_tools": false, "used_todo": false})),
+        r0(
+            "round_completed",
+            json!({"round_index": 0, "has_tools": false, "used_todo": false}),
+        ),
         top("session_ended", json!({"reason": "completed"})),
     ];
     assert_eq!(rest, expected);
@@ -108,7 +129,10 @@ async fn two_concurrent_tool_calls_start_together_and_persist_in_call_order() {
     let took = t0.elapsed();
     assert_eq!(r.status, RunStatus::Completed);
     assert_eq!(r.tool_calls, 2);
-    assert!(took < Duration::from_millis(290), "calls ran concurrently: {took:?}");
+    assert!(
+        took < Duration::from_millis(290),
+        "calls ran concurrently: {took:?}"
+    );
     let n = names(&log);
     let tools: Vec<&String> = n.iter().filter(|s| s.starts_with("tool_call")).collect();
     assert_eq!(
@@ -120,17 +144,27 @@ async fn two_concurrent_tool_calls_start_together_and_persist_in_call_order() {
             "tool_call_completed(call_1_1)"
         ]
     );
-    let i = n.iter().position(|s| s == "round_tools_present(true)").unwrap();
+    let i = n
+        .iter()
+        .position(|s| s == "round_tools_present(true)")
+        .unwrap();
     assert_eq!(n[i + 5], "round_completed(true)");
     let got = payloads(&log);
-    let done: Vec<&Value> = got.iter().filter(|e| e["type"] == "tool_call_completed").collect();
+    let done: Vec<&Value> = got
+        .iter()
+        .filter(|e| e["type"] == "tool_call_completed")
+        .collect();
     assert_eq!(
         done[1]["payload"],
         json!({"name": "slow_echo", "output": "second", "tool_input": {"text": "second", "ms": 150},
                "tool_call_id": "call_1_1", "failed": false})
     );
     let msgs = lp.get_messages(&sid, false).await.unwrap();
-    let tool_rows: Vec<String> = msgs.iter().filter(|m| m.tool_call_id.is_some()).map(|m| m.text()).collect();
+    let tool_rows: Vec<String> = msgs
+        .iter()
+        .filter(|m| m.tool_call_id.is_some())
+        .map(|m| m.text())
+        .collect();
     assert_eq!(tool_rows, vec!["first", "second"]);
 }
 
@@ -153,7 +187,10 @@ async fn a_vetoed_tool_call_is_answered_without_running_or_tool_events() {
     assert_eq!(r.tool_calls, 0);
     let n = names(&log);
     assert!(!n.iter().any(|s| s.starts_with("tool_call")), "{n:?}");
-    let a = n.iter().position(|s| s == "round_tools_present(true)").unwrap();
+    let a = n
+        .iter()
+        .position(|s| s == "round_tools_present(true)")
+        .unwrap();
     assert_eq!(n[a + 1], "round_completed(true)");
     let msgs = lp.get_messages(&sid, false).await.unwrap();
     assert_eq!(msgs[2].text(), "denied by policy");
@@ -223,10 +260,13 @@ async fn cancellation_mid_stream_ends_cancelled_and_leaves_the_session_clean() {
     let token = CancellationToken::new();
     let t2 = token.clone();
     let bus = lp.event_bus().clone();
-    bus.subscribe(power_loop_contracts::event::EventType::StreamDelta, move |_| {
-        t2.cancel();
-        Ok(())
-    });
+    bus.subscribe(
+        power_loop_contracts::event::EventType::StreamDelta,
+        move |_| {
+            t2.cancel();
+            Ok(())
+        },
+    );
     let r = lp
         .send_with(&sid, "go", SendOptions::new().with_cancel(token))
         .await
@@ -248,10 +288,16 @@ async fn cancellation_mid_stream_ends_cancelled_and_leaves_the_session_clean() {
         ]
     );
     let got = payloads(&log);
-    let failed = got.iter().find(|e| e["type"] == "llm_call_completed").unwrap();
+    let failed = got
+        .iter()
+        .find(|e| e["type"] == "llm_call_completed")
+        .unwrap();
     assert_eq!(failed["payload"]["error_type"], "cancelled");
     let lc = got.iter().find(|e| e["type"] == "loop_cancelled").unwrap();
-    assert_eq!(lc["payload"], json!({"reason": "cancelled", "round_index": 0}));
+    assert_eq!(
+        lc["payload"],
+        json!({"reason": "cancelled", "round_index": 0})
+    );
     assert!(lp.get_pending(&sid).await.unwrap().is_none());
     assert_eq!(lp.get_messages(&sid, false).await.unwrap().len(), 1);
 }
@@ -285,7 +331,10 @@ async fn a_round_limit_stop_persists_the_summary_reply() {
         ]
     );
     let last_req = llm.last_request().unwrap();
-    assert!(last_req.tools.is_empty(), "the summary call offers no tools");
+    assert!(
+        last_req.tools.is_empty(),
+        "the summary call offers no tools"
+    );
     let msgs = lp.get_messages(&sid, false).await.unwrap();
     assert_eq!(msgs.last().unwrap().text(), "summary: did a and b");
     assert!(msgs[msgs.len() - 2].text().contains("maximum of 2 rounds"));
@@ -296,7 +345,8 @@ async fn a_round_limit_stop_persists_the_summary_reply() {
 
 #[tokio::test]
 async fn a_structured_answer_that_does_not_validate_is_retried_with_a_correction() {
-    let schema = json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}});
+    let schema =
+        json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}});
     let llm = ScriptedLlm::new()
         .text("{\"n\": \"three\"}")
         .text("```json\n{\"n\": 3}\n```");

@@ -49,7 +49,10 @@ async fn conversation(mode: Mode) -> (Vec<String>, Vec<String>) {
     let llm = script();
     let store = sqlite_at(&path).await;
     let warm = make_loop(&llm, store.clone());
-    let sid = warm.new_session(NewSessionOptions::default()).await.unwrap();
+    let sid = warm
+        .new_session(NewSessionOptions::default())
+        .await
+        .unwrap();
     let lp = |s: &SessionStore| make_loop(&llm, s.clone());
     let mut finals = Vec::new();
 
@@ -97,11 +100,9 @@ async fn conversation(mode: Mode) -> (Vec<String>, Vec<String>) {
     store
         .commit_turn(
             &sid,
-            TurnCommit::new(vec![row]).with_pending(PendingChange::Set(PendingState::from_tool_calls(
-                9,
-                0,
-                vec![serde_json::to_value(&call).unwrap()],
-            ))),
+            TurnCommit::new(vec![row]).with_pending(PendingChange::Set(
+                PendingState::from_tool_calls(9, 0, vec![serde_json::to_value(&call).unwrap()]),
+            )),
         )
         .await
         .unwrap();

@@ -91,7 +91,11 @@ fn failing_subscriber_is_counted_not_raised_by_default() {
     bus.propagate_subscriber_errors(true);
     let e = bus.publish(ev("y")).unwrap_err();
     assert_eq!(e.code(), ErrorCode::SubscriberFailed);
-    assert_eq!(after.load(Ordering::SeqCst), 1, "later subscribers are not called");
+    assert_eq!(
+        after.load(Ordering::SeqCst),
+        1,
+        "later subscribers are not called"
+    );
 }
 
 fn overflow_run(policy: OverflowPolicy) -> (Vec<String>, u64) {
@@ -194,7 +198,10 @@ fn seq_is_strictly_increasing_across_threads() {
     let handles: Vec<_> = (0..4)
         .map(|_| std::thread::spawn(|| (0..200).map(|_| ev("x").seq).collect::<Vec<_>>()))
         .collect();
-    let mut all: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let n = all.len();
     all.sort_unstable();
     all.dedup();

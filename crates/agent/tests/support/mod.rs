@@ -26,9 +26,13 @@ pub(crate) async fn sqlite_store() -> (SessionStore, tempfile::TempDir) {
 
 /// Opens the SQLite store at `path`.
 pub(crate) async fn sqlite_at(path: &str) -> SessionStore {
-    open_store(path, StoreOptions::default(), &[power_loop_store_sqlite::BACKEND])
-        .await
-        .unwrap()
+    open_store(
+        path,
+        StoreOptions::default(),
+        &[power_loop_store_sqlite::BACKEND],
+    )
+    .await
+    .unwrap()
 }
 
 /// A PostgreSQL store with a unique table prefix, when `POWER_LOOP_TEST_PG_DSN` is set.
@@ -66,14 +70,18 @@ fn rand_u32() -> u32 {
 /// `sleep_forever` (blocks until cancelled).
 pub(crate) fn registry() -> ToolRegistry {
     let mut r = ToolRegistry::new();
-    let obj = |props: serde_json::Value, req: &[&str]| {
-        json!({"type": "object", "properties": props, "required": req})
-    };
+    let obj = |props: serde_json::Value, req: &[&str]| json!({"type": "object", "properties": props, "required": req});
     r.register(
         tool_fn(
-            ToolDefinition::new("echo", "Echo the text", obj(json!({"text": {"type": "string"}}), &["text"])),
+            ToolDefinition::new(
+                "echo",
+                "Echo the text",
+                obj(json!({"text": {"type": "string"}}), &["text"]),
+            ),
             |_ctx, args| async move {
-                Ok(ToolOutput::ok(args["text"].as_str().unwrap_or_default().to_owned()))
+                Ok(ToolOutput::ok(
+                    args["text"].as_str().unwrap_or_default().to_owned(),
+                ))
             },
         )
         .concurrent(true),
@@ -84,21 +92,33 @@ pub(crate) fn registry() -> ToolRegistry {
             ToolDefinition::new(
                 "slow_echo",
                 "Echo after a delay",
-                obj(json!({"text": {"type": "string"}, "ms": {"type": "integer"}}), &["text"]),
+                obj(
+                    json!({"text": {"type": "string"}, "ms": {"type": "integer"}}),
+                    &["text"],
+                ),
             ),
             |_ctx, args| async move {
                 let ms = args["ms"].as_u64().unwrap_or(50);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok(ToolOutput::ok(args["text"].as_str().unwrap_or_default().to_owned()))
+                Ok(ToolOutput::ok(
+                    args["text"].as_str().unwrap_or_default().to_owned(),
+                ))
             },
         )
         .concurrent(true),
     )
     .unwrap();
     r.register(tool_fn(
-        ToolDefinition::new("write_note", "Write a note", obj(json!({"text": {"type": "string"}}), &["text"])),
+        ToolDefinition::new(
+            "write_note",
+            "Write a note",
+            obj(json!({"text": {"type": "string"}}), &["text"]),
+        ),
         |_ctx, args| async move {
-            Ok(ToolOutput::ok(format!("noted: {}", args["text"].as_str().unwrap_or_default())))
+            Ok(ToolOutput::ok(format!(
+                "noted: {}",
+                args["text"].as_str().unwrap_or_default()
+            )))
         },
     ))
     .unwrap();
@@ -142,7 +162,9 @@ pub(crate) fn names(log: &Arc<Mutex<Vec<AgentEvent>>>) -> Vec<String> {
             EventPayload::RoundToolsPresent(p) => format!("round_tools_present({})", p.has_tools),
             EventPayload::RoundCompleted(p) => format!("round_completed({})", p.has_tools),
             EventPayload::ToolCallStarted(p) => format!("tool_call_started({})", p.tool_call_id),
-            EventPayload::ToolCallCompleted(p) => format!("tool_call_completed({})", p.tool_call_id),
+            EventPayload::ToolCallCompleted(p) => {
+                format!("tool_call_completed({})", p.tool_call_id)
+            }
             EventPayload::LlmCallCompleted(p) => format!("llm_call_completed({})", p.success),
             other => other.event_type().as_str().to_owned(),
         })
