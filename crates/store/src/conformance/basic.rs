@@ -832,3 +832,33 @@ pub async fn commit_turn_is_one_transaction(ctx: Ctx) {
     assert!(s.get_session_stats("ghost").await.unwrap().is_none());
     assert_eq!(s.get_state(&sid).await.unwrap().unwrap(), before);
 }
+
+pub async fn separate_store_handles_share_one_sequence(ctx: Ctx) {
+    let a = ctx.store().await;
+    let opts = crate::StoreOptions::new().with_table_prefix(&ctx.prefix);
+    let b = crate::SessionStore::new(std::sync::Arc::clone(&ctx.db), &opts).unwrap();
+    let sid = a.create_session(NewSession::new()).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let s = if t % 2 == 0 { a.clone() } else { b.clone() };
+        let sid = sid.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..10 {
+                got.push(
+                    s.append_message(&sid, NewMessage::user(format!("{t}-{i}")))
+                        .await
+                        .unwrap(),
+                );
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=80).collect::<Vec<_>>());
+    assert_eq!(b.get_state(&sid).await.unwrap().unwrap().next_seq, 81);
+}

@@ -158,6 +158,7 @@ where
 pub const SCENARIOS: &[&str] = &[
     "seq_starts_at_one_and_is_gapless",
     "seq_is_gapless_under_concurrency",
+    "separate_store_handles_share_one_sequence",
     "append_to_unknown_session_fails_and_writes_nothing",
     "transaction_rolls_back_on_error",
     "compaction_folds_and_orders_logically",
@@ -203,6 +204,7 @@ macro_rules! store_conformance_suite {
         $crate::__store_conformance_tests!($make_db;
             seq_starts_at_one_and_is_gapless,
             seq_is_gapless_under_concurrency,
+            separate_store_handles_share_one_sequence,
             append_to_unknown_session_fails_and_writes_nothing,
             transaction_rolls_back_on_error,
             compaction_folds_and_orders_logically,
