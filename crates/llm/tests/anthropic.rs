@@ -17,7 +17,12 @@ use power_loop_llm::{AnthropicConfig, AnthropicLlm, LlmStack, RetryPolicy};
 use serde_json::json;
 
 fn llm(server: &TestServer) -> AnthropicLlm {
-    AnthropicLlm::new(AnthropicConfig::new(&server.base, "sk-ant-test", "claude-sonnet-4-5")).unwrap()
+    AnthropicLlm::new(AnthropicConfig::new(
+        &server.base,
+        "sk-ant-test",
+        "claude-sonnet-4-5",
+    ))
+    .unwrap()
 }
 
 fn fast_retry() -> RetryPolicy {
@@ -31,12 +36,27 @@ const START: &str = r#"{"type":"message_start","message":{"id":"msg_01","type":"
 fn text_stream() -> String {
     events(&[
         ("message_start", START),
-        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
         ("ping", r#"{"type": "ping"}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", world"}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-        ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", world"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        ),
         ("message_stop", r#"{"type":"message_stop"}"#),
     ])
 }
@@ -82,7 +102,10 @@ async fn plain_text_stream_usage_and_exact_request_with_headers() {
 #[tokio::test]
 async fn split_into_tiny_tcp_writes() {
     let server = TestServer::start(vec![Reply::sse_split(&text_stream(), 5)]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(r.token_usage.completion_tokens, Some(15));
 }
@@ -103,12 +126,18 @@ async fn tool_use_split_across_many_input_json_deltas() {
             json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":p}}).to_string(),
         ));
     }
-    evs.push(("content_block_stop".into(), r#"{"type":"content_block_stop","index":0}"#.into()));
+    evs.push((
+        "content_block_stop".into(),
+        r#"{"type":"content_block_stop","index":0}"#.into(),
+    ));
     evs.push(("message_delta".into(), r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":40}}"#.into()));
     evs.push(("message_stop".into(), r#"{"type":"message_stop"}"#.into()));
     let refs: Vec<(&str, &str)> = evs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let server = TestServer::start(vec![Reply::sse_parts(&[events(&refs)])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("read")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("read"))
+        .await
+        .unwrap();
     assert!(pieces.len() > 10);
     assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
     assert_eq!(r.tool_calls.len(), 1);
@@ -122,35 +151,101 @@ async fn tool_use_split_across_many_input_json_deltas() {
 async fn text_thinking_and_two_parallel_tool_uses() {
     let body = events(&[
         ("message_start", START),
-        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Two lookups."}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-        ("content_block_start", r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Checking both."}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":1}"#),
-        ("content_block_start", r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{}}}"#),
-        ("content_block_start", r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_b","name":"get_time","input":{}}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"tz\":\"UTC\"}"}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":2}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":3}"#),
-        ("content_block_start", r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_c","name":"no_args","input":{}}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":4}"#),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Two lookups."}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Checking both."}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_b","name":"get_time","input":{}}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"tz\":\"UTC\"}"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":2}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":3}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_c","name":"no_args","input":{}}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":4}"#,
+        ),
         ("some_future_event", r#"{"type":"some_future_event"}"#),
-        ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":70}}"#),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":70}}"#,
+        ),
         ("message_stop", r#"{"type":"message_stop"}"#),
     ]);
     let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.think, "Two lookups.");
     assert_eq!(r.raw_text, "Checking both.");
     assert_eq!(r.tool_calls.len(), 3);
-    assert_eq!((r.tool_calls[0].id.as_str(), r.tool_calls[0].name()), ("toolu_a", "get_weather"));
-    assert_eq!(r.tool_calls[0].arguments_json().unwrap(), json!({"city": "Paris"}));
-    assert_eq!((r.tool_calls[1].id.as_str(), r.tool_calls[1].name()), ("toolu_b", "get_time"));
-    assert_eq!(r.tool_calls[1].arguments_json().unwrap(), json!({"tz": "UTC"}));
+    assert_eq!(
+        (r.tool_calls[0].id.as_str(), r.tool_calls[0].name()),
+        ("toolu_a", "get_weather")
+    );
+    assert_eq!(
+        r.tool_calls[0].arguments_json().unwrap(),
+        json!({"city": "Paris"})
+    );
+    assert_eq!(
+        (r.tool_calls[1].id.as_str(), r.tool_calls[1].name()),
+        ("toolu_b", "get_time")
+    );
+    assert_eq!(
+        r.tool_calls[1].arguments_json().unwrap(),
+        json!({"tz": "UTC"})
+    );
     assert_eq!(r.tool_calls[2].function.arguments, "{}");
 }
 
@@ -158,12 +253,28 @@ async fn text_thinking_and_two_parallel_tool_uses() {
 async fn overloaded_error_event_mid_stream() {
     let body = events(&[
         ("message_start", START),
-        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"partial"}}"#),
-        ("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"partial"}}"#,
+        ),
+        (
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ),
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[body.clone()]), Reply::sse_parts(&[text_stream()])]).await;
-    let mut s = llm(&server).stream(LlmRequest::from_prompt("x")).await.unwrap();
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&[body.clone()]),
+        Reply::sse_parts(&[text_stream()]),
+    ])
+    .await;
+    let mut s = llm(&server)
+        .stream(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(s.next().await.unwrap().unwrap().delta_text, "partial");
     let err = s.next().await.unwrap().unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmOverloaded);
@@ -172,19 +283,43 @@ async fn overloaded_error_event_mid_stream() {
     // An error event before any chunk is retried by the stack.
     let early = events(&[
         ("message_start", START),
-        ("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+        (
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ),
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[early]), Reply::sse_parts(&[text_stream()])]).await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&[early]),
+        Reply::sse_parts(&[text_stream()]),
+    ])
+    .await;
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 
     // Other error types are provider errors and not retried.
-    let other = events(&[("error", r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#)]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[other]), Reply::sse_parts(&[text_stream()])]).await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let other = events(&[(
+        "error",
+        r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#,
+    )]);
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&[other]),
+        Reply::sse_parts(&[text_stream()]),
+    ])
+    .await;
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProvider);
     assert_eq!(server.count(), 1);
 }
@@ -196,7 +331,10 @@ async fn malformed_json_event_is_a_protocol_error() {
         events(&[("message_start", START)])
     );
     let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 
@@ -204,13 +342,28 @@ async fn malformed_json_event_is_a_protocol_error() {
 async fn cut_off_without_message_stop_is_incomplete() {
     let body = events(&[
         ("message_start", START),
-        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
-        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"The answer"}}"#),
-        ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-        ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"The answer"}}"#,
+        ),
+        (
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
+        ),
     ]);
     let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 }
 
@@ -221,34 +374,62 @@ async fn rate_limited_with_retry_after_ms_waits_then_succeeds() {
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
     let waited = reqs[1].at.duration_since(reqs[0].at);
-    assert!(waited >= Duration::from_millis(1200), "waited only {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "waited only {waited:?}"
+    );
     assert!(t0.elapsed() >= Duration::from_millis(1200));
 }
 
 #[tokio::test]
 async fn overloaded_529_is_retried() {
     let server = TestServer::start(vec![
-        Reply::status(529, "Overloaded", &[], r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+        Reply::status(
+            529,
+            "Overloaded",
+            &[],
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ),
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
     let raw = llm(&server);
     let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(raw));
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 
-    let server = TestServer::start(vec![Reply::status(529, "Overloaded", &[], r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let server = TestServer::start(vec![Reply::status(
+        529,
+        "Overloaded",
+        &[],
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    )])
+    .await;
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmOverloaded);
-    assert_eq!(err.detail("provider_error_type"), Some(&json!("overloaded_error")));
+    assert_eq!(
+        err.detail("provider_error_type"),
+        Some(&json!("overloaded_error"))
+    );
 }
 
 #[tokio::test]
@@ -258,8 +439,13 @@ async fn unauthorized_is_not_retried() {
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmAuth);
     assert!(err.message().contains("invalid x-api-key"));
     assert_eq!(server.count(), 1);
@@ -295,9 +481,16 @@ async fn exact_request_json_for_a_tool_conversation() {
     ])
     .with_system_prompt("sys")
     .with_temperature(0.5)
-    .with_tools(vec![ToolDefinition::new("lookup", "Look up", schema.clone())])
+    .with_tools(vec![ToolDefinition::new(
+        "lookup",
+        "Look up",
+        schema.clone(),
+    )])
     .with_tool_choice(ToolChoice::Function("lookup".into()))
-    .with_response_format(ResponseFormat::json_schema("a", json!({"type": "object", "required": ["x"]})));
+    .with_response_format(ResponseFormat::json_schema(
+        "a",
+        json!({"type": "object", "required": ["x"]}),
+    ));
     llm.complete(req).await.unwrap();
     let q = &server.requests()[0];
     assert_eq!(q.path, "/v1/messages");
@@ -340,7 +533,10 @@ async fn tool_choice_mapping() {
     let base = LlmRequest::from_prompt("x").with_tools(tools);
     let b = llm.request_body(&base.clone().with_tool_choice(ToolChoice::Auto));
     assert!(b.get("tool_choice").is_none());
-    assert_eq!(b["tools"], json!([{"name": "t", "input_schema": {"type": "object"}}]));
+    assert_eq!(
+        b["tools"],
+        json!([{"name": "t", "input_schema": {"type": "object"}}])
+    );
     let b = llm.request_body(&base.clone().with_tool_choice(ToolChoice::None));
     assert_eq!(b["tool_choice"], json!({"type": "none"}));
     let b = llm.request_body(&base.with_tool_choice(ToolChoice::Required));

@@ -17,7 +17,12 @@ use power_loop_llm::{LlmStack, OpenAiConfig, OpenAiLlm, RetryEvent, RetryPolicy}
 use serde_json::json;
 
 fn llm(server: &TestServer) -> OpenAiLlm {
-    OpenAiLlm::new(OpenAiConfig::new(format!("{}/v1", server.base), "sk-test", "gpt-4o-mini")).unwrap()
+    OpenAiLlm::new(OpenAiConfig::new(
+        format!("{}/v1", server.base),
+        "sk-test",
+        "gpt-4o-mini",
+    ))
+    .unwrap()
 }
 
 fn fast_retry() -> RetryPolicy {
@@ -80,7 +85,10 @@ async fn plain_text_stream_and_exact_request() {
 async fn every_chunk_split_into_tiny_tcp_writes() {
     let body = data(TEXT_STREAM);
     let server = TestServer::start(vec![Reply::sse_split(&body, 7)]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(r.token_usage.total_tokens, Some(14));
 }
@@ -103,14 +111,20 @@ async fn tool_call_split_across_many_chunks() {
     lines.push("[DONE]".to_owned());
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&refs)])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("write")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("write"))
+        .await
+        .unwrap();
     assert!(pieces.len() > 10, "split into many chunks");
     assert_eq!(r.finish_reason, Some(FinishReason::ToolCalls));
     assert_eq!(r.tool_calls.len(), 1);
     assert_eq!(r.tool_calls[0].id, "call_abc");
     assert_eq!(r.tool_calls[0].name(), "write_file");
     assert_eq!(r.tool_calls[0].function.arguments, args);
-    assert_eq!(r.tool_calls[0].arguments_json().unwrap()["content"], "héllo\nworld");
+    assert_eq!(
+        r.tool_calls[0].arguments_json().unwrap()["content"],
+        "héllo\nworld"
+    );
     assert_eq!(r.token_usage.total_tokens, Some(14));
 }
 
@@ -126,14 +140,23 @@ async fn two_parallel_tool_calls_interleaved() {
         "[DONE]",
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("both")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("both"))
+        .await
+        .unwrap();
     assert_eq!(r.tool_calls.len(), 2);
     assert_eq!(r.tool_calls[0].id, "call_1");
     assert_eq!(r.tool_calls[0].name(), "get_weather");
-    assert_eq!(r.tool_calls[0].arguments_json().unwrap(), json!({"city": "Paris"}));
+    assert_eq!(
+        r.tool_calls[0].arguments_json().unwrap(),
+        json!({"city": "Paris"})
+    );
     assert_eq!(r.tool_calls[1].id, "call_2");
     assert_eq!(r.tool_calls[1].name(), "get_time");
-    assert_eq!(r.tool_calls[1].arguments_json().unwrap(), json!({"tz": "UTC"}));
+    assert_eq!(
+        r.tool_calls[1].arguments_json().unwrap(),
+        json!({"tz": "UTC"})
+    );
     // No usage was sent: empty usage, never a stale value.
     assert_eq!(r.token_usage, Default::default());
 }
@@ -153,15 +176,24 @@ async fn lenient_parsing_of_compatible_servers() {
         "data: [DONE]\n\n",
     );
     let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.think, "think more");
     assert_eq!(r.raw_text, "ok");
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
     assert_eq!(r.response_id, None);
     assert_eq!(r.model, None);
     assert_eq!(r.tool_calls.len(), 2);
-    assert_eq!((r.tool_calls[0].id.as_str(), r.tool_calls[0].name()), ("a", "f"));
-    assert_eq!((r.tool_calls[1].id.as_str(), r.tool_calls[1].name()), ("b", "g"));
+    assert_eq!(
+        (r.tool_calls[0].id.as_str(), r.tool_calls[0].name()),
+        ("a", "f")
+    );
+    assert_eq!(
+        (r.tool_calls[1].id.as_str(), r.tool_calls[1].name()),
+        ("b", "g")
+    );
     assert_eq!(r.tool_calls[1].function.arguments, r#"{"x":1}"#);
 }
 
@@ -173,8 +205,14 @@ async fn unknown_finish_reason_is_kept_verbatim() {
         "[DONE]",
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let r = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap();
-    assert_eq!(r.finish_reason, Some(FinishReason::Other("weird_reason".into())));
+    let r = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.finish_reason,
+        Some(FinishReason::Other("weird_reason".into()))
+    );
 }
 
 #[tokio::test]
@@ -203,8 +241,13 @@ async fn error_event_mid_stream_is_typed_and_not_retried_after_first_chunk() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server2)));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server2)));
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmServer);
     assert_eq!(server2.count(), 1);
 }
@@ -213,7 +256,10 @@ async fn error_event_mid_stream_is_typed_and_not_retried_after_first_chunk() {
 async fn malformed_json_chunk_is_a_protocol_error() {
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\n\ndata: [DONE]\n\n";
     let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 
@@ -225,7 +271,10 @@ async fn cut_off_stream_is_an_error_never_a_complete_answer() {
         r#"{"choices":[{"delta":{"content":" forty"}}]}"#,
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // finish_reason seen but the stream stops before [DONE]: still incomplete.
@@ -234,18 +283,30 @@ async fn cut_off_stream_is_an_error_never_a_complete_answer() {
         r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // [DONE] without any finish_reason: incomplete too.
     let lines = [r#"{"choices":[{"delta":{"content":"hi"}}]}"#, "[DONE]"];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // Cut in the middle of an event line.
-    let server = TestServer::start(vec![Reply::sse_parts(&["data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"cho"])]).await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let server = TestServer::start(vec![Reply::sse_parts(&[
+        "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"cho",
+    ])])
+    .await;
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 }
 
@@ -256,8 +317,13 @@ async fn empty_stream_before_first_chunk_is_retried() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 }
@@ -274,7 +340,10 @@ async fn rate_limited_with_retry_after_waits_then_succeeds() {
     let policy = fast_retry().on_retry(move |e| ev.lock().unwrap().push(e));
     let stacked = LlmStack::new().retry(policy).wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -298,7 +367,10 @@ async fn rate_limit_error_keeps_retry_after_ms_detail() {
         r#"{"error":{"message":"slow down"}}"#,
     )])
     .await;
-    let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = llm(&server)
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRateLimited);
     assert_eq!(err.detail("retry_after_ms"), Some(&json!(250)));
     assert_eq!(err.detail("status"), Some(&json!(429)));
@@ -308,12 +380,22 @@ async fn rate_limit_error_keeps_retry_after_ms_detail() {
 #[tokio::test]
 async fn unauthorized_is_not_retried() {
     let server = TestServer::start(vec![
-        Reply::status(401, "Unauthorized", &[], r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#),
+        Reply::status(
+            401,
+            "Unauthorized",
+            &[],
+            r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#,
+        ),
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmAuth);
     assert_eq!(server.count(), 1);
 }
@@ -332,7 +414,10 @@ async fn status_codes_map_to_error_codes() {
         (529, ErrorCode::LlmOverloaded),
     ] {
         let server = TestServer::start(vec![Reply::status(status, "X", &[], "{}")]).await;
-        let err = llm(&server).complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+        let err = llm(&server)
+            .complete(LlmRequest::from_prompt("x"))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), code, "status {status}");
     }
 }
@@ -345,8 +430,13 @@ async fn server_errors_are_retried_then_exhausted() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
-    let r = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
+    let r = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 3);
 
@@ -354,7 +444,10 @@ async fn server_errors_are_retried_then_exhausted() {
     let stacked = LlmStack::new()
         .retry(fast_retry().with_max_attempts(3))
         .wrap(Arc::new(llm(&server)));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRetryExhausted);
     assert_eq!(err.detail("attempts"), Some(&json!(3)));
     assert_eq!(err.detail("last_error_code"), Some(&json!("llm.server")));
@@ -369,22 +462,37 @@ async fn connection_refused_is_a_connection_error_and_retried() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let raw = OpenAiLlm::new(OpenAiConfig::new(format!("http://{addr}/v1"), "k", "m")).unwrap();
-    let err = raw.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = raw
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmConnection);
     let count = Arc::new(Mutex::new(0));
     let c = count.clone();
     let stacked = LlmStack::new()
-        .retry(fast_retry().with_max_attempts(2).on_retry(move |_| *c.lock().unwrap() += 1))
+        .retry(
+            fast_retry()
+                .with_max_attempts(2)
+                .on_retry(move |_| *c.lock().unwrap() += 1),
+        )
         .wrap(Arc::new(raw));
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRetryExhausted);
     assert_eq!(*count.lock().unwrap(), 1);
 }
 
 #[tokio::test]
 async fn cancellation_aborts_a_stalled_request_promptly() {
-    let server = TestServer::start(vec![Reply::sse_parts(&[data(TEXT_STREAM)]).stalled(Duration::from_secs(30))]).await;
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(llm(&server)));
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&[data(TEXT_STREAM)]).stalled(Duration::from_secs(30)),
+    ])
+    .await;
+    let stacked = LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm(&server)));
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -406,7 +514,10 @@ async fn cancellation_aborts_an_in_flight_stream() {
     for _ in 0..50 {
         parts.push(data(&[r#"{"choices":[{"delta":{"content":"b"}}]}"#]));
     }
-    let server = TestServer::start(vec![Reply::sse_parts(&parts).with_gap(Duration::from_millis(200))]).await;
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&parts).with_gap(Duration::from_millis(200)),
+    ])
+    .await;
     let token = CancellationToken::new();
     let mut s = llm(&server)
         .stream(LlmRequest::from_prompt("x").with_cancel(token.clone()))
@@ -424,13 +535,19 @@ async fn cancellation_aborts_an_in_flight_stream() {
 
 #[tokio::test]
 async fn call_timeout_gives_llm_timeout() {
-    let server = TestServer::start(vec![Reply::sse_parts(&[data(TEXT_STREAM)]).stalled(Duration::from_secs(30))]).await;
+    let server = TestServer::start(vec![
+        Reply::sse_parts(&[data(TEXT_STREAM)]).stalled(Duration::from_secs(30)),
+    ])
+    .await;
     let stacked = LlmStack::new()
         .retry(fast_retry())
         .call_timeout(Duration::from_millis(300))
         .wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let err = stacked.complete(LlmRequest::from_prompt("x")).await.unwrap_err();
+    let err = stacked
+        .complete(LlmRequest::from_prompt("x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmTimeout);
     assert!(t0.elapsed() < Duration::from_secs(3));
 }
@@ -439,14 +556,18 @@ async fn call_timeout_gives_llm_timeout() {
 async fn exact_request_json_with_tools_images_and_tool_messages() {
     let server = TestServer::start(vec![Reply::sse_parts(&[data(TEXT_STREAM)])]).await;
     let llm = llm(&server);
-    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     let req = LlmRequest::new(vec![
         Message::user(vec![
             ContentPart::text("What is in this image?"),
             ContentPart::image_url("data:image/png;base64,iVBORw0KGgo="),
             ContentPart::text("Be brief."),
         ]),
-        Message::assistant_tool_calls("", vec![ToolCall::new("call_1", "lookup", r#"{"q":"cat"}"#)]),
+        Message::assistant_tool_calls(
+            "",
+            vec![ToolCall::new("call_1", "lookup", r#"{"q":"cat"}"#)],
+        ),
         Message::tool("call_1", "a cat"),
         Message::system("Recalled: user likes cats").with_name("memory_1"),
         Message::user("thanks"),
@@ -455,9 +576,16 @@ async fn exact_request_json_with_tools_images_and_tool_messages() {
     .with_model("gpt-4.1")
     .with_temperature(0.3)
     .with_max_tokens(256)
-    .with_tools(vec![ToolDefinition::new("lookup", "Look something up", schema.clone())])
+    .with_tools(vec![ToolDefinition::new(
+        "lookup",
+        "Look something up",
+        schema.clone(),
+    )])
     .with_tool_choice(ToolChoice::Function("lookup".into()))
-    .with_response_format(ResponseFormat::json_schema("answer", json!({"type": "object"})))
+    .with_response_format(ResponseFormat::json_schema(
+        "answer",
+        json!({"type": "object"}),
+    ))
     .with_extra("parallel_tool_calls", json!(true))
     .with_extra("user", json!("u-1"))
     .with_extra("extra_body", json!({"top_k": 5}));

@@ -54,13 +54,20 @@ impl Reply {
     /// 200 text/event-stream, body written in pieces of `n` bytes.
     pub fn sse_split(body: &str, n: usize) -> Reply {
         let mut r = Reply::sse_parts::<&str>(&[]);
-        r.parts = body.as_bytes().chunks(n.max(1)).map(|c| c.to_vec()).collect();
+        r.parts = body
+            .as_bytes()
+            .chunks(n.max(1))
+            .map(|c| c.to_vec())
+            .collect();
         r.gap = Duration::from_millis(1);
         r
     }
     /// A status reply with extra headers and a body.
     pub fn status(code: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut head = format!("HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+        let mut head = format!(
+            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+            body.len()
+        );
         for (n, v) in headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
@@ -97,14 +104,23 @@ impl TestServer {
         let replies = Arc::new(Mutex::new(std::collections::VecDeque::from(replies)));
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let reqs = reqs.clone();
                 let replies = replies.clone();
                 tokio::spawn(async move {
-                    let Some(rec) = read_request(&mut sock).await else { return };
+                    let Some(rec) = read_request(&mut sock).await else {
+                        return;
+                    };
                     reqs.lock().unwrap().push(rec);
                     let reply = replies.lock().unwrap().pop_front().unwrap_or_else(|| {
-                        Reply::status(500, "Internal Server Error", &[], r#"{"error":{"message":"no more scripted replies"}}"#)
+                        Reply::status(
+                            500,
+                            "Internal Server Error",
+                            &[],
+                            r#"{"error":{"message":"no more scripted replies"}}"#,
+                        )
                     });
                     if !reply.stall.is_zero() {
                         tokio::time::sleep(reply.stall).await;
