@@ -10,7 +10,7 @@
 //!
 //! # Must not import
 //! The agent or workflow crates, any LLM provider, any database driver. Session persistence is
-//! reached only through the [`ToolStore`] seam.
+//! reached only through the [`ToolStore`] seam (implemented here for `power_loop_store::SessionStore`).
 //!
 //! # Seams
 //! - [`Tool`]: implement it (or use [`tool_fn`]) to add a tool; the agent crate registers its
@@ -18,7 +18,8 @@
 //!   [`ToolContext::extension`] (a type map the loop fills, see [`Extensions`]).
 //! - [`ShellBackend`]: where `bash` and `background_run` execute (local, bubblewrap, or a host's).
 //! - [`ToolStore`]: notes, shared state (blackboard), runtime state (todo) and background-task
-//!   rows; [`MemoryToolStore`] is the in-process implementation.
+//!   rows; implemented for the durable `power_loop_store::SessionStore` and by the in-process
+//!   [`MemoryToolStore`].
 //! - [`Blackboard`]: the shared board behind the `board_*` tools ([`StoreBlackboard`]).
 //! - Human input: `request_user_input` ends with an error of code `human_input.required`; the
 //!   registry turns it into [`ToolOutcome::interrupt`] ([`HumanInputRequest`]).
@@ -38,6 +39,7 @@ mod policy;
 mod presets;
 mod registry;
 mod shell;
+mod store_adapter;
 mod text;
 mod tool;
 

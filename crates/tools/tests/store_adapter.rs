@@ -1,0 +1,102 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The note/todo/background/board tools against the real durable store (SQLite).
+
+mod common;
+use std::sync::Arc;
+
+use common::{Fixture, failed, ok};
+use power_loop_store::{NewSession, StoreOptions, open_store};
+use power_loop_tools::{StoreBlackboard, ToolStore, register_blackboard_tools};
+use serde_json::json;
+
+#[tokio::test]
+async fn tools_on_session_store() {
+    let db = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite:///{}", db.path().join("s.db").display());
+    let store = open_store(
+        &dsn,
+        StoreOptions::default(),
+        &[power_loop_store_sqlite::BACKEND],
+    )
+    .await
+    .unwrap();
+    let sid = store
+        .create_session(NewSession::new().with_id("sess-1"))
+        .await
+        .unwrap();
+    let mut f = Fixture::with_env(|e| e.with_board_id("b1"));
+    register_blackboard_tools(&mut f.reg, None, None, None, false).unwrap();
+    let ts: Arc<dyn ToolStore> = Arc::new(store.clone());
+    let ctx = f
+        .ctx()
+        .with_session(sid.clone())
+        .with_store(ts.clone())
+        .with_blackboard(Arc::new(StoreBlackboard::new(ts.clone())));
+
+    assert_eq!(
+        ok(&f
+            .call_ctx(ctx.clone(), "note_add", json!({"content": "remember"}))
+            .await),
+        "noted as #1 (1/50 notes used)"
+    );
+    assert_eq!(store.list_notes(&sid).await.unwrap()[0].content, "remember");
+    ok(&f
+        .call_ctx(
+            ctx.clone(),
+            "note_update",
+            json!({"note_id": 1, "pinned": true}),
+        )
+        .await);
+    assert!(store.list_notes(&sid).await.unwrap()[0].pinned);
+    assert!(
+        failed(
+            &f.call_ctx(ctx.clone(), "note_delete", json!({"note_id": 5}))
+                .await
+        )
+        .contains("does not exist")
+    );
+
+    ok(&f
+        .call_ctx(
+            ctx.clone(),
+            "todo",
+            json!({"items": [{"id": "1", "text": "a", "status": "pending"}]}),
+        )
+        .await);
+    let todo = store
+        .get_runtime_state(&sid, "todo")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(todo["counts"]["total"], 1);
+
+    let o = f
+        .call_ctx(
+            ctx.clone(),
+            "background_run",
+            json!({"command": "echo stored"}),
+        )
+        .await;
+    let id = o.output.data["task_id"].as_str().unwrap().to_owned();
+    let mut status = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let row = store.get_background_task(&sid, &id).await.unwrap().unwrap();
+        if row.status != "running" {
+            status = format!("{} {:?}", row.status, row.output_tail);
+            break;
+        }
+    }
+    assert_eq!(status, "completed Some(\"stored\")");
+
+    let o = f
+        .call_ctx(ctx.clone(), "board_post", json!({"text": "shared"}))
+        .await;
+    assert!(ok(&o).contains("- #1 [note] (sess-1) shared"));
+    let doc = store
+        .get_shared_state("blackboard:b1", "board")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc["entries"][0]["text"], "shared");
+}
