@@ -24,6 +24,11 @@ const STMT_CACHE_SIZE: usize = 512;
 const IDLE_TTL: Duration = Duration::from_secs(300);
 /// Longest lock name `GET_LOCK` accepts.
 const MAX_LOCK_NAME: usize = 64;
+/// Idle timeout of a lease connection: the server maximum (one year), so a lease held by an idle
+/// worker is not lost to the default 8-hour `wait_timeout`.
+const LEASE_WAIT_TIMEOUT_S: u64 = 31_536_000;
+/// TCP keepalive of a lease connection (a dead holder's lease is freed once the socket dies).
+const LEASE_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Session setup run on every new connection.
 const INIT_SQL: &[&str] = &[
@@ -46,7 +51,7 @@ pub struct MySqlDatabase {
 
 struct Inner {
     pool: RwLock<Option<Pool>>,
-    opts: Opts,
+    lease_opts: Opts,
     dialect: Arc<MySqlDialect>,
     server_version: String,
     database: Option<String>,
@@ -145,12 +150,18 @@ impl MySqlDatabase {
                 return Err(e);
             }
         };
+        let mut lease_init: Vec<String> = INIT_SQL.iter().map(|s| (*s).to_owned()).collect();
+        lease_init.push(format!("SET SESSION wait_timeout = {LEASE_WAIT_TIMEOUT_S}"));
+        let lease_opts: Opts = OptsBuilder::from_opts(opts)
+            .tcp_keepalive(Some(LEASE_KEEPALIVE))
+            .init(lease_init)
+            .into();
         let dialect = Arc::new(MySqlDialect::for_server_version(&server_version));
         tracing::debug!(%target, %server_version, ?dialect, "mysql store connected");
         Ok(MySqlDatabase {
             inner: Arc::new(Inner {
                 pool: RwLock::new(Some(pool)),
-                opts,
+                lease_opts,
                 dialect,
                 server_version,
                 database: url.database,
@@ -368,7 +379,7 @@ impl Database for MySqlDatabase {
             let mut conn = with_timeout(
                 self.inner.connect_timeout,
                 &what,
-                Conn::new(self.inner.opts.clone()),
+                Conn::new(self.inner.lease_opts.clone()),
             )
             .await?;
             let lock = lock_arg(self.inner.database.as_deref(), &name);

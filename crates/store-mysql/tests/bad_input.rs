@@ -39,8 +39,7 @@ async fn open_err(dsn: &str) -> Error {
     o.connect_timeout_ms = 5_000;
     MySqlDatabase::connect(dsn, &o)
         .await
-        .err()
-        .expect("connect must fail")
+        .expect_err("connect must fail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

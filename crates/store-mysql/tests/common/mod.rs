@@ -47,8 +47,7 @@ pub async fn exec(db: &dyn Database, sql: &str, params: Vec<Value>) -> u64 {
     )
     .await
     .expect("exec");
-    let n = *out.lock().unwrap();
-    n
+    *out.lock().unwrap()
 }
 
 /// Drops every table whose name starts with `prefix`.
