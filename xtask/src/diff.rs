@@ -56,14 +56,16 @@ impl ApiDiff {
 /// token containing `::`, cut before any `(`, `{`, `=`, `,`, space or single `:`, and before a `<`
 /// that does not open generics of a path segment such as `Arc<T>::method`), so `pub fn a::f(u32)`
 /// and `pub const fn a::f(u64)` share the key `a::f`. `impl` blocks are keyed by their whole text:
-/// an impl is either there or not.
+/// an impl is either there or not. A line without a path (the crate root module) is keyed by its
+/// last word.
 pub fn api_item_key(line: &str) -> &str {
     let line = line.trim();
     if line.starts_with("impl") || line.starts_with("unsafe impl") {
         return line;
     }
     let Some(token) = line.split_whitespace().find(|t| t.contains("::")) else {
-        return line;
+        // A crate root (`pub mod power_loop`): the name is the last word.
+        return line.split_whitespace().last().unwrap_or(line);
     };
     let Some(offset) = line.find(token) else {
         return line;
@@ -283,7 +285,7 @@ mod tests {
         );
         assert_eq!(api_item_key("pub mod a::m"), "a::m");
         assert_eq!(api_item_key("impl a::T for a::S"), "impl a::T for a::S");
-        assert_eq!(api_item_key("no path here"), "no path here");
+        assert_eq!(api_item_key("pub mod power_loop"), "power_loop");
         assert_eq!(
             api_item_key("pub fn alloc::sync::Arc<T>::complete(&self, a::R) -> a::F<'_, u8>"),
             "alloc::sync::Arc<T>::complete"

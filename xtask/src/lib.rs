@@ -12,7 +12,7 @@
 //!
 //! # Seams
 //! None: a command-line tool. [`diff`] holds the comparison logic, [`rustdoc`] the rustdoc JSON
-//! build, [`tasks`] the two commands.
+//! build, [`reexport`] the following of re-exports into the defining crates, [`tasks`] the two commands.
 //!
 //! # Feature flags
 //! None.
@@ -22,6 +22,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod diff;
+pub mod reexport;
 pub mod rustdoc;
 pub mod tasks;
 

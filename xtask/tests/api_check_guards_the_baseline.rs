@@ -230,3 +230,135 @@ fn missing_baseline_is_a_tool_error_with_advice() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cargo xtask api-bless"));
 }
+
+/// A two-crate workspace: `fac` (the façade) only re-exports items defined in `dep`, as the
+/// power-loop façade does.
+struct Facade {
+    dir: tempfile::TempDir,
+}
+
+const DEP_V1: &str = r#"//! Defines the items.
+
+/// A re-exported struct.
+pub struct Settings {
+    /// A field whose type one test changes.
+    pub depth: u32,
+}
+
+impl Settings {
+    /// A method one test removes.
+    pub fn deeper(&self) -> u32 {
+        self.depth + 1
+    }
+}
+
+/// Not re-exported: changing it never breaks the façade.
+pub fn internal_helper(x: u8) -> u8 {
+    x
+}
+"#;
+
+impl Facade {
+    fn blessed() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"dep\", \"fac\"]\nresolver = \"3\"\n",
+        )
+        .unwrap();
+        for krate in ["dep", "fac"] {
+            std::fs::create_dir_all(root.join(krate).join("src")).unwrap();
+        }
+        std::fs::write(
+            root.join("dep/Cargo.toml"),
+            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("fac/Cargo.toml"),
+            "[package]\nname = \"fac\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n[dependencies]\ndep = { path = \"../dep\" }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("fac/src/lib.rs"),
+            "//! The façade.\n\npub use dep::Settings;\n",
+        )
+        .unwrap();
+        let f = Self { dir };
+        f.write_dep(DEP_V1);
+        let out = f.xtask("api-bless");
+        assert!(out.status.success(), "api-bless failed:\n{}", text(&out));
+        f
+    }
+
+    fn write_dep(&self, source: &str) {
+        std::fs::write(self.dir.path().join("dep/src/lib.rs"), source).unwrap();
+    }
+
+    fn xtask(&self, task: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg(task)
+            .arg("--manifest-path")
+            .arg(self.dir.path().join("Cargo.toml"))
+            .args(["--package", "fac", "--no-error-codes", "--api-dir"])
+            .arg(self.dir.path().join("api"))
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn reexported_items_are_guarded_with_their_signatures() {
+    let f = Facade::blessed();
+    let baseline = std::fs::read_to_string(f.dir.path().join("api/fac.txt")).unwrap();
+    for expected in [
+        "pub use fac::Settings",
+        "pub dep::Settings::depth: u32",
+        "pub fn dep::Settings::deeper(&self) -> u32",
+    ] {
+        assert!(
+            baseline.contains(expected),
+            "missing `{expected}` in:\n{baseline}"
+        );
+    }
+    assert!(
+        !baseline.contains("internal_helper"),
+        "a non-re-exported item leaked in:\n{baseline}"
+    );
+
+    // Changing an item that is not re-exported does not matter.
+    f.write_dep(&DEP_V1.replace(
+        "pub fn internal_helper(x: u8) -> u8",
+        "pub fn internal_helper(x: u16) -> u16",
+    ));
+    let out = f.xtask("api-check");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // Changing a field type of a re-exported struct in its defining crate breaks the façade.
+    f.write_dep(
+        &DEP_V1
+            .replace("pub depth: u32", "pub depth: u64")
+            .replace("self.depth + 1", "1"),
+    );
+    let out = f.xtask("api-check");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("changed: pub dep::Settings::depth: u32"),
+        "{}",
+        text(&out)
+    );
+
+    // Removing a method of a re-exported struct breaks the façade.
+    f.write_dep(&DEP_V1.replace("    /// A method one test removes.\n    pub fn deeper(&self) -> u32 {\n        self.depth + 1\n    }\n", ""));
+    let out = f.xtask("api-check");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("removed: pub fn dep::Settings::deeper(&self) -> u32"),
+        "{}",
+        text(&out)
+    );
+}
