@@ -144,13 +144,13 @@ fn sigkill_during_appends_never_loses_or_tears_commits() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(seq) = line
+                let seq = line
                     .strip_prefix("COMMITTED ")
-                    .and_then(|s| s.trim().parse().ok())
+                    .and_then(|s| s.trim().parse().ok());
+                if let Some(seq) = seq
+                    && tx.send(seq).is_err()
                 {
-                    if tx.send(seq).is_err() {
-                        break;
-                    }
+                    break;
                 }
             }
         });
