@@ -96,7 +96,9 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
     let total = (turns * rounds) as f64;
     let raw_tps = total / raw_time.as_secs_f64();
     let store_tps = total / store_time.as_secs_f64();
-    let (open_ms, load_ms) = rt.block_on(cold_load(&scratch.0.join("window.db"), window))?;
+    let window_db = scratch.0.join("window.db");
+    let (open_ms, load_ms) = rt.block_on(cold_load(&window_db, window))?;
+    let raw_load_ms = raw_cold_load(&window_db, window)?;
     Ok(json!({
         "workload": "store",
         "store_turns_per_s": store_tps.round(),
@@ -104,6 +106,7 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "ratio_vs_raw": (store_tps / raw_tps * 1000.0).round() / 1000.0,
         "cold_load_ms": (load_ms * 100.0).round() / 100.0,
         "cold_open_ms": (open_ms * 100.0).round() / 100.0,
+        "raw_cold_load_ms": (raw_load_ms * 100.0).round() / 100.0,
         "turns_timed": turns * rounds,
         "window_messages": window,
         "sqlite_synchronous": "NORMAL",
@@ -177,6 +180,58 @@ async fn cold_load(path: &Path, window: usize) -> Result<(f64, f64), String> {
     }
     store.close().await.map_err(err)?;
     Ok((opened.as_secs_f64() * 1e3, loaded.as_secs_f64() * 1e3))
+}
+
+/// The same window read with raw rusqlite on a fresh connection (for scale): milliseconds.
+fn raw_cold_load(path: &Path, window: usize) -> Result<f64, String> {
+    let conn = Connection::open(path).map_err(err)?;
+    let t = Instant::now();
+    let mut stmt = conn
+        .prepare(
+            "SELECT session_id, seq, role, name, content, tool_calls_json, tool_call_id, round_index, state, meta_json, created_at \
+             FROM pl_messages WHERE session_id = ? AND state = 'active' ORDER BY seq",
+        )
+        .map_err(err)?;
+    type RawRow = (
+        String,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        String,
+        Option<String>,
+        i64,
+    );
+    let rows: Vec<RawRow> = stmt
+        .query_map([SESSION], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .map_err(err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(err)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    if rows.len() != window {
+        return Err(format!(
+            "raw load returned {} rows, expected {window}",
+            rows.len()
+        ));
+    }
+    Ok(ms)
 }
 
 /// The same writes as `commit_turn`, with raw rusqlite on one connection.
