@@ -1,6 +1,137 @@
-//! The `power-loop` command-line tool (filled by the agent-loop issue).
+//! `power-loop`: chat with a durable agent session, send one-shot messages, and operate the store.
+//!
+//! The provider comes from the `POWER_LOOP_*` environment variables (`POWER_LOOP_BASE_URL`,
+//! `POWER_LOOP_API_KEY`, `POWER_LOOP_MODEL`, `POWER_LOOP_PROVIDER`, …). When none is set the tool
+//! runs offline on the scripted model and says so on stderr.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-fn main() {
-    eprintln!("power-loop: not built yet");
-    std::process::exit(2);
+mod commands;
+mod provider;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Command line of the `power-loop` tool.
+#[derive(Debug, Parser)]
+#[command(
+    name = "power-loop",
+    version,
+    about = "A durable agent session on your own store."
+)]
+struct Cli {
+    /// Store DSN: a SQLite path (default `power-loop.db`), `sqlite:///abs/path.db`,
+    /// `postgres://…` or `mysql://…`.
+    #[arg(
+        long,
+        global = true,
+        env = "POWER_LOOP_DSN",
+        default_value = "power-loop.db"
+    )]
+    dsn: String,
+    /// Table prefix of the store.
+    #[arg(long, global = true, default_value = "pl_")]
+    table_prefix: String,
+    /// Force the offline scripted model even when a provider is configured.
+    #[arg(long, global = true)]
+    offline: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Interactive chat; the answer streams as it arrives. `/exit` quits, `/session` prints the id.
+    Chat {
+        /// Continue this session (created when it does not exist).
+        #[arg(long)]
+        session: Option<String>,
+        /// System prompt for a new session.
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// Send one message and print the answer and the session id.
+    Send {
+        /// Continue this session (created when it does not exist).
+        #[arg(long)]
+        session: Option<String>,
+        /// Print one JSON object (`session_id`, `final_text`, `usage`, `status`, `rounds`).
+        #[arg(long)]
+        json: bool,
+        /// System prompt for a new session.
+        #[arg(long)]
+        system: Option<String>,
+        /// The message.
+        text: String,
+    },
+    /// Inspect and move sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Schema provisioning.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List the most recent sessions.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print a session's messages.
+    Show {
+        /// Session id.
+        id: String,
+        /// Include compacted-out messages.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Export a session to a JSON archive (stdout or `--out`).
+    Export {
+        /// Session id.
+        id: String,
+        /// Output file.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Import a JSON archive; prints the new session id.
+    Import {
+        /// Archive file.
+        file: std::path::PathBuf,
+        /// Id for the imported session (default: the archived id).
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Print the provisioning DDL for the DSN's backend (run it as a user with DDL rights).
+    PrintDdl,
+    /// Check that the schema exists and matches this build (opens with SchemaPolicy::Verify).
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("power-loop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("power-loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

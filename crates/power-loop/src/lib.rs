@@ -1,11 +1,131 @@
 //! power-loop: an embeddable, durable agent execution kernel.
 //!
+//! A [`StatefulAgentLoop`] is a cheap, stateless handle over a durable [`SessionStore`]
+//! (SQLite by default, PostgreSQL or MySQL by DSN). It runs LLM agents with tool calling, typed
+//! hooks and events, budgets, cancellation and crash recovery; everything it knows lives in the
+//! store, so any process can pick a session up by id.
+//!
+//! ```no_run
+//! # async fn demo() -> power_loop::Result<()> {
+//! use std::sync::Arc;
+//! use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions};
+//!
+//! let llm = Arc::new(ScriptedLlm::new().text("Hello! How can I help?"));
+//! let agent = StatefulAgentLoop::builder(llm)
+//!     .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+//!     .build()?;
+//! let session = agent.new_session(NewSessionOptions::default()).await?;
+//! let result = agent.send(&session, "hi").await?;
+//! assert_eq!(result.final_text, "Hello! How can I help?");
+//! # Ok(()) }
+//! ```
+//!
 //! # Owns
-//! Nothing of its own: it re-exports the stable API of the power-loop crates item by item and wires
-//! the backends, providers and sinks chosen by cargo features.
+//! Nothing of its own: it re-exports the stable API of the power-loop crates item by item, and
+//! wires the backends, providers and sinks chosen by cargo features ([`BACKENDS`], [`open_store`]).
+//!
+//! # Must not import
+//! Nothing is off limits; it must simply add no logic beyond wiring features.
+//!
+//! # Feature flags
+//! - `sqlite` (default): the embedded SQLite backend (rusqlite, bundled).
+//! - `postgres`: the PostgreSQL backend (tokio-postgres + deadpool).
+//! - `mysql`: the MySQL / MariaDB backend (mysql_async).
+//! - `openai` (default): the OpenAI-compatible provider. `anthropic`: the native Anthropic provider.
+//! - `prometheus`, `statsd`, `otel`: metrics and tracing sinks.
+//! - `full`: everything.
 //!
 //! # Stability
 //! Everything re-exported here is listed in the committed baseline under `api/` and guarded by
-//! `cargo xtask api-check`.
+//! `cargo xtask api-check`; error codes ([`ErrorCode`]) are frozen too.
 
-pub use power_loop_contracts as contracts;
+// ===== the shared language (contracts) =====
+pub use power_loop_contracts::{
+    AgentEvent, BoxFuture, BoxStream, CancellationToken, Content, ContentPart, Error, ErrorCode,
+    EventPayload, EventSink, EventType, FinishReason, FunctionCall, Hook, HookFuture, HookPoint,
+    ImageUrl, JsonSchemaFormat, LlmRequest, LlmResponse, LlmService, LlmStream, Message,
+    NormalizedUsage, ProviderCapabilities, ResponseFormat, Result, Role, StatusChanged,
+    StreamAggregator, StreamChunk, TokenUsage, ToolCall, ToolCallDelta, ToolCallKind, ToolChoice,
+    ToolDefinition, ToolOutput, ToolResult,
+};
+
+/// Typed event payloads (one struct per event type).
+pub mod events {
+    pub use power_loop_contracts::event::*;
+}
+
+/// Hook contexts and per-point directives.
+pub mod hooks {
+    pub use power_loop_contracts::hook::*;
+}
+
+// ===== store =====
+pub use power_loop_store::{
+    BackendDescriptor, BackgroundTaskRow, CURRENT_SCHEMA_VERSION, CompactionRow, ConnectOptions,
+    DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MessageRow, MessageState, NewMessage,
+    NewSession, NoteRow, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
+    SessionKind, SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus,
+    SessionStore, SqliteSync, StoreOptions, SubagentLifecycle, TimerRow, WindowToken, parse_dsn,
+    provisioning_ddl,
+};
+
+pub use power_loop_store::db::{Database, Dialect};
+
+#[cfg(feature = "mysql")]
+pub use power_loop_store_mysql::{MySqlDatabase, MySqlDialect};
+#[cfg(feature = "postgres")]
+pub use power_loop_store_postgres::{PostgresDatabase, PostgresDialect};
+#[cfg(feature = "sqlite")]
+pub use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
+
+/// The store backends compiled into this build (chosen by cargo features).
+pub const BACKENDS: &[BackendDescriptor] = &[
+    #[cfg(feature = "sqlite")]
+    power_loop_store_sqlite::BACKEND,
+    #[cfg(feature = "postgres")]
+    power_loop_store_postgres::BACKEND,
+    #[cfg(feature = "mysql")]
+    power_loop_store_mysql::BACKEND,
+];
+
+/// Opens a store by DSN on the backends compiled into this build.
+///
+/// `sqlite:///abs/path.db`, `sqlite://rel.db`, a bare path such as `app.db`, or `:memory:` pick
+/// SQLite; `postgres://…` PostgreSQL; `mysql://…` / `mariadb://…` MySQL. An unknown scheme is a
+/// `store.dsn_invalid` error; a backend whose cargo feature is off is `store.backend_unavailable`.
+pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore> {
+    power_loop_store::open_store(dsn, options, BACKENDS).await
+}
+
+// ===== LLM providers =====
+#[cfg(feature = "anthropic")]
+pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
+pub use power_loop_llm::{
+    LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm, Step,
+    create_llm_service_from_config, create_llm_service_from_env,
+};
+#[cfg(feature = "openai")]
+pub use power_loop_llm::{OpenAiConfig, OpenAiLlm};
+
+// ===== tools =====
+pub use power_loop_tools::{
+    BubblewrapShell, CommandPolicy, FnTool, LocalShell, PolicyRule, RuntimeEnv, ShellBackend, Tool,
+    ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry, tool_fn,
+};
+
+// ===== the agent loop =====
+pub use power_loop_agent::{
+    AgentEventBus, AgentHooks, AgentLoopBuilder, AgentLoopConfig, AgentSpec, BusOptions, Compactor,
+    FollowUpOutcome, FollowUpQueued, MemoryProvider, MemorySnapshot, NewSessionOptions,
+    OverflowPolicy, RunStatus, RunUsage, SendOptions, StatefulAgentLoop, StatefulResult,
+    StructuredOutputSpec, SystemPromptBuilder, UserInput, parse_structured,
+};
+
+// ===== sinks =====
+#[cfg(feature = "prometheus")]
+pub use power_loop_sinks::metrics::PrometheusBackend;
+#[cfg(feature = "statsd")]
+pub use power_loop_sinks::metrics::StatsdBackend;
+#[cfg(feature = "otel")]
+pub use power_loop_sinks::otel::OtelBridge;
+pub use power_loop_sinks::{JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink, replay};
