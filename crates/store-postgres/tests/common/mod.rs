@@ -37,6 +37,17 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// A short unique table prefix (store prefixes are limited to 24 characters).
+pub fn short_prefix(tag: &str) -> String {
+    let u = unique(tag);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in u.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("p{}{:010x}_", &tag[..tag.len().min(4)], h & 0xff_ffff_ffff)
+}
+
 pub fn options(pool: usize) -> ConnectOptions {
     let mut o = ConnectOptions::default();
     o.pool_max_size = pool;
