@@ -267,7 +267,7 @@ async fn overloaded_error_event_mid_stream() {
         ),
     ]);
     let server = TestServer::start(vec![
-        Reply::sse_parts(&[body.clone()]),
+        Reply::sse_parts(std::slice::from_ref(&body)),
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
