@@ -18,8 +18,10 @@ use crate::tx::{MySqlTx, exec_count, fetch_rows};
 
 /// Seconds `transact_exclusive` waits for the named lock before failing with `store.conflict`.
 const EXCLUSIVE_LOCK_TIMEOUT_S: i64 = 120;
-/// Prepared statements cached per pooled connection (the store uses well under this many).
-const STMT_CACHE_SIZE: usize = 512;
+/// Prepared statements cached per pooled connection (the store uses about a hundred distinct
+/// statements per table prefix). Kept moderate because the server caps prepared statements
+/// globally (`max_prepared_stmt_count`, default 16 382) across every connection of every process.
+const STMT_CACHE_SIZE: usize = 128;
 /// How long an idle pooled connection is kept (keeps its statement cache warm).
 const IDLE_TTL: Duration = Duration::from_secs(300);
 /// Longest lock name `GET_LOCK` accepts.

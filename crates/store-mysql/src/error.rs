@@ -21,6 +21,7 @@ mod code {
     pub(super) const HOST_NOT_PRIVILEGED: u16 = 1130;
     pub(super) const LOCK_NOWAIT: u16 = 3572;
     pub(super) const MARIADB_LOCK_NOWAIT: u16 = 1969;
+    pub(super) const MAX_PREPARED_STMT_COUNT: u16 = 1461;
 }
 
 /// The error for any operation after [`close`](power_loop_store::db::Database::close).
