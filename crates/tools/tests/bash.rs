@@ -200,3 +200,34 @@ async fn background_run_and_check() {
     );
     assert!(failed(&f.call("background_run", json!({})).await).contains("command"));
 }
+
+#[tokio::test]
+async fn home_scope_is_enforced() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".cache")).unwrap();
+    let h = home.path().to_path_buf();
+    let f = Fixture::with_env(move |e| e.with_home(&h).unwrap());
+    let home = f.env.home_dir.clone().unwrap();
+    let o = f
+        .call(
+            "bash",
+            json!({"command": format!("cat {}/secrets.txt", home.display())}),
+        )
+        .await;
+    assert_eq!(o.error_code, Some(ErrorCode::ToolDenied));
+    assert!(o.output.content.contains("Reading agent-home internals"));
+    let o = f
+        .call(
+            "bash",
+            json!({"command": format!("echo x > {}/x", home.display())}),
+        )
+        .await;
+    assert!(o.output.content.contains("Writing under the agent home"));
+    let o = f
+        .call(
+            "bash",
+            json!({"command": format!("ls {}/.cache", home.display())}),
+        )
+        .await;
+    assert!(o.output.ok, "{}", o.output.content);
+}

@@ -151,6 +151,13 @@ async fn write_file_read_before_overwrite() {
         .await;
     assert_eq!(o.error_code, Some(ErrorCode::ToolDenied));
     assert!(!f.dir.path().parent().unwrap().join("evil.txt").exists());
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), f.ws().join("out")).unwrap();
+    let o = f
+        .call("write_file", json!({"path": "out/new.txt", "content": "x"}))
+        .await;
+    assert_eq!(o.error_code, Some(ErrorCode::ToolDenied));
+    assert!(!outside.path().join("new.txt").exists());
     let o = f.call("write_file", json!({"path": "x.txt"})).await;
     assert!(failed(&o).contains("content"));
     let o = f

@@ -51,8 +51,50 @@ impl BashSessions {
     }
 }
 
-/// Refuses commands the policy denies.
+/// Refuses commands touching agent-home internals outside the allowlist (`.cache`, `logs`,
+/// skills dir), as the reference does.
+fn check_home_scope(ctx: &ToolContext, command: &str) -> Result<()> {
+    let Some(home) = &ctx.env.home_dir else {
+        return Ok(());
+    };
+    let lower = command.to_lowercase();
+    let home_s = home.to_string_lossy().to_lowercase();
+    if !lower.contains(&home_s) {
+        return Ok(());
+    }
+    let allowed = ctx
+        .env
+        .home_allowlist()
+        .iter()
+        .any(|a| lower.contains(&a.to_string_lossy().to_lowercase()));
+    if allowed {
+        return Ok(());
+    }
+    let padded = format!(" {lower} ");
+    let writes = [
+        " >", ">>", " tee ", " sed -i", " rm ", " mv ", " cp ", " touch ", " mkdir ",
+    ];
+    let reads = [
+        " cat ", " less ", " head ", " tail ", " grep ", " rg ", " find ",
+    ];
+    if writes.iter().any(|h| padded.contains(h)) {
+        return Err(Error::new(
+            ErrorCode::ToolDenied,
+            "Writing under the agent home is blocked outside allowlisted paths (.cache/logs/skills). Use workspace files or allowlisted agent paths only.",
+        ));
+    }
+    if reads.iter().any(|h| padded.contains(h)) {
+        return Err(Error::new(
+            ErrorCode::ToolDenied,
+            "Reading agent-home internals is blocked outside allowlisted paths (.cache/logs/skills). Use load_skill(name) for skill content instead of direct file reads.",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses commands the policy denies (home scope first, then the command policy).
 pub(crate) fn check_policy(ctx: &ToolContext, command: &str) -> Result<()> {
+    check_home_scope(ctx, command)?;
     match ctx.env.command_policy.check(command) {
         PolicyDecision::Allow => Ok(()),
         PolicyDecision::Deny {
