@@ -2,7 +2,7 @@
 //! beyond the reference (concurrency, leases, window token, fleet timer claims).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use power_loop_contracts::Error;
@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::db::{TxMode, Value};
-use crate::types::timer_status as ts;
 use crate::{
     Blackboard, CURRENT_SCHEMA_VERSION, CompactionRequest, MessageState, NewMessage, NewSession,
     SchemaPolicy, SessionStore, StoreOptions, SubagentLifecycle, UsageRecord, ensure_schema,
@@ -660,185 +659,5 @@ pub async fn window_token_tracks_appends_and_folds(ctx: Ctx) {
     assert_eq!(
         code(&s.load_active_window("ghost").await.unwrap_err()),
         "session.not_found"
-    );
-}
-
-pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
-    let s = ctx.store().await;
-    let now = crate::now_ms();
-    let mut expected = HashSet::new();
-    for k in 0..4 {
-        let sid = s.create_session(NewSession::new()).await.unwrap();
-        for j in 0..10 {
-            let t = s
-                .create_timer(&sid, now - 1_000 + j, "due", None)
-                .await
-                .unwrap();
-            expected.insert((sid.clone(), t.timer_id));
-        }
-        s.create_timer(&sid, now + 3_600_000 + k, "later", None)
-            .await
-            .unwrap();
-    }
-    let mut tasks = Vec::new();
-    for _ in 0..6 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = s.claim_due_timers(now, 3, 600_000).await.unwrap();
-                if batch.is_empty() {
-                    break;
-                }
-                for t in batch {
-                    assert_eq!(t.status, ts::FIRING);
-                    got.push((t.session_id.clone(), t.timer_id));
-                }
-            }
-            got
-        }));
-    }
-    let mut claimed = Vec::new();
-    for t in tasks {
-        claimed.extend(t.await.unwrap());
-    }
-    let unique: HashSet<_> = claimed.iter().cloned().collect();
-    assert_eq!(claimed.len(), unique.len(), "no timer claimed twice");
-    assert_eq!(
-        unique, expected,
-        "every due timer claimed once, nothing else"
-    );
-    // A crashed claim becomes claimable after its lease; a live one does not.
-    let (sid, id) = claimed[0].clone();
-    assert!(
-        s.claim_due_timers(now, 100, 600_000)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let again = s
-        .claim_due_timers(now + 10_000_000, 100, 1_000)
-        .await
-        .unwrap();
-    assert!(
-        again
-            .iter()
-            .any(|t| t.session_id == sid && t.timer_id == id)
-    );
-    assert!(s.finish_firing_timer(&sid, id).await.unwrap());
-    assert_eq!(
-        s.get_timer(&sid, id).await.unwrap().unwrap().status,
-        ts::FIRED
-    );
-    assert_eq!(
-        code(&s.claim_due_timers(now, 1, -1).await.unwrap_err()),
-        "timer.invalid"
-    );
-}
-
-pub async fn unknown_session_errors_are_not_found(ctx: Ctx) {
-    let s = ctx.store().await;
-    let g = "ghost-session";
-    assert_eq!(
-        code(
-            &s.append_message(g, NewMessage::user("x"))
-                .await
-                .unwrap_err()
-        ),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(
-            &s.append_messages(g, vec![NewMessage::user("x")])
-                .await
-                .unwrap_err()
-        ),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(
-            &s.record_compaction(g, CompactionRequest::fold(vec![1], "x"))
-                .await
-                .unwrap_err()
-        ),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(&s.set_runtime_state(g, "k", json!(1)).await.unwrap_err()),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(&s.export_session(g).await.unwrap_err()),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(&s.update_pending(g, |p| p).await.unwrap_err()),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(
-            &s.merge_session_metadata(g, crate::JsonMap::new())
-                .await
-                .unwrap_err()
-        ),
-        "session.not_found"
-    );
-    assert_eq!(
-        code(&s.active_window_token(g).await.unwrap_err()),
-        "session.not_found"
-    );
-    assert!(s.get_session(g).await.unwrap().is_none());
-    assert!(s.load_active_messages(g, None).await.unwrap().is_empty());
-    assert!(!s.archive_session(g).await.unwrap());
-}
-
-pub async fn large_and_unicode_content_round_trips(ctx: Ctx) {
-    let s = ctx.store().await;
-    let sid = s
-        .create_session(NewSession::new().with_system_prompt("😀".repeat(20_000)))
-        .await
-        .unwrap();
-    let big = "ä€😀x".repeat(70_000 / 4 + 100);
-    assert!(big.len() > 65_536);
-    let seq = s
-        .append_message(
-            &sid,
-            NewMessage::assistant(big.clone())
-                .with_tool_calls(vec![json!({"id": "c", "arguments": big.clone()})]),
-        )
-        .await
-        .unwrap();
-    let m = s.get_message(&sid, seq).await.unwrap().unwrap();
-    assert_eq!(m.content.as_deref(), Some(big.as_str()));
-    assert_eq!(m.tool_calls.unwrap()[0]["arguments"], json!(big));
-    s.set_runtime_state(&sid, "big", json!(big.clone()))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.get_runtime_state(&sid, "big").await.unwrap(),
-        Some(json!(big))
-    );
-    assert_eq!(
-        s.get_session(&sid)
-            .await
-            .unwrap()
-            .unwrap()
-            .system_prompt
-            .map(|p| p.chars().count()),
-        Some(20_000)
-    );
-    let quoted = "it's a \"quote\" with ? and % and \\ and ?";
-    let seq = s
-        .append_message(&sid, NewMessage::user(quoted))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.get_message(&sid, seq)
-            .await
-            .unwrap()
-            .unwrap()
-            .content
-            .as_deref(),
-        Some(quoted)
     );
 }

@@ -26,13 +26,17 @@ use crate::{SchemaPolicy, SessionStore, StoreOptions};
 
 mod advanced;
 mod basic;
+mod edge;
 mod property;
+mod turns;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
     pub use super::advanced::*;
     pub use super::basic::*;
+    pub use super::edge::*;
     pub use super::property::*;
+    pub use super::turns::*;
 }
 
 #[doc(hidden)]
