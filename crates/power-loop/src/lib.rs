@@ -116,9 +116,9 @@ pub use power_loop_tools::{
 // ===== the agent loop =====
 pub use power_loop_agent::{
     AgentEventBus, AgentHooks, AgentLoopBuilder, AgentLoopConfig, AgentSpec, BusOptions, Compactor,
-    FollowUpOutcome, FollowUpQueued, MemoryProvider, MemorySnapshot, NewSessionOptions,
-    OverflowPolicy, RunStatus, RunUsage, SendOptions, StatefulAgentLoop, StatefulResult,
-    StructuredOutputSpec, SystemPromptBuilder, UserInput, parse_structured,
+    EventFilter, FollowUpOutcome, FollowUpQueued, MemoryProvider, MemorySnapshot,
+    NewSessionOptions, OverflowPolicy, RunStatus, RunUsage, SendOptions, StatefulAgentLoop,
+    StatefulResult, StructuredOutputSpec, SystemPromptBuilder, UserInput, parse_structured,
 };
 
 // ===== sinks =====
