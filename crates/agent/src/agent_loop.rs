@@ -455,13 +455,13 @@ impl StatefulAgentLoop {
             .or_else(|| c.system_prompt.clone().filter(|p| !p.trim().is_empty()))
             .unwrap_or_else(default_agent_system_prompt);
         let mut prompt = base.trim().to_owned();
-        if c.inject_tool_descriptions {
-            if let Some(r) = registry {
-                let cat = format_tool_catalog(&r.definitions(), &c.tool_catalog_header);
-                if !cat.is_empty() {
-                    prompt.push_str("\n\n");
-                    prompt.push_str(&cat);
-                }
+        if c.inject_tool_descriptions
+            && let Some(r) = registry
+        {
+            let cat = format_tool_catalog(&r.definitions(), &c.tool_catalog_header);
+            if !cat.is_empty() {
+                prompt.push_str("\n\n");
+                prompt.push_str(&cat);
             }
         }
         prompt
@@ -522,10 +522,10 @@ impl StatefulAgentLoop {
         let out = self
             .send_locked(&store, session_id, input.into(), opts)
             .await;
-        if let Some(l) = lease {
-            if let Err(e) = l.release().await {
-                tracing::warn!(target: "power_loop::agent", session = session_id, error = %e, "releasing the session lease failed");
-            }
+        if let Some(l) = lease
+            && let Err(e) = l.release().await
+        {
+            tracing::warn!(target: "power_loop::agent", session = session_id, error = %e, "releasing the session lease failed");
         }
         out
     }
@@ -666,15 +666,13 @@ impl StatefulAgentLoop {
                 .cache
                 .extend(sid, run.last_compact_seq, &run.appended);
         }
-        if let Ok(r) = &out {
-            if !run.stats_written {
-                if let Err(e) = store
-                    .bump_session_stats(sid, run.stats_delta(r.rounds))
-                    .await
-                {
-                    tracing::warn!(target: "power_loop::agent", session = sid, error = %e, "updating session stats failed");
-                }
-            }
+        if let Ok(r) = &out
+            && !run.stats_written
+            && let Err(e) = store
+                .bump_session_stats(sid, run.stats_delta(r.rounds))
+                .await
+        {
+            tracing::warn!(target: "power_loop::agent", session = sid, error = %e, "updating session stats failed");
         }
         out
     }
@@ -1004,10 +1002,10 @@ impl StatefulAgentLoop {
         if !self.shared.bus.drain(Some(left)).await {
             drained = false;
         }
-        if matches!(self.shared.source, StoreSource::Dsn { .. }) {
-            if let Some(store) = self.shared.store.get() {
-                store.close().await?;
-            }
+        if matches!(self.shared.source, StoreSource::Dsn { .. })
+            && let Some(store) = self.shared.store.get()
+        {
+            store.close().await?;
         }
         Ok(drained)
     }

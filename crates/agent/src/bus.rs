@@ -395,10 +395,10 @@ impl AgentEventBus {
                 Handler::Async(f) => self.spawn_async(&f, &shared),
             }
         }
-        if !offload.is_empty() {
-            if let Some(w) = &self.inner.worker {
-                self.enqueue(w, shared, offload);
-            }
+        if !offload.is_empty()
+            && let Some(w) = &self.inner.worker
+        {
+            self.enqueue(w, shared, offload);
         }
         Ok(())
     }
@@ -478,10 +478,10 @@ impl AgentEventBus {
             if tasks_done && queue_done {
                 return true;
             }
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    return false;
-                }
+            if let Some(d) = deadline
+                && Instant::now() >= d
+            {
+                return false;
             }
             let notified = self.inner.in_flight_done.notified();
             let _ = tokio::time::timeout(Duration::from_millis(2), notified).await;

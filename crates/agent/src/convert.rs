@@ -42,10 +42,8 @@ pub(crate) fn to_new_message(m: &Message, round_index: Option<i64>) -> NewMessag
 
 fn content_of(content: Option<&str>, parts: bool) -> Option<Content> {
     let text = content?;
-    if parts {
-        if let Ok(p) = serde_json::from_str::<Vec<ContentPart>>(text) {
-            return Some(Content::Parts(p));
-        }
+    if parts && let Ok(p) = serde_json::from_str::<Vec<ContentPart>>(text) {
+        return Some(Content::Parts(p));
     }
     Some(Content::Text(text.to_owned()))
 }

@@ -36,12 +36,15 @@ mod result;
 mod run;
 pub mod structured;
 pub mod subagent;
+pub mod timers;
 mod window;
 
 pub use agent_loop::{AgentLoopBuilder, NewSessionOptions, StatefulAgentLoop};
 pub use budget::RunUsage;
 pub use bus::{AgentEventBus, BusOptions, EventFilter, OverflowPolicy, SubscriptionId};
-pub use compaction::{CompactRequest, CompactionPlan, Compactor};
+pub use compaction::{
+    CompactRequest, CompactionPlan, Compactor, DefaultCompactor, recall_compacted_tool,
+};
 pub use config::AgentLoopConfig;
 pub use hooks::{AgentHooks, HookHandle};
 pub use memory::{MemoryProvider, MemorySnapshot, tag_as_memory};
@@ -55,3 +58,7 @@ pub use subagent::{
     spawn_agent_tool,
 };
 pub use window::CacheStats;
+pub use timers::{
+    FiringOutcome, TimerDue, TimerFiring, TimerRunner, TimerRunnerOptions, register_timer_tools,
+    timer_tools,
+};

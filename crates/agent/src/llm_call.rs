@@ -41,10 +41,10 @@ impl Ctx {
     }
 
     fn note(&self, r: Result<()>) {
-        if let Err(e) = r {
-            if let Ok(mut slot) = self.tracker.publish_error.lock() {
-                slot.get_or_insert(e);
-            }
+        if let Err(e) = r
+            && let Ok(mut slot) = self.tracker.publish_error.lock()
+        {
+            slot.get_or_insert(e);
         }
     }
 
@@ -196,10 +196,10 @@ pub(crate) async fn call_llm(
         _ => instrumented,
     };
     let result = consume(&svc, &ctx, request, cancel).await;
-    if let Ok(mut slot) = ctx.tracker.publish_error.lock() {
-        if let Some(e) = slot.take() {
-            return Err(e);
-        }
+    if let Ok(mut slot) = ctx.tracker.publish_error.lock()
+        && let Some(e) = slot.take()
+    {
+        return Err(e);
     }
     result
 }

@@ -64,7 +64,7 @@ pub(crate) struct Run {
 /// How a round ended.
 pub(crate) enum Step {
     Next,
-    Done(StatefulResult),
+    Done(Box<StatefulResult>),
 }
 
 pub(crate) fn is_degraded(e: &Error) -> Option<&'static str> {
@@ -106,18 +106,18 @@ impl Run {
                         details: String::new(),
                     })
                 });
-                if self.started && !self.finished {
-                    if self
+                if self.started
+                    && !self.finished
+                    && self
                         .finish(RunStatus::Completed, String::new(), 0, "error")
                         .await
                         .is_err()
-                    {
-                        let _ = self.emit(EventType::SessionEnded, None, || {
-                            EventPayload::SessionEnded(SessionEndedPayload {
-                                reason: "error".into(),
-                            })
-                        });
-                    }
+                {
+                    let _ = self.emit(EventType::SessionEnded, None, || {
+                        EventPayload::SessionEnded(SessionEndedPayload {
+                            reason: "error".into(),
+                        })
+                    });
                 }
                 Err(e)
             }
@@ -144,15 +144,15 @@ impl Run {
         })?;
         self.started = true;
         self.recall_memory().await?;
-        if let Some((calls, round)) = self.pending_calls.take() {
-            if let Some(done) = self.run_pending_calls(calls, round).await? {
-                return Ok(done);
-            }
+        if let Some((calls, round)) = self.pending_calls.take()
+            && let Some(done) = self.run_pending_calls(calls, round).await?
+        {
+            return Ok(done);
         }
         let max = self.cfg().max_rounds;
         for idx in 0..max {
             if let Step::Done(r) = self.round(idx).await? {
-                return Ok(r);
+                return Ok(*r);
             }
         }
         self.round_limit().await
@@ -325,7 +325,7 @@ impl Run {
     }
 
     async fn cancelled(&mut self, rounds: u32) -> Result<Step> {
-        Ok(Step::Done(
+        Ok(Step::Done(Box::new(
             self.finish(
                 RunStatus::Cancelled,
                 "[cancelled by user]".into(),
@@ -333,7 +333,7 @@ impl Run {
                 "cancelled",
             )
             .await?,
-        ))
+        )))
     }
 
     async fn round(&mut self, idx: u32) -> Result<Step> {
@@ -358,7 +358,7 @@ impl Run {
                     "budget_exceeded",
                 )
                 .await?;
-            return Ok(Step::Done(r));
+            return Ok(Step::Done(Box::new(r)));
         }
         if let Some(h) = self.hooks() {
             let mut ctx = RoundStartCtx {
@@ -379,7 +379,7 @@ impl Run {
                     let r = self
                         .finish(RunStatus::Completed, String::new(), idx, &reason)
                         .await?;
-                    return Ok(Step::Done(r));
+                    return Ok(Step::Done(Box::new(r)));
                 }
                 RoundStartDirective::Skip => return Ok(Step::Next),
                 RoundStartDirective::Continue => {
@@ -421,7 +421,7 @@ impl Run {
                     let r = self
                         .finish(RunStatus::Completed, String::new(), idx, "hook_break")
                         .await?;
-                    return Ok(Step::Done(r));
+                    return Ok(Step::Done(Box::new(r)));
                 }
                 LlmBeforeDirective::ShortCircuit => {
                     short_circuit = Some(ctx.output.take().ok_or_else(|| {
@@ -472,7 +472,7 @@ impl Run {
                             let r = self
                                 .finish(RunStatus::Completed, text, idx + 1, "hook_break")
                                 .await?;
-                            return Ok(Step::Done(r));
+                            return Ok(Step::Done(Box::new(r)));
                         }
                         ctx.output
                     }
@@ -586,7 +586,7 @@ impl Run {
         let r = self
             .finish(RunStatus::Degraded, text, idx + 1, "degraded")
             .await?;
-        Ok(Step::Done(r))
+        Ok(Step::Done(Box::new(r)))
     }
 
     fn record_usage(
@@ -698,7 +698,7 @@ impl Run {
             .await?;
         r.structured = structured;
         r.structured_error = structured_error;
-        Ok(Step::Done(r))
+        Ok(Step::Done(Box::new(r)))
     }
 
     async fn tool_round(&mut self, idx: u32, text: String, calls: Vec<ToolCall>) -> Result<Step> {
@@ -746,7 +746,7 @@ impl Run {
                     let r = self
                         .finish(RunStatus::Completed, text, idx + 1, "hook_break")
                         .await?;
-                    return Ok(Step::Done(r));
+                    return Ok(Step::Done(Box::new(r)));
                 }
                 RoundDecideDirective::Skip => {
                     self.answer_all(&calls, &ctx.output, idx).await?;
@@ -760,7 +760,7 @@ impl Run {
                 .finish(RunStatus::PendingTools, text, idx + 1, "pending_tools")
                 .await?;
             r.pending_tool_calls = calls;
-            return Ok(Step::Done(r));
+            return Ok(Step::Done(Box::new(r)));
         };
         let outcome = self.run_batch(idx, &calls, &registry).await?;
         if let Some(interaction) = outcome.waiting {
@@ -774,7 +774,7 @@ impl Run {
                 .await?;
             r.pending_tool_calls = calls;
             r.pending_interactions = vec![interaction];
-            return Ok(Step::Done(r));
+            return Ok(Step::Done(Box::new(r)));
         }
         if outcome.cancelled {
             return self.cancelled(idx + 1).await;
@@ -839,6 +839,7 @@ impl Run {
     }
 
     async fn compaction_slot(&mut self, idx: u32) -> Result<()> {
+        crate::compaction::pipeline::run_microcompact(self);
         let Some(compactor) = self.cfg().compactor.clone() else {
             return Ok(());
         };
@@ -861,11 +862,21 @@ impl Run {
                 llm: Arc::clone(&self.shared.llm),
                 max_tokens: self.cfg().max_tokens.unwrap_or(8000),
                 round_index: idx,
+                model: self.cfg().model.as_deref(),
             })
-            .await?;
+            .await;
+        let plan = match plan {
+            Err(e) if e.code() == ErrorCode::CompactionFailed => {
+                return crate::compaction::pipeline::compaction_failed(self, idx, &e);
+            }
+            other => other?,
+        };
         let Some(plan) = plan else {
             return Ok(());
         };
+        if let Some(u) = &plan.usage {
+            self.usage.record(u);
+        }
         let mut idxs = plan.fold_indices.clone();
         idxs.sort_unstable();
         idxs.dedup();
@@ -954,7 +965,7 @@ impl Run {
                 return match self.llm_failed(max, e).await? {
                     Step::Done(mut r) => {
                         r.rounds = max;
-                        Ok(r)
+                        Ok(*r)
                     }
                     Step::Next => Err(Error::internal("round-limit call ended without a result")),
                 };

@@ -49,7 +49,7 @@ async fn spawn_agent_runs_a_child_and_reports_to_the_parent_bus() {
             .unwrap()
             .contains("focused sub-agent")
     );
-    let evs = log.lock().unwrap();
+    let evs = log.lock().unwrap().clone();
     let sub: Vec<&power_loop_contracts::AgentEvent> = evs
         .iter()
         .filter(|e| e.source.as_deref() == Some("subagent"))
@@ -68,7 +68,6 @@ async fn spawn_agent_runs_a_child_and_reports_to_the_parent_bus() {
         sub.iter()
             .all(|e| e.session_id.as_deref() == Some(sid.as_str()))
     );
-    drop(evs);
     // Ephemeral + completed → deleted.
     assert!(store.list_children(&sid).await.unwrap().is_empty());
 }

@@ -1,9 +1,25 @@
 //! The compaction seam: a [`Compactor`] decides, before each round's LLM call, whether to fold
-//! part of the history into one summary note. No compactor is installed by default.
+//! part of the history into one summary note. No compactor is installed by default;
+//! [`DefaultCompactor`] is the spec's summarizing compactor. [`microcompact`] spills large tool
+//! outputs every round, and [`recall_compacted_tool`] lets the model read folded originals back.
 
 use std::sync::Arc;
 
-use power_loop_contracts::{BoxFuture, LlmService, Message, Result};
+use power_loop_contracts::{BoxFuture, LlmService, Message, Result, TokenUsage};
+
+mod default;
+mod micro;
+pub(crate) mod pipeline;
+mod recall;
+mod span;
+
+pub use default::{COMPACT_THRESHOLD_ENV, DefaultCompactor, context_window_for_model};
+pub use micro::{MicroConfig, microcompact};
+pub use recall::{
+    RECALL_COMPACTED_CONTENT_CHARS, RECALL_COMPACTED_MAX_LIMIT, RecallQuery, format_recall,
+    recall_compacted_definition, recall_compacted_tool,
+};
+pub use span::{FoldSpan, is_compact_note, select_span};
 
 /// What a compactor sees.
 #[non_exhaustive]
@@ -19,6 +35,8 @@ pub struct CompactRequest<'a> {
     pub max_tokens: u32,
     /// Round number.
     pub round_index: u32,
+    /// The loop's model override (`AgentLoopConfig::model`), used to pick a context window.
+    pub model: Option<&'a str>,
 }
 
 /// A fold decided by a compactor.
@@ -35,6 +53,8 @@ pub struct CompactionPlan {
     pub after_tokens: u64,
     /// What triggered it (event `trigger`).
     pub trigger: String,
+    /// Token usage of the summary call, added to the run's usage by the pipeline.
+    pub usage: Option<TokenUsage>,
 }
 
 impl CompactionPlan {
@@ -46,6 +66,7 @@ impl CompactionPlan {
             before_tokens: 0,
             after_tokens: 0,
             trigger: "compactor_plan_emitted".to_owned(),
+            usage: None,
         }
     }
 
@@ -57,7 +78,16 @@ impl CompactionPlan {
     }
 }
 
-/// Decides whether to compact. Object-safe (stored as `Arc<dyn Compactor>`).
+impl CompactionPlan {
+    /// Sets the summary call's usage.
+    pub fn with_usage(mut self, usage: TokenUsage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+}
+
+/// Decides whether to compact. An `Err` with code `compaction.failed` is a soft failure: the
+/// pipeline emits `status_changed{kind:auto_compact, phase:failed}` and the run goes on. Object-safe (stored as `Arc<dyn Compactor>`).
 pub trait Compactor: Send + Sync {
     /// Returns a plan to fold part of the history, or `None`.
     fn maybe_compact<'a>(

@@ -1,0 +1,35 @@
+//! Pipeline glue of the compaction slot (called from the round pipeline): microcompaction of the
+//! run's history and the soft-failure path of a summary call.
+
+use power_loop_contracts::event::{AutoCompactStatus, EventType, StatusChanged};
+use power_loop_contracts::{Error, EventPayload, Result};
+
+use super::micro::{MicroConfig, microcompact};
+use crate::budget::estimate_tokens;
+use crate::run::Run;
+
+/// Microcompacts the run's in-memory history (store rows stay as they are).
+pub(crate) fn run_microcompact(run: &mut Run) {
+    let cfg = MicroConfig::from_env(run.shared.env.home_dir.as_deref());
+    let n = microcompact(&mut run.history, &run.seqs, &run.sid, &cfg);
+    if n > 0 {
+        tracing::debug!(target: "power_loop::agent", session = %run.sid, spilled = n, "microcompacted large tool outputs");
+    }
+}
+
+/// A failed summary call: logs it, emits `status_changed{kind:auto_compact, phase:failed}` and
+/// lets the round go on with the unfolded history.
+pub(crate) fn compaction_failed(run: &Run, idx: u32, e: &Error) -> Result<()> {
+    tracing::warn!(target: "power_loop::agent", session = %run.sid, round = idx, error = %e.message(), "context compaction failed; continuing without folding");
+    let tokens = estimate_tokens(&run.history);
+    run.emitter
+        .emit(EventType::StatusChanged, Some(idx), false, || {
+            EventPayload::StatusChanged(StatusChanged::AutoCompact(AutoCompactStatus {
+                phase: "failed".into(),
+                round_index: idx,
+                trigger: "summary_failed".into(),
+                before_tokens: tokens,
+                after_tokens: tokens,
+            }))
+        })
+}

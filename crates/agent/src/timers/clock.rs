@@ -1,0 +1,152 @@
+//! Local wall-clock time for the `current_time` tool, without a time-zone crate: the offset and
+//! abbreviation come from the TZif file named by `TZ` (or `/etc/localtime`); UTC when none can
+//! be read. Times past the file's last transition use the last transition's type (the POSIX
+//! footer rule is not evaluated).
+
+use std::path::PathBuf;
+
+const WEEKDAYS: [&str; 7] = [
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+];
+
+/// `YYYY-MM-DD HH:MM:SS {TZ abbrev} ({Weekday})` for the epoch-seconds instant `secs`.
+pub fn format_current_time(secs: i64) -> String {
+    let (offset, abbrev) = local_zone(secs).unwrap_or((0, "UTC".to_owned()));
+    let local = secs + offset;
+    let days = local.div_euclid(86_400);
+    let rem = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} {abbrev} ({weekday})",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn zone_file() -> Option<PathBuf> {
+    match std::env::var("TZ") {
+        Ok(tz) => {
+            let tz = tz.trim_start_matches(':');
+            if tz.is_empty() || tz == "UTC" || tz == "UTC0" {
+                return None;
+            }
+            let p = PathBuf::from(tz);
+            if p.is_absolute() {
+                Some(p)
+            } else {
+                Some(PathBuf::from("/usr/share/zoneinfo").join(p))
+            }
+        }
+        Err(_) => Some(PathBuf::from("/etc/localtime")),
+    }
+}
+
+fn local_zone(secs: i64) -> Option<(i64, String)> {
+    let data = std::fs::read(zone_file()?).ok()?;
+    parse_tzif(&data, secs)
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Offset (seconds east of UTC) and abbreviation in force at `secs`, from TZif bytes.
+fn parse_tzif(data: &[u8], secs: i64) -> Option<(i64, String)> {
+    if data.get(..4)? != b"TZif" {
+        return None;
+    }
+    let version = *data.get(4)?;
+    let counts = |base: usize| -> Option<[usize; 6]> {
+        let mut c = [0usize; 6];
+        for (i, v) in c.iter_mut().enumerate() {
+            *v = usize::try_from(be_u32(data, base + 20 + 4 * i)?).ok()?;
+        }
+        Some(c)
+    };
+    let [isut, isstd, leap, timecnt, typecnt, charcnt] = counts(0)?;
+    let v1_len = timecnt * 5 + typecnt * 6 + charcnt + leap * 8 + isstd + isut;
+    let (base, tsize) = if version >= b'2' {
+        (44 + v1_len, 8usize)
+    } else {
+        (0, 4usize)
+    };
+    let [_, _, _, timecnt, typecnt, charcnt] = counts(base)?;
+    let times = base + 44;
+    let idx = times + timecnt * tsize;
+    let types = idx + timecnt;
+    let chars = types + typecnt * 6;
+    let mut ty = 0usize;
+    for i in 0..timecnt {
+        let at = times + i * tsize;
+        let t = if tsize == 8 {
+            i64::from_be_bytes(data.get(at..at + 8)?.try_into().ok()?)
+        } else {
+            i64::from(i32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+        };
+        if t > secs {
+            break;
+        }
+        ty = usize::from(*data.get(idx + i)?);
+    }
+    let tt = types + ty * 6;
+    let off = i64::from(i32::from_be_bytes(data.get(tt..tt + 4)?.try_into().ok()?));
+    let ai = chars + usize::from(*data.get(tt + 5)?);
+    let rest = data.get(ai..chars + charcnt)?;
+    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+    let abbrev = String::from_utf8_lossy(&rest[..end]).into_owned();
+    Some((off, abbrev))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_and_weekday() {
+        // 2026-11-26 00:00:00 UTC is a Thursday.
+        let s = 1_795_651_200;
+        let (y, m, d) = civil_from_days(s / 86_400);
+        assert_eq!((y, m, d), (2026, 11, 26));
+        assert_eq!(WEEKDAYS[usize::try_from((s / 86_400) % 7).unwrap()], "Thursday");
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn reads_zone_files_when_present() {
+        let Ok(data) = std::fs::read("/usr/share/zoneinfo/Europe/Berlin") else {
+            return;
+        };
+        // 2026-01-15 12:00 UTC: CET (+1h); 2026-07-15 12:00 UTC: CEST (+2h).
+        assert_eq!(
+            parse_tzif(&data, 1_768_478_400),
+            Some((3600, "CET".to_owned()))
+        );
+        assert_eq!(
+            parse_tzif(&data, 1_784_116_800),
+            Some((7200, "CEST".to_owned()))
+        );
+        assert_eq!(parse_tzif(b"nope", 0), None);
+    }
+}
