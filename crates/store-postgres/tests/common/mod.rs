@@ -14,6 +14,10 @@ pub fn dsn(test: &str) -> Option<String> {
     match std::env::var("POWER_LOOP_TEST_PG_DSN") {
         Ok(d) if !d.trim().is_empty() => Some(d),
         _ => {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
+            );
             eprintln!(
                 "skipping {test}: POWER_LOOP_TEST_PG_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
             );
