@@ -128,7 +128,10 @@ mod tests {
         let s = 1_795_651_200;
         let (y, m, d) = civil_from_days(s / 86_400);
         assert_eq!((y, m, d), (2026, 11, 26));
-        assert_eq!(WEEKDAYS[usize::try_from((s / 86_400) % 7).unwrap()], "Thursday");
+        assert_eq!(
+            WEEKDAYS[usize::try_from((s / 86_400) % 7).unwrap()],
+            "Thursday"
+        );
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }

@@ -94,10 +94,7 @@ impl StatefulAgentLoop {
 
     /// Cancels an armed timer (`armed → cancelled`); true iff it was armed.
     pub async fn cancel_timer(&self, session_id: &str, timer_id: i64) -> Result<bool> {
-        self.store()
-            .await?
-            .cancel_timer(session_id, timer_id)
-            .await
+        self.store().await?.cancel_timer(session_id, timer_id).await
     }
 
     /// The session's live (armed or firing) timers, by due time.

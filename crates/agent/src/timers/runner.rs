@@ -281,13 +281,7 @@ impl TimerRunner {
         let (sid, id) = (t.session_id.as_str(), t.timer_id);
         if !store.session_exists(sid).await? {
             store
-                .transition_timer(
-                    sid,
-                    id,
-                    timer_status::FIRING,
-                    timer_status::CANCELLED,
-                    None,
-                )
+                .transition_timer(sid, id, timer_status::FIRING, timer_status::CANCELLED, None)
                 .await?;
             return Ok(FiringOutcome::Cancelled);
         }
@@ -304,13 +298,7 @@ impl TimerRunner {
         match ctx.directive {
             TimerFireDirective::Cancel => {
                 store
-                    .transition_timer(
-                        sid,
-                        id,
-                        timer_status::FIRING,
-                        timer_status::CANCELLED,
-                        None,
-                    )
+                    .transition_timer(sid, id, timer_status::FIRING, timer_status::CANCELLED, None)
                     .await?;
                 return Ok(FiringOutcome::Cancelled);
             }
@@ -334,8 +322,11 @@ impl TimerRunner {
             self.deliver(store, t, ctx.message).await?;
         }
         if !store.finish_firing_timer(sid, id).await? {
-            tracing::warn!(session_id = sid, timer_id = id,
-                "timer claim was taken over during delivery; the new holder will see the message");
+            tracing::warn!(
+                session_id = sid,
+                timer_id = id,
+                "timer claim was taken over during delivery; the new holder will see the message"
+            );
         }
         Ok(FiringOutcome::Delivered)
     }
@@ -392,8 +383,7 @@ async fn already_delivered(store: &SessionStore, t: &TimerRow, message: &str) ->
         .take_while(|r| r.created_at >= since)
         .any(|r| {
             r.role == "user"
-                && r
-                    .content
+                && r.content
                     .as_deref()
                     .is_some_and(|c| c == message || c.starts_with(&tag))
         }))
