@@ -129,3 +129,8 @@ pub use power_loop_sinks::metrics::StatsdBackend;
 #[cfg(feature = "otel")]
 pub use power_loop_sinks::otel::OtelBridge;
 pub use power_loop_sinks::{JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink, replay};
+
+/// The README's Rust blocks, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -25,7 +25,7 @@
 //!   registry turns it into [`ToolOutcome::interrupt`] ([`HumanInputRequest`]).
 //!
 //! # Feature flags
-//! `mcp`: reserved for the MCP tool source (not implemented yet).
+//! None. (An MCP tool source is planned behind an `mcp` feature; it does not exist yet.)
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
