@@ -111,6 +111,14 @@ pub(crate) fn map(e: mysql_async::Error, what: &str) -> Error {
                     se.message
                 ),
             ),
+            code::MAX_PREPARED_STMT_COUNT => (
+                ErrorCode::StoreQuery,
+                format!(
+                    "{what}: the server's prepared-statement limit is reached ({}); raise \
+                     max_prepared_stmt_count on the server or lower the store's pool size",
+                    se.message
+                ),
+            ),
             _ => (
                 ErrorCode::StoreQuery,
                 format!(
