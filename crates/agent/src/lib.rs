@@ -57,8 +57,8 @@ pub use subagent::{
     AgentSpec, SubagentReport, register_subagent_tools, run_agent_spec, run_agent_tool,
     spawn_agent_tool,
 };
-pub use window::CacheStats;
 pub use timers::{
     FiringOutcome, TimerDue, TimerFiring, TimerRunner, TimerRunnerOptions, register_timer_tools,
     timer_tools,
 };
+pub use window::CacheStats;

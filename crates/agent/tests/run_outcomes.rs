@@ -242,3 +242,33 @@ async fn unknown_sessions_and_tool_errors_are_reported() {
     let stats = lp.get_session_stats(&sid).await.unwrap().unwrap();
     assert_eq!((stats.sends, stats.rounds, stats.llm_calls), (1, 2, 2));
 }
+
+#[tokio::test]
+async fn a_second_worker_is_kept_out_by_the_session_lease() {
+    let (store, _d) = sqlite_store().await;
+    let llm_a = ScriptedLlm::new()
+        .step(Step::tool_call(
+            "slow_echo",
+            json!({"text": "x", "ms": 300}),
+        ))
+        .then_text("a done");
+    let a = StatefulAgentLoop::builder(Arc::new(llm_a))
+        .store(store.clone())
+        .tools(registry())
+        .build()
+        .unwrap();
+    let b = StatefulAgentLoop::builder(Arc::new(ScriptedLlm::new().text("b done")))
+        .store(store.clone())
+        .tools(registry())
+        .lease_wait(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let sid = a.new_session(NewSessionOptions::default()).await.unwrap();
+    let (a2, s2) = (a.clone(), sid.clone());
+    let run = tokio::spawn(async move { a2.send(&s2, "long").await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let e = b.send(&sid, "intrude").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::SessionLeaseHeld);
+    assert_eq!(run.await.unwrap().final_text, "a done");
+    assert_eq!(b.send(&sid, "now").await.unwrap().final_text, "b done");
+}

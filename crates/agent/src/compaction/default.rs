@@ -135,7 +135,12 @@ impl DefaultCompactor {
     /// reply reservation), where the reservation is the reply cap but at most half the window.
     /// `None` = never fire.
     pub fn threshold(&self, model: &str, reply_cap: u32) -> Option<u64> {
-        if let Ok(raw) = std::env::var(COMPACT_THRESHOLD_ENV) {
+        let env = std::env::var(COMPACT_THRESHOLD_ENV).ok();
+        self.threshold_with_env(env.as_deref(), model, reply_cap)
+    }
+
+    fn threshold_with_env(&self, env: Option<&str>, model: &str, reply_cap: u32) -> Option<u64> {
+        if let Some(raw) = env {
             let v = raw.trim();
             if !v.is_empty() {
                 match v.parse::<u64>() {
@@ -320,6 +325,14 @@ mod tests {
         let c = DefaultCompactor::new();
         assert_eq!(c.threshold("claude-3", 0), Some(150_000));
         let c = c.with_absolute_threshold(Some(42));
-        assert_eq!(c.threshold("claude-3", 0), Some(42));
+        assert_eq!(c.threshold_with_env(None, "claude-3", 0), Some(42));
+        // env beats absolute; malformed/blank env is ignored (logged), never an error
+        assert_eq!(c.threshold_with_env(Some(" 7 "), "claude-3", 0), Some(7));
+        assert_eq!(c.threshold_with_env(Some("lots"), "claude-3", 0), Some(42));
+        assert_eq!(c.threshold_with_env(Some(""), "claude-3", 0), Some(42));
+        assert_eq!(*c.warned.lock().unwrap(), Some("lots".to_owned()));
+        // a zero window never fires
+        let z = DefaultCompactor::new().with_context_window_tokens(0);
+        assert_eq!(z.threshold_with_env(None, "x", 0), None);
     }
 }

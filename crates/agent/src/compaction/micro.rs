@@ -152,7 +152,11 @@ mod tests {
         assert!(h[3].text().starts_with(SPILLED));
         assert_eq!(h[4].text().len(), 70);
         let f = dir.path().join(".cache").join("tool_s_1_000002.md");
-        assert!(std::fs::read_to_string(f).unwrap().contains(&"x".repeat(50)));
+        assert!(
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains(&"x".repeat(50))
+        );
         // idempotent: nothing left to spill
         assert_eq!(microcompact(&mut h, &seqs, "s/1", &cfg), 0);
     }
