@@ -13,6 +13,10 @@ async fn make_db() -> Option<Arc<dyn Database>> {
     let dsn = match std::env::var("POWER_LOOP_TEST_MYSQL_DSN") {
         Ok(v) if !v.trim().is_empty() => v,
         _ => {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "POWER_LOOP_TEST_MYSQL_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
+            );
             eprintln!(
                 "skipped: POWER_LOOP_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)"
             );
