@@ -1,6 +1,9 @@
-//! Hand-rolled argument parsing: `--key value` pairs plus `--help`.
+//! Hand-rolled argument parsing: `--key value` pairs, value-less flags ([`FLAGS`]) and `--help`.
 
 use std::collections::BTreeMap;
+
+/// Options that take no value (`--pg`); stored as `"true"`.
+const FLAGS: &[&str] = &["pg"];
 
 /// Parsed command line.
 #[derive(Debug, Default)]
@@ -27,6 +30,7 @@ impl Args {
             };
             let (key, value) = match key.split_once('=') {
                 Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None if FLAGS.contains(&key) => (key.to_owned(), "true".to_owned()),
                 None => {
                     let v = it.next().ok_or_else(|| format!("--{key} needs a value"))?;
                     (key.to_owned(), v)
@@ -49,6 +53,11 @@ impl Args {
                 .parse()
                 .map_err(|_| format!("--{key} must be a non-negative integer, got `{v}`")),
         }
+    }
+
+    /// Whether a value-less flag (see [`FLAGS`]) was given.
+    pub(crate) fn flag(&self, key: &str) -> bool {
+        self.options.get(key).is_some_and(|v| v == "true")
     }
 
     /// A string option.

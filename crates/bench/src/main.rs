@@ -25,9 +25,17 @@ mod workloads;
 use std::process::ExitCode;
 
 fn usage() -> String {
-    let names: Vec<&str> = workloads::WORKLOADS.iter().map(|w| w.name).collect();
+    let names: Vec<&str> = workloads::WORKLOADS
+        .iter()
+        .filter(|w| !w.hidden)
+        .map(|w| w.name)
+        .collect();
     format!(
-        "usage: power-loop-bench --workload <{}> [--turns N] [--rounds N] [--window N] [--dir PATH]",
+        "usage: power-loop-bench --workload <{}> [--dsn DSN | --pg] [--table-prefix P] [--dir PATH]\n\
+         \x20 store: [--turns N] [--rounds N] [--window N] [--runtime current_thread|multi_thread]\n\
+         \x20 W1/W6: [--sends N]   W2: [--sends N]   W3: [--turns N] [--runs N]\n\
+         \x20 W4: [--sessions N] [--sends N] [--in-flight N]\n\
+         \x20 --pg uses POWER_LOOP_TEST_PG_DSN; without --dsn/--pg each workload runs on a fresh SQLite file",
         names.join("|")
     )
 }
@@ -53,6 +61,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     match (workload.run)(&args) {
+        Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

@@ -2,21 +2,89 @@
 
 use crate::args::Args;
 
+mod cold;
+mod common;
+mod many;
 mod store;
+mod tool_turns;
+mod turns;
 
 /// One runnable workload: returns its JSON report line.
 pub(crate) struct Workload {
     /// The `--workload` value.
     pub(crate) name: &'static str,
-    /// Runs the workload.
+    /// Runs the workload (`Null`: it printed its own lines).
     pub(crate) run: fn(&Args) -> Result<serde_json::Value, String>,
+    /// Internal sub-mode (not listed in the usage).
+    pub(crate) hidden: bool,
 }
 
-/// Every workload (the bench issue adds W1..W6 here).
-pub(crate) const WORKLOADS: &[Workload] = &[Workload {
-    name: "store",
-    run: store::run,
-}];
+const fn w(name: &'static str, run: fn(&Args) -> Result<serde_json::Value, String>) -> Workload {
+    Workload {
+        name,
+        run,
+        hidden: false,
+    }
+}
+
+/// Every workload. `all` runs [`ALL`] in sequence, each in its own process.
+pub(crate) const WORKLOADS: &[Workload] = &[
+    w("store", store::run),
+    w("W1", turns::run_w1),
+    w("W2", tool_turns::run),
+    w("W3", cold::run),
+    w("W4", many::run),
+    w("W6", turns::run_w6),
+    w("all", run_all),
+    Workload {
+        name: "W3-cold",
+        run: cold::run_child,
+        hidden: true,
+    },
+];
+
+/// The workloads `--workload all` runs (W5 comes with workflows).
+const ALL: &[&str] = &["W1", "W2", "W3", "W4", "W6"];
+
+/// `--workload all`: re-executes this binary once per workload (so each starts with a fresh
+/// process: its own peak RSS and a fresh store), prints each report line as it arrives, and with
+/// `--pg` adds W4 on PostgreSQL. Fails if any workload failed (after running the others).
+fn run_all(args: &Args) -> Result<serde_json::Value, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
+    let mut runs: Vec<(&str, bool)> = ALL.iter().map(|w| (*w, false)).collect();
+    if args.flag("pg") {
+        runs.push(("W4", true));
+    }
+    let mut failed = Vec::new();
+    for (name, pg) in runs {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["--workload", name]);
+        for key in ["dsn", "dir"] {
+            if let Some(v) = args.get(key) {
+                cmd.arg(format!("--{key}={v}"));
+            }
+        }
+        if pg {
+            cmd.arg("--pg");
+        }
+        let out = cmd
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("starting workload {name}: {e}"))?;
+        let line = String::from_utf8_lossy(&out.stdout);
+        if !line.trim().is_empty() {
+            println!("{}", line.trim());
+        }
+        if !out.status.success() {
+            failed.push(format!("{name} ({})", out.status));
+        }
+    }
+    if failed.is_empty() {
+        Ok(serde_json::Value::Null)
+    } else {
+        Err(format!("failed workloads: {}", failed.join(", ")))
+    }
+}
 
 /// A fresh scratch directory for a workload (removed by [`ScratchDir`]'s drop).
 pub(crate) struct ScratchDir(pub(crate) std::path::PathBuf);

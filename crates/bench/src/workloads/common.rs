@@ -1,0 +1,213 @@
+//! Shared pieces of the agent-loop workloads (W1..W6): where the store lives, the runtime, the
+//! loop, the scripted answers, the store-side message check and the peak-RSS probe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use power_loop_agent::{RunStatus, StatefulAgentLoop, StatefulResult};
+use power_loop_contracts::{LlmService, ToolDefinition, ToolOutput};
+use power_loop_store::{BackendDescriptor, StoreOptions, open_store};
+use power_loop_tools::{ToolRegistry, tool_fn};
+use serde_json::json;
+
+use super::ScratchDir;
+use crate::args::Args;
+
+/// The compiled-in store backends the workloads can run on.
+pub(crate) const BACKENDS: &[BackendDescriptor] = &[
+    power_loop_store_sqlite::BACKEND,
+    power_loop_store_postgres::BACKEND,
+];
+
+/// The 20-word scripted answer of every text turn.
+pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four percent while costs rose six \
+     percent, so margins narrowed slightly this quarter overall.";
+
+/// Where a workload's store lives: a fresh SQLite file in a scratch directory (default), the
+/// `--dsn` given, or `POWER_LOOP_TEST_PG_DSN` with `--pg`. Server DSNs get a unique table
+/// prefix (unless `--table-prefix` is given) so every run starts on empty tables.
+pub(crate) struct Target {
+    /// The DSN handed to the loop.
+    pub(crate) dsn: String,
+    /// Store options (table prefix).
+    pub(crate) options: StoreOptions,
+    /// `sqlite` or `postgres` (for the report).
+    pub(crate) backend: &'static str,
+    /// The table prefix in use.
+    pub(crate) prefix: String,
+    /// Keeps the scratch directory alive for the workload's duration.
+    _scratch: Option<ScratchDir>,
+}
+
+impl Target {
+    /// Resolves the store for `workload` from the command line.
+    pub(crate) fn from_args(args: &Args, workload: &str) -> Result<Self, String> {
+        let given = match args.get("dsn") {
+            Some(d) => Some(d.to_owned()),
+            None if args.flag("pg") => Some(std::env::var("POWER_LOOP_TEST_PG_DSN").map_err(|_| {
+                "--pg needs POWER_LOOP_TEST_PG_DSN (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                    .to_owned()
+            })?),
+            None => None,
+        };
+        let (dsn, scratch) = match given {
+            Some(d) => (d, None),
+            None => {
+                let scratch = ScratchDir::new(args, workload)?;
+                let path = scratch.0.join("bench.db");
+                (format!("sqlite://{}", path.display()), Some(scratch))
+            }
+        };
+        let backend = if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
+            "postgres"
+        } else if dsn.starts_with("mysql://") || dsn.starts_with("mariadb://") {
+            return Err("this bench is built with the SQLite and PostgreSQL backends only".into());
+        } else {
+            "sqlite"
+        };
+        let prefix = match args.get("table-prefix") {
+            Some(p) => p.to_owned(),
+            None if backend == "postgres" => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                format!(
+                    "bench_{}_{:x}_{nanos:08x}_",
+                    workload.to_ascii_lowercase(),
+                    std::process::id()
+                )
+            }
+            None => "pl_".to_owned(),
+        };
+        Ok(Target {
+            dsn,
+            options: StoreOptions::new().with_table_prefix(prefix.clone()),
+            backend,
+            prefix,
+            _scratch: scratch,
+        })
+    }
+
+    /// A loop over this store with `llm` and optional tools (default configuration).
+    pub(crate) fn agent_loop(
+        &self,
+        llm: Arc<dyn LlmService>,
+        tools: Option<ToolRegistry>,
+    ) -> Result<StatefulAgentLoop, String> {
+        let mut b = StatefulAgentLoop::builder(llm).dsn(&self.dsn, self.options.clone(), BACKENDS);
+        if let Some(t) = tools {
+            b = b.tools(t);
+        }
+        b.build().map_err(err)
+    }
+
+    /// Opens a separate store handle and checks that every `(session, expected)` pair holds
+    /// exactly that many messages; returns the total checked.
+    pub(crate) async fn check_messages(
+        &self,
+        workload: &str,
+        expected: &[(String, usize)],
+    ) -> Result<usize, String> {
+        let store = open_store(&self.dsn, self.options.clone(), BACKENDS)
+            .await
+            .map_err(|e| format!("{workload}: reopening the store to check messages: {e}"))?;
+        let mut total = 0;
+        for (sid, want) in expected {
+            let got = store
+                .load_all_messages(sid)
+                .await
+                .map_err(|e| format!("{workload}: loading messages of `{sid}`: {e}"))?
+                .len();
+            if got != *want {
+                let _ = store.close().await;
+                return Err(format!(
+                    "{workload}: session `{sid}` holds {got} messages in the store, expected {want}"
+                ));
+            }
+            total += got;
+        }
+        store.close().await.map_err(err)?;
+        Ok(total)
+    }
+}
+
+/// A multi-threaded tokio runtime (one worker per core).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(err)
+}
+
+/// Closes the loop (drains in-flight runs and the bus, closes the store it opened).
+pub(crate) async fn close(lp: &StatefulAgentLoop) -> Result<(), String> {
+    match lp.close(Duration::from_secs(60)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("closing the loop: in-flight runs did not drain within 60 s".into()),
+        Err(e) => Err(format!("closing the loop: {e}")),
+    }
+}
+
+/// Fails unless the send completed with a final answer.
+pub(crate) fn expect_completed(
+    workload: &str,
+    r: power_loop_contracts::Result<StatefulResult>,
+) -> Result<StatefulResult, String> {
+    let r = r.map_err(|e| format!("{workload}: send failed: {e}"))?;
+    if r.status != RunStatus::Completed {
+        return Err(format!(
+            "{workload}: send on `{}` ended with {:?}, expected Completed",
+            r.session_id, r.status
+        ));
+    }
+    Ok(r)
+}
+
+/// A registry holding one trivial `echo` tool (returns its `text` argument).
+pub(crate) fn echo_registry() -> Result<ToolRegistry, String> {
+    let mut r = ToolRegistry::new();
+    r.register(
+        tool_fn(
+            ToolDefinition::new(
+                "echo",
+                "Echo the text back",
+                json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+            ),
+            |_ctx, args| async move {
+                Ok(ToolOutput::ok(
+                    args.get("text")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                ))
+            },
+        )
+        .concurrent(true),
+    )
+    .map_err(err)?;
+    Ok(r)
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` of `/proc/self/status`).
+pub(crate) fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round1(kb / 1024.0))
+}
+
+/// Rounds to one decimal.
+pub(crate) fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Rounds to two decimals.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Display → String (error mapping).
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
