@@ -321,7 +321,11 @@ impl TimerRunner {
         } else {
             self.deliver(store, t, ctx.message).await?;
         }
-        if !store.finish_firing_timer(sid, id).await? {
+        if store.finish_firing_timer(sid, id).await? {
+            if let Err(e) = store.delete_runtime_state(sid, &marker_key(id)).await {
+                tracing::debug!(error = %e, "could not drop the timer delivery marker");
+            }
+        } else {
             tracing::warn!(
                 session_id = sid,
                 timer_id = id,
@@ -371,20 +375,48 @@ impl TimerRunner {
     }
 }
 
-/// Whether this firing's message is already in the session: a user message written since the
-/// timer last fired (or was created) that is the message or starts with its `<timer id=N>` tag.
+fn marker_key(timer_id: i64) -> String {
+    format!("timer_delivery:{timer_id}")
+}
+
+/// Whether this firing's message is already in the session. Before a delivery the runner writes
+/// a marker (session runtime state `timer_delivery:{id}`: the timer's `created_at`, its
+/// `fire_count` and the session's next message seq). No marker for this firing → it was never
+/// attempted: write the marker, answer no. A marker → a runner that held this claim started
+/// delivering and died: look for a user message from that seq on that is the message or starts
+/// with the `<timer id=N>` tag.
 async fn already_delivered(store: &SessionStore, t: &TimerRow, message: &str) -> Result<bool> {
-    let since = t.last_fired_at.unwrap_or(t.created_at);
-    let tag = format!("<timer id={}>", t.timer_id);
-    let rows = store.load_all_messages(&t.session_id).await?;
-    Ok(rows
-        .iter()
-        .rev()
-        .take_while(|r| r.created_at >= since)
-        .any(|r| {
+    let key = marker_key(t.timer_id);
+    let this = |v: &serde_json::Value| {
+        v["created_at"].as_i64() == Some(t.created_at)
+            && v["fire_count"].as_i64() == Some(t.fire_count)
+    };
+    if let Some(from_seq) = store
+        .get_runtime_state(&t.session_id, &key)
+        .await?
+        .filter(this)
+        .and_then(|v| v["from_seq"].as_i64())
+    {
+        let tag = format!("<timer id={}>", t.timer_id);
+        let rows = store.load_all_messages(&t.session_id).await?;
+        return Ok(rows.iter().filter(|r| r.seq >= from_seq).any(|r| {
             r.role == "user"
                 && r.content
                     .as_deref()
                     .is_some_and(|c| c == message || c.starts_with(&tag))
-        }))
+        }));
+    }
+    let next_seq = store.active_window_token(&t.session_id).await?.next_seq;
+    store
+        .set_runtime_state(
+            &t.session_id,
+            &key,
+            serde_json::json!({
+                "created_at": t.created_at,
+                "fire_count": t.fire_count,
+                "from_seq": next_seq,
+            }),
+        )
+        .await?;
+    Ok(false)
 }
