@@ -53,6 +53,7 @@ impl Run {
             .with_round(idx)
             .with_tool_call_id(call_id)
             .with_cancel(self.cancel.child_token())
+            .with_store(Arc::new(self.store.clone()))
             .with_extension(Arc::new(crate::StatefulAgentLoop::from_shared(Arc::clone(
                 &self.shared,
             ))))
