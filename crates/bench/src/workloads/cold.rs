@@ -37,6 +37,11 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         let out = Command::new(&exe)
             .args(["--workload", "W3-cold", "--dsn", &target.dsn])
             .args(["--table-prefix", &target.prefix, "--session", &sid])
+            .arg(if target.lease {
+                "--lease=on"
+            } else {
+                "--lease=off"
+            })
             .output()
             .map_err(|e| format!("{name}: starting the cold-resume child: {e}"))?;
         wall.push(t.elapsed().as_secs_f64() * 1e3);
@@ -74,6 +79,7 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "child_process_wall_ms": round2(median(&wall)),
         "prepare_ms": prepare_ms.round(),
         "backend": target.backend,
+        "lease": target.lease,
     }))
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use power_loop_agent::{RunStatus, StatefulAgentLoop, StatefulResult};
+use power_loop_agent::{AgentLoopConfig, RunStatus, StatefulAgentLoop, StatefulResult};
 use power_loop_contracts::{LlmService, ToolDefinition, ToolOutput};
 use power_loop_store::{BackendDescriptor, StoreOptions, open_store};
 use power_loop_tools::{ToolRegistry, tool_fn};
@@ -35,6 +35,9 @@ pub(crate) struct Target {
     pub(crate) backend: &'static str,
     /// The table prefix in use.
     pub(crate) prefix: String,
+    /// `--lease off`: run without the cross-process session writer lease (a diagnostic; the
+    /// default, like the loop's, is on).
+    pub(crate) lease: bool,
     /// Keeps the scratch directory alive for the workload's duration.
     _scratch: Option<ScratchDir>,
 }
@@ -80,7 +83,13 @@ impl Target {
             }
             None => "pl_".to_owned(),
         };
+        let lease = match args.get("lease").unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => return Err(format!("--lease must be on or off, got `{other}`")),
+        };
         Ok(Target {
+            lease,
             dsn,
             options: StoreOptions::new().with_table_prefix(prefix.clone()),
             backend,
@@ -95,7 +104,9 @@ impl Target {
         llm: Arc<dyn LlmService>,
         tools: Option<ToolRegistry>,
     ) -> Result<StatefulAgentLoop, String> {
-        let mut b = StatefulAgentLoop::builder(llm).dsn(&self.dsn, self.options.clone(), BACKENDS);
+        let mut b = StatefulAgentLoop::builder(llm)
+            .dsn(&self.dsn, self.options.clone(), BACKENDS)
+            .config(AgentLoopConfig::default().with_session_lease(self.lease));
         if let Some(t) = tools {
             b = b.tools(t);
         }

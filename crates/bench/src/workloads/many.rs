@@ -83,5 +83,6 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "in_flight": in_flight,
         "elapsed_ms": round1(elapsed.as_secs_f64() * 1e3),
         "backend": target.backend,
+        "lease": target.lease,
     }))
 }

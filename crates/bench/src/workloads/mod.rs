@@ -59,7 +59,7 @@ fn run_all(args: &Args) -> Result<serde_json::Value, String> {
     for (name, pg) in runs {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["--workload", name]);
-        for key in ["dsn", "dir"] {
+        for key in ["dsn", "dir", "lease"] {
             if let Some(v) = args.get(key) {
                 cmd.arg(format!("--{key}={v}"));
             }

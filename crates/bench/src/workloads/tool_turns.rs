@@ -65,5 +65,6 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "tool_calls": tool_calls,
         "mean_send_us": round1(elapsed.as_secs_f64() * 1e6 / sends as f64),
         "backend": target.backend,
+        "lease": target.lease,
     }))
 }

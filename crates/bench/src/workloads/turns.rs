@@ -66,6 +66,7 @@ fn run(args: &Args, name: &str, count_events: bool) -> Result<serde_json::Value,
         "sends": sends,
         "mean_send_us": round1(elapsed.as_secs_f64() * 1e6 / sends as f64),
         "backend": target.backend,
+        "lease": target.lease,
     });
     if count_events {
         let n = events.load(Ordering::Relaxed);
