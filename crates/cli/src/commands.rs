@@ -130,7 +130,7 @@ fn print_send(result: &StatefulResult, json: bool) -> Result<()> {
             "final_text": result.final_text,
             "status": result.status.as_str(),
             "rounds": result.rounds,
-            "usage": serde_json::to_value(&result.usage)?,
+            "usage": serde_json::to_value(result.usage)?,
         });
         println!("{}", serde_json::to_string(&v)?);
     } else {

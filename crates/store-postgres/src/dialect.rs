@@ -276,7 +276,7 @@ mod tests {
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
         );
         assert!(matches!(d.translate("SELECT 1"), Cow::Borrowed(_)));
-        let many = vec!["?"; 12].join(",");
+        let many = ["?"; 12].join(",");
         assert!(d.translate(&many).ends_with("$11,$12"));
     }
 

@@ -128,8 +128,7 @@ fn float_value(f: f64) -> Value {
     // i64::MIN..=i64::MAX as f64 bounds, checked before the (then lossless) cast.
     if f.is_finite()
         && f.fract() == 0.0
-        && f >= -9.223_372_036_854_776e18
-        && f < 9.223_372_036_854_776e18
+        && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
     {
         #[allow(clippy::cast_possible_truncation)]
         let i = f as i64;
