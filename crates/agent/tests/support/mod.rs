@@ -37,7 +37,14 @@ pub(crate) async fn sqlite_at(path: &str) -> SessionStore {
 
 /// A PostgreSQL store with a unique table prefix, when `POWER_LOOP_TEST_PG_DSN` is set.
 pub(crate) async fn pg_store(prefix: &str) -> Option<SessionStore> {
-    let dsn = std::env::var("POWER_LOOP_TEST_PG_DSN").ok()?;
+    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_PG_DSN") else {
+        assert!(
+            std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server test must run, not skip"
+        );
+        eprintln!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
+        return None;
+    };
     Some(pg_at(&dsn, prefix).await)
 }
 
