@@ -276,7 +276,7 @@ async fn summarize(
         ))
         .with_source(e)
     })?;
-    let usage = (!resp.token_usage.is_empty()).then(|| resp.token_usage.clone());
+    let usage = (!resp.token_usage.is_empty()).then_some(resp.token_usage);
     let raw = if resp.raw_text.trim().is_empty() {
         resp.content_text.trim()
     } else {

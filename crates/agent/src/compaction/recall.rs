@@ -166,3 +166,77 @@ pub fn recall_compacted_tool() -> FnTool {
     )
     .concurrent(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64, state: &str, content: Option<&str>, round: Option<i64>) -> MessageRow {
+        serde_json::from_value(json!({
+            "session_id": "s", "seq": seq, "role": if seq % 2 == 0 { "assistant" } else { "user" },
+            "name": null, "content": content, "tool_calls": null, "tool_call_id": null,
+            "round_index": round, "state": state, "meta": {}, "created_at": 0
+        }))
+        .unwrap()
+    }
+
+    fn q(
+        query: Option<&str>,
+        from: Option<i64>,
+        to: Option<i64>,
+        limit: Option<i64>,
+    ) -> RecallQuery {
+        RecallQuery {
+            query: query.map(str::to_owned),
+            from_seq: from,
+            to_seq: to,
+            limit,
+        }
+    }
+
+    #[test]
+    fn formats_filters_and_clamps() {
+        let mut rows: Vec<MessageRow> = (1..=60)
+            .map(|s| {
+                row(
+                    s,
+                    "compacted_out",
+                    Some(&format!("msg {s}")),
+                    (s % 2 == 0).then_some(s / 2),
+                )
+            })
+            .collect();
+        rows.push(row(61, "active", Some("msg 61"), None));
+        rows.push(row(62, "compacted_out", None, None));
+        // only active/none match → the exact no-match line
+        assert_eq!(
+            format_recall(&rows, &q(Some("msg 61"), None, None, None)),
+            "No compacted (folded-out) messages match this query/range."
+        );
+        let out = format_recall(&rows, &q(Some("  MSG 1 "), Some(1), Some(19), None));
+        assert_eq!(
+            out,
+            "11 of 11 compacted message(s):\n\n[seq 1 \u{b7} user]\nmsg 1\n\n[seq 10 \u{b7} assistant \u{b7} round 5]\nmsg 10\n\n[seq 11 \u{b7} user]\nmsg 11\n\n[seq 12 \u{b7} assistant \u{b7} round 6]\nmsg 12\n\n[seq 13 \u{b7} user]\nmsg 13\n\n[seq 14 \u{b7} assistant \u{b7} round 7]\nmsg 14\n\n[seq 15 \u{b7} user]\nmsg 15\n\n[seq 16 \u{b7} assistant \u{b7} round 8]\nmsg 16\n\n[seq 17 \u{b7} user]\nmsg 17\n\n[seq 18 \u{b7} assistant \u{b7} round 9]\nmsg 18\n\n[seq 19 \u{b7} user]\nmsg 19"
+        );
+        // default 20, the most recent ones, ascending
+        let out = format_recall(&rows, &q(None, None, None, Some(0)));
+        assert!(out.starts_with("20 of 61 compacted message(s) (showing the 20 most recent; narrow with query/from_seq/to_seq):\n\n[seq 42 "), "{out}");
+        assert!(out.ends_with("[seq 62 \u{b7} assistant]\n"));
+        // clamp to 50 and to 1
+        assert!(format_recall(&rows, &q(None, None, None, Some(500))).starts_with("50 of 61"));
+        assert!(format_recall(&rows, &q(None, None, None, Some(-3))).starts_with("1 of 61"));
+    }
+
+    #[test]
+    fn truncates_long_content() {
+        let long = "é".repeat(2500);
+        let rows = vec![row(1, "compacted_out", Some(&long), None)];
+        let out = format_recall(&rows, &RecallQuery::default());
+        assert!(out.ends_with(&format!("{} …[truncated]", "é".repeat(2000))));
+        assert!(RecallQuery::from_args(&json!({"limit": "x"})).is_err());
+        assert_eq!(
+            RecallQuery::from_args(&json!({"query": "a", "limit": 3})).unwrap(),
+            q(Some("a"), None, None, Some(3))
+        );
+    }
+}
