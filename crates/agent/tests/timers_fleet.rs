@@ -131,7 +131,7 @@ async fn child_timer_runner() {
     };
     let start_at: i64 = std::env::var("PL_TIMER_START_AT").unwrap().parse().unwrap();
     let lease_ms: u64 = std::env::var("PL_TIMER_LEASE_MS").unwrap().parse().unwrap();
-    let store = pg_at(&dsn, &prefix).await;
+    let store = server_at(&dsn, &prefix).await;
     if std::env::var("PL_TIMER_HANG").is_ok() {
         // The crashing runner: claims a batch, delivers into a model that never answers.
         let lp = StatefulAgentLoop::new(
@@ -175,14 +175,43 @@ fn spawn_child(
     cmd.spawn().unwrap()
 }
 
+/// Opens PostgreSQL or MySQL (by the DSN's scheme) with this table prefix.
+async fn server_at(dsn: &str, prefix: &str) -> SessionStore {
+    power_loop_store::open_store(
+        dsn,
+        power_loop_store::StoreOptions::default().with_table_prefix(prefix),
+        &[
+            power_loop_store_postgres::BACKEND,
+            power_loop_store_mysql::BACKEND,
+        ],
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runner_processes_on_postgres_fire_200_timers_exactly_once() {
     let Ok(dsn) = std::env::var("POWER_LOOP_TEST_PG_DSN") else {
         println!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
         return;
     };
+    fleet(&dsn).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runner_processes_on_mysql_fire_200_timers_exactly_once() {
+    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_MYSQL_DSN") else {
+        println!("skipped: POWER_LOOP_TEST_MYSQL_DSN is not set");
+        return;
+    };
+    fleet(&dsn).await;
+}
+
+/// Two runner processes and one killed claimer over the server at `dsn`.
+async fn fleet(dsn: &str) {
+    let dsn = dsn.to_owned();
     let prefix = unique_prefix("tmrfleet");
-    let store = pg_at(&dsn, &prefix).await;
+    let store = server_at(&dsn, &prefix).await;
     let sids = seed(&store).await;
     let lease_ms = 3_000;
 
