@@ -40,22 +40,28 @@ fn run(args: &Args, name: &str, count_events: bool) -> Result<serde_json::Value,
             Ok(())
         });
     }
-    let (sid, elapsed) = rt.block_on(async {
+    let (sid, elapsed, each) = rt.block_on(async {
         let sid = lp
             .new_session(NewSessionOptions::default())
             .await
             .map_err(err)?;
+        let mut each = Vec::with_capacity(sends);
         let t = Instant::now();
         for i in 0..sends {
+            let one = Instant::now();
             let r = lp
                 .send(&sid, format!("message {i}: what changed this quarter?"))
                 .await;
             expect_completed(name, r)?;
+            each.push(one.elapsed().as_secs_f64() * 1e6);
         }
         let elapsed = t.elapsed();
         close(&lp).await?;
-        Ok::<_, String>((sid, elapsed))
+        Ok::<_, String>((sid, elapsed, each))
     })?;
+    // The per-send cost as the history grows: first and last tenth of the sends.
+    let tenth = (sends / 10).max(1);
+    let mean = |v: &[f64]| round1(v.iter().sum::<f64>() / v.len().max(1) as f64);
     let rss = peak_rss_mb();
     let checked = rt.block_on(target.check_messages(name, &[(sid, sends * 2)]))?;
     let mut out = json!({
@@ -65,6 +71,8 @@ fn run(args: &Args, name: &str, count_events: bool) -> Result<serde_json::Value,
         "messages_checked": checked,
         "sends": sends,
         "mean_send_us": round1(elapsed.as_secs_f64() * 1e6 / sends as f64),
+        "first_tenth_mean_send_us": mean(&each[..tenth]),
+        "last_tenth_mean_send_us": mean(&each[sends - tenth..]),
         "backend": target.backend,
         "lease": target.lease,
     });
