@@ -187,10 +187,16 @@ impl DefaultCompactor {
         };
         let persisted = |i: &usize| req.seqs.get(*i).copied().flatten().is_some();
         let fold: Vec<usize> = (span.start..=span.end).filter(persisted).collect();
-        let useful = fold
+        // Minimum gain: the non-note content folded must be worth a summary call (≥ 5% of the
+        // threshold), so a tail that alone exceeds the threshold does not trigger a near-useless
+        // summary every round.
+        let foldable: Vec<Message> = fold
             .iter()
-            .any(|&i| !super::span::is_compact_note(&history[i]));
-        if !useful {
+            .map(|&i| &history[i])
+            .filter(|m| !super::span::is_compact_note(m))
+            .cloned()
+            .collect();
+        if foldable.is_empty() || estimate_tokens(&foldable) < threshold / 20 {
             return Ok(None);
         }
         let llm = self
