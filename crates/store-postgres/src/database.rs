@@ -20,7 +20,7 @@ use tokio_postgres::{NoTls, Statement};
 
 use crate::dialect::DIALECT;
 use crate::error::{chain_text, closed, map_pg, map_pool};
-use crate::lease::{PgLease, advisory_key};
+use crate::lease::{LeaseHub, advisory_key};
 use crate::value::{Cell, Param};
 
 /// A pooled PostgreSQL database implementing the store's [`Database`] port.
@@ -42,16 +42,18 @@ use crate::value::{Cell, Param};
 /// * **Row counts**: `execute` returns the server's command-tag count (matched rows for `UPDATE`).
 /// * **Schema boot** ([`Database::transact_exclusive`]): the transaction first takes
 ///   `pg_advisory_xact_lock(key)`, so concurrent first boots serialize (DDL is transactional).
-/// * **Leases** ([`Database::acquire_lease`]): `pg_try_advisory_lock(key)` on a dedicated,
-///   non-pooled connection that the lease owns; releasing unlocks and closes it, dropping closes it
-///   (the server then frees the lock). Leases exclude across processes.
+/// * **Leases** ([`Database::acquire_lease`]): `pg_try_advisory_lock(key)` on ONE dedicated,
+///   non-pooled connection shared by every lease of this handle (so a hundred in-flight sessions
+///   cost one connection, and an acquire is one round trip); releasing runs `pg_advisory_unlock`,
+///   dropping unlocks in the background, closing the handle frees them all. Leases exclude across
+///   processes (server-side) and within the process (an in-process set).
 /// * **Errors** are mapped by SQLSTATE (`store.auth_failed`, `store.database_missing`,
 ///   `store.permission_denied`, `store.conflict`, `store.constraint`, `store.query`,
 ///   `store.connection`, `store.closed`) with the driver error as the source.
 pub struct PostgresDatabase {
     pool: Pool,
-    pg_config: tokio_postgres::Config,
     connect_timeout_ms: u64,
+    leases: Arc<LeaseHub>,
     closed: AtomicBool,
 }
 
@@ -115,8 +117,8 @@ impl PostgresDatabase {
             })?;
         let db = PostgresDatabase {
             pool,
-            pg_config: cfg,
             connect_timeout_ms,
+            leases: Arc::new(LeaseHub::new(cfg, connect_timeout_ms)),
             closed: AtomicBool::new(false),
         };
         // Prove DSN, credentials and database now; the connection stays pooled.
@@ -162,7 +164,7 @@ impl PostgresDatabase {
 
     async fn lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>> {
         self.check_open()?;
-        PgLease::acquire(&self.pg_config, self.connect_timeout_ms, name).await
+        self.leases.acquire(name).await
     }
 }
 
@@ -193,6 +195,7 @@ impl Database for PostgresDatabase {
         Box::pin(async move {
             self.closed.store(true, Ordering::Release);
             self.pool.close();
+            self.leases.close().await;
             Ok(())
         })
     }

@@ -1,5 +1,7 @@
 //! Cross-process leases on PostgreSQL session advisory locks, and the stable lock-key hash.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
@@ -24,47 +26,120 @@ pub(crate) fn advisory_key(namespace: &str, name: &str) -> i64 {
     i64::from_be_bytes(h.to_be_bytes())
 }
 
-/// A held lease: a dedicated connection holding `pg_advisory_lock(key)` at session level.
-pub(crate) struct PgLease {
-    name: String,
-    key: i64,
-    client: Option<Client>,
-    conn: Option<JoinHandle<()>>,
+/// All leases of one [`crate::PostgresDatabase`] share ONE dedicated (non-pooled) connection that
+/// holds their session-level advisory locks: acquiring is one `pg_try_advisory_lock` round trip,
+/// and many in-flight sessions never exhaust the server's connection limit. Advisory locks are
+/// re-entrant per connection, so an in-process set refuses a second holder in this process;
+/// other processes use other connections and are excluded by the server.
+pub(crate) struct LeaseHub {
+    config: tokio_postgres::Config,
+    connect_timeout_ms: u64,
+    state: tokio::sync::Mutex<HubState>,
 }
 
-impl PgLease {
-    /// Opens a dedicated connection and tries the lock without waiting.
-    pub(crate) async fn acquire(
-        config: &tokio_postgres::Config,
-        connect_timeout_ms: u64,
-        name: &str,
-    ) -> Result<Option<Box<dyn Lease>>> {
-        let key = advisory_key("lease", name);
-        let limit = Duration::from_millis(connect_timeout_ms.saturating_mul(2));
-        let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
+#[derive(Default)]
+struct HubState {
+    conn: Option<(Arc<Client>, JoinHandle<()>)>,
+    held: HashSet<i64>,
+}
+
+impl LeaseHub {
+    /// A hub that connects lazily on the first lease.
+    pub(crate) fn new(config: tokio_postgres::Config, connect_timeout_ms: u64) -> Self {
+        LeaseHub {
+            config,
+            connect_timeout_ms,
+            state: tokio::sync::Mutex::new(HubState::default()),
+        }
+    }
+
+    async fn client(&self, st: &mut HubState) -> Result<Arc<Client>> {
+        if let Some((client, _)) = &st.conn
+            && !client.is_closed()
+        {
+            return Ok(Arc::clone(client));
+        }
+        // A dead connection took its locks with it: forget them.
+        st.held.clear();
+        let limit = Duration::from_millis(self.connect_timeout_ms.saturating_mul(2));
+        let (client, connection) = tokio::time::timeout(limit, self.config.connect(NoTls))
             .await
-            .map_err(|_| connect_timeout(connect_timeout_ms))?
+            .map_err(|_| connect_timeout(self.connect_timeout_ms))?
             .map_err(|e| map_pg(e, None))?;
-        let conn = tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             // The connection ends when the client is dropped; its error is of no further use.
             let _ = connection.await;
         });
+        let client = Arc::new(client);
+        st.conn = Some((Arc::clone(&client), handle));
+        Ok(client)
+    }
+
+    /// Tries the lease without waiting.
+    pub(crate) async fn acquire(self: &Arc<Self>, name: &str) -> Result<Option<Box<dyn Lease>>> {
+        let key = advisory_key("lease", name);
+        let mut st = self.state.lock().await;
+        if st.held.contains(&key) {
+            return Ok(None);
+        }
+        let client = self.client(&mut st).await?;
         let sql = "SELECT pg_try_advisory_lock($1)";
         let got: bool = match client.query_one(sql, &[&key]).await {
             Ok(row) => row.try_get(0).map_err(|e| map_pg(e, Some(sql)))?,
             Err(e) => return Err(map_pg(e, Some(sql))),
         };
         if !got {
-            drop(client);
             return Ok(None);
         }
+        st.held.insert(key);
         Ok(Some(Box::new(PgLease {
             name: name.to_owned(),
             key,
-            client: Some(client),
-            conn: Some(conn),
+            hub: Some(Arc::clone(self)),
         })))
     }
+
+    async fn unlock(&self, key: i64, name: &str) -> Result<()> {
+        let mut st = self.state.lock().await;
+        if !st.held.remove(&key) {
+            // The connection was lost and re-made since: the server already freed the lock.
+            return Ok(());
+        }
+        let Some((client, _)) = st.conn.as_ref().map(|(c, h)| (Arc::clone(c), h)) else {
+            return Ok(());
+        };
+        let sql = "SELECT pg_advisory_unlock($1)";
+        match client.query_one(sql, &[&key]).await {
+            Ok(row) => match row.try_get::<_, bool>(0) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Error::new(
+                    ErrorCode::StoreConflict,
+                    format!(
+                        "lease `{name}` was no longer held when released (its connection was reset); \
+                         another worker may have taken it"
+                    ),
+                )),
+                Err(e) => Err(map_pg(e, Some(sql))),
+            },
+            // The connection died: the server already released the lock with it.
+            Err(e) if e.is_closed() => Ok(()),
+            Err(e) => Err(map_pg(e, Some(sql))),
+        }
+    }
+
+    /// Closes the shared connection (every lease of this handle is freed by the server).
+    pub(crate) async fn close(&self) {
+        let mut st = self.state.lock().await;
+        st.held.clear();
+        st.conn = None;
+    }
+}
+
+/// A held lease on the hub's shared connection.
+pub(crate) struct PgLease {
+    name: String,
+    key: i64,
+    hub: Option<Arc<LeaseHub>>,
 }
 
 impl Lease for PgLease {
@@ -73,34 +148,13 @@ impl Lease for PgLease {
     }
 
     fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let client = self.client.take();
-        let conn = self.conn.take();
+        let hub = self.hub.take();
         let key = self.key;
         let name = std::mem::take(&mut self.name);
         Box::pin(async move {
-            let Some(client) = client else { return Ok(()) };
-            let sql = "SELECT pg_advisory_unlock($1)";
-            let unlocked = client.query_one(sql, &[&key]).await;
-            // Closing the connection frees the lock in any case.
-            drop(client);
-            if let Some(conn) = conn {
-                let _ = conn.await;
-            }
-            match unlocked {
-                Ok(row) => match row.try_get::<_, bool>(0) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(Error::new(
-                        ErrorCode::StoreConflict,
-                        format!(
-                            "lease `{name}` was no longer held by its connection when released; \
-                             another worker may have taken it"
-                        ),
-                    )),
-                    Err(e) => Err(map_pg(e, Some(sql))),
-                },
-                // The connection died: the server already released the lock with it.
-                Err(e) if e.is_closed() => Ok(()),
-                Err(e) => Err(map_pg(e, Some(sql))),
+            match hub {
+                Some(hub) => hub.unlock(key, &name).await,
+                None => Ok(()),
             }
         })
     }
@@ -108,9 +162,16 @@ impl Lease for PgLease {
 
 impl Drop for PgLease {
     fn drop(&mut self) {
-        // Dropping the client makes the connection task send Terminate and finish; the server
-        // releases the session's advisory locks when the connection ends.
-        self.client.take();
+        // Dropped without `release`: unlock in the background so the session is not stuck.
+        if let Some(hub) = self.hub.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let key = self.key;
+            let name = std::mem::take(&mut self.name);
+            rt.spawn(async move {
+                let _ = hub.unlock(key, &name).await;
+            });
+        }
     }
 }
 

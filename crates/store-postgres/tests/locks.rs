@@ -63,12 +63,61 @@ async fn leases_exclude_across_two_instances() {
     again.release().await.unwrap();
     other.release().await.unwrap();
 
-    // Closing the database does not invalidate held leases, but new ones are refused.
+    // Closing the database closes its shared lease connection: the server frees every lease of
+    // that handle, another worker can take it, and releasing the stale handle is harmless.
     let l = a.acquire_lease(&name).await.unwrap().unwrap();
-    a.close().await.unwrap();
     assert!(b.acquire_lease(&name).await.unwrap().is_none());
+    a.close().await.unwrap();
+    assert!(
+        a.acquire_lease(&name).await.is_err(),
+        "a closed handle refuses new leases"
+    );
+    let mut taken = None;
+    for _ in 0..100 {
+        taken = b.acquire_lease(&name).await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let taken = taken.expect("free after the holder's database was closed");
     l.release().await.unwrap();
-    assert!(b.acquire_lease(&name).await.unwrap().is_some());
+    taken.release().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_leases_share_one_connection_and_exclude_in_process() {
+    let Some(dsn) = dsn("many_leases_share_one_connection_and_exclude_in_process") else {
+        return;
+    };
+    let a = PostgresDatabase::connect(&dsn, &options(4)).await.unwrap();
+    let tag = unique("many");
+    // 150 concurrent leases: more than the server's default connection limit of 100.
+    let mut held = Vec::new();
+    for i in 0..150 {
+        let l = a
+            .acquire_lease(&format!("{tag}-{i}"))
+            .await
+            .unwrap()
+            .expect("free name");
+        held.push(l);
+    }
+    // Same process, same name: refused while held (advisory locks are re-entrant per connection).
+    assert!(
+        a.acquire_lease(&format!("{tag}-7"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for l in held {
+        l.release().await.unwrap();
+    }
+    let again = a
+        .acquire_lease(&format!("{tag}-7"))
+        .await
+        .unwrap()
+        .expect("free after release");
+    again.release().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
