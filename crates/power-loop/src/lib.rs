@@ -121,6 +121,12 @@ pub use power_loop_agent::{
     StatefulResult, StructuredOutputSpec, SystemPromptBuilder, UserInput, parse_structured,
 };
 
+// ===== compaction and durable timers =====
+pub use power_loop_agent::{
+    CompactRequest, CompactionPlan, DefaultCompactor, FiringOutcome, TimerDue, TimerFiring,
+    TimerRunner, TimerRunnerOptions, recall_compacted_tool, register_timer_tools, timer_tools,
+};
+
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
 pub use power_loop_sinks::metrics::PrometheusBackend;
