@@ -553,29 +553,17 @@ impl StatefulAgentLoop {
                 .await?
                 .ok_or_else(|| Error::session_not_found(sid))?;
         }
+        // The user message is committed with the run's first durable write (one transaction
+        // for a no-tool send), or alone before the run returns; see `run::DeferredUser`.
+        let persist_first = opts.persist_input_first;
         let new = to_new_message(&input.0, None);
         let user_view = stored_view(&new);
-        let seqs = store
-            .commit_turn(sid, TurnCommit::new(vec![new]).with_round_index(0))
-            .await?;
-        let user_seq = seqs
-            .first()
-            .copied()
-            .ok_or_else(|| Error::internal("the user message got no seq"))?;
         let before = power_loop_store::WindowToken {
-            next_seq: user_seq,
+            next_seq: state.next_seq,
             last_compact_seq: state.last_compact_seq,
         };
-        let (history, seqs, appended, token) = match self.shared.cache.get(sid, before) {
-            Some((mut msgs, mut seqs)) => {
-                msgs.push(user_view.clone());
-                seqs.push(user_seq);
-                let token = power_loop_store::WindowToken {
-                    next_seq: user_seq + 1,
-                    last_compact_seq: state.last_compact_seq,
-                };
-                (msgs, seqs, vec![(user_seq, user_view)], token)
-            }
+        let (mut history, seqs, token) = match self.shared.cache.get(sid, before) {
+            Some((msgs, seqs)) => (msgs, seqs, before),
             None => {
                 let (token, rows) = store.load_active_window(sid).await?;
                 let msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
@@ -583,9 +571,10 @@ impl StatefulAgentLoop {
                 self.shared
                     .cache
                     .put(sid, token, msgs.clone(), seqs.clone());
-                (msgs, seqs, Vec::new(), token)
+                (msgs, seqs, token)
             }
         };
+        history.push(user_view);
         let registry = self.registry_for(&opts);
         let system_prompt = self.build_prompt(
             opts.system_prompt.as_deref(),
@@ -602,7 +591,15 @@ impl StatefulAgentLoop {
             seqs,
             token,
         );
-        run.appended = appended;
+        let idx = run.history.len().saturating_sub(1);
+        run.seqs.push(None);
+        run.deferred_user = Some(crate::run::DeferredUser {
+            msg: new,
+            idx: Some(idx),
+        });
+        if persist_first {
+            run.flush_user().await?;
+        }
         self.finish_run(store, sid, run, true).await
     }
 
@@ -648,6 +645,7 @@ impl StatefulAgentLoop {
             structured_retries_left: self.shared.config.structured_output_retries,
             pending_calls: None,
             hooks_on: true,
+            deferred_user: None,
         }
     }
 

@@ -162,6 +162,12 @@ pub struct SendOptions {
     pub system_prompt: Option<String>,
     /// Abort stale tool calls (`<aborted: auto-healed …>`) instead of failing with `session.pending`.
     pub heal_pending: bool,
+    /// Commit the input message before the model is called (one more commit per send). By
+    /// default it is committed with the run's first durable write (the answer, or the tool-call
+    /// record before any tool runs), or alone before the send returns: an acknowledged send is
+    /// durable either way; this only matters to callers that look for the input in the store
+    /// while the send is still running (e.g. the timer runner's crash deduplication).
+    pub persist_input_first: bool,
 }
 
 impl SendOptions {
@@ -192,6 +198,11 @@ impl SendOptions {
     /// Heals a pending session instead of failing.
     pub fn with_heal_pending(mut self, yes: bool) -> Self {
         self.heal_pending = yes;
+        self
+    }
+    /// Commits the input message before the model is called (see the field).
+    pub fn with_persist_input_first(mut self, yes: bool) -> Self {
+        self.persist_input_first = yes;
         self
     }
 }

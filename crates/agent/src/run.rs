@@ -10,8 +10,8 @@ use power_loop_contracts::{
     ToolChoice, ToolDefinition,
 };
 use power_loop_store::{
-    CompactionRequest, PendingChange, PendingInteraction, PendingState, SessionStore, StatsDelta,
-    TurnCommit, UsageRecord,
+    CompactionRequest, NewMessage, PendingChange, PendingInteraction, PendingState, SessionStore,
+    StatsDelta, TurnCommit, UsageRecord,
 };
 use power_loop_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,16 @@ pub(crate) struct Extras {
     pub(crate) usage: Option<UsageRecord>,
     /// This is the run's terminal write: add the send's stats.
     pub(crate) terminal: bool,
+}
+
+/// The send's user message, not yet committed: it is written in the same transaction as the
+/// run's first durable write (normally the assistant message with its usage, stats or pending
+/// record), or alone before the run returns when nothing else is written. It is in `history`
+/// at `idx` (with a `None` seq) so the prompt contains it.
+pub(crate) struct DeferredUser {
+    pub(crate) msg: NewMessage,
+    /// Its position in `history`; `None` once a hook replaced the history.
+    pub(crate) idx: Option<usize>,
 }
 
 pub(crate) struct Run {
@@ -59,6 +69,8 @@ pub(crate) struct Run {
     pub(crate) pending_calls: Option<(Vec<ToolCall>, u32)>,
     /// Run rounds after the prelude (false for a resume that only answers).
     pub(crate) hooks_on: bool,
+    /// The user message of this send while it is not yet committed.
+    pub(crate) deferred_user: Option<DeferredUser>,
 }
 
 /// How a round ended.
@@ -97,8 +109,14 @@ impl Run {
     /// Runs the pipeline; on an unexpected error: `agent_error`, finalize `error`, re-raise.
     pub(crate) async fn run(&mut self) -> Result<StatefulResult> {
         match self.run_inner().await {
-            Ok(r) => Ok(r),
+            Ok(r) => match self.flush_user().await {
+                Ok(()) => Ok(r),
+                Err(e) => Err(e),
+            },
             Err(e) => {
+                if let Err(fe) = self.flush_user().await {
+                    tracing::warn!(target: "power_loop::agent", session = %self.sid, error = %fe, "persisting the user message after a failed run failed");
+                }
                 let _ = self.emit(EventType::AgentError, None, || {
                     EventPayload::AgentError(AgentErrorPayload {
                         error: e.message().to_owned(),
@@ -135,6 +153,7 @@ impl Run {
             if ctx.messages != self.history {
                 self.seqs = vec![None; ctx.messages.len()];
                 self.history = ctx.messages;
+                self.forget_user_idx();
             }
         }
         self.emit(EventType::SessionStarted, None, || {
@@ -203,6 +222,12 @@ impl Run {
             self.history.insert(at + i, m);
             self.seqs.insert(at + i, None);
         }
+        if let Some(d) = self.deferred_user.as_mut()
+            && let Some(i) = d.idx.as_mut()
+            && *i >= at
+        {
+            *i += injected as usize;
+        }
         self.emit(EventType::MemoryRecalled, None, || {
             EventPayload::MemoryRecalled(MemoryRecalledPayload {
                 returned,
@@ -237,6 +262,10 @@ impl Run {
             news.push(to_new_message(&m, round.map(i64::from)));
         }
         let views: Vec<Message> = news.iter().map(stored_view).collect();
+        let deferred = self.deferred_user.take();
+        if let Some(d) = &deferred {
+            news.insert(0, d.msg.clone());
+        }
         let mut turn = TurnCommit::new(news).with_pending(extras.pending);
         if let Some(r) = round {
             turn = turn.with_round_index(i64::from(r));
@@ -248,7 +277,20 @@ impl Run {
             turn = turn.with_stats(self.stats_delta(round.map_or(0, |r| r + 1)));
             self.stats_written = true;
         }
-        let seqs = self.store.commit_turn(&self.sid, turn).await?;
+        let mut seqs = match self.store.commit_turn(&self.sid, turn).await {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                self.deferred_user = deferred;
+                return Err(e);
+            }
+        };
+        if let Some(d) = deferred {
+            if seqs.is_empty() {
+                return Err(Error::internal("the user message got no seq"));
+            }
+            let seq = seqs.remove(0);
+            self.user_committed(d, seq);
+        }
         for (seq, m) in seqs.iter().zip(views) {
             if *seq != self.next_seq {
                 tracing::warn!(target: "power_loop::agent", session = %self.sid, expected = self.next_seq, got = seq, "another writer appended to this session during the run");
@@ -259,6 +301,46 @@ impl Run {
             self.appended.push((*seq, m));
         }
         Ok(seqs)
+    }
+
+    fn forget_user_idx(&mut self) {
+        if let Some(d) = self.deferred_user.as_mut() {
+            d.idx = None;
+        }
+    }
+
+    /// Bookkeeping once the deferred user message got `seq`.
+    fn user_committed(&mut self, d: DeferredUser, seq: i64) {
+        if seq != self.next_seq {
+            tracing::warn!(target: "power_loop::agent", session = %self.sid, expected = self.next_seq, got = seq, "another writer appended to this session during the run");
+        }
+        self.next_seq = seq + 1;
+        if let Some(slot) = d.idx.and_then(|i| self.seqs.get_mut(i)) {
+            *slot = Some(seq);
+        }
+        self.appended.push((seq, stored_view(&d.msg)));
+    }
+
+    /// Commits the deferred user message alone (before a write that is not an append, or when
+    /// the run ends without another write).
+    pub(crate) async fn flush_user(&mut self) -> Result<()> {
+        let Some(d) = self.deferred_user.take() else {
+            return Ok(());
+        };
+        let turn = TurnCommit::new(vec![d.msg.clone()]).with_round_index(0);
+        let seqs = match self.store.commit_turn(&self.sid, turn).await {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                self.deferred_user = Some(d);
+                return Err(e);
+            }
+        };
+        let seq = seqs
+            .first()
+            .copied()
+            .ok_or_else(|| Error::internal("the user message got no seq"))?;
+        self.user_committed(d, seq);
+        Ok(())
     }
 
     pub(crate) fn stats_delta(&self, rounds: u32) -> StatsDelta {
@@ -281,6 +363,7 @@ impl Run {
         rounds: u32,
         reason: &str,
     ) -> Result<StatefulResult> {
+        self.flush_user().await?;
         self.finished = true;
         if let Some(h) = self.hooks() {
             let mut ctx = SessionEndCtx {
@@ -386,6 +469,7 @@ impl Run {
                     if ctx.messages != self.history {
                         self.seqs = vec![None; ctx.messages.len()];
                         self.history = ctx.messages;
+                        self.forget_user_idx();
                     }
                 }
             }
@@ -843,6 +927,8 @@ impl Run {
         let Some(compactor) = self.cfg().compactor.clone() else {
             return Ok(());
         };
+        // The compactor plans by seq: give it the user message as a persisted row.
+        self.flush_user().await?;
         if let Some(h) = self.hooks() {
             let mut ctx = CompactBeforeCtx {
                 session_id: self.sid.clone(),
@@ -1002,6 +1088,7 @@ impl Run {
         interaction: PendingInteraction,
         idx: u32,
     ) -> Result<()> {
+        self.flush_user().await?;
         let i2 = interaction.clone();
         let r = i64::from(idx);
         self.store

@@ -337,7 +337,11 @@ impl TimerRunner {
 
     /// Sends the message, heartbeating the claim until the send returns.
     async fn deliver(&self, store: &SessionStore, t: &TimerRow, message: String) -> Result<()> {
-        let send = self.lp.send(&t.session_id, message.as_str());
+        let send = self.lp.send_with(
+            &t.session_id,
+            message.as_str(),
+            crate::SendOptions::new().with_persist_input_first(true),
+        );
         tokio::pin!(send);
         let mut tick = tokio::time::interval(self.opts.heartbeat());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
