@@ -1,7 +1,12 @@
 //! Cross-process leases: an OS file lock per lease name (file databases) or an in-process
 //! registry (`:memory:` databases, which no other process can see).
+//!
+//! The file leases are cheap on the hot path: the directory is created once, an in-process
+//! held-set refuses a second holder in this process without touching the file system, and up
+//! to [`OPEN_FILE_CACHE`] lock files stay open (LRU) so re-acquiring a recently used lease is
+//! one `flock` call. Cross-process exclusion is the OS lock, exactly as before.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +22,96 @@ pub(crate) enum LeaseHost {
     /// Private in-memory database: a set of held names.
     Memory(Arc<Mutex<HashSet<String>>>),
     /// File database: the `<db>-leases/` directory.
-    Dir(PathBuf),
+    Dir(Arc<DirLeases>),
+}
+
+/// How many idle lock files a database keeps open.
+const OPEN_FILE_CACHE: usize = 64;
+
+/// The file leases of one database.
+#[derive(Debug)]
+pub(crate) struct DirLeases {
+    dir: PathBuf,
+    state: Mutex<DirState>,
+}
+
+#[derive(Debug, Default)]
+struct DirState {
+    dir_ready: bool,
+    /// Names held by a lease of this process.
+    held: HashSet<String>,
+    /// Idle open lock files (not locked by us) with their last-use tick.
+    idle: HashMap<String, (File, u64)>,
+    tick: u64,
+}
+
+impl DirLeases {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DirState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn try_acquire(self: &Arc<Self>, name: &str) -> Result<Option<Box<dyn Lease>>> {
+        let mut st = self.lock();
+        if st.held.contains(name) {
+            return Ok(None);
+        }
+        let path = self.dir.join(lock_file_name(name));
+        let file = match st.idle.remove(name) {
+            Some((f, _)) => f,
+            None => {
+                if !st.dir_ready {
+                    std::fs::create_dir_all(&self.dir)
+                        .map_err(|e| map_io(e, "creating the lease directory", &self.dir))?;
+                    st.dir_ready = true;
+                }
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(|e| map_io(e, "opening the lease file", &path))?
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                st.held.insert(name.to_owned());
+                Ok(Some(Box::new(FileLease {
+                    name: name.to_owned(),
+                    file: Some(file),
+                    host: Arc::clone(self),
+                })))
+            }
+            Err(TryLockError::WouldBlock) => {
+                st.park(name, file);
+                Ok(None)
+            }
+            Err(TryLockError::Error(e)) => Err(map_io(e, "locking the lease file", &path)),
+        }
+    }
+}
+
+impl DirState {
+    /// Keeps an unlocked lock file open for the next acquire, closing the least recently used
+    /// beyond the bound.
+    fn park(&mut self, name: &str, file: File) {
+        self.tick += 1;
+        let tick = self.tick;
+        self.idle.insert(name.to_owned(), (file, tick));
+        while self.idle.len() > OPEN_FILE_CACHE {
+            let Some(oldest) = self
+                .idle
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.idle.remove(&oldest);
+        }
+    }
 }
 
 impl LeaseHost {
@@ -25,7 +119,10 @@ impl LeaseHost {
     pub(crate) fn for_file(db_path: &Path) -> Self {
         let mut dir = db_path.as_os_str().to_owned();
         dir.push("-leases");
-        LeaseHost::Dir(PathBuf::from(dir))
+        LeaseHost::Dir(Arc::new(DirLeases {
+            dir: PathBuf::from(dir),
+            state: Mutex::new(DirState::default()),
+        }))
     }
 
     /// Tries to take `name` without waiting.
@@ -46,26 +143,7 @@ impl LeaseHost {
                     held: Arc::clone(held),
                 })))
             }
-            LeaseHost::Dir(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| map_io(e, "creating the lease directory", dir))?;
-                let path = dir.join(lock_file_name(name));
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(|e| map_io(e, "opening the lease file", &path))?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(Box::new(FileLease {
-                        name: name.to_owned(),
-                        file,
-                    }))),
-                    Err(TryLockError::WouldBlock) => Ok(None),
-                    Err(TryLockError::Error(e)) => Err(map_io(e, "locking the lease file", &path)),
-                }
-            }
+            LeaseHost::Dir(d) => d.try_acquire(name),
         }
     }
 }
@@ -96,10 +174,41 @@ fn lock_file_name(name: &str) -> String {
     format!("{stem}-{:016x}.lock", fnv1a(name.as_bytes()))
 }
 
-/// A lease held through an OS lock on an open file; closing the file releases it.
+/// A lease held through an OS lock on an open file; unlocking (or closing) the file releases
+/// it. On release or drop the unlocked file goes back to the host's idle cache.
 struct FileLease {
     name: String,
-    file: File,
+    file: Option<File>,
+    host: Arc<DirLeases>,
+}
+
+impl FileLease {
+    fn unlock(&mut self) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let r = file.unlock();
+        let mut st = self.host.lock();
+        st.held.remove(&self.name);
+        match r {
+            Ok(()) => {
+                st.park(&self.name, file);
+                Ok(())
+            }
+            // Closing the file (dropping it here) releases the OS lock anyway.
+            Err(e) => Err(Error::new(
+                ErrorCode::StoreIo,
+                format!("sqlite: releasing lease `{}` failed: {e}", self.name),
+            )
+            .with_source(e)),
+        }
+    }
+}
+
+impl Drop for FileLease {
+    fn drop(&mut self) {
+        let _ = self.unlock();
+    }
 }
 
 impl Lease for FileLease {
@@ -107,14 +216,8 @@ impl Lease for FileLease {
         &self.name
     }
 
-    fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        let r = self.file.unlock().map_err(|e| {
-            Error::new(
-                ErrorCode::StoreIo,
-                format!("sqlite: releasing lease `{}` failed: {e}", self.name),
-            )
-            .with_source(e)
-        });
+    fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let r = self.unlock();
         Box::pin(async move { r })
     }
 }
