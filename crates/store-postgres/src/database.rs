@@ -32,9 +32,11 @@ use crate::value::{Cell, Param};
 ///   [`ConnectOptions::pool_max_size`] connections. **No TLS**: connections are made with
 ///   [`NoTls`], so `sslmode=require` fails with `store.connection`; use a local socket, a trusted
 ///   network or a TLS-terminating proxy.
-/// * **Transactions** ([`Database::transact`]): a pooled connection runs `BEGIN` (READ COMMITTED;
-///   `BEGIN READ ONLY` for [`TxMode::Read`]) pipelined with the body's first statement; the
-///   synchronous body runs on a blocking thread and drives each statement with
+/// * **Transactions** ([`Database::transact`]): a pooled connection runs `BEGIN` (READ COMMITTED)
+///   pipelined with the body's first statement. A [`TxMode::Read`] body runs its plain `SELECT`s
+///   in autocommit (no `BEGIN`/`COMMIT`: under READ COMMITTED each statement takes its own
+///   snapshot either way) and opens `BEGIN READ ONLY` only for any other statement, which then
+///   fails as a write in a read-only transaction. The synchronous body runs on a blocking thread and drives each statement with
 ///   [`Handle::block_on`]. `Ok` commits, `Err` or a panic rolls back. The whole transaction runs on
 ///   that thread, so a dropped caller future never returns an open transaction to the pool; a
 ///   connection whose `COMMIT`/`ROLLBACK` failed is discarded, not pooled. Statements are prepared
@@ -175,7 +177,7 @@ impl Database for PostgresDatabase {
 
     fn transact(&self, mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
         let begin = match mode {
-            TxMode::Read => "BEGIN READ ONLY",
+            TxMode::Read => READ_BEGIN,
             TxMode::Write => "BEGIN",
         };
         Box::pin(self.run_tx(begin, None, body))
@@ -201,6 +203,10 @@ impl Database for PostgresDatabase {
     }
 }
 
+/// How a [`TxMode::Read`] transaction begins (only once it runs a statement that is not a plain
+/// `SELECT`; see [`PgTx::read`]).
+const READ_BEGIN: &str = "BEGIN READ ONLY";
+
 /// Runs one whole transaction on the current (blocking) thread.
 fn blocking_tx(
     handle: &Handle,
@@ -212,6 +218,7 @@ fn blocking_tx(
     let mut tx = PgTx {
         handle,
         client: &client,
+        read: begin == READ_BEGIN,
         begin,
         begun: false,
         failed: false,
@@ -299,6 +306,11 @@ fn is_select(sql: &str) -> bool {
         .is_some_and(|k| k.eq_ignore_ascii_case("SELECT"))
 }
 
+/// A `SELECT` that takes no row locks (runs in autocommit in a read transaction).
+fn plain_select(sql: &str) -> bool {
+    is_select(sql) && !sql.to_ascii_uppercase().contains(" FOR ")
+}
+
 enum Out {
     Rows(Statement, Vec<tokio_postgres::Row>),
     Count(u64),
@@ -308,6 +320,12 @@ enum Out {
 struct PgTx<'c> {
     handle: &'c Handle,
     client: &'c ClientWrapper,
+    /// A [`TxMode::Read`] body: its plain `SELECT`s run without `BEGIN`/`COMMIT` (autocommit),
+    /// which sees exactly what they would see inside a READ COMMITTED transaction (every
+    /// statement takes its own snapshot there too) and saves the `COMMIT` round trip. Any other
+    /// statement (a write, `SELECT … FOR UPDATE`) first opens `BEGIN READ ONLY`, so it still
+    /// fails as a write in a read-only transaction.
+    read: bool,
     begin: &'static str,
     /// `BEGIN` has been sent (it is pipelined with the first statement).
     begun: bool,
@@ -338,7 +356,7 @@ impl PgTx<'_> {
                 client.execute(&stmt, &refs).await.map(Out::Count)
             }
         };
-        let result = if self.begun {
+        let result = if self.begun || (self.read && plain_select(&translated)) {
             self.handle.block_on(work)
         } else {
             self.begun = true;
@@ -360,7 +378,8 @@ impl PgTx<'_> {
                 Ok(out)
             }
             Err(e) => {
-                self.failed = true;
+                // Outside a transaction (an autocommitted read) nothing was aborted.
+                self.failed |= self.begun;
                 if cache && stale_statement(&e) {
                     client.statement_cache.remove(&translated, &[]);
                 }

@@ -1,13 +1,13 @@
 //! Cross-process leases on PostgreSQL session advisory locks, and the stable lock-key hash.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 use power_loop_store::db::{BoxFuture, Lease};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::error::{connect_timeout, map_pg};
 
@@ -27,20 +27,40 @@ pub(crate) fn advisory_key(namespace: &str, name: &str) -> i64 {
 }
 
 /// All leases of one [`crate::PostgresDatabase`] share ONE dedicated (non-pooled) connection that
-/// holds their session-level advisory locks: acquiring is one `pg_try_advisory_lock` round trip,
-/// and many in-flight sessions never exhaust the server's connection limit. Advisory locks are
-/// re-entrant per connection, so an in-process set refuses a second holder in this process;
-/// other processes use other connections and are excluded by the server.
+/// holds their session-level advisory locks: acquiring is one `pg_try_advisory_lock` round trip
+/// (a statement prepared once per connection), and many in-flight sessions never exhaust the
+/// server's connection limit. Lease operations are **pipelined**: no lock is held across a round
+/// trip, so a hundred concurrent acquires and releases share the connection's queue instead of
+/// waiting for each other. Advisory locks are re-entrant per connection, so an in-process map
+/// refuses a second holder in this process (a key is reserved before its `pg_try_advisory_lock`
+/// is sent and freed only after its `pg_advisory_unlock` answered); other processes use other
+/// connections and are excluded by the server.
 pub(crate) struct LeaseHub {
     config: tokio_postgres::Config,
     connect_timeout_ms: u64,
-    state: tokio::sync::Mutex<HubState>,
+    conn: tokio::sync::Mutex<Option<HubConn>>,
+    /// Held (or being acquired) keys → the generation of the connection holding them.
+    held: std::sync::Mutex<HashMap<i64, u64>>,
 }
 
-#[derive(Default)]
-struct HubState {
-    conn: Option<(Arc<Client>, JoinHandle<()>)>,
-    held: HashSet<i64>,
+/// Generation of a key whose `pg_try_advisory_lock` has not answered yet.
+const PENDING: u64 = u64::MAX;
+
+/// The shared lease connection with its two prepared statements.
+struct HubConn {
+    client: Arc<Client>,
+    lock: Statement,
+    unlock: Statement,
+    /// Bumped on every (re)connect; a lease taken on an older generation died with it.
+    generation: u64,
+    _task: JoinHandle<()>,
+}
+
+/// What a lease operation needs from the shared connection.
+struct Conn {
+    client: Arc<Client>,
+    lock: Statement,
+    generation: u64,
 }
 
 impl LeaseHub {
@@ -49,67 +69,130 @@ impl LeaseHub {
         LeaseHub {
             config,
             connect_timeout_ms,
-            state: tokio::sync::Mutex::new(HubState::default()),
+            conn: tokio::sync::Mutex::new(None),
+            held: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    async fn client(&self, st: &mut HubState) -> Result<Arc<Client>> {
-        if let Some((client, _)) = &st.conn
-            && !client.is_closed()
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u64>> {
+        // The map stays consistent even if a holder panicked (every update is one call).
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn client(&self) -> Result<Conn> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.client.is_closed()
         {
-            return Ok(Arc::clone(client));
+            return Ok(Conn {
+                client: Arc::clone(&c.client),
+                lock: c.lock.clone(),
+                generation: c.generation,
+            });
         }
-        // A dead connection took its locks with it: forget them.
-        st.held.clear();
+        let generation = slot
+            .as_ref()
+            .map_or(0, |c| c.generation.wrapping_add(1) % PENDING);
+        *slot = None;
+        // A dead connection took its locks with it: forget them (keys still being acquired fail
+        // on their own).
+        self.held().retain(|_, g| *g == PENDING);
         let limit = Duration::from_millis(self.connect_timeout_ms.saturating_mul(2));
         let (client, connection) = tokio::time::timeout(limit, self.config.connect(NoTls))
             .await
             .map_err(|_| connect_timeout(self.connect_timeout_ms))?
             .map_err(|e| map_pg(e, None))?;
-        let handle = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // The connection ends when the client is dropped; its error is of no further use.
             let _ = connection.await;
         });
-        let client = Arc::new(client);
-        st.conn = Some((Arc::clone(&client), handle));
-        Ok(client)
+        let lock_sql = "SELECT pg_try_advisory_lock($1)";
+        let unlock_sql = "SELECT pg_advisory_unlock($1)";
+        let (lock, unlock) = tokio::join!(client.prepare(lock_sql), client.prepare(unlock_sql));
+        let lock = lock.map_err(|e| map_pg(e, Some(lock_sql)))?;
+        let unlock = unlock.map_err(|e| map_pg(e, Some(unlock_sql)))?;
+        let c = HubConn {
+            client: Arc::new(client),
+            lock,
+            unlock,
+            generation,
+            _task: task,
+        };
+        let out = Conn {
+            client: Arc::clone(&c.client),
+            lock: c.lock.clone(),
+            generation,
+        };
+        *slot = Some(c);
+        Ok(out)
     }
 
     /// Tries the lease without waiting.
     pub(crate) async fn acquire(self: &Arc<Self>, name: &str) -> Result<Option<Box<dyn Lease>>> {
         let key = advisory_key("lease", name);
-        let mut st = self.state.lock().await;
-        if st.held.contains(&key) {
-            return Ok(None);
+        {
+            let mut held = self.held();
+            if held.contains_key(&key) {
+                return Ok(None);
+            }
+            held.insert(key, PENDING);
         }
-        let client = self.client(&mut st).await?;
-        let sql = "SELECT pg_try_advisory_lock($1)";
-        let got: bool = match client.query_one(sql, &[&key]).await {
-            Ok(row) => row.try_get(0).map_err(|e| map_pg(e, Some(sql)))?,
-            Err(e) => return Err(map_pg(e, Some(sql))),
-        };
-        if !got {
-            return Ok(None);
+        match self.try_lock(key).await {
+            Ok(Some(generation)) => {
+                self.held().insert(key, generation);
+                Ok(Some(Box::new(PgLease {
+                    name: name.to_owned(),
+                    key,
+                    generation,
+                    hub: Some(Arc::clone(self)),
+                })))
+            }
+            other => {
+                self.held().remove(&key);
+                other.map(|_| None)
+            }
         }
-        st.held.insert(key);
-        Ok(Some(Box::new(PgLease {
-            name: name.to_owned(),
-            key,
-            hub: Some(Arc::clone(self)),
-        })))
     }
 
-    async fn unlock(&self, key: i64, name: &str) -> Result<()> {
-        let mut st = self.state.lock().await;
-        if !st.held.remove(&key) {
+    /// `pg_try_advisory_lock(key)`: the connection generation when taken, `None` when busy.
+    async fn try_lock(&self, key: i64) -> Result<Option<u64>> {
+        let conn = self.client().await?;
+        let sql = "SELECT pg_try_advisory_lock($1)";
+        let row = conn
+            .client
+            .query_one(&conn.lock, &[&key])
+            .await
+            .map_err(|e| map_pg(e, Some(sql)))?;
+        let got: bool = row.try_get(0).map_err(|e| map_pg(e, Some(sql)))?;
+        Ok(got.then_some(conn.generation))
+    }
+
+    async fn unlock(&self, key: i64, generation: u64, name: &str) -> Result<()> {
+        if self.held().get(&key) != Some(&generation) {
             // The connection was lost and re-made since: the server already freed the lock.
             return Ok(());
         }
-        let Some((client, _)) = st.conn.as_ref().map(|(c, h)| (Arc::clone(c), h)) else {
-            return Ok(());
+        let result = self.send_unlock(key, generation, name).await;
+        let mut held = self.held();
+        if held.get(&key) == Some(&generation) {
+            held.remove(&key);
+        }
+        result
+    }
+
+    async fn send_unlock(&self, key: i64, generation: u64, name: &str) -> Result<()> {
+        let conn = {
+            let slot = self.conn.lock().await;
+            match slot.as_ref() {
+                Some(c) if c.generation == generation => (Arc::clone(&c.client), c.unlock.clone()),
+                // Closed or re-made: the lock went with the old connection.
+                _ => return Ok(()),
+            }
         };
         let sql = "SELECT pg_advisory_unlock($1)";
-        match client.query_one(sql, &[&key]).await {
+        match conn.0.query_one(&conn.1, &[&key]).await {
             Ok(row) => match row.try_get::<_, bool>(0) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Error::new(
@@ -129,9 +212,9 @@ impl LeaseHub {
 
     /// Closes the shared connection (every lease of this handle is freed by the server).
     pub(crate) async fn close(&self) {
-        let mut st = self.state.lock().await;
-        st.held.clear();
-        st.conn = None;
+        let mut slot = self.conn.lock().await;
+        self.held().clear();
+        *slot = None;
     }
 }
 
@@ -139,6 +222,7 @@ impl LeaseHub {
 pub(crate) struct PgLease {
     name: String,
     key: i64,
+    generation: u64,
     hub: Option<Arc<LeaseHub>>,
 }
 
@@ -150,10 +234,11 @@ impl Lease for PgLease {
     fn release(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
         let hub = self.hub.take();
         let key = self.key;
+        let generation = self.generation;
         let name = std::mem::take(&mut self.name);
         Box::pin(async move {
             match hub {
-                Some(hub) => hub.unlock(key, &name).await,
+                Some(hub) => hub.unlock(key, generation, &name).await,
                 None => Ok(()),
             }
         })
@@ -167,9 +252,10 @@ impl Drop for PgLease {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
             let key = self.key;
+            let generation = self.generation;
             let name = std::mem::take(&mut self.name);
             rt.spawn(async move {
-                let _ = hub.unlock(key, &name).await;
+                let _ = hub.unlock(key, generation, &name).await;
             });
         }
     }
