@@ -1,7 +1,7 @@
 //! `MySqlDatabase`: the pooled mysql_async implementation of the store's `Database` port.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -14,6 +14,7 @@ use tokio::runtime::Handle;
 use crate::dialect::MySqlDialect;
 use crate::dsn::{MySqlUrl, redact};
 use crate::error;
+use crate::lease::{LeaseHub, LockName};
 use crate::tx::{MySqlTx, exec_count, fetch_rows};
 
 /// Seconds `transact_exclusive` waits for the named lock before failing with `store.conflict`.
@@ -29,7 +30,7 @@ const MAX_LOCK_NAME: usize = 64;
 /// Idle timeout of a lease connection: the server maximum (one year), so a lease held by an idle
 /// worker is not lost to the default 8-hour `wait_timeout`.
 const LEASE_WAIT_TIMEOUT_S: u64 = 31_536_000;
-/// TCP keepalive of a lease connection (a dead holder's lease is freed once the socket dies).
+/// TCP keepalive of a lease connection (a dead holder's leases are freed once the socket dies).
 const LEASE_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Session setup run on every new connection.
@@ -45,7 +46,10 @@ const INIT_SQL: &[&str] = &[
 ///
 /// Connections use `CLIENT_FOUND_ROWS` (affected rows = matched rows), utf8mb4, strict SQL mode
 /// and READ COMMITTED isolation. Transaction bodies run on a blocking thread that drives the
-/// driver statement by statement; prepared statements are cached per connection.
+/// driver statement by statement; prepared statements are cached per connection. Leases
+/// ([`Database::acquire_lease`]) are `GET_LOCK(name, 0)` on four shared, non-pooled lease
+/// connections (one round trip to acquire or release, no connection per lease); a second holder
+/// in this process is refused by an in-process map, other processes by the server.
 #[derive(Clone)]
 pub struct MySqlDatabase {
     inner: Arc<Inner>,
@@ -53,12 +57,11 @@ pub struct MySqlDatabase {
 
 struct Inner {
     pool: RwLock<Option<Pool>>,
-    lease_opts: Opts,
+    leases: Arc<LeaseHub>,
     dialect: Arc<MySqlDialect>,
     server_version: String,
     database: Option<String>,
     target: String,
-    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for MySqlDatabase {
@@ -163,12 +166,11 @@ impl MySqlDatabase {
         Ok(MySqlDatabase {
             inner: Arc::new(Inner {
                 pool: RwLock::new(Some(pool)),
-                lease_opts,
+                leases: Arc::new(LeaseHub::new(lease_opts, connect_timeout, target.clone())),
                 dialect,
                 server_version,
                 database: url.database,
                 target,
-                connect_timeout,
             }),
         })
     }
@@ -329,36 +331,6 @@ fn run_tx(
     }
 }
 
-/// A named `GET_LOCK` held on a dedicated connection (outside the pool).
-struct MySqlLease {
-    name: String,
-    lock: (&'static str, Value),
-    conn: Mutex<Option<Conn>>,
-}
-
-impl Lease for MySqlLease {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn release(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        Box::pin(async move {
-            let conn = match self.conn.lock() {
-                Ok(mut g) => g.take(),
-                Err(p) => p.into_inner().take(),
-            };
-            let Some(mut conn) = conn else { return Ok(()) };
-            let (expr, arg) = self.lock.clone();
-            let sql = format!("SELECT RELEASE_LOCK({expr}) AS released");
-            let released = fetch_rows(&mut conn, &sql, &[arg]).await;
-            // Disconnecting releases the lock even if RELEASE_LOCK failed.
-            let closed = conn.disconnect().await;
-            released?;
-            closed.map_err(|e| error::map(e, "closing a lease connection"))
-        })
-    }
-}
-
 impl Database for MySqlDatabase {
     fn dialect(&self) -> &dyn Dialect {
         &*self.inner.dialect
@@ -377,32 +349,14 @@ impl Database for MySqlDatabase {
         let name = name.to_owned();
         Box::pin(async move {
             self.pool()?; // refuse after close
-            let what = format!("opening a lease connection to {}", self.inner.target);
-            let mut conn = with_timeout(
-                self.inner.connect_timeout,
-                &what,
-                Conn::new(self.inner.lease_opts.clone()),
-            )
-            .await?;
-            let lock = lock_arg(self.inner.database.as_deref(), &name);
-            let sql = format!("SELECT GET_LOCK({}, 0) AS got", lock.0);
-            let rows = fetch_rows(&mut conn, &sql, std::slice::from_ref(&lock.1)).await?;
-            let got = rows
-                .first()
-                .map(|r| r.opt_i64("got"))
-                .transpose()?
-                .flatten();
-            if got == Some(1) {
-                let lease = MySqlLease {
-                    name,
-                    lock,
-                    conn: Mutex::new(Some(conn)),
-                };
-                Ok(Some(Box::new(lease) as Box<dyn Lease>))
-            } else {
-                let _ = conn.disconnect().await;
-                Ok(None)
-            }
+            let (expr, arg) = lock_arg(self.inner.database.as_deref(), &name);
+            let Value::Text(full) = arg else {
+                return Err(Error::internal("a lock name must be text".to_owned()));
+            };
+            self.inner
+                .leases
+                .acquire(LockName { full, expr }, &name)
+                .await
         })
     }
 
@@ -412,6 +366,7 @@ impl Database for MySqlDatabase {
                 Ok(mut g) => g.take(),
                 Err(p) => p.into_inner().take(),
             };
+            self.inner.leases.close().await;
             match pool {
                 Some(pool) => pool.disconnect().await.map_err(|e| {
                     error::map(e, &format!("closing the pool of {}", self.inner.target))

@@ -13,7 +13,8 @@
 //! are synchronous closures run on a `spawn_blocking` thread that drives the async driver one
 //! statement at a time through the captured runtime handle, so the crate works on both the
 //! current-thread and the multi-thread tokio runtime. Cross-process locks use `GET_LOCK` (names
-//! are namespaced by database and hashed when longer than 64 characters).
+//! are namespaced by database and hashed when longer than 64 characters); leases are taken with
+//! the non-waiting `GET_LOCK(name, 0)` on a few shared lease connections (not one per lease).
 //!
 //! # Feature flags
 //! None. TLS is not compiled in (mysql_async `minimal-rust`); connect over a trusted network or a
@@ -34,6 +35,7 @@ mod database;
 mod dialect;
 mod dsn;
 mod error;
+mod lease;
 mod tx;
 
 use std::sync::Arc;

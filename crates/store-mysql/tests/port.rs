@@ -610,3 +610,62 @@ async fn backend_descriptor_opens_url_targets_only() {
     .unwrap();
     assert_eq!(err.code(), ErrorCode::StoreDsnInvalid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_leases_share_a_few_connections_and_exclude_in_process() {
+    let Some(dsn) = dsn() else { return };
+    let a = connect(&dsn).await;
+    let b = connect(&dsn).await;
+    let tag = format!("session:{}", prefix("many"));
+    // 200 concurrent leases: more than the server's default connection limit of 151.
+    let a = Arc::new(a);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let a = Arc::clone(&a);
+        let name = format!("{tag}-{i}");
+        tasks.push(tokio::spawn(async move {
+            a.acquire_lease(&name).await.unwrap().expect("free name")
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.push(t.await.unwrap());
+    }
+    // Same process, same name: refused while held (GET_LOCK is re-entrant per connection).
+    assert!(
+        a.acquire_lease(&format!("{tag}-7"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another instance (like another process) is refused by the server.
+    assert!(
+        b.acquire_lease(&format!("{tag}-8"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The locks live on a handful of connections, not one per lease.
+    let rows = b
+        .fetch_all(
+            "SELECT COUNT(DISTINCT IS_USED_LOCK(CONCAT('pl:', DATABASE(), ':', ?, '-', n))) AS c \
+             FROM (SELECT 0 AS n UNION SELECT 7 UNION SELECT 50 UNION SELECT 99 UNION SELECT 123 \
+             UNION SELECT 150 UNION SELECT 177 UNION SELECT 199) AS t",
+            &[Value::Text(tag.clone())],
+        )
+        .await
+        .unwrap();
+    let conns = rows[0].opt_i64("c").unwrap().unwrap();
+    assert!((1..=4).contains(&conns), "{conns} lease connections");
+    for l in held {
+        l.release().await.unwrap();
+    }
+    let again = b
+        .acquire_lease(&format!("{tag}-8"))
+        .await
+        .unwrap()
+        .expect("free after release");
+    again.release().await.unwrap();
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
