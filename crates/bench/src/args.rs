@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-/// Options that take no value (`--pg`); stored as `"true"`.
-const FLAGS: &[&str] = &["pg"];
+/// Options that take no value (`--pg`, `--mysql`); stored as `"true"`.
+const FLAGS: &[&str] = &["pg", "mysql"];
 
 /// Parsed command line.
 #[derive(Debug, Default)]

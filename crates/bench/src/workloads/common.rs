@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use power_loop_agent::{AgentLoopConfig, RunStatus, StatefulAgentLoop, StatefulResult};
 use power_loop_contracts::{LlmService, ToolDefinition, ToolOutput};
-use power_loop_store::{BackendDescriptor, StoreOptions, open_store};
+use power_loop_store::{BackendDescriptor, ConnectOptions, StoreOptions, open_store};
 use power_loop_tools::{ToolRegistry, tool_fn};
 use serde_json::json;
 
@@ -17,6 +17,7 @@ use crate::args::Args;
 pub(crate) const BACKENDS: &[BackendDescriptor] = &[
     power_loop_store_sqlite::BACKEND,
     power_loop_store_postgres::BACKEND,
+    power_loop_store_mysql::BACKEND,
 ];
 
 /// The 20-word scripted answer of every text turn.
@@ -24,14 +25,14 @@ pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four perc
      percent, so margins narrowed slightly this quarter overall.";
 
 /// Where a workload's store lives: a fresh SQLite file in a scratch directory (default), the
-/// `--dsn` given, or `POWER_LOOP_TEST_PG_DSN` with `--pg`. Server DSNs get a unique table
+/// `--dsn` given, `POWER_LOOP_TEST_PG_DSN` with `--pg`, or `POWER_LOOP_TEST_MYSQL_DSN` with `--mysql`. Server DSNs get a unique table
 /// prefix (unless `--table-prefix` is given) so every run starts on empty tables.
 pub(crate) struct Target {
     /// The DSN handed to the loop.
     pub(crate) dsn: String,
     /// Store options (table prefix).
     pub(crate) options: StoreOptions,
-    /// `sqlite` or `postgres` (for the report).
+    /// `sqlite`, `postgres` or `mysql` (for the report).
     pub(crate) backend: &'static str,
     /// The table prefix in use.
     pub(crate) prefix: String,
@@ -51,6 +52,12 @@ impl Target {
                 "--pg needs POWER_LOOP_TEST_PG_DSN (e.g. postgres://postgres@127.0.0.1:5432/test)"
                     .to_owned()
             })?),
+            None if args.flag("mysql") => {
+                Some(std::env::var("POWER_LOOP_TEST_MYSQL_DSN").map_err(|_| {
+                    "--mysql needs POWER_LOOP_TEST_MYSQL_DSN (e.g. mysql://root@127.0.0.1:3306/test)"
+                        .to_owned()
+                })?)
+            }
             None => None,
         };
         let (dsn, scratch) = match given {
@@ -64,13 +71,13 @@ impl Target {
         let backend = if dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") {
             "postgres"
         } else if dsn.starts_with("mysql://") || dsn.starts_with("mariadb://") {
-            return Err("this bench is built with the SQLite and PostgreSQL backends only".into());
+            "mysql"
         } else {
             "sqlite"
         };
         let prefix = match args.get("table-prefix") {
             Some(p) => p.to_owned(),
-            None if backend == "postgres" => {
+            None if backend != "sqlite" => {
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.subsec_nanos())
@@ -88,10 +95,19 @@ impl Target {
             "off" => false,
             other => return Err(format!("--lease must be on or off, got `{other}`")),
         };
+        let mut options = StoreOptions::new().with_table_prefix(prefix.clone());
+        if let Some(v) = args.get("pool") {
+            let n: usize = v
+                .parse()
+                .map_err(|_| format!("--pool must be a positive integer, got `{v}`"))?;
+            let mut connect = ConnectOptions::default();
+            connect.pool_max_size = n.max(1);
+            options = options.with_connect(connect);
+        }
         Ok(Target {
             lease,
             dsn,
-            options: StoreOptions::new().with_table_prefix(prefix.clone()),
+            options,
             backend,
             prefix,
             _scratch: scratch,

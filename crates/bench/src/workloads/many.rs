@@ -2,7 +2,8 @@
 //! most `--in-flight` sessions (default 100) driven at once, one loop, one store. Each of the
 //! in-flight workers takes the next session number, creates the session and sends to it
 //! sequentially; the clock covers session creation and every send. `--pg` (or a
-//! `--dsn postgres://…`) runs it on PostgreSQL.
+//! `--dsn postgres://…`) runs it on PostgreSQL, `--mysql` (or `--dsn mysql://…`) on MySQL /
+//! MariaDB.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -48,24 +48,26 @@ const ALL: &[&str] = &["W1", "W2", "W3", "W4", "W6"];
 
 /// `--workload all`: re-executes this binary once per workload (so each starts with a fresh
 /// process: its own peak RSS and a fresh store), prints each report line as it arrives, and with
-/// `--pg` adds W4 on PostgreSQL. Fails if any workload failed (after running the others).
+/// `--pg` adds W4 on PostgreSQL and `--mysql` W4 on MySQL / MariaDB. Fails if any workload failed (after running the others).
 fn run_all(args: &Args) -> Result<serde_json::Value, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
-    let mut runs: Vec<(&str, bool)> = ALL.iter().map(|w| (*w, false)).collect();
-    if args.flag("pg") {
-        runs.push(("W4", true));
+    let mut runs: Vec<(&str, Option<&str>)> = ALL.iter().map(|w| (*w, None)).collect();
+    for server in ["pg", "mysql"] {
+        if args.flag(server) {
+            runs.push(("W4", Some(server)));
+        }
     }
     let mut failed = Vec::new();
-    for (name, pg) in runs {
+    for (name, server) in runs {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["--workload", name]);
-        for key in ["dsn", "dir", "lease"] {
+        for key in ["dsn", "dir", "lease", "pool"] {
             if let Some(v) = args.get(key) {
                 cmd.arg(format!("--{key}={v}"));
             }
         }
-        if pg {
-            cmd.arg("--pg");
+        if let Some(flag) = server {
+            cmd.arg(format!("--{flag}"));
         }
         let out = cmd
             .stderr(std::process::Stdio::inherit())
