@@ -1,0 +1,292 @@
+//! Helpers of the durability tests (`durability_acked_sends`, `tool_runs_after_pending_commit`):
+//! where a store lives (SQLite file or a server DSN with a table prefix, so a child process or an
+//! independent handle can open the very same store) and the transcript well-formedness check.
+//! Included with `#[path = "support/durability.rs"] mod durability;`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use power_loop_store::{
+    MessageRow, MessageState, PendingState, SessionStore, StoreOptions, open_store,
+};
+
+/// Where a store lives: a SQLite file path, or a server DSN plus a unique table prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// SQLite path or server DSN.
+    pub(crate) dsn: String,
+    /// Table prefix (servers only).
+    pub(crate) prefix: Option<String>,
+}
+
+impl Target {
+    /// A SQLite file inside `dir`.
+    pub(crate) fn sqlite(dir: &tempfile::TempDir) -> Target {
+        Target {
+            dsn: dir.path().join("durable.db").to_str().unwrap().to_owned(),
+            prefix: None,
+        }
+    }
+
+    /// The server named by the env var `var` with a fresh table prefix; `None` (skip, printed)
+    /// when the variable is unset, a failure when `POWER_LOOP_REQUIRE_SERVERS=1`.
+    pub(crate) fn server(var: &str, tag: &str) -> Option<Target> {
+        let Ok(dsn) = std::env::var(var) else {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "{var} is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server test must run, not skip"
+            );
+            eprintln!("skipped: {var} is not set");
+            return None;
+        };
+        Some(Target {
+            dsn,
+            prefix: Some(unique_prefix(tag)),
+        })
+    }
+
+    /// Reads a target from the env vars written by [`Target::to_env`] (child processes).
+    pub(crate) fn from_env() -> Option<Target> {
+        let dsn = std::env::var("PL_DUR_DSN").ok()?;
+        Some(Target {
+            dsn,
+            prefix: std::env::var("PL_DUR_PREFIX").ok(),
+        })
+    }
+
+    /// Env vars for a child process (see [`Target::from_env`]).
+    pub(crate) fn to_env(&self, cmd: &mut std::process::Command) {
+        cmd.env("PL_DUR_DSN", &self.dsn);
+        match &self.prefix {
+            Some(p) => cmd.env("PL_DUR_PREFIX", p),
+            None => cmd.env_remove("PL_DUR_PREFIX"),
+        };
+    }
+
+    /// Opens a new, independent store handle (own connection / pool) on the target.
+    pub(crate) async fn open(&self) -> SessionStore {
+        match &self.prefix {
+            None => open_store(
+                &self.dsn,
+                StoreOptions::default(),
+                &[power_loop_store_sqlite::BACKEND],
+            )
+            .await
+            .unwrap(),
+            Some(prefix) => open_store(
+                &self.dsn,
+                StoreOptions::default().with_table_prefix(prefix),
+                &[
+                    power_loop_store_postgres::BACKEND,
+                    power_loop_store_mysql::BACKEND,
+                ],
+            )
+            .await
+            .unwrap(),
+        }
+    }
+}
+
+/// A unique, valid table prefix (random, so concurrent test runs never share tables).
+pub(crate) fn unique_prefix(tag: &str) -> String {
+    format!("t{tag}_{:08x}_", rand::random::<u32>())
+}
+
+/// The ids of an assistant row's tool calls, in order.
+pub(crate) fn call_ids(row: &MessageRow) -> Vec<String> {
+    row.tool_calls
+        .iter()
+        .flatten()
+        .filter_map(|c| c.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect()
+}
+
+/// The names of an assistant row's tool calls, in order.
+pub(crate) fn call_names(row: &MessageRow) -> Vec<String> {
+    row.tool_calls
+        .iter()
+        .flatten()
+        .map(|c| {
+            c.pointer("/function/name")
+                .or_else(|| c.get("name"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// One send as stored: its user row and every row after it up to the next user row.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    /// The user row that started the send.
+    pub(crate) user: MessageRow,
+    /// The rows the send (and any later resume/abort) appended after it.
+    pub(crate) rows: Vec<MessageRow>,
+    /// Tool call ids of the group that have no tool row (only possible in the last group).
+    pub(crate) unanswered: BTreeSet<String>,
+}
+
+impl Group {
+    /// The user text (the send's label).
+    pub(crate) fn label(&self) -> &str {
+        self.user.content.as_deref().unwrap_or_default()
+    }
+
+    /// The text of the final assistant answer, when the group ends with one.
+    pub(crate) fn final_answer(&self) -> Option<&str> {
+        let last = self.rows.last()?;
+        (last.role == "assistant" && call_ids(last).is_empty())
+            .then(|| last.content.as_deref().unwrap_or_default())
+    }
+
+    /// `role[:content]` of every row, for messages and exact comparisons.
+    pub(crate) fn shape(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| match r.role.as_str() {
+                "assistant" if r.tool_calls.is_some() => {
+                    format!("assistant+calls{:?}", call_names(r))
+                }
+                role => format!("{role}:{}", r.content.as_deref().unwrap_or_default()),
+            })
+            .collect()
+    }
+}
+
+/// Splits a session's rows into sends and checks the transcript is well formed:
+/// * seqs are 1..=N without gaps and every row is active (no compaction is configured);
+/// * the first row is a user message: no assistant/tool row exists without the user message
+///   that started its send;
+/// * after a user row: zero or more tool rounds (assistant with calls, then exactly one tool
+///   row per call id, no stray or duplicate tool rows), then at most one final assistant answer,
+///   which is the group's last row;
+/// * a round may miss tool rows only in the last group, and then exactly the missing ids are the
+///   store's pending record; with no missing ids there is no pending record.
+pub(crate) fn well_formed(rows: &[MessageRow], pending: Option<&PendingState>) -> Vec<Group> {
+    let dump = || {
+        rows.iter()
+            .map(|r| {
+                format!(
+                    "{} {} {:?} calls={:?} id={:?}",
+                    r.seq,
+                    r.role,
+                    r.content,
+                    call_ids(r),
+                    r.tool_call_id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.seq, i as i64 + 1, "seqs have a gap:\n{}", dump());
+        assert_eq!(r.state, MessageState::Active, "row {} is not active", r.seq);
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    for r in rows {
+        if r.role == "user" {
+            groups.push(Group {
+                user: r.clone(),
+                rows: Vec::new(),
+                unanswered: BTreeSet::new(),
+            });
+        } else {
+            let Some(g) = groups.last_mut() else {
+                panic!(
+                    "row {} ({}) precedes every user message:\n{}",
+                    r.seq,
+                    r.role,
+                    dump()
+                );
+            };
+            g.rows.push(r.clone());
+        }
+    }
+    let n = groups.len();
+    for (gi, g) in groups.iter_mut().enumerate() {
+        let mut open: BTreeSet<String> = BTreeSet::new();
+        let mut answered: BTreeSet<String> = BTreeSet::new();
+        let mut done = false;
+        for r in &g.rows {
+            assert!(
+                !done,
+                "row {} follows the final answer of send {:?}:\n{}",
+                r.seq,
+                g.user.content,
+                dump()
+            );
+            match r.role.as_str() {
+                "assistant" => {
+                    assert!(
+                        open.is_empty(),
+                        "assistant row {} while calls {open:?} are unanswered:\n{}",
+                        r.seq,
+                        dump()
+                    );
+                    let ids = call_ids(r);
+                    if ids.is_empty() {
+                        done = true;
+                    } else {
+                        for id in ids {
+                            assert!(
+                                open.insert(id.clone()),
+                                "duplicate call id {id} in row {}",
+                                r.seq
+                            );
+                        }
+                        answered.clear();
+                    }
+                }
+                "tool" => {
+                    let id = r.tool_call_id.clone().unwrap_or_default();
+                    assert!(
+                        open.remove(&id),
+                        "tool row {} answers {id:?}, which is not an open call of its round (already answered: {}):\n{}",
+                        r.seq,
+                        answered.contains(&id),
+                        dump()
+                    );
+                    answered.insert(id);
+                }
+                other => panic!("unexpected role {other} in row {}:\n{}", r.seq, dump()),
+            }
+        }
+        if !open.is_empty() {
+            assert_eq!(
+                gi + 1,
+                n,
+                "send {:?} left calls {open:?} unanswered but is not the last send:\n{}",
+                g.user.content,
+                dump()
+            );
+        }
+        g.unanswered = open;
+    }
+    let unanswered = groups
+        .last()
+        .map(|g| g.unanswered.clone())
+        .unwrap_or_default();
+    match pending {
+        Some(p) => {
+            let ids: BTreeSet<String> = p.tool_call_ids.iter().cloned().collect();
+            assert!(
+                p.pending_interactions.is_empty(),
+                "unexpected interactions {p:?}"
+            );
+            assert_eq!(
+                ids,
+                unanswered,
+                "the pending record does not match the unanswered calls:\n{}",
+                dump()
+            );
+            assert!(!ids.is_empty(), "an empty pending record is stored: {p:?}");
+        }
+        None => assert!(
+            unanswered.is_empty(),
+            "calls {unanswered:?} are unanswered but nothing is pending (a crash here could never be healed):\n{}",
+            dump()
+        ),
+    }
+    groups
+}
