@@ -15,7 +15,7 @@ use crate::dialect::MySqlDialect;
 use crate::dsn::{MySqlUrl, redact};
 use crate::error;
 use crate::lease::{LeaseHub, LockName};
-use crate::tx::{MySqlTx, exec_count, fetch_rows};
+use crate::tx::{MySqlReadTx, MySqlTx, exec_count, fetch_rows};
 
 /// Seconds `transact_exclusive` waits for the named lock before failing with `store.conflict`.
 const EXCLUSIVE_LOCK_TIMEOUT_S: i64 = 120;
@@ -46,7 +46,10 @@ const INIT_SQL: &[&str] = &[
 ///
 /// Connections use `CLIENT_FOUND_ROWS` (affected rows = matched rows), utf8mb4, strict SQL mode
 /// and READ COMMITTED isolation. Transaction bodies run on a blocking thread that drives the
-/// driver statement by statement; prepared statements are cached per connection. Leases
+/// driver statement by statement; prepared statements are cached per connection. A
+/// [`TxMode::Read`] body runs its plain `SELECT`s in autocommit (no `START TRANSACTION`/`COMMIT`
+/// round trips; under READ COMMITTED every read takes a fresh snapshot inside a transaction too)
+/// and opens a transaction only for any other statement. Leases
 /// ([`Database::acquire_lease`]) are `GET_LOCK(name, 0)` on four shared, non-pooled lease
 /// connections (one round trip to acquire or release, no connection per lease); a second holder
 /// in this process is refused by an in-process map, other processes by the server.
@@ -211,7 +214,12 @@ impl MySqlDatabase {
 
     /// Runs `body` in a transaction on `conn` (blocking thread), optionally under a named lock
     /// taken with `GET_LOCK` before and released after the transaction.
-    async fn run_on_blocking(&self, lock: Option<String>, body: TxBody) -> Result<()> {
+    async fn run_on_blocking(
+        &self,
+        mode: TxMode,
+        lock: Option<String>,
+        body: TxBody,
+    ) -> Result<()> {
         let conn = self.pooled_conn().await?;
         let handle = Handle::current();
         let dialect = self.inner.dialect.clone();
@@ -222,6 +230,7 @@ impl MySqlDatabase {
                 conn,
                 &dialect,
                 database.as_deref(),
+                mode,
                 lock.as_deref(),
                 body,
             )
@@ -254,6 +263,7 @@ fn run_blocking(
     mut conn: Conn,
     dialect: &Arc<MySqlDialect>,
     database: Option<&str>,
+    mode: TxMode,
     lock: Option<&str>,
     body: TxBody,
 ) -> Result<()> {
@@ -276,7 +286,10 @@ fn run_blocking(
             ));
         }
     }
-    let result = run_tx(handle, &mut conn, dialect, body);
+    let result = match mode {
+        TxMode::Read => run_read(handle, &mut conn, dialect, body),
+        TxMode::Write => run_tx(handle, &mut conn, dialect, body),
+    };
     if let Some(name) = lock {
         let (expr, arg) = lock_arg(database, name);
         let sql = format!("SELECT RELEASE_LOCK({expr}) AS released");
@@ -290,6 +303,31 @@ fn run_blocking(
         }
     }
     result
+}
+
+/// Runs a [`TxMode::Read`] body: plain `SELECT`s in autocommit, anything else inside a
+/// transaction opened on demand (see [`MySqlReadTx`]).
+fn run_read(
+    handle: &Handle,
+    conn: &mut Conn,
+    dialect: &Arc<MySqlDialect>,
+    body: TxBody,
+) -> Result<()> {
+    let mut rtx = MySqlReadTx::new(conn, handle.clone(), dialect.clone());
+    match catch_unwind(AssertUnwindSafe(|| body(&mut rtx))) {
+        Ok(Ok(())) => rtx.finish(true),
+        Ok(Err(e)) => {
+            let _ = rtx.finish(false);
+            Err(e)
+        }
+        Err(panic) => {
+            let _ = rtx.finish(false);
+            Err(Error::internal(format!(
+                "a store transaction body panicked ({}); the transaction was rolled back",
+                panic_message(&*panic)
+            )))
+        }
+    }
 }
 
 /// Runs `body` inside START TRANSACTION … COMMIT (on `Ok`) or ROLLBACK (on `Err` or panic).
@@ -336,13 +374,13 @@ impl Database for MySqlDatabase {
         &*self.inner.dialect
     }
 
-    fn transact(&self, _mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.run_on_blocking(None, body))
+    fn transact(&self, mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.run_on_blocking(mode, None, body))
     }
 
     fn transact_exclusive(&self, lock_name: &str, body: TxBody) -> BoxFuture<'_, Result<()>> {
         let lock = lock_name.to_owned();
-        Box::pin(self.run_on_blocking(Some(lock), body))
+        Box::pin(self.run_on_blocking(TxMode::Write, Some(lock), body))
     }
 
     fn acquire_lease(&self, name: &str) -> BoxFuture<'_, Result<Option<Box<dyn Lease>>>> {

@@ -205,3 +205,132 @@ impl Transaction for MySqlTx<'_> {
         &*self.dialect
     }
 }
+
+/// A `SELECT` that takes no row locks (`FOR UPDATE`, `LOCK IN SHARE MODE`, `FOR SHARE`).
+fn plain_select(sql: &str) -> bool {
+    let head = sql.trim_start();
+    head.get(..6)
+        .is_some_and(|k| k.eq_ignore_ascii_case("SELECT"))
+        && {
+            let upper = head.to_ascii_uppercase();
+            !upper.contains(" FOR ") && !upper.contains(" LOCK ")
+        }
+}
+
+/// Where a [`MySqlReadTx`] stands.
+enum ReadState<'c> {
+    /// No transaction yet: plain `SELECT`s run in autocommit.
+    Auto(&'c mut mysql_async::Conn),
+    /// A statement other than a plain `SELECT` opened a transaction.
+    Tx(mysql_async::Transaction<'c>),
+    /// Starting the transaction failed (the connection is not reused).
+    Broken,
+}
+
+/// A [`power_loop_store::db::TxMode::Read`] body's transaction: plain `SELECT`s run in autocommit
+/// (no `START TRANSACTION`/`COMMIT` round trips). Under READ COMMITTED every consistent read takes
+/// a fresh snapshot even inside a transaction, so they see exactly what they would see there.
+/// Any other statement first opens a real transaction, which [`MySqlReadTx::finish`] commits or
+/// rolls back, so writes keep their atomicity.
+pub(crate) struct MySqlReadTx<'c> {
+    state: ReadState<'c>,
+    handle: Handle,
+    dialect: Arc<MySqlDialect>,
+}
+
+impl<'c> MySqlReadTx<'c> {
+    /// A read transaction on `conn` (nothing is sent yet).
+    pub(crate) fn new(
+        conn: &'c mut mysql_async::Conn,
+        handle: Handle,
+        dialect: Arc<MySqlDialect>,
+    ) -> Self {
+        MySqlReadTx {
+            state: ReadState::Auto(conn),
+            handle,
+            dialect,
+        }
+    }
+
+    fn begin_if_needed(&mut self, sql: &str) -> Result<()> {
+        if !matches!(self.state, ReadState::Auto(_)) || plain_select(sql) {
+            return Ok(());
+        }
+        let ReadState::Auto(conn) = std::mem::replace(&mut self.state, ReadState::Broken) else {
+            return Ok(());
+        };
+        let tx = self
+            .handle
+            .block_on(conn.start_transaction(mysql_async::TxOpts::default()))
+            .map_err(|e| error::map(e, "starting a transaction"))?;
+        self.state = ReadState::Tx(tx);
+        Ok(())
+    }
+
+    /// Commits (`commit`) or rolls back the transaction a non-`SELECT` statement opened, if any.
+    pub(crate) fn finish(self, commit: bool) -> Result<()> {
+        match self.state {
+            ReadState::Auto(_) => Ok(()),
+            ReadState::Broken => Err(Error::new(
+                ErrorCode::StoreConnection,
+                "a transaction could not be started on this connection",
+            )),
+            ReadState::Tx(tx) if commit => self
+                .handle
+                .block_on(tx.commit())
+                .map_err(|e| error::map(e, "committing a transaction")),
+            ReadState::Tx(tx) => {
+                let _ = self.handle.block_on(tx.rollback());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Transaction for MySqlReadTx<'_> {
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        self.begin_if_needed(sql)?;
+        let handle = self.handle.clone();
+        match &mut self.state {
+            ReadState::Auto(conn) => handle.block_on(exec_count(&mut **conn, sql, params)),
+            ReadState::Tx(tx) => handle.block_on(exec_count(tx, sql, params)),
+            ReadState::Broken => Err(broken()),
+        }
+    }
+
+    fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        self.begin_if_needed(sql)?;
+        let handle = self.handle.clone();
+        match &mut self.state {
+            ReadState::Auto(conn) => handle.block_on(fetch_rows(&mut **conn, sql, params)),
+            ReadState::Tx(tx) => handle.block_on(fetch_rows(tx, sql, params)),
+            ReadState::Broken => Err(broken()),
+        }
+    }
+
+    fn dialect(&self) -> &dyn Dialect {
+        &*self.dialect
+    }
+}
+
+fn broken() -> Error {
+    Error::new(
+        ErrorCode::StoreConnection,
+        "starting a transaction failed earlier in this body; the connection is not usable",
+    )
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::plain_select;
+
+    #[test]
+    fn only_lock_free_selects_run_in_autocommit() {
+        assert!(plain_select("SELECT a FROM t WHERE id = ?"));
+        assert!(plain_select("  select 1"));
+        assert!(!plain_select("SELECT a FROM t WHERE id = ? FOR UPDATE"));
+        assert!(!plain_select("SELECT a FROM t LOCK IN SHARE MODE"));
+        assert!(!plain_select("UPDATE t SET a = 1"));
+        assert!(!plain_select("INSERT INTO t VALUES (1)"));
+    }
+}
