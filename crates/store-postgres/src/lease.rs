@@ -41,6 +41,8 @@ pub(crate) struct LeaseHub {
     conn: tokio::sync::Mutex<Option<HubConn>>,
     /// Held (or being acquired) keys → the generation of the connection holding them.
     held: std::sync::Mutex<HashMap<i64, u64>>,
+    /// The next connection generation (never reused, so a stale lease never matches a new one).
+    next_generation: std::sync::atomic::AtomicU64,
 }
 
 /// Generation of a key whose `pg_try_advisory_lock` has not answered yet.
@@ -71,6 +73,7 @@ impl LeaseHub {
             connect_timeout_ms,
             conn: tokio::sync::Mutex::new(None),
             held: std::sync::Mutex::new(HashMap::new()),
+            next_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -92,9 +95,10 @@ impl LeaseHub {
                 generation: c.generation,
             });
         }
-        let generation = slot
-            .as_ref()
-            .map_or(0, |c| c.generation.wrapping_add(1) % PENDING);
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % PENDING;
         *slot = None;
         // A dead connection took its locks with it: forget them (keys still being acquired fail
         // on their own).
