@@ -562,3 +562,61 @@ async fn many_transactions_reuse_prepared_statements() {
     assert_eq!(*seen.lock().unwrap(), ["row 0", "row 150", "row 299"]);
     drop_table(&db, &t).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_mode_selects_see_commits_and_later_writes_stay_read_only() {
+    let Some(dsn) = dsn("read_mode_selects_see_commits_and_later_writes_stay_read_only") else {
+        return;
+    };
+    let db = open(&dsn).await;
+    let t = counter_table(&db).await;
+    exec(
+        &db,
+        &format!("INSERT INTO {t} (id, v) VALUES (1, 5)"),
+        vec![],
+    )
+    .await
+    .unwrap();
+    // A read body: its SELECT sees the committed row; a write after it is still refused as a
+    // write in a read-only transaction, and nothing is written.
+    let (sel, ins) = (
+        format!("SELECT v FROM {t} WHERE id = 1"),
+        format!("INSERT INTO {t} (id, v) VALUES (2, 1)"),
+    );
+    let seen = Arc::new(Mutex::new(None));
+    let seen2 = Arc::clone(&seen);
+    let err = db
+        .transact(
+            TxMode::Read,
+            Box::new(move |tx| {
+                let rows = tx.fetch_all(&sel, &[])?;
+                *seen2.lock().unwrap() = rows.first().map(|r| r.opt_i64("v"));
+                tx.execute(&ins, &[]).map(|_| ())
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.detail("sqlstate").and_then(|v| v.as_str()),
+        Some("25006")
+    );
+    assert!(matches!(*seen.lock().unwrap(), Some(Ok(Some(5)))));
+    // Row locks are refused in read mode too.
+    let lock = format!("SELECT v FROM {t} WHERE id = 1 FOR UPDATE");
+    let err = db
+        .transact(
+            TxMode::Read,
+            Box::new(move |tx| tx.fetch_all(&lock, &[]).map(|_| ())),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.detail("sqlstate").and_then(|v| v.as_str()),
+        Some("25006")
+    );
+    assert_eq!(
+        scalar(&db, &format!("SELECT COUNT(*) FROM {t}"), vec![]).await,
+        1
+    );
+    drop_table(&db, &t).await;
+}
