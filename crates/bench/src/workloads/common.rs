@@ -25,8 +25,9 @@ pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four perc
      percent, so margins narrowed slightly this quarter overall.";
 
 /// Where a workload's store lives: a fresh SQLite file in a scratch directory (default), the
-/// `--dsn` given, `POWER_LOOP_TEST_PG_DSN` with `--pg`, or `POWER_LOOP_TEST_MYSQL_DSN` with `--mysql`. Server DSNs get a unique table
-/// prefix (unless `--table-prefix` is given) so every run starts on empty tables.
+/// `--dsn` given, `POWER_LOOP_TEST_PG_DSN` with `--pg`, or `POWER_LOOP_TEST_MYSQL_DSN` with
+/// `--mysql`. Server DSNs get a unique table prefix (unless `--table-prefix` is given) so every
+/// run starts on empty tables. `--pool N` sets the server connection pool size (default 16).
 pub(crate) struct Target {
     /// The DSN handed to the loop.
     pub(crate) dsn: String,
