@@ -2,7 +2,8 @@
 //! crash". A child process (this test binary re-executed on an ignored test) sends
 //! `r{round} msg {n}` to one session, sequentially, and prints `ACK n` once each send returned
 //! `Completed`; the sends mix plain answers, one tool call, two concurrent tool calls and two
-//! sequential tool calls. The parent SIGKILLs it at a random moment after a random number of
+//! sequential tool calls, with the input committed with the run's first durable write (default)
+//! or first on its own (`SendOptions::persist_input_first`, every other block of four). The parent SIGKILLs it at a random moment after a random number of
 //! acks (so the kill lands inside a send), several rounds on the same session, and checks from
 //! its own store handle:
 //! * every acknowledged send is stored exactly once, in order, complete (user message, tool
@@ -134,7 +135,10 @@ async fn child_sends_and_acks() {
         for s in kind(n).steps(&l) {
             llm.push(s);
         }
-        let r = lp.send(&sid, l.as_str()).await.unwrap();
+        // Every other block of four sends commits its input first (the timer runner's mode)
+        // instead of with the run's first durable write.
+        let opts = SendOptions::new().with_persist_input_first((n / 4) % 2 == 1);
+        let r = lp.send_with(&sid, l.as_str(), opts).await.unwrap();
         assert_eq!(r.status, RunStatus::Completed, "{r:?}");
         assert_eq!(r.final_text, answer(&l));
         writeln!(out, "ACK {n}").unwrap();
