@@ -490,8 +490,10 @@ impl StatefulAgentLoop {
         if self.shared.cache.enabled() {
             let (token, rows) = store.load_active_window(session_id).await?;
             let msgs = rows.iter().map(row_to_message).collect();
-            let seqs = rows.iter().map(|r| r.seq).collect();
-            self.shared.cache.put(session_id, token, msgs, seqs);
+            let seqs = rows.iter().map(|r| Some(r.seq)).collect();
+            self.shared
+                .cache
+                .put(session_id, token, (Arc::new(msgs), seqs));
         }
         Ok(true)
     }
@@ -562,19 +564,13 @@ impl StatefulAgentLoop {
             next_seq: state.next_seq,
             last_compact_seq: state.last_compact_seq,
         };
-        let (mut history, seqs, token) = match self.shared.cache.get(sid, before) {
+        // The run owns the window while it runs (taken out of the cache, put back updated by
+        // `finish_run`), so appending to the history never copies it.
+        let (mut history, seqs, token) = match self.shared.cache.take(sid, before) {
             Some((msgs, seqs)) => (msgs, seqs, before),
-            None => {
-                let (token, rows) = store.load_active_window(sid).await?;
-                let msgs: Vec<Message> = rows.iter().map(row_to_message).collect();
-                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-                self.shared
-                    .cache
-                    .put(sid, token, msgs.clone(), seqs.clone());
-                (msgs, seqs, token)
-            }
+            None => self.load_fresh(store, sid).await?,
         };
-        history.push(user_view);
+        Arc::make_mut(&mut history).push(user_view);
         let registry = self.registry_for(&opts);
         let system_prompt = self.build_prompt(
             opts.system_prompt.as_deref(),
@@ -611,14 +607,16 @@ impl StatefulAgentLoop {
         registry: Option<ToolRegistry>,
         system_prompt: String,
         cancel: Option<CancellationToken>,
-        history: Vec<Message>,
-        seqs: Vec<i64>,
+        history: Arc<Vec<Message>>,
+        seqs: Vec<Option<i64>>,
         token: power_loop_store::WindowToken,
     ) -> Run {
-        let tool_defs = registry
-            .as_ref()
-            .map(ToolRegistry::definitions)
-            .unwrap_or_default();
+        let tool_defs = Arc::new(
+            registry
+                .as_ref()
+                .map(ToolRegistry::definitions)
+                .unwrap_or_default(),
+        );
         Run {
             shared: Arc::clone(&self.shared),
             store: store.clone(),
@@ -631,8 +629,10 @@ impl StatefulAgentLoop {
             system_prompt,
             tool_defs,
             cancel: cancel.unwrap_or_default(),
-            seqs: seqs.into_iter().map(Some).collect(),
+            seqs,
             history,
+            durable: None,
+            start_token: token,
             next_seq: token.next_seq,
             last_compact_seq: token.last_compact_seq,
             appended: Vec::new(),
@@ -657,12 +657,14 @@ impl StatefulAgentLoop {
         use_cache: bool,
     ) -> Result<StatefulResult> {
         let out = run.run().await;
-        if !use_cache || run.compacted || out.is_err() {
-            self.shared.cache.invalidate(sid);
+        let window = if use_cache && out.is_ok() {
+            run.take_window()
         } else {
-            self.shared
-                .cache
-                .extend(sid, run.last_compact_seq, &run.appended);
+            None
+        };
+        match window {
+            Some((token, window)) => self.shared.cache.put(sid, token, window),
+            None => self.shared.cache.invalidate(sid),
         }
         if let Ok(r) = &out
             && !run.stats_written
@@ -679,11 +681,15 @@ impl StatefulAgentLoop {
         &self,
         store: &SessionStore,
         sid: &str,
-    ) -> Result<(Vec<Message>, Vec<i64>, power_loop_store::WindowToken)> {
+    ) -> Result<(
+        Arc<Vec<Message>>,
+        Vec<Option<i64>>,
+        power_loop_store::WindowToken,
+    )> {
         let (token, rows) = store.load_active_window(sid).await?;
         Ok((
-            rows.iter().map(row_to_message).collect(),
-            rows.iter().map(|r| r.seq).collect(),
+            Arc::new(rows.iter().map(row_to_message).collect()),
+            rows.iter().map(|r| Some(r.seq)).collect(),
             token,
         ))
     }

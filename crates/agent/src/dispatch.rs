@@ -253,7 +253,7 @@ impl Run {
             let mut ctx = ToolsBatchBeforeCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 tool_calls: calls.to_vec(),
                 output: "[skipped by batch hook]".into(),
                 directive: ToolsBatchDirective::Continue,

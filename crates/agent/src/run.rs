@@ -11,7 +11,7 @@ use power_loop_contracts::{
 };
 use power_loop_store::{
     CompactionRequest, NewMessage, PendingChange, PendingInteraction, PendingState, SessionStore,
-    StatsDelta, TurnCommit, UsageRecord,
+    StatsDelta, TurnCommit, UsageRecord, WindowToken,
 };
 use power_loop_tools::ToolRegistry;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,18 @@ pub(crate) struct DeferredUser {
     pub(crate) idx: Option<usize>,
 }
 
+/// The session's durable projection (what a cold load of the active window would return) once
+/// the run's working `history` stopped being it: a hook replaced the messages, memory was
+/// recalled into them, or large tool outputs were microcompacted. Taken when the first such
+/// change happens (sharing the vector until then) and kept up to date by `append`, so the window
+/// cache gets the durable projection, never transient content.
+pub(crate) struct Durable {
+    messages: Arc<Vec<Message>>,
+    seqs: Vec<Option<i64>>,
+    /// The deferred user message's position in `messages` while it has no seq yet.
+    user_idx: Option<usize>,
+}
+
 pub(crate) struct Run {
     pub(crate) shared: Arc<Shared>,
     pub(crate) store: SessionStore,
@@ -51,13 +63,21 @@ pub(crate) struct Run {
     pub(crate) emitter: Emitter,
     pub(crate) registry: Option<ToolRegistry>,
     pub(crate) system_prompt: String,
-    pub(crate) tool_defs: Vec<ToolDefinition>,
+    /// Shared with every request of the run (cloned per round in O(1)).
+    pub(crate) tool_defs: Arc<Vec<ToolDefinition>>,
     pub(crate) cancel: CancellationToken,
-    pub(crate) history: Vec<Message>,
+    /// The working history. Each model request shares this vector (no copy); the request is
+    /// dropped before the next append, so `Arc::make_mut` appends in place.
+    pub(crate) history: Arc<Vec<Message>>,
     pub(crate) seqs: Vec<Option<i64>>,
+    /// The durable projection once `history` diverged from it (see [`Durable`]).
+    pub(crate) durable: Option<Durable>,
+    /// The window token the run started from (where `appended` must continue).
+    pub(crate) start_token: WindowToken,
     pub(crate) next_seq: i64,
     pub(crate) last_compact_seq: i64,
-    pub(crate) appended: Vec<(i64, Message)>,
+    /// Seqs this run wrote, in commit order.
+    pub(crate) appended: Vec<i64>,
     pub(crate) compacted: bool,
     pub(crate) usage: RunUsage,
     pub(crate) tool_calls: u32,
@@ -147,13 +167,11 @@ impl Run {
             let mut ctx = SessionStartCtx {
                 session_id: self.sid.clone(),
                 scope: "main".into(),
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
             };
             h.run_session_start(&mut ctx).await?;
-            if ctx.messages != self.history {
-                self.seqs = vec![None; ctx.messages.len()];
-                self.history = ctx.messages;
-                self.forget_user_idx();
+            if ctx.messages != *self.history {
+                self.replace_history(ctx.messages);
             }
         }
         self.emit(EventType::SessionStarted, None, || {
@@ -218,9 +236,13 @@ impl Run {
             .iter()
             .take_while(|m| m.role == Role::System)
             .count();
-        for (i, m) in tagged.into_iter().enumerate() {
-            self.history.insert(at + i, m);
-            self.seqs.insert(at + i, None);
+        if !tagged.is_empty() {
+            self.diverge();
+            let history = Arc::make_mut(&mut self.history);
+            for (i, m) in tagged.into_iter().enumerate() {
+                history.insert(at + i, m);
+                self.seqs.insert(at + i, None);
+            }
         }
         if let Some(d) = self.deferred_user.as_mut()
             && let Some(i) = d.idx.as_mut()
@@ -296,17 +318,68 @@ impl Run {
                 tracing::warn!(target: "power_loop::agent", session = %self.sid, expected = self.next_seq, got = seq, "another writer appended to this session during the run");
             }
             self.next_seq = seq + 1;
-            self.history.push(m.clone());
+            if let Some(d) = self.durable.as_mut() {
+                Arc::make_mut(&mut d.messages).push(m.clone());
+                d.seqs.push(Some(*seq));
+            }
+            Arc::make_mut(&mut self.history).push(m);
             self.seqs.push(Some(*seq));
-            self.appended.push((*seq, m));
+            self.appended.push(*seq);
         }
         Ok(seqs)
     }
 
-    fn forget_user_idx(&mut self) {
+    /// Records the durable projection before `history` changes other than by an append of
+    /// persisted messages (a no-op when it already diverged).
+    pub(crate) fn diverge(&mut self) {
+        if self.durable.is_none() {
+            self.durable = Some(Durable {
+                messages: Arc::clone(&self.history),
+                seqs: self.seqs.clone(),
+                user_idx: self.deferred_user.as_ref().and_then(|d| d.idx),
+            });
+        }
+    }
+
+    /// A hook replaced the messages: they become the working history, with no known seqs.
+    fn replace_history(&mut self, messages: Vec<Message>) {
+        self.diverge();
+        self.seqs = vec![None; messages.len()];
+        self.history = Arc::new(messages);
         if let Some(d) = self.deferred_user.as_mut() {
             d.idx = None;
         }
+    }
+
+    /// The window to cache after a successful run: the durable projection, its seqs and the
+    /// token it corresponds to. `None` when it cannot be trusted: the run folded (compaction),
+    /// another writer appended in between (seqs not contiguous), or the user message has no
+    /// seq. Leaves the run's history empty.
+    pub(crate) fn take_window(&mut self) -> Option<(WindowToken, crate::window::Window)> {
+        if self.compacted || self.deferred_user.is_some() {
+            return None;
+        }
+        let mut next = self.start_token.next_seq;
+        for seq in &self.appended {
+            if *seq != next {
+                return None;
+            }
+            next += 1;
+        }
+        let window = match self.durable.take() {
+            Some(d) => (d.messages, d.seqs),
+            None => (
+                std::mem::take(&mut self.history),
+                std::mem::take(&mut self.seqs),
+            ),
+        };
+        Some((
+            WindowToken {
+                next_seq: next,
+                last_compact_seq: self.start_token.last_compact_seq,
+            },
+            window,
+        ))
     }
 
     /// Bookkeeping once the deferred user message got `seq`.
@@ -318,7 +391,12 @@ impl Run {
         if let Some(slot) = d.idx.and_then(|i| self.seqs.get_mut(i)) {
             *slot = Some(seq);
         }
-        self.appended.push((seq, stored_view(&d.msg)));
+        if let Some(du) = self.durable.as_mut()
+            && let Some(slot) = du.user_idx.take().and_then(|i| du.seqs.get_mut(i))
+        {
+            *slot = Some(seq);
+        }
+        self.appended.push(seq);
     }
 
     /// Commits the deferred user message alone (before a write that is not an append, or when
@@ -370,7 +448,7 @@ impl Run {
                 session_id: self.sid.clone(),
                 scope: "main".into(),
                 reason: reason.to_owned(),
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 final_text: Some(final_text.clone()),
             };
             h.run_session_end(&mut ctx).await?;
@@ -383,7 +461,7 @@ impl Run {
         if let Some(mem) = self.cfg().memory.clone() {
             let snap = MemorySnapshot {
                 session_id: self.sid.clone(),
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 final_text: final_text.clone(),
                 rounds,
                 status: reason.to_owned(),
@@ -447,7 +525,7 @@ impl Run {
             let mut ctx = RoundStartCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 reason: String::new(),
                 directive: RoundStartDirective::Continue,
             };
@@ -466,10 +544,8 @@ impl Run {
                 }
                 RoundStartDirective::Skip => return Ok(Step::Next),
                 RoundStartDirective::Continue => {
-                    if ctx.messages != self.history {
-                        self.seqs = vec![None; ctx.messages.len()];
-                        self.history = ctx.messages;
-                        self.forget_user_idx();
+                    if ctx.messages != *self.history {
+                        self.replace_history(ctx.messages);
                     }
                 }
             }
@@ -480,10 +556,10 @@ impl Run {
             EventPayload::RoundStarted(RoundStartedPayload { round_index: idx })
         })?;
 
-        // llm.before
-        let mut messages = self.history.clone();
+        // llm.before. The request shares the history and tool vectors (O(1)); hooks get copies.
+        let mut messages = Arc::clone(&self.history);
         let mut system_prompt = self.system_prompt.clone();
-        let mut tools = self.tool_defs.clone();
+        let mut tools = Arc::clone(&self.tool_defs);
         let mut max_tokens = self.cfg().max_tokens;
         let mut temperature = self.cfg().temperature;
         let mut short_circuit: Option<LlmResponse> = None;
@@ -491,9 +567,9 @@ impl Run {
             let mut ctx = LlmBeforeCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages,
+                messages: messages.to_vec(),
                 system_prompt,
-                tools,
+                tools: tools.to_vec(),
                 max_tokens: max_tokens.unwrap_or(8000),
                 temperature: temperature.unwrap_or(0.0),
                 output: None,
@@ -517,14 +593,18 @@ impl Run {
                 }
                 LlmBeforeDirective::Continue => {}
             }
-            messages = ctx.messages;
+            messages = Arc::new(ctx.messages);
             system_prompt = ctx.system_prompt;
-            tools = ctx.tools;
+            tools = Arc::new(ctx.tools);
             max_tokens = max_tokens.map(|_| ctx.max_tokens);
             temperature = temperature.map(|_| ctx.temperature);
         }
         let response = match short_circuit {
-            Some(r) => r,
+            Some(r) => {
+                // Release the shared history so the next append does not copy it.
+                drop((messages, tools));
+                r
+            }
             None => {
                 let req = self.request(messages, system_prompt, tools, max_tokens, temperature);
                 let resp = match self.call(idx, req).await {
@@ -536,7 +616,7 @@ impl Run {
                         let mut ctx = LlmAfterCtx {
                             session_id: self.sid.clone(),
                             round_index: idx,
-                            messages: self.history.clone(),
+                            messages: self.history.to_vec(),
                             output: resp,
                             directive: LlmAfterDirective::Continue,
                         };
@@ -586,13 +666,13 @@ impl Run {
 
     fn request(
         &self,
-        messages: Vec<Message>,
+        messages: Arc<Vec<Message>>,
         system_prompt: String,
-        tools: Vec<ToolDefinition>,
+        tools: Arc<Vec<ToolDefinition>>,
         max_tokens: Option<u32>,
         temperature: Option<f64>,
     ) -> LlmRequest {
-        let mut req = LlmRequest::new(messages);
+        let mut req = LlmRequest::shared(messages);
         if !system_prompt.is_empty() {
             req.system_prompt = Some(system_prompt);
         }
@@ -719,7 +799,7 @@ impl Run {
             let mut ctx = RoundEndCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 has_tools,
                 response_text: text.to_owned(),
                 used_todo,
@@ -815,7 +895,7 @@ impl Run {
             let mut ctx = RoundDecideCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 tool_calls: calls.clone(),
                 assistant_text: text.clone(),
                 output: "[skipped by round_decide hook]".into(),
@@ -867,7 +947,7 @@ impl Run {
             let mut ctx = ToolsBatchAfterCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 used_todo: outcome.used_todo,
             };
             h.run_tools_batch_after(&mut ctx).await?;
@@ -933,7 +1013,7 @@ impl Run {
             let mut ctx = CompactBeforeCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 directive: CompactBeforeDirective::Continue,
             };
             h.run_compact_before(&mut ctx).await?;
@@ -991,12 +1071,14 @@ impl Run {
             )
             .with_round_index(i64::from(idx));
         let (compact_seq, note_seq) = self.store.record_compaction(&self.sid, req).await?;
+        // A fold is never cached (`compacted`), so no durable copy is taken here.
+        let history = Arc::make_mut(&mut self.history);
         for i in idxs.iter().rev() {
-            self.history.remove(*i);
+            history.remove(*i);
             self.seqs.remove(*i);
         }
         let note = Message::system(plan.summary.clone()).with_name("compact_note");
-        self.history.insert(first, note);
+        history.insert(first, note);
         self.seqs.insert(first, Some(note_seq));
         self.last_compact_seq = compact_seq;
         self.next_seq = note_seq + 1;
@@ -1005,7 +1087,7 @@ impl Run {
             let mut ctx = CompactAfterCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.clone(),
+                messages: self.history.to_vec(),
                 messages_before_count: before,
                 messages_after_count: self.history.len(),
             };
@@ -1039,9 +1121,9 @@ impl Run {
                 .await;
         }
         let req = self.request(
-            self.history.clone(),
+            Arc::clone(&self.history),
             self.system_prompt.clone(),
-            Vec::new(),
+            Arc::default(),
             self.cfg().max_tokens,
             self.cfg().temperature,
         );

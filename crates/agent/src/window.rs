@@ -3,7 +3,7 @@
 //! converted from stored rows), never transient content, so a cold loop builds the same prompt.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use power_loop_contracts::Message;
 use power_loop_store::WindowToken;
@@ -22,13 +22,22 @@ pub struct CacheStats {
     pub entries: u64,
 }
 
+/// A cached window: the durable projection and the store seq of each message (all `Some`; the
+/// type matches the run's seq vector so the window moves in and out without conversion).
+pub(crate) type Window = (Arc<Vec<Message>>, Vec<Option<i64>>);
+
 struct Entry {
     token: WindowToken,
-    messages: Vec<Message>,
-    seqs: Vec<i64>,
+    messages: Arc<Vec<Message>>,
+    seqs: Vec<Option<i64>>,
     touched: u64,
 }
 
+/// The cache. A send *takes* its session's entry out ([`WindowCache::take`]) so the run holds
+/// the only reference to the history and can append to it in place, and puts the updated
+/// window back once the send succeeded ([`WindowCache::put`]); a failed send leaves no entry and
+/// the next send reloads from the store. Sends on one session are serialized by the session
+/// lock, so an entry is never needed by two sends at once.
 pub(crate) struct WindowCache {
     cap: usize,
     inner: Mutex<(HashMap<String, Entry>, u64, CacheStats)>,
@@ -52,19 +61,15 @@ impl WindowCache {
         self.cap > 0
     }
 
-    /// The cached window when its token equals `token` (a hit), else `None` (a miss).
-    pub(crate) fn get(&self, sid: &str, token: WindowToken) -> Option<(Vec<Message>, Vec<i64>)> {
+    /// Removes and returns the cached window when its token equals `token` (a hit), else drops
+    /// any stale entry and returns `None` (a miss). O(1): the window is moved, not copied.
+    pub(crate) fn take(&self, sid: &str, token: WindowToken) -> Option<Window> {
         if !self.enabled() {
             return None;
         }
         let mut g = self.lock();
-        g.1 += 1;
-        let now = g.1;
-        let hit = match g.0.get_mut(sid) {
-            Some(e) if e.token == token => {
-                e.touched = now;
-                Some((e.messages.clone(), e.seqs.clone()))
-            }
+        let hit = match g.0.remove(sid) {
+            Some(e) if e.token == token => Some((e.messages, e.seqs)),
             _ => None,
         };
         if hit.is_some() {
@@ -75,17 +80,12 @@ impl WindowCache {
         hit
     }
 
-    /// Stores a freshly loaded window.
-    pub(crate) fn put(
-        &self,
-        sid: &str,
-        token: WindowToken,
-        messages: Vec<Message>,
-        seqs: Vec<i64>,
-    ) {
+    /// Stores a window (freshly loaded, or a send's updated one) under `token`.
+    pub(crate) fn put(&self, sid: &str, token: WindowToken, window: Window) {
         if !self.enabled() {
             return;
         }
+        let (messages, seqs) = window;
         let mut g = self.lock();
         g.1 += 1;
         let touched = g.1;
@@ -108,35 +108,6 @@ impl WindowCache {
             };
             g.0.remove(&oldest);
             g.2.evictions += 1;
-        }
-    }
-
-    /// Extends an entry with rows this loop just wrote: only when the first new seq equals the
-    /// entry's `next_seq` (contiguity guard) and no fold happened; otherwise drops the entry.
-    pub(crate) fn extend(&self, sid: &str, last_compact_seq: i64, appended: &[(i64, Message)]) {
-        if !self.enabled() || appended.is_empty() {
-            return;
-        }
-        let mut g = self.lock();
-        let ok = match g.0.get_mut(sid) {
-            Some(e) if e.token.last_compact_seq == last_compact_seq => {
-                let mut ok = true;
-                for (seq, m) in appended {
-                    if *seq != e.token.next_seq {
-                        ok = false;
-                        break;
-                    }
-                    e.messages.push(m.clone());
-                    e.seqs.push(*seq);
-                    e.token.next_seq = seq + 1;
-                }
-                ok
-            }
-            Some(_) => false,
-            None => true,
-        };
-        if !ok {
-            g.0.remove(sid);
         }
     }
 

@@ -31,7 +31,7 @@ fn model(requests: Arc<Mutex<Vec<Vec<Message>>>>) -> ScriptedLlm {
             let t = r.messages[0].text();
             return Step::text(format!("<summary>folded {} chars</summary>", t.len()));
         }
-        requests.lock().unwrap().push(r.messages.clone());
+        requests.lock().unwrap().push(r.messages.to_vec());
         let last = r
             .messages
             .last()

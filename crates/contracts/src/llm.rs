@@ -117,11 +117,19 @@ impl ResponseFormat {
 }
 
 /// One request to a model.
+///
+/// The conversation and the tool list are behind an [`Arc`]: retry and middleware layers clone
+/// the request once per attempt, and the agent loop hands the model the same history vector it
+/// keeps for the session, so cloning a request costs O(1) whatever the history length. Build one
+/// from an owned vector with [`LlmRequest::new`], or share an existing vector with
+/// [`LlmRequest::shared`]; to edit the messages of a request you own, use
+/// [`LlmRequest::messages_mut`] (copy-on-write: free when nobody else holds the vector). The JSON
+/// shape is the same as with plain vectors.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct LlmRequest {
-    /// The conversation (without the main system prompt).
-    pub messages: Vec<Message>,
+    /// The conversation (without the main system prompt), shared so clones are O(1).
+    pub messages: Arc<Vec<Message>>,
     /// The system prompt, rendered by the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
@@ -134,9 +142,9 @@ pub struct LlmRequest {
     /// Reply token cap override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    /// Tools offered to the model.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<ToolDefinition>,
+    /// Tools offered to the model, shared so clones are O(1).
+    #[serde(default, skip_serializing_if = "tools_empty")]
+    pub tools: Arc<Vec<ToolDefinition>>,
     /// How the model may pick tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
@@ -154,9 +162,22 @@ pub struct LlmRequest {
     pub cancel: Option<CancellationToken>,
 }
 
+fn tools_empty(tools: &Arc<Vec<ToolDefinition>>) -> bool {
+    tools.is_empty()
+}
+
 impl LlmRequest {
     /// A request for these messages.
     pub fn new(messages: Vec<Message>) -> Self {
+        Self::shared(Arc::new(messages))
+    }
+
+    /// A request that shares an existing conversation vector instead of copying it.
+    ///
+    /// The agent loop keeps a session's history in an `Arc<Vec<Message>>` and passes it here, so
+    /// building a request (and every retry's clone of it) does not copy the history; the caller
+    /// can append to its vector again with [`Arc::make_mut`] once the request is dropped.
+    pub fn shared(messages: Arc<Vec<Message>>) -> Self {
         LlmRequest {
             messages,
             ..Default::default()
@@ -190,8 +211,17 @@ impl LlmRequest {
     }
     /// Sets the tools.
     pub fn with_tools(mut self, tools: Vec<ToolDefinition>) -> Self {
+        self.tools = Arc::new(tools);
+        self
+    }
+    /// Sets the tools from a shared list (no copy; the agent loop reuses one list every round).
+    pub fn with_shared_tools(mut self, tools: Arc<Vec<ToolDefinition>>) -> Self {
         self.tools = tools;
         self
+    }
+    /// The messages, mutably: copies the vector first only if another clone still shares it.
+    pub fn messages_mut(&mut self) -> &mut Vec<Message> {
+        Arc::make_mut(&mut self.messages)
     }
     /// Sets the tool choice.
     pub fn with_tool_choice(mut self, c: ToolChoice) -> Self {

@@ -110,6 +110,31 @@ fn llm_types_round_trip_and_keep_wire_names() {
     let back: LlmRequest = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(serde_json::to_value(&back).unwrap(), v);
     assert_eq!(req.to_messages()[0], Message::system("be brief"));
+    // The shared vectors serialize as plain arrays; an empty tool list is left out.
+    assert_eq!(v["messages"], json!([{"role": "user", "content": "hi"}]));
+    assert_eq!(v["tools"][0]["name"], "t");
+    let bare = serde_json::to_value(LlmRequest::from_prompt("hi")).unwrap();
+    assert_eq!(
+        bare,
+        json!({"messages": [{"role": "user", "content": "hi"}]})
+    );
+}
+
+#[test]
+fn llm_request_clones_share_the_conversation_and_edit_on_write() {
+    let history = std::sync::Arc::new(vec![Message::user("a"), Message::assistant("b")]);
+    let req =
+        LlmRequest::shared(std::sync::Arc::clone(&history)).with_shared_tools(std::sync::Arc::new(
+            vec![ToolDefinition::new("t", "d", json!({"type": "object"}))],
+        ));
+    let mut copy = req.clone();
+    assert!(std::sync::Arc::ptr_eq(&copy.messages, &history));
+    assert!(std::sync::Arc::ptr_eq(&copy.tools, &req.tools));
+    // Editing one request's messages leaves the shared vector (and the other request) alone.
+    copy.messages_mut().push(Message::user("c"));
+    assert_eq!(copy.messages.len(), 3);
+    assert_eq!(req.messages.len(), 2);
+    assert_eq!(history.len(), 2);
 
     for c in [
         ToolChoice::Auto,

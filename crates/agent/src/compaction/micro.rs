@@ -76,7 +76,22 @@ pub fn microcompact(
     session_id: &str,
     cfg: &MicroConfig,
 ) -> usize {
-    let candidates: Vec<usize> = history
+    let candidates = candidates(history, cfg);
+    let n = candidates.len().saturating_sub(cfg.hot_tail);
+    for &i in &candidates[..n] {
+        rewrite(&mut history[i], i, seqs, session_id, cfg);
+    }
+    n
+}
+
+/// Whether [`microcompact`] would rewrite anything (read-only check).
+pub(crate) fn would_rewrite(history: &[Message], cfg: &MicroConfig) -> bool {
+    candidates(history, cfg).len() > cfg.hot_tail
+}
+
+/// Indices of the large tool outputs not yet spilled or trimmed.
+fn candidates(history: &[Message], cfg: &MicroConfig) -> Vec<usize> {
+    history
         .iter()
         .enumerate()
         .filter(|(_, m)| m.role == Role::Tool)
@@ -89,10 +104,12 @@ pub fn microcompact(
             _ => false,
         })
         .map(|(i, _)| i)
-        .collect();
-    let n = candidates.len().saturating_sub(cfg.hot_tail);
-    for &i in &candidates[..n] {
-        let m = &mut history[i];
+        .collect()
+}
+
+/// Spills (or trims) the tool output `m` at history index `i`.
+fn rewrite(m: &mut Message, i: usize, seqs: &[Option<i64>], session_id: &str, cfg: &MicroConfig) {
+    {
         let text = m.text();
         let name = m.name.clone().unwrap_or_else(|| "tool".to_owned());
         let key = match seqs.get(i).copied().flatten() {
@@ -124,7 +141,6 @@ pub fn microcompact(
             .unwrap_or_else(|| trim_in_place(&text, &name));
         m.content = Some(Content::Text(replaced));
     }
-    n
 }
 
 #[cfg(test)]

@@ -4,14 +4,22 @@
 use power_loop_contracts::event::{AutoCompactStatus, EventType, StatusChanged};
 use power_loop_contracts::{Error, EventPayload, Result};
 
-use super::micro::{MicroConfig, microcompact};
+use std::sync::Arc;
+
+use super::micro::{MicroConfig, microcompact, would_rewrite};
 use crate::budget::estimate_tokens;
 use crate::run::Run;
 
-/// Microcompacts the run's in-memory history (store rows stay as they are).
+/// Microcompacts the run's in-memory history (store rows stay as they are). The history is
+/// only touched (and its durable projection set aside first) when something gets rewritten.
 pub(crate) fn run_microcompact(run: &mut Run) {
     let cfg = MicroConfig::from_env(run.shared.env.home_dir.as_deref());
-    let n = microcompact(&mut run.history, &run.seqs, &run.sid, &cfg);
+    if !would_rewrite(&run.history, &cfg) {
+        return;
+    }
+    run.diverge();
+    let history: &mut Vec<_> = Arc::make_mut(&mut run.history);
+    let n = microcompact(history, &run.seqs, &run.sid, &cfg);
     if n > 0 {
         tracing::debug!(target: "power_loop::agent", session = %run.sid, spilled = n, "microcompacted large tool outputs");
     }

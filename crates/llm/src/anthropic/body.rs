@@ -73,7 +73,7 @@ pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Value {
         }
     }
 
-    for m in &req.messages {
+    for m in req.messages.iter() {
         match m.role {
             Role::System => {
                 let t = m.text();

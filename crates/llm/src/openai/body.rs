@@ -48,7 +48,7 @@ pub(crate) fn build_body(
     if let Some(p) = req.system_prompt.as_deref().filter(|p| !p.is_empty()) {
         messages.push(json!({"role": "system", "content": p}));
     }
-    for m in &req.messages {
+    for m in req.messages.iter() {
         messages.push(render_message(m, caps));
     }
     body.insert("messages".into(), Value::Array(messages));

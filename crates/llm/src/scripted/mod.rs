@@ -335,7 +335,10 @@ impl ScriptedLlm {
         self.lock().caps = caps;
         self
     }
-    /// Turns request recording on (default) or off (benchmarks).
+    /// Turns request recording on (default) or off (benchmarks). Recording a request is O(1)
+    /// (it shares the caller's message vector), but a recorded request keeps that vector alive,
+    /// so a caller that appends to it afterwards (the agent loop, every round) copies it once:
+    /// turn recording off when measuring.
     pub fn record_requests(self, on: bool) -> Self {
         self.lock().record = on;
         self
