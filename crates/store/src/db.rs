@@ -145,6 +145,22 @@ pub trait Transaction {
     /// Runs a write or DDL statement; returns the matched-row count.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
 
+    /// Runs a write whose row count the body does not need, possibly **later**: a backend may
+    /// queue it and send it together with the next statement or with `COMMIT` (PostgreSQL
+    /// pipelines them, saving a round trip per write). Statements still run in the order they
+    /// were issued, and the next [`Transaction::execute`] / fetch sees their effects.
+    ///
+    /// Durability is unchanged: a deferred statement's failure is reported (with the same typed
+    /// error as [`Transaction::execute`] would give) by the next non-deferred statement or, at the
+    /// latest, by the transaction's commit, which then rolls back — so a transaction that
+    /// returns `Ok` has run every deferred statement successfully. Because the failure may
+    /// surface at a later statement, a body must not catch an error and carry on (it cannot on
+    /// PostgreSQL anyway: the transaction is aborted). The default runs [`Transaction::execute`]
+    /// now and drops the count.
+    fn execute_deferred(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.execute(sql, params).map(|_| ())
+    }
+
     /// Runs a query and returns every row.
     fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
 

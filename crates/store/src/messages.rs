@@ -160,13 +160,15 @@ fn commit_turn_tx(
 ) -> Result<Vec<i64>> {
     let mut st = inner.lock_state_required(tx, sid)?;
     let now = now_ms();
+    // Seqs are allocated here, under the state row lock, and written back with the state below.
+    let first = st.next_seq;
     let mut seqs = Vec::with_capacity(turn.messages.len());
-    for m in &turn.messages {
-        let seq = st.next_seq;
-        inner.insert_message(tx, sid, seq, m, "active", now)?;
-        seqs.push(seq);
+    for _ in &turn.messages {
+        seqs.push(st.next_seq);
         st.next_seq += 1;
     }
+    // Every write of the turn is deferred: on PostgreSQL they all go out with `COMMIT`.
+    inner.insert_messages(tx, sid, first, &turn.messages, "active", now)?;
     if let Some(r) = turn.round_index {
         st.round_index = r;
     }

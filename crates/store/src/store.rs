@@ -87,7 +87,7 @@ impl SessionStore {
                 t.session_state
             ),
             insert_message: format!(
-                "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO {} ({}) VALUES {MESSAGE_ROW_PLACEHOLDERS}",
                 t.messages,
                 crate::types::MessageRow::COLUMNS
             ),
@@ -256,7 +256,7 @@ impl Inner {
         session_id: &str,
         st: &LockedState,
     ) -> Result<()> {
-        tx.execute(
+        tx.execute_deferred(
             &self.sql.update_state,
             &[
                 Value::Int(st.next_seq),
@@ -265,8 +265,7 @@ impl Inner {
                 Value::from(st.pending_json.clone()),
                 Value::from(session_id),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     pub(crate) fn touch_session(
@@ -275,11 +274,10 @@ impl Inner {
         session_id: &str,
         now: i64,
     ) -> Result<()> {
-        tx.execute(
+        tx.execute_deferred(
             &self.sql.touch_session,
             &[Value::Int(now), Value::from(session_id)],
-        )?;
-        Ok(())
+        )
     }
 
     pub(crate) fn session_exists(
@@ -296,7 +294,7 @@ impl Inner {
             .is_some())
     }
 
-    /// Inserts one message row at `seq`.
+    /// Inserts one message row at `seq` (a deferred write).
     pub(crate) fn insert_message(
         &self,
         tx: &mut dyn Transaction,
@@ -306,32 +304,38 @@ impl Inner {
         state: &str,
         now: i64,
     ) -> Result<()> {
-        let tool_calls = match &m.tool_calls {
-            Some(calls) if !calls.is_empty() => {
-                Value::Text(encode_json(&serde_json::Value::Array(calls.clone())))
+        self.insert_messages(tx, session_id, seq, std::slice::from_ref(m), state, now)
+    }
+
+    /// Inserts `messages` at consecutive seqs from `first_seq`, as multi-row `INSERT`s of up to
+    /// [`MESSAGE_ROWS_PER_INSERT`] rows (deferred writes: one statement per chunk, not per row).
+    pub(crate) fn insert_messages(
+        &self,
+        tx: &mut dyn Transaction,
+        session_id: &str,
+        first_seq: i64,
+        messages: &[NewMessage],
+        state: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut seq = first_seq;
+        for chunk in messages.chunks(MESSAGE_ROWS_PER_INSERT) {
+            let mut params = Vec::with_capacity(chunk.len() * MESSAGE_COLUMN_COUNT);
+            for m in chunk {
+                push_message_params(&mut params, session_id, seq, m, state, now);
+                seq += 1;
             }
-            _ => Value::Null,
-        };
-        let meta = match &m.meta {
-            Some(map) => encode_map(Some(map)),
-            None => Value::Text("{}".to_owned()),
-        };
-        tx.execute(
-            &self.sql.insert_message,
-            &[
-                Value::from(session_id),
-                Value::Int(seq),
-                Value::from(m.role.as_str()),
-                Value::from(m.name.clone()),
-                Value::from(m.content.clone()),
-                tool_calls,
-                Value::from(m.tool_call_id.clone()),
-                Value::from(m.round_index),
-                Value::from(state),
-                meta,
-                Value::Int(now),
-            ],
-        )?;
+            if chunk.len() == 1 {
+                tx.execute_deferred(&self.sql.insert_message, &params)?;
+            } else {
+                let mut sql = self.sql.insert_message.clone();
+                for _ in 1..chunk.len() {
+                    sql.push_str(", ");
+                    sql.push_str(MESSAGE_ROW_PLACEHOLDERS);
+                }
+                tx.execute_deferred(&sql, &params)?;
+            }
+        }
         Ok(())
     }
 
@@ -342,7 +346,7 @@ impl Inner {
         u: &UsageRecord,
         now: i64,
     ) -> Result<()> {
-        tx.execute(
+        tx.execute_deferred(
             &self.sql.upsert_usage,
             &[
                 Value::from(session_id),
@@ -353,8 +357,7 @@ impl Inner {
                 Value::from(u.model.clone()),
                 Value::Int(now),
             ],
-        )?;
-        Ok(())
+        )
     }
 
     pub(crate) fn bump_stats(
@@ -364,7 +367,7 @@ impl Inner {
         d: &StatsDelta,
         now: i64,
     ) -> Result<()> {
-        tx.execute(
+        tx.execute_deferred(
             &self.sql.upsert_stats,
             &[
                 Value::from(session_id),
@@ -379,9 +382,52 @@ impl Inner {
                 Value::Int(d.total_tokens),
                 Value::Int(now),
             ],
-        )?;
-        Ok(())
+        )
     }
+}
+
+/// The columns of one message row ([`crate::types::MessageRow::COLUMNS`]).
+const MESSAGE_COLUMN_COUNT: usize = 11;
+
+/// The placeholders of one message row in an `INSERT … VALUES`.
+const MESSAGE_ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Rows per multi-row message `INSERT` (64 × 11 = 704 parameters: far below every engine's
+/// limit, SQLite's old 999 included).
+pub(crate) const MESSAGE_ROWS_PER_INSERT: usize = 64;
+
+/// Appends one message row's parameters, in [`crate::types::MessageRow::COLUMNS`] order.
+fn push_message_params(
+    params: &mut Vec<Value>,
+    session_id: &str,
+    seq: i64,
+    m: &NewMessage,
+    state: &str,
+    now: i64,
+) {
+    let tool_calls = match &m.tool_calls {
+        Some(calls) if !calls.is_empty() => {
+            Value::Text(encode_json(&serde_json::Value::Array(calls.clone())))
+        }
+        _ => Value::Null,
+    };
+    let meta = match &m.meta {
+        Some(map) => encode_map(Some(map)),
+        None => Value::Text("{}".to_owned()),
+    };
+    params.extend([
+        Value::from(session_id),
+        Value::Int(seq),
+        Value::from(m.role.as_str()),
+        Value::from(m.name.clone()),
+        Value::from(m.content.clone()),
+        tool_calls,
+        Value::from(m.tool_call_id.clone()),
+        Value::from(m.round_index),
+        Value::from(state),
+        meta,
+        Value::Int(now),
+    ]);
 }
 
 /// Compact JSON text of a map (for callers building rows).

@@ -194,6 +194,7 @@ pub const SCENARIOS: &[&str] = &[
     "unknown_session_errors_are_not_found",
     "large_and_unicode_content_round_trips",
     "export_import_round_trip_property",
+    "deferred_writes_are_all_or_nothing",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -240,6 +241,7 @@ macro_rules! store_conformance_suite {
             unknown_session_errors_are_not_found,
             large_and_unicode_content_round_trips,
             export_import_round_trip_property,
+            deferred_writes_are_all_or_nothing,
         );
     };
 }

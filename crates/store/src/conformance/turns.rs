@@ -160,3 +160,248 @@ pub async fn separate_store_handles_share_one_sequence(ctx: Ctx) {
     assert_eq!(all, (1..=80).collect::<Vec<_>>());
     assert_eq!(b.get_state(&sid).await.unwrap().unwrap().next_seq, 81);
 }
+
+/// Deferred writes ([`crate::db::Transaction::execute_deferred`]) are all-or-nothing: a failing
+/// one (a duplicate key) fails the whole transaction with the typed error a plain `execute` gives
+/// and leaves nothing; successful ones are seen by the body's later statements and, once
+/// committed, by other handles. Then the same for a whole durable turn, whose writes are all
+/// deferred (multi-row message insert included).
+pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
+    use crate::db::{TxMode, Value};
+
+    let t = format!("{}deferred_probe", ctx.prefix);
+    let create = format!("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
+    ctx.db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| tx.execute(&create, &[]).map(|_| ())),
+        )
+        .await
+        .unwrap();
+    let insert = format!("INSERT INTO {t} (id, v) VALUES (?, ?)");
+    let rows_sql = format!("SELECT id, v FROM {t} ORDER BY id");
+    let db = std::sync::Arc::clone(&ctx.db);
+    let rows = move || {
+        let db = std::sync::Arc::clone(&db);
+        let sql = rows_sql.clone();
+        async move {
+            let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let o = std::sync::Arc::clone(&out);
+            db.transact(
+                TxMode::Read,
+                Box::new(move |tx| {
+                    for row in tx.fetch_all(&sql, &[])? {
+                        o.lock().unwrap().push((row.i64("id")?, row.i64("v")?));
+                    }
+                    Ok(())
+                }),
+            )
+            .await
+            .unwrap();
+            out.lock().unwrap().clone()
+        }
+    };
+
+    // Successful deferred writes: later statements of the body see them; the commit keeps them.
+    let (ins, t2) = (insert.clone(), t.clone());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(-1));
+    let s2 = std::sync::Arc::clone(&seen);
+    ctx.db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(10)])?;
+                tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(20)])?;
+                let row = tx
+                    .fetch_optional(&format!("SELECT COUNT(*) AS n FROM {t2}"), &[])?
+                    .unwrap();
+                *s2.lock().unwrap() = row.i64("n")?;
+                tx.execute_deferred(
+                    &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
+                    &[Value::Int(5), Value::Int(2)],
+                )
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        2,
+        "a later statement sees deferred writes"
+    );
+    assert_eq!(rows().await, vec![(1, 10), (2, 25)]);
+
+    // A plain execute of a duplicate key gives the reference error code.
+    let ins = insert.clone();
+    let plain = ctx
+        .db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute(&ins, &[Value::Int(1), Value::Int(1)])?;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap_err();
+
+    // A failing deferred write among good ones, surfacing only at commit: nothing is kept.
+    let (ins, t2) = (insert.clone(), t.clone());
+    let e = ctx
+        .db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute_deferred(&ins, &[Value::Int(3), Value::Int(30)])?;
+                tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(99)])?;
+                tx.execute_deferred(
+                    &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
+                    &[Value::Int(100), Value::Int(2)],
+                )?;
+                tx.execute_deferred(&ins, &[Value::Int(4), Value::Int(40)])
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), code(&plain), "{e} vs {plain}");
+    assert_eq!(code(&e), "store.constraint", "{e}");
+    assert_eq!(
+        rows().await,
+        vec![(1, 10), (2, 25)],
+        "nothing of the failed transaction persists"
+    );
+
+    // A failing deferred write surfacing at the next statement: the body sees the error.
+    let (ins, t2) = (insert.clone(), t.clone());
+    let e = ctx
+        .db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute_deferred(&ins, &[Value::Int(5), Value::Int(50)])?;
+                tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(0)])?;
+                tx.fetch_all(&format!("SELECT id FROM {t2}"), &[])?;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "store.constraint", "{e}");
+    assert_eq!(rows().await, vec![(1, 10), (2, 25)]);
+    let drop_sql = format!("DROP TABLE {t}");
+    ctx.db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| tx.execute(&drop_sql, &[]).map(|_| ())),
+        )
+        .await
+        .unwrap();
+
+    // The durable turn: a clashing message row (seq 4 planted ahead of next_seq 3) makes the
+    // multi-row insert fail; nothing of the turn (state, messages, usage, stats) persists.
+    let s = ctx.store().await;
+    let other = crate::SessionStore::new(
+        std::sync::Arc::clone(&ctx.db),
+        &crate::StoreOptions::new().with_table_prefix(&ctx.prefix),
+    )
+    .unwrap();
+    let sid = s.create_session(NewSession::new()).await.unwrap();
+    s.commit_turn(
+        &sid,
+        TurnCommit::new(vec![NewMessage::user("a"), NewMessage::assistant("b")])
+            .with_round_index(0)
+            .with_usage(UsageRecord::new(0, Some(1), Some(1), Some(2)))
+            .with_stats(StatsDelta::new(1, 1, 0, 1, 1, 2)),
+    )
+    .await
+    .unwrap();
+    let plant = format!(
+        "INSERT INTO {} (session_id, seq, role, name, content, tool_calls_json, tool_call_id, \
+         round_index, state, meta_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        s.tables().messages
+    );
+    let planted_sid = sid.clone();
+    ctx.db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute(
+                    &plant,
+                    &[
+                        Value::from(planted_sid.as_str()),
+                        Value::Int(4),
+                        Value::from("user"),
+                        Value::Null,
+                        Value::from("planted"),
+                        Value::Null,
+                        Value::Null,
+                        Value::Null,
+                        Value::from("active"),
+                        Value::from("{}"),
+                        Value::Int(0),
+                    ],
+                )
+                .map(|_| ())
+            }),
+        )
+        .await
+        .unwrap();
+    let state = other.get_state(&sid).await.unwrap().unwrap();
+    let session = other.get_session(&sid).await.unwrap().unwrap();
+    let stats = other.get_session_stats(&sid).await.unwrap();
+    let usage = other.list_usage_rounds(&sid).await.unwrap();
+    let messages = other.load_all_messages(&sid).await.unwrap();
+    assert_eq!(state.next_seq, 3);
+    let e = s
+        .commit_turn(
+            &sid,
+            TurnCommit::new(vec![
+                NewMessage::user("c"),
+                NewMessage::assistant("d"),
+                NewMessage::user("e"),
+            ])
+            .with_round_index(1)
+            .with_pending(PendingChange::Set(PendingState::from_tool_calls(
+                1,
+                1,
+                vec![json!({"id": "x"})],
+            )))
+            .with_usage(UsageRecord::new(1, Some(3), Some(3), Some(6)))
+            .with_stats(StatsDelta::new(1, 1, 0, 3, 3, 6)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "store.constraint", "{e}");
+    assert_eq!(other.get_state(&sid).await.unwrap().unwrap(), state);
+    assert_eq!(other.get_session(&sid).await.unwrap().unwrap(), session);
+    assert_eq!(other.get_session_stats(&sid).await.unwrap(), stats);
+    assert_eq!(other.list_usage_rounds(&sid).await.unwrap(), usage);
+    assert_eq!(other.load_all_messages(&sid).await.unwrap(), messages);
+
+    // A successful multi-message turn is wholly visible through another handle.
+    let fresh = s.create_session(NewSession::new()).await.unwrap();
+    let texts: Vec<String> = (0..70).map(|i| format!("m{i}")).collect();
+    let seqs = s
+        .commit_turn(
+            &fresh,
+            TurnCommit::new(texts.iter().map(|t| NewMessage::user(t.as_str())).collect())
+                .with_round_index(2)
+                .with_usage(UsageRecord::new(2, Some(3), Some(4), Some(7)))
+                .with_stats(StatsDelta::new(1, 1, 0, 3, 4, 7)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(seqs, (1..=70).collect::<Vec<_>>());
+    let got = other.load_all_messages(&fresh).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|m| (m.seq, m.content.clone().unwrap_or_default()))
+            .collect::<Vec<_>>(),
+        (1..=70).zip(texts).collect::<Vec<_>>()
+    );
+    let st = other.get_state(&fresh).await.unwrap().unwrap();
+    assert_eq!((st.next_seq, st.round_index), (71, 2));
+    assert_eq!(other.list_usage_rounds(&fresh).await.unwrap().len(), 1);
+    let stats = other.get_session_stats(&fresh).await.unwrap().unwrap();
+    assert_eq!((stats.sends, stats.total_tokens), (1, 7));
+}
