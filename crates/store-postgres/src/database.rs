@@ -1,9 +1,12 @@
 //! [`PostgresDatabase`]: the pooled PostgreSQL implementation of the store's [`Database`] port.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -41,6 +44,10 @@ use crate::value::{Cell, Param};
 ///   that thread, so a dropped caller future never returns an open transaction to the pool; a
 ///   connection whose `COMMIT`/`ROLLBACK` failed is discarded, not pooled. Statements are prepared
 ///   once per connection (deadpool's statement cache); DDL is not cached.
+/// * **Deferred writes** ([`Transaction::execute_deferred`]) are queued and sent pipelined with the
+///   body's next statement, or with `COMMIT` (a durable turn's writes cost one round trip
+///   together). Their answers are all awaited and checked: the first failure is reported with its
+///   own typed error, and a failure before `COMMIT` makes the server roll the transaction back.
 /// * **Row counts**: `execute` returns the server's command-tag count (matched rows for `UPDATE`).
 /// * **Schema boot** ([`Database::transact_exclusive`]): the transaction first takes
 ///   `pg_advisory_xact_lock(key)`, so concurrent first boots serialize (DDL is transactional).
@@ -223,6 +230,9 @@ fn blocking_tx(
         begun: false,
         failed: false,
         dirty: false,
+        lost: false,
+        deferred: Vec::new(),
+        commit: None,
     };
     let outcome = match lock {
         Some(key) => match tx.execute("SELECT pg_advisory_xact_lock(?)", &[Value::Int(key)]) {
@@ -231,17 +241,14 @@ fn blocking_tx(
         },
         None => catch_unwind(AssertUnwindSafe(|| body(&mut tx))),
     };
-    let PgTx {
-        begun,
-        failed,
-        dirty,
-        ..
-    } = tx;
     match outcome {
-        Ok(Ok(())) if !begun => Ok(()),
-        Ok(Ok(())) if failed => {
-            finish(handle, client, "ROLLBACK")?;
-            if dirty {
+        Ok(Ok(())) if tx.failed || tx.lost => {
+            let (begun, lost_writes) = (tx.begun, tx.dirty || tx.lost);
+            drop(tx);
+            if begun {
+                finish(handle, client, "ROLLBACK")?;
+            }
+            if lost_writes {
                 Err(Error::new(
                     ErrorCode::StoreQuery,
                     "a statement failed inside the transaction after earlier writes, so PostgreSQL \
@@ -252,8 +259,35 @@ fn blocking_tx(
                 Ok(())
             }
         }
-        Ok(Ok(())) => finish(handle, client, "COMMIT"),
+        Ok(Ok(())) if !tx.deferred.is_empty() => {
+            // The deferred writes go out pipelined with `COMMIT`: one round trip for all of them.
+            let result = tx.pipeline(Tail::Commit);
+            let (begun, commit) = (tx.begun, tx.commit);
+            drop(tx);
+            match commit {
+                // `COMMIT` answered: committed, or — when a deferred statement failed — the
+                // server turned it into a rollback (its error is `result`). Either way the
+                // connection is idle again.
+                Some(true) => {}
+                // `COMMIT` itself failed: the connection's state is unknown; never pool it.
+                Some(false) => drop(Object::take(client)),
+                // Nothing was sent (a statement could not be prepared).
+                None => {
+                    if begun {
+                        let _ = finish(handle, client, "ROLLBACK");
+                    }
+                }
+            }
+            result.map(|_| ())
+        }
+        Ok(Ok(())) if !tx.begun => Ok(()),
+        Ok(Ok(())) => {
+            drop(tx);
+            finish(handle, client, "COMMIT")
+        }
         Ok(Err(e)) => {
+            let begun = tx.begun;
+            drop(tx);
             if begun {
                 // The body's error is the one to report; a failed rollback discards the connection.
                 let _ = finish(handle, client, "ROLLBACK");
@@ -261,6 +295,8 @@ fn blocking_tx(
             Err(e)
         }
         Err(panic) => {
+            let begun = tx.begun;
+            drop(tx);
             if begun {
                 let _ = finish(handle, client, "ROLLBACK");
             }
@@ -333,11 +369,83 @@ struct PgTx<'c> {
     failed: bool,
     /// A write succeeded before any failure.
     dirty: bool,
+    /// Deferred writes were lost (they failed, or an error kept them from being sent): the
+    /// transaction must not report success even if the body swallows the error.
+    lost: bool,
+    /// Writes queued by [`Transaction::execute_deferred`], in issue order, not yet sent.
+    deferred: Vec<Deferred>,
+    /// Whether a pipelined `COMMIT` (see [`PgTx::pipeline`]) was answered without error
+    /// (`None`: not sent).
+    commit: Option<bool>,
+}
+
+/// A queued deferred write: translated SQL and its parameters.
+struct Deferred {
+    sql: String,
+    params: Vec<Value>,
+}
+
+/// What ends a pipeline of deferred writes.
+enum Tail<'a> {
+    /// A statement whose result the body waits for (`rows`: a query).
+    Stmt {
+        sql: &'a str,
+        params: &'a [Value],
+        rows: bool,
+    },
+    /// The transaction's `COMMIT`.
+    Commit,
+}
+
+type PgResult<T> = std::result::Result<T, tokio_postgres::Error>;
+
+/// One pipelined request.
+type Request<'a> = Pin<Box<dyn Future<Output = PgResult<Out>> + 'a>>;
+
+/// Polls every request in order until all are done. tokio-postgres sends a request when its
+/// future is first polled, so requests reach the server in vector order, back to back, and the
+/// server runs them in that order.
+async fn join_in_order(mut requests: Vec<Request<'_>>) -> Vec<PgResult<Out>> {
+    let mut outs: Vec<Option<PgResult<Out>>> = requests.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (request, out) in requests.iter_mut().zip(outs.iter_mut()) {
+            if out.is_none() {
+                match request.as_mut().poll(cx) {
+                    Poll::Ready(r) => *out = Some(r),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outs.into_iter().flatten().collect()
+}
+
+/// Prepares `sql` (from the per-connection cache when cacheable; no round trip once cached).
+async fn prepare(client: &ClientWrapper, sql: &str) -> PgResult<Statement> {
+    if cacheable(sql) {
+        client.prepare_cached(sql).await
+    } else {
+        client.prepare(sql).await
+    }
 }
 
 impl PgTx<'_> {
     fn run(&mut self, sql: &str, params: &[Value], rows: bool) -> Result<Out> {
         let translated = DIALECT.translate(sql);
+        if !self.deferred.is_empty() {
+            return self.pipeline(Tail::Stmt {
+                sql: &translated,
+                params,
+                rows,
+            });
+        }
         let client = self.client;
         let cache = cacheable(&translated);
         let work = async {
@@ -389,6 +497,129 @@ impl PgTx<'_> {
     }
 }
 
+impl PgTx<'_> {
+    /// Records a failure of `sql`: the transaction (if begun) is aborted, queued writes are lost.
+    fn fail(&mut self, e: tokio_postgres::Error, sql: &str, lost: bool) -> Error {
+        self.failed |= self.begun;
+        self.lost |= lost;
+        if cacheable(sql) && stale_statement(&e) {
+            self.client.statement_cache.remove(sql, &[]);
+        }
+        map_pg(e, Some(sql))
+    }
+
+    /// Sends the queued deferred writes — after `BEGIN` when not sent yet — pipelined with
+    /// `tail`, in issue order, in one round trip, and waits for every answer. The first failure
+    /// in issue order is returned (a deferred write's own error, not the "transaction aborted"
+    /// errors of the statements after it). With [`Tail::Commit`], a failed deferred write makes
+    /// PostgreSQL turn the `COMMIT` into a rollback, so nothing of the transaction persists.
+    fn pipeline(&mut self, tail: Tail<'_>) -> Result<Out> {
+        let queued = std::mem::take(&mut self.deferred);
+        let lost = !queued.is_empty();
+        let client = self.client;
+        // Prepare first (cached statements cost nothing), so the executions below go out back
+        // to back in issue order.
+        let mut stmts = Vec::with_capacity(queued.len());
+        for d in &queued {
+            match self.handle.block_on(prepare(client, &d.sql)) {
+                Ok(stmt) => stmts.push(stmt),
+                Err(e) => return Err(self.fail(e, &d.sql, lost)),
+            }
+        }
+        let tail_stmt = match &tail {
+            Tail::Stmt { sql, .. } => match self.handle.block_on(prepare(client, sql)) {
+                Ok(stmt) => Some(stmt),
+                Err(e) => return Err(self.fail(e, sql, lost)),
+            },
+            Tail::Commit => None,
+        };
+        let begin = (!self.begun).then_some(self.begin);
+        self.begun = true;
+        let binds: Vec<Vec<Param<'_>>> = queued
+            .iter()
+            .map(|d| d.params.iter().map(Param).collect())
+            .collect();
+        let refs: Vec<Vec<&(dyn ToSql + Sync)>> = binds
+            .iter()
+            .map(|b| b.iter().map(|p| p as &(dyn ToSql + Sync)).collect())
+            .collect();
+        let tail_binds: Vec<Param<'_>> = match &tail {
+            Tail::Stmt { params, .. } => params.iter().map(Param).collect(),
+            Tail::Commit => Vec::new(),
+        };
+        let tail_refs: Vec<&(dyn ToSql + Sync)> = tail_binds
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
+        let mut requests: Vec<Request<'_>> = Vec::with_capacity(queued.len() + 2);
+        if let Some(b) = begin {
+            requests.push(Box::pin(async move {
+                client.batch_execute(b).await.map(|()| Out::Count(0))
+            }));
+        }
+        for (stmt, r) in stmts.iter().zip(&refs) {
+            requests.push(Box::pin(async move {
+                client.execute(stmt, r).await.map(Out::Count)
+            }));
+        }
+        let tail_refs = &tail_refs;
+        match (&tail, &tail_stmt) {
+            (Tail::Stmt { rows: true, .. }, Some(stmt)) => requests.push(Box::pin(async move {
+                let found = client.query(stmt, tail_refs).await?;
+                Ok(Out::Rows(stmt.clone(), found))
+            })),
+            (Tail::Stmt { .. }, Some(stmt)) => requests.push(Box::pin(async move {
+                client.execute(stmt, tail_refs).await.map(Out::Count)
+            })),
+            _ => requests.push(Box::pin(async move {
+                client.batch_execute("COMMIT").await.map(|()| Out::Count(0))
+            })),
+        }
+        let results = self.handle.block_on(join_in_order(requests));
+        let skip = usize::from(begin.is_some());
+        let mut first_error = None;
+        let mut tail_out = None;
+        let last = results.len().saturating_sub(1);
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(out) => {
+                    if i == last {
+                        tail_out = Some(out);
+                    }
+                }
+                Err(e) => {
+                    if i == last && matches!(tail, Tail::Commit) {
+                        self.commit = Some(false);
+                    }
+                    if first_error.is_none() {
+                        let what = if i < skip {
+                            begin.unwrap_or("BEGIN")
+                        } else if let Some(d) = queued.get(i - skip) {
+                            d.sql.as_str()
+                        } else {
+                            match &tail {
+                                Tail::Stmt { sql, .. } => sql,
+                                Tail::Commit => "COMMIT",
+                            }
+                        };
+                        first_error = Some((e, what));
+                    }
+                }
+            }
+        }
+        if matches!(tail, Tail::Commit) && self.commit.is_none() {
+            self.commit = Some(true);
+        }
+        if let Some((e, what)) = first_error {
+            let what = what.to_owned();
+            return Err(self.fail(e, &what, lost));
+        }
+        self.dirty |=
+            lost || matches!(tail, Tail::Stmt { sql, rows, .. } if !rows || !is_select(sql));
+        tail_out.ok_or_else(|| Error::internal("a pipelined PostgreSQL request gave no answer"))
+    }
+}
+
 /// A cached prepared statement that the server no longer accepts (table recreated, `DISCARD`).
 fn stale_statement(e: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
@@ -428,6 +659,16 @@ impl Transaction for PgTx<'_> {
             Out::Count(n) => Ok(n),
             Out::Rows(_, rows) => Ok(rows.len() as u64),
         }
+    }
+
+    /// Queued and sent pipelined with the next statement or with `COMMIT` (see
+    /// [`PgTx::pipeline`]).
+    fn execute_deferred(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.deferred.push(Deferred {
+            sql: DIALECT.translate(sql).into_owned(),
+            params: params.to_vec(),
+        });
+        Ok(())
     }
 
     fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {

@@ -620,3 +620,118 @@ async fn read_mode_selects_see_commits_and_later_writes_stay_read_only() {
     );
     drop_table(&db, &t).await;
 }
+
+#[tokio::test]
+async fn deferred_writes_are_pipelined_all_or_nothing_across_connections() {
+    let Some(dsn) = dsn("deferred_writes_are_pipelined_all_or_nothing_across_connections") else {
+        return;
+    };
+    // One pooled connection writes; another database handle (its own connection) checks.
+    let db = PostgresDatabase::connect(&dsn, &options(1)).await.unwrap();
+    let observer = PostgresDatabase::connect(&dsn, &options(1)).await.unwrap();
+    let t = counter_table(&db).await;
+    let ins = format!("INSERT INTO {t} (id, v) VALUES (?, ?)");
+    let count_sql = format!("SELECT COUNT(*) FROM {t}");
+
+    // Many deferred writes, no statement awaited before them: BEGIN + writes + COMMIT pipelined.
+    let s = ins.clone();
+    db.transact(
+        TxMode::Write,
+        Box::new(move |tx| {
+            for i in 0..200 {
+                tx.execute_deferred(&s, &[Value::Int(i), Value::Int(i)])?;
+            }
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scalar(&observer, &count_sql, vec![]).await, 200);
+
+    // A duplicate surfacing at COMMIT: typed error, nothing kept, the connection is reusable and
+    // not inside the old transaction.
+    let s = ins.clone();
+    let err = db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute_deferred(&s, &[Value::Int(1000), Value::Int(1)])?;
+                tx.execute_deferred(&s, &[Value::Int(5), Value::Int(1)])?;
+                tx.execute_deferred(&s, &[Value::Int(1001), Value::Int(1)])
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StoreConstraint, "{err}");
+    assert_eq!(
+        err.detail("sqlstate").and_then(|v| v.as_str()),
+        Some("23505")
+    );
+    assert_eq!(scalar(&observer, &count_sql, vec![]).await, 200);
+    assert_eq!(scalar(&db, &count_sql, vec![]).await, 200);
+
+    // A body that swallows the error a deferred write surfaced at a later statement and returns
+    // Ok is still not acknowledged.
+    let (s, c) = (ins.clone(), count_sql.clone());
+    let err = db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute_deferred(&s, &[Value::Int(2000), Value::Int(1)])?;
+                tx.execute_deferred(&s, &[Value::Int(7), Value::Int(1)])?;
+                let surfaced = tx.fetch_all(&c, &[]);
+                assert_eq!(
+                    surfaced.err().map(|e| e.code()),
+                    Some(ErrorCode::StoreConstraint)
+                );
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StoreQuery, "{err}");
+    assert_eq!(scalar(&observer, &count_sql, vec![]).await, 200);
+
+    // A deferred statement that cannot even be prepared (missing table) after a real write.
+    let s = ins.clone();
+    let err = db
+        .transact(
+            TxMode::Write,
+            Box::new(move |tx| {
+                tx.execute(&s, &[Value::Int(3000), Value::Int(1)])?;
+                tx.execute_deferred(
+                    "INSERT INTO plt_missing_table_xyz (id) VALUES (?)",
+                    &[Value::Int(1)],
+                )
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::StoreQuery, "{err}");
+    assert_eq!(scalar(&observer, &count_sql, vec![]).await, 200);
+
+    // Deferred writes in a read transaction are refused as writes.
+    let s = ins.clone();
+    let err = db
+        .transact(
+            TxMode::Read,
+            Box::new(move |tx| tx.execute_deferred(&s, &[Value::Int(4000), Value::Int(1)])),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.detail("sqlstate").and_then(|v| v.as_str()),
+        Some("25006")
+    );
+
+    // The pooled writer connection still works normally after all that.
+    let s = ins.clone();
+    db.transact(
+        TxMode::Write,
+        Box::new(move |tx| tx.execute_deferred(&s, &[Value::Int(5000), Value::Int(1)])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scalar(&observer, &count_sql, vec![]).await, 201);
+    drop_table(&db, &t).await;
+}
