@@ -1,6 +1,6 @@
 //! [`AgentHooks`]: the typed hook registry.
 //!
-//! Hooks are [`Hook`] trait objects (one method per [`HookPoint`](power_loop_contracts::HookPoint),
+//! Hooks are [`Hook`] trait objects (one method per [`HookPoint`],
 //! each with its own context and directive type), registered with an `order`. For every point,
 //! **every** registered hook runs in ascending `order` (equal orders keep registration order);
 //! each sees the context as the previous one left it, so the directive left by the last hook is
