@@ -539,9 +539,9 @@ impl StatefulAgentLoop {
         input: UserInput,
         opts: SendOptions,
     ) -> Result<StatefulResult> {
-        let (session, state) = tokio::join!(store.get_session(sid), store.get_state(sid));
-        let session = session?.ok_or_else(|| Error::session_not_found(sid))?;
-        let mut state = state?.ok_or_else(|| Error::session_not_found(sid))?;
+        let (session, state) = store.get_session_and_state(sid).await?;
+        let session = session.ok_or_else(|| Error::session_not_found(sid))?;
+        let mut state = state.ok_or_else(|| Error::session_not_found(sid))?;
         if let Some(p) = state.pending.as_ref().filter(|p| !p.is_empty()) {
             if !opts.heal_pending {
                 return Err(pending_error(sid, p));

@@ -259,6 +259,27 @@ impl SessionStore {
             .await
     }
 
+    /// The session row and its state row, read in one read body.
+    ///
+    /// Same result as [`get_session`](Self::get_session) followed by
+    /// [`get_state`](Self::get_state), but one trip to the database thread / one pooled
+    /// connection instead of two: the agent loop calls this at the start of every send.
+    pub async fn get_session_and_state(
+        &self,
+        session_id: &str,
+    ) -> Result<(Option<SessionRow>, Option<SessionStateRow>)> {
+        let sid = session_id.to_owned();
+        self.read(move |inner, tx| {
+            let session = get_session_tx(inner, tx, &sid)?;
+            let state = match session {
+                Some(_) => get_state_tx(inner, tx, &sid)?,
+                None => None,
+            };
+            Ok((session, state))
+        })
+        .await
+    }
+
     /// Sets the round index; returns whether the session exists.
     pub async fn set_round_index(&self, session_id: &str, round_index: i64) -> Result<bool> {
         let sid = session_id.to_owned();

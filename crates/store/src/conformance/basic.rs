@@ -37,6 +37,9 @@ pub async fn seq_starts_at_one_and_is_gapless(ctx: Ctx) {
     assert_eq!(seqs, vec![6, 7]);
     let st = s.get_state(&sid).await.unwrap().unwrap();
     assert_eq!(st.next_seq, 8);
+    let (row, state) = s.get_session_and_state(&sid).await.unwrap();
+    assert_eq!(row, s.get_session(&sid).await.unwrap());
+    assert_eq!(state.as_ref(), Some(&st));
     let all = s.load_all_messages(&sid).await.unwrap();
     assert_eq!(
         all.iter().map(|m| m.seq).collect::<Vec<_>>(),
@@ -109,6 +112,7 @@ pub async fn append_to_unknown_session_fails_and_writes_nothing(ctx: Ctx) {
     assert_eq!(code(&e), "session.not_found");
     assert!(s.load_all_messages("nope").await.unwrap().is_empty());
     assert!(s.get_state("nope").await.unwrap().is_none());
+    assert_eq!(s.get_session_and_state("nope").await.unwrap(), (None, None));
     let e = s
         .record_compaction("nope", CompactionRequest::range(1, 2, "n"))
         .await
