@@ -551,7 +551,13 @@ impl Run {
             }
         }
         self.drain_follow_ups(idx).await?;
-        self.compaction_slot(idx).await?;
+        if let Err(e) = self.compaction_slot(idx).await {
+            // A cancel during compaction ends the send like a cancel during the model call.
+            if e.code() == ErrorCode::Cancelled && self.cancel.is_cancelled() {
+                return self.llm_failed(idx, e).await;
+            }
+            return Err(e);
+        }
         self.emit(EventType::RoundStarted, Some(idx), || {
             EventPayload::RoundStarted(RoundStartedPayload { round_index: idx })
         })?;
@@ -1029,11 +1035,16 @@ impl Run {
                 max_tokens: self.cfg().max_tokens.unwrap_or(8000),
                 round_index: idx,
                 model: self.cfg().model.as_deref(),
+                cancel: self.cancel.clone(),
             })
             .await;
         let plan = match plan {
             Err(e) if e.code() == ErrorCode::CompactionFailed => {
                 return crate::compaction::pipeline::compaction_failed(self, idx, &e);
+            }
+            // Cancelled while the compactor worked: record nothing.
+            Ok(Some(_)) if self.cancel.is_cancelled() => {
+                return Err(Error::cancelled("during context compaction"));
             }
             other => other?,
         };

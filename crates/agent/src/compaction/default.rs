@@ -1,12 +1,15 @@
 //! [`DefaultCompactor`] (spec §1.6), with the trigger measured against the model's context window
 //! instead of the reply cap, a malformed `CONTEXT_COMPACT_THRESHOLD` reported and ignored, the
 //! summary call's usage returned in the plan, and a failed summary reported as
-//! `compaction.failed` (the pipeline turns it into an `auto_compact` `failed` event).
+//! `compaction.failed` (the pipeline turns it into an `auto_compact` `failed` event). Unlike the
+//! reference, the summary call is cancellable (the run's token) and bounded by
+//! [`DefaultCompactor::summary_timeout`].
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use power_loop_contracts::{
-    BoxFuture, Error, ErrorCode, LlmRequest, LlmService, Message, Result, Role,
+    BoxFuture, CancellationToken, Error, ErrorCode, LlmRequest, LlmService, Message, Result, Role,
 };
 
 use super::span::{FoldSpan, select_span};
@@ -64,6 +67,12 @@ pub struct DefaultCompactor {
     pub absolute_threshold: Option<u64>,
     /// The model's context window; `None` = [`context_window_for_model`] of the loop's model.
     pub context_window_tokens: Option<u64>,
+    /// How long the summary call may take before compaction gives up for this round
+    /// (`compaction.failed` with cause `llm.timeout`; the history stays unfolded, the store is
+    /// untouched and the round goes on). `None` = no limit. Default
+    /// [`DefaultCompactor::DEFAULT_SUMMARY_TIMEOUT`] (60 s). The limit covers the whole call,
+    /// including any retries the summary service does itself.
+    pub summary_timeout: Option<Duration>,
     warned: Mutex<Option<String>>,
 }
 
@@ -76,6 +85,7 @@ impl std::fmt::Debug for DefaultCompactor {
             .field("summary_llm", &self.summary_llm.is_some())
             .field("absolute_threshold", &self.absolute_threshold)
             .field("context_window_tokens", &self.context_window_tokens)
+            .field("summary_timeout", &self.summary_timeout)
             .finish()
     }
 }
@@ -89,13 +99,18 @@ impl Default for DefaultCompactor {
             summary_llm: None,
             absolute_threshold: None,
             context_window_tokens: None,
+            summary_timeout: Some(Self::DEFAULT_SUMMARY_TIMEOUT),
             warned: Mutex::new(None),
         }
     }
 }
 
 impl DefaultCompactor {
-    /// A compactor with the spec's defaults (ratio 0.75, keep 4 exchanges, summary cap 5000).
+    /// The default [`summary_timeout`](DefaultCompactor::summary_timeout): 60 seconds.
+    pub const DEFAULT_SUMMARY_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// A compactor with the spec's defaults (ratio 0.75, keep 4 exchanges, summary cap 5000) and
+    /// a 60 s summary timeout.
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,6 +142,11 @@ impl DefaultCompactor {
     /// Sets the model's context window in tokens.
     pub fn with_context_window_tokens(mut self, w: u64) -> Self {
         self.context_window_tokens = Some(w);
+        self
+    }
+    /// Sets the summary call's timeout (`None` = no limit).
+    pub fn with_summary_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.summary_timeout = timeout;
         self
     }
 
@@ -204,7 +224,12 @@ impl DefaultCompactor {
             .clone()
             .unwrap_or_else(|| Arc::clone(&req.llm));
         let slice: Vec<&Message> = fold.iter().map(|&i| &history[i]).collect();
-        let (summary, usage) = summarize(&*llm, &slice, self.summary_max_tokens).await?;
+        let call = SummaryCall {
+            max_tokens: self.summary_max_tokens,
+            timeout: self.summary_timeout,
+            cancel: &req.cancel,
+        };
+        let (summary, usage) = summarize(&*llm, &slice, call).await?;
         let after = estimate_after(history, span, &fold, &summary);
         let mut plan = CompactionPlan::new(fold, summary).with_tokens(before, after);
         if let Some(u) = usage {
@@ -261,27 +286,71 @@ fn failed(msg: impl Into<String>) -> Error {
     Error::new(ErrorCode::CompactionFailed, msg)
 }
 
-/// One summary call; the reply's `<summary>` body (or whole text). Empty → `compaction.failed`.
+fn summary_cancelled() -> Error {
+    Error::cancelled("during the compaction summary call")
+}
+
+/// How one summary call runs.
+struct SummaryCall<'a> {
+    max_tokens: u32,
+    timeout: Option<Duration>,
+    cancel: &'a CancellationToken,
+}
+
+/// One summary call; the reply's `<summary>` body (or whole text). Empty, failed or timed out →
+/// `compaction.failed` (detail `cause_code`: the call's own code, e.g. `llm.timeout`); the run's
+/// token fired → `cancelled`, even when the service does not watch the token itself.
 async fn summarize(
     llm: &dyn LlmService,
     slice: &[&Message],
-    max_tokens: u32,
+    call: SummaryCall<'_>,
 ) -> Result<(String, Option<power_loop_contracts::TokenUsage>)> {
+    let cancel = call.cancel;
+    if cancel.is_cancelled() {
+        return Err(summary_cancelled());
+    }
     let prompt = format!(
         "{PROMPT}\n\n--- transcript slice ---\n{}",
         render_slice(slice)
     );
     let mut request = LlmRequest::new(vec![Message::user(prompt)]);
-    request.max_tokens = Some(max_tokens);
+    request.max_tokens = Some(call.max_tokens);
     request.temperature = Some(0.0);
-    let resp = llm.complete(request).await.map_err(|e| {
-        failed(format!(
-            "the compaction summary call failed ({}): {}; the history stays unfolded and the next round retries",
-            e.code().as_str(),
-            e.message()
-        ))
-        .with_source(e)
-    })?;
+    request.cancel = Some(cancel.clone());
+    let bounded = async {
+        match call.timeout {
+            Some(limit) => match tokio::time::timeout(limit, llm.complete(request)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::new(
+                    ErrorCode::LlmTimeout,
+                    format!(
+                        "the compaction summary call did not answer within {} ms (DefaultCompactor::summary_timeout)",
+                        limit.as_millis()
+                    ),
+                )
+                .with_detail("timeout_ms", u64::try_from(limit.as_millis()).unwrap_or(u64::MAX))),
+            },
+            None => llm.complete(request).await,
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return Err(summary_cancelled()),
+        r = bounded => r,
+    };
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(e) if cancel.is_cancelled() => return Err(summary_cancelled().with_source(e)),
+        Err(e) => {
+            let code = e.code().as_str();
+            return Err(failed(format!(
+                "the compaction summary call failed ({code}): {}; the history stays unfolded and the next round retries",
+                e.message()
+            ))
+            .with_detail("cause_code", code)
+            .with_source(e));
+        }
+    };
     let usage = (!resp.token_usage.is_empty()).then_some(resp.token_usage);
     let raw = if resp.raw_text.trim().is_empty() {
         resp.content_text.trim()
@@ -312,6 +381,118 @@ impl Compactor for DefaultCompactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use power_loop_contracts::LlmStream;
+
+    /// A summary model that never answers and ignores the cancellation token; when `cancel_on_call`
+    /// it first fires the request's token (so the token must have been passed on).
+    struct Hung {
+        cancel_on_call: bool,
+    }
+
+    impl LlmService for Hung {
+        fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
+            if self.cancel_on_call
+                && let Some(t) = &request.cancel
+            {
+                t.cancel();
+            }
+            Box::pin(std::future::pending())
+        }
+        fn model_name(&self) -> String {
+            "hung".into()
+        }
+    }
+
+    async fn plan_with(c: &DefaultCompactor, llm: Hung, cancel: CancellationToken) -> Error {
+        let history = vec![
+            Message::user("first question"),
+            Message::assistant("first answer"),
+            Message::user("second question"),
+        ];
+        let seqs = vec![Some(1), Some(2), Some(3)];
+        let req = CompactRequest {
+            history: &history,
+            seqs: &seqs,
+            llm: Arc::new(llm),
+            max_tokens: 8000,
+            round_index: 0,
+            model: None,
+            cancel,
+        };
+        let out = tokio::time::timeout(Duration::from_secs(30), c.plan(req))
+            .await
+            .expect("the compactor returned");
+        match out {
+            Err(e) => e,
+            Ok(p) => panic!("expected an error, got {p:?}"),
+        }
+    }
+
+    fn small() -> DefaultCompactor {
+        DefaultCompactor::new()
+            .with_absolute_threshold(Some(1))
+            .with_keep_last_n(1)
+    }
+
+    #[test]
+    fn summary_timeout_defaults_to_a_minute() {
+        let c = DefaultCompactor::new();
+        assert_eq!(c.summary_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.with_summary_timeout(None).summary_timeout,
+            None,
+            "None disables the limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn hung_summary_call_times_out_as_compaction_failed() {
+        let c = small().with_summary_timeout(Some(Duration::from_millis(50)));
+        let e = plan_with(
+            &c,
+            Hung {
+                cancel_on_call: false,
+            },
+            CancellationToken::new(),
+        )
+        .await;
+        assert_eq!(e.code(), ErrorCode::CompactionFailed, "{e}");
+        assert_eq!(
+            e.detail("cause_code").and_then(|v| v.as_str()),
+            Some("llm.timeout")
+        );
+        let src = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<Error>())
+            .expect("the timeout is the source");
+        assert_eq!(src.code(), ErrorCode::LlmTimeout);
+    }
+
+    #[tokio::test]
+    async fn cancel_during_summary_call_is_cancelled_even_if_the_model_ignores_it() {
+        // No timeout: only the token can end the call.
+        let c = small().with_summary_timeout(None);
+        let token = CancellationToken::new();
+        let e = plan_with(
+            &c,
+            Hung {
+                cancel_on_call: true,
+            },
+            token.clone(),
+        )
+        .await;
+        assert_eq!(e.code(), ErrorCode::Cancelled, "{e}");
+        assert!(token.is_cancelled());
+        // A token that fired before the compaction: cancelled as well.
+        let e = plan_with(
+            &c,
+            Hung {
+                cancel_on_call: false,
+            },
+            token,
+        )
+        .await;
+        assert_eq!(e.code(), ErrorCode::Cancelled, "{e}");
+    }
 
     #[test]
     fn windows_per_family() {

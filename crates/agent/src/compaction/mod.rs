@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use power_loop_contracts::{BoxFuture, LlmService, Message, Result, TokenUsage};
+use power_loop_contracts::{BoxFuture, CancellationToken, LlmService, Message, Result, TokenUsage};
 
 mod default;
 mod micro;
@@ -37,6 +37,10 @@ pub struct CompactRequest<'a> {
     pub round_index: u32,
     /// The loop's model override (`AgentLoopConfig::model`), used to pick a context window.
     pub model: Option<&'a str>,
+    /// The run's cancellation token. A compactor that calls a model passes it on (as
+    /// `LlmRequest::cancel`) and returns an error with code `cancelled` once it fires; the
+    /// pipeline then records nothing and ends the send as cancelled.
+    pub cancel: CancellationToken,
 }
 
 /// A fold decided by a compactor.
@@ -87,7 +91,11 @@ impl CompactionPlan {
 }
 
 /// Decides whether to compact. An `Err` with code `compaction.failed` is a soft failure: the
-/// pipeline emits `status_changed{kind:auto_compact, phase:failed}` and the run goes on. Object-safe (stored as `Arc<dyn Compactor>`).
+/// pipeline emits `status_changed{kind:auto_compact, phase:failed}` and the run goes on. An `Err`
+/// with code `cancelled` while the run's token ([`CompactRequest::cancel`]) has fired ends the
+/// send as cancelled (`loop_cancelled`), like a cancel during the round's model call; any other
+/// `Err` fails the send. Nothing is recorded in the store unless a plan is returned.
+/// Object-safe (stored as `Arc<dyn Compactor>`).
 pub trait Compactor: Send + Sync {
     /// Returns a plan to fold part of the history, or `None`.
     fn maybe_compact<'a>(

@@ -2,7 +2,7 @@
 //! run's history and the soft-failure path of a summary call.
 
 use power_loop_contracts::event::{AutoCompactStatus, EventType, StatusChanged};
-use power_loop_contracts::{Error, EventPayload, Result};
+use power_loop_contracts::{Error, ErrorCode, EventPayload, Result};
 
 use std::sync::Arc;
 
@@ -26,16 +26,27 @@ pub(crate) fn run_microcompact(run: &mut Run) {
 }
 
 /// A failed summary call: logs it, emits `status_changed{kind:auto_compact, phase:failed}` and
-/// lets the round go on with the unfolded history.
+/// lets the round go on with the unfolded history. The event's `trigger` is `summary_timeout`
+/// when the summary call timed out (error detail `cause_code` = `llm.timeout`), else
+/// `summary_failed`.
 pub(crate) fn compaction_failed(run: &Run, idx: u32, e: &Error) -> Result<()> {
-    tracing::warn!(target: "power_loop::agent", session = %run.sid, round = idx, error = %e.message(), "context compaction failed; continuing without folding");
+    let cause = e
+        .detail("cause_code")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    tracing::warn!(target: "power_loop::agent", session = %run.sid, round = idx, cause, error = %e.message(), "context compaction failed; continuing without folding");
+    let trigger = if cause == ErrorCode::LlmTimeout.as_str() {
+        "summary_timeout"
+    } else {
+        "summary_failed"
+    };
     let tokens = estimate_tokens(&run.history);
     run.emitter
         .emit(EventType::StatusChanged, Some(idx), false, || {
             EventPayload::StatusChanged(StatusChanged::AutoCompact(AutoCompactStatus {
                 phase: "failed".into(),
                 round_index: idx,
-                trigger: "summary_failed".into(),
+                trigger: trigger.into(),
                 before_tokens: tokens,
                 after_tokens: tokens,
             }))
