@@ -28,7 +28,7 @@ use power_loop_contracts::{
 };
 
 use crate::http;
-use crate::util::{run_cancellable, with_cancel};
+use crate::util::with_cancel;
 
 /// The `anthropic-version` header value sent by default.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -115,8 +115,7 @@ fn messages_url(base: &str) -> String {
 impl AnthropicLlm {
     /// Builds the service (no network I/O happens here).
     pub fn new(cfg: AnthropicConfig) -> Result<Self> {
-        let timeout = crate::config::duration_from_secs("timeout_s", cfg.timeout_s)?;
-        let client = http::build_client(timeout)?;
+        let client = http::client_for_timeout_s(cfg.timeout_s)?;
         let url = messages_url(&cfg.base_url);
         Ok(AnthropicLlm {
             inner: Arc::new(Inner { cfg, url, client }),
@@ -154,23 +153,13 @@ impl LlmService for AnthropicLlm {
             let inner = &self.inner;
             let body = body::build_body(&inner.cfg, &request);
             let cancel = request.cancel.clone();
-            let send = async {
-                let resp = inner
-                    .client
-                    .post(&inner.url)
-                    .header("x-api-key", &inner.cfg.api_key)
-                    .header("anthropic-version", &inner.cfg.anthropic_version)
-                    .header("accept", "text/event-stream")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| http::send_error("Anthropic", &inner.url, e))?;
-                if !resp.status().is_success() {
-                    return Err(http::status_error("Anthropic", resp).await);
-                }
-                Ok(resp)
-            };
-            let resp = run_cancellable(cancel.as_ref(), "before the model answered", send).await?;
+            let post = inner
+                .client
+                .post(&inner.url)
+                .header("x-api-key", &inner.cfg.api_key)
+                .header("anthropic-version", &inner.cfg.anthropic_version);
+            let resp =
+                http::send_streaming("Anthropic", &inner.url, post, &body, cancel.as_ref()).await?;
             Ok(with_cancel(decode_stream(http::body_stream(resp)), cancel))
         })
     }

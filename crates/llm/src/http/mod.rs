@@ -12,7 +12,9 @@ use bytes::Bytes;
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_core::Stream;
 use futures_util::StreamExt;
-use power_loop_contracts::{Error, ErrorCode, LlmStream, Result, StreamChunk};
+use power_loop_contracts::{CancellationToken, Error, ErrorCode, LlmStream, Result, StreamChunk};
+
+use crate::util::run_cancellable;
 
 /// Largest error body kept in error details (characters).
 const MAX_ERROR_BODY_CHARS: usize = 2000;
@@ -34,6 +36,39 @@ pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client> {
             ))
             .with_source(e)
         })
+}
+
+/// The reqwest client for a provider's `timeout_s` setting (validated like every duration).
+pub(crate) fn client_for_timeout_s(timeout_s: f64) -> Result<reqwest::Client> {
+    build_client(crate::config::duration_from_secs("timeout_s", timeout_s)?)
+}
+
+/// Sends one streaming request and returns the response once its head says success.
+///
+/// `request` is the provider's POST with its auth headers; this adds `accept: text/event-stream`
+/// and `body` as JSON. A send failure maps through [`send_error`], a non-success status through
+/// [`status_error`]; `cancel` firing before the head arrives gives `cancelled`. `provider` names
+/// the server in messages.
+pub(crate) async fn send_streaming(
+    provider: &str,
+    url: &str,
+    request: reqwest::RequestBuilder,
+    body: &serde_json::Value,
+    cancel: Option<&CancellationToken>,
+) -> Result<reqwest::Response> {
+    let send = async {
+        let resp = request
+            .header("accept", "text/event-stream")
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| send_error(provider, url, e))?;
+        if !resp.status().is_success() {
+            return Err(status_error(provider, resp).await);
+        }
+        Ok(resp)
+    };
+    run_cancellable(cancel, "before the model answered", send).await
 }
 
 /// Maps a reqwest error raised while sending the request or reading the response head.

@@ -33,7 +33,7 @@ pub use capabilities::resolve_capabilities;
 
 use crate::config::CapabilityOverrides;
 use crate::http;
-use crate::util::{run_cancellable, with_cancel};
+use crate::util::with_cancel;
 
 /// Configuration of the OpenAI-compatible transport.
 #[derive(Debug, Clone)]
@@ -111,8 +111,7 @@ struct Inner {
 impl OpenAiLlm {
     /// Builds the service (no network I/O happens here).
     pub fn new(cfg: OpenAiConfig) -> Result<Self> {
-        let timeout = crate::config::duration_from_secs("timeout_s", cfg.timeout_s)?;
-        let client = http::build_client(timeout)?;
+        let client = http::client_for_timeout_s(cfg.timeout_s)?;
         let caps = resolve_capabilities(&cfg.model, &cfg.capability_overrides);
         let url = http::join_url(&cfg.base_url, "chat/completions");
         Ok(OpenAiLlm {
@@ -157,22 +156,18 @@ impl LlmService for OpenAiLlm {
             let body = body::build_body(&inner.cfg, &inner.caps, &request);
             tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
             let cancel = request.cancel.clone();
-            let send = async {
-                let resp = inner
-                    .client
-                    .post(&inner.url)
-                    .bearer_auth(&inner.cfg.api_key)
-                    .header("accept", "text/event-stream")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| http::send_error("the OpenAI-compatible server", &inner.url, e))?;
-                if !resp.status().is_success() {
-                    return Err(http::status_error("the OpenAI-compatible server", resp).await);
-                }
-                Ok(resp)
-            };
-            let resp = run_cancellable(cancel.as_ref(), "before the model answered", send).await?;
+            let post = inner
+                .client
+                .post(&inner.url)
+                .bearer_auth(&inner.cfg.api_key);
+            let resp = http::send_streaming(
+                "the OpenAI-compatible server",
+                &inner.url,
+                post,
+                &body,
+                cancel.as_ref(),
+            )
+            .await?;
             let stream = decode_stream(http::body_stream(resp));
             Ok(with_cancel(stream, cancel))
         })
