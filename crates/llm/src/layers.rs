@@ -25,7 +25,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 use crate::retry::{RetryLayer, RetryPolicy};
-use crate::util::{run_cancellable, with_cancel};
+use crate::util::{llm_middleware_service, run_cancellable, with_cancel};
 
 /// Adapts an `Arc<dyn LlmService>` to `tower::Service<LlmRequest>` (response: the chunk stream).
 #[derive(Clone)]
@@ -104,47 +104,35 @@ pub struct CallTimeout<S> {
     limit: Option<Duration>,
 }
 
-impl<S> Service<LlmRequest> for CallTimeout<S>
+llm_middleware_service!(CallTimeout, limit, call_with_timeout);
+
+/// One call under `limit`: the deadline covers opening the stream and every chunk after it.
+async fn call_with_timeout<S>(svc: S, limit: Option<Duration>, req: LlmRequest) -> Result<LlmStream>
 where
-    S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<LlmRequest, Response = LlmStream, Error = Error>,
 {
-    type Response = LlmStream;
-    type Error = Error;
-    type Future = BoxFuture<'static, Result<LlmStream>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: LlmRequest) -> Self::Future {
-        let svc = self.inner.clone();
-        let limit = self.limit;
-        Box::pin(async move {
-            let Some(limit) = limit else {
-                return svc.oneshot(req).await;
-            };
-            let deadline = tokio::time::Instant::now() + limit;
-            let stream = match tokio::time::timeout_at(deadline, svc.oneshot(req)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(timeout_error(limit)),
-            };
-            let sleep = Box::pin(tokio::time::sleep_until(deadline));
-            let state = Some((stream, sleep));
-            let out: LlmStream = Box::pin(futures_util::stream::unfold(
-                state,
-                move |state| async move {
-                    let (mut stream, mut sleep) = state?;
-                    tokio::select! {
-                        biased;
-                        item = stream.next() => item.map(|i| (i, Some((stream, sleep)))),
-                        _ = &mut sleep => Some((Err(timeout_error(limit)), None)),
-                    }
-                },
-            ));
-            Ok(out)
-        })
-    }
+    let Some(limit) = limit else {
+        return svc.oneshot(req).await;
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    let stream = match tokio::time::timeout_at(deadline, svc.oneshot(req)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(timeout_error(limit)),
+    };
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let state = Some((stream, sleep));
+    let out: LlmStream = Box::pin(futures_util::stream::unfold(
+        state,
+        move |state| async move {
+            let (mut stream, mut sleep) = state?;
+            tokio::select! {
+                biased;
+                item = stream.next() => item.map(|i| (i, Some((stream, sleep)))),
+                _ = &mut sleep => Some((Err(timeout_error(limit)), None)),
+            }
+        },
+    ));
+    Ok(out)
 }
 
 /// Tower layer limiting concurrent calls; the permit lives as long as the returned stream.
@@ -179,41 +167,32 @@ pub struct Concurrency<S> {
     sem: Option<Arc<Semaphore>>,
 }
 
-impl<S> Service<LlmRequest> for Concurrency<S>
+llm_middleware_service!(Concurrency, sem, call_with_permit);
+
+/// One call holding a permit of `sem` (when set) for as long as the returned stream lives.
+async fn call_with_permit<S>(
+    svc: S,
+    sem: Option<Arc<Semaphore>>,
+    req: LlmRequest,
+) -> Result<LlmStream>
 where
-    S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<LlmRequest, Response = LlmStream, Error = Error>,
 {
-    type Response = LlmStream;
-    type Error = Error;
-    type Future = BoxFuture<'static, Result<LlmStream>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: LlmRequest) -> Self::Future {
-        let svc = self.inner.clone();
-        let sem = self.sem.clone();
-        Box::pin(async move {
-            let Some(sem) = sem else {
-                return svc.oneshot(req).await;
-            };
-            let cancel = req.cancel.clone();
-            let permit =
-                run_cancellable(cancel.as_ref(), "while waiting for a model slot", async {
-                    sem.acquire_owned()
-                        .await
-                        .map_err(|_| Error::internal("the LLM concurrency limiter was closed"))
-                })
-                .await?;
-            let stream = svc.oneshot(req).await?;
-            Ok(Box::pin(PermitStream {
-                inner: stream,
-                _permit: permit,
-            }) as LlmStream)
-        })
-    }
+    let Some(sem) = sem else {
+        return svc.oneshot(req).await;
+    };
+    let cancel = req.cancel.clone();
+    let permit = run_cancellable(cancel.as_ref(), "while waiting for a model slot", async {
+        sem.acquire_owned()
+            .await
+            .map_err(|_| Error::internal("the LLM concurrency limiter was closed"))
+    })
+    .await?;
+    let stream = svc.oneshot(req).await?;
+    Ok(Box::pin(PermitStream {
+        inner: stream,
+        _permit: permit,
+    }) as LlmStream)
 }
 
 struct PermitStream {

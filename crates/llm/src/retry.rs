@@ -16,16 +16,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use power_loop_contracts::{
-    BoxFuture, Error, ErrorCode, LlmRequest, LlmStream, Result, StreamChunk,
-};
+use power_loop_contracts::{Error, ErrorCode, LlmRequest, LlmStream, Result, StreamChunk};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::util::{cancelled_error, run_cancellable};
+use crate::util::{cancelled_error, llm_middleware_service, run_cancellable};
 
 /// What the retry layer reports before sleeping for a retry (e.g. for `llm_retry_attempted`).
 #[derive(Debug, Clone, PartialEq)]
@@ -216,28 +213,20 @@ pub struct RetryService<S> {
     policy: Option<Arc<RetryPolicy>>,
 }
 
-impl<S> Service<LlmRequest> for RetryService<S>
+llm_middleware_service!(RetryService, policy, call_with_optional_retry);
+
+/// One call, retried under `policy` when set.
+async fn call_with_optional_retry<S>(
+    svc: S,
+    policy: Option<Arc<RetryPolicy>>,
+    req: LlmRequest,
+) -> Result<LlmStream>
 where
-    S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone,
 {
-    type Response = LlmStream;
-    type Error = Error;
-    type Future = BoxFuture<'static, Result<LlmStream>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: LlmRequest) -> Self::Future {
-        let svc = self.inner.clone();
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            match policy {
-                None => svc.oneshot(req).await,
-                Some(p) => call_with_retry(svc, &p, req).await,
-            }
-        })
+    match policy {
+        None => svc.oneshot(req).await,
+        Some(p) => call_with_retry(svc, &p, req).await,
     }
 }
 

@@ -54,6 +54,44 @@ pub(crate) fn with_cancel(stream: LlmStream, token: Option<CancellationToken>) -
     ))
 }
 
+/// Implements `tower::Service<LlmRequest>` for a middleware service `$svc<S>` that has the fields
+/// `inner: S` and `$state`: always ready; each call clones both and returns the boxed future of
+/// `$run(inner, state, request)` (an `async fn` giving `Result<LlmStream>`).
+macro_rules! llm_middleware_service {
+    ($svc:ident, $state:ident, $run:path) => {
+        impl<S> tower::Service<power_loop_contracts::LlmRequest> for $svc<S>
+        where
+            S: tower::Service<
+                    power_loop_contracts::LlmRequest,
+                    Response = power_loop_contracts::LlmStream,
+                    Error = power_loop_contracts::Error,
+                > + Clone
+                + Send
+                + 'static,
+            S::Future: Send + 'static,
+        {
+            type Response = power_loop_contracts::LlmStream;
+            type Error = power_loop_contracts::Error;
+            type Future = power_loop_contracts::BoxFuture<
+                'static,
+                power_loop_contracts::Result<power_loop_contracts::LlmStream>,
+            >;
+
+            fn poll_ready(
+                &mut self,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<power_loop_contracts::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, req: power_loop_contracts::LlmRequest) -> Self::Future {
+                Box::pin($run(self.inner.clone(), self.$state.clone(), req))
+            }
+        }
+    };
+}
+pub(crate) use llm_middleware_service;
+
 /// Ends a stream after its first error (providers stop parsing after a failure).
 #[cfg(feature = "http")]
 pub(crate) fn fuse_on_error(stream: LlmStream) -> LlmStream {
