@@ -7,13 +7,13 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, events};
+use common::{Reply, TestServer, complete_with_fast_retry, events, fast_retry};
 use futures_util::StreamExt;
 use power_loop_contracts::{
     ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message, ResponseFormat,
     ToolCall, ToolChoice, ToolDefinition,
 };
-use power_loop_llm::{AnthropicConfig, AnthropicLlm, LlmStack, RetryPolicy};
+use power_loop_llm::{AnthropicConfig, AnthropicLlm, LlmStack};
 use serde_json::json;
 
 fn llm(server: &TestServer) -> AnthropicLlm {
@@ -23,12 +23,6 @@ fn llm(server: &TestServer) -> AnthropicLlm {
         "claude-sonnet-4-5",
     ))
     .unwrap()
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy::default()
-        .with_base_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(20))
 }
 
 const START: &str = r#"{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":1}}}"#;
@@ -293,13 +287,7 @@ async fn overloaded_error_event_mid_stream() {
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_with_fast_retry(llm(&server)).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 
@@ -313,13 +301,7 @@ async fn overloaded_error_event_mid_stream() {
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_with_fast_retry(llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProvider);
     assert_eq!(server.count(), 1);
 }
@@ -406,11 +388,7 @@ async fn overloaded_529_is_retried() {
     ])
     .await;
     let raw = llm(&server);
-    let stacked = LlmStack::new().retry(fast_retry()).wrap(Arc::new(raw));
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_with_fast_retry(raw).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 
@@ -439,13 +417,7 @@ async fn unauthorized_is_not_retried() {
         Reply::sse_parts(&[text_stream()]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_with_fast_retry(llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmAuth);
     assert!(err.message().contains("invalid x-api-key"));
     assert_eq!(server.count(), 1);

@@ -7,13 +7,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, data};
+use common::{Reply, TestServer, complete_with_fast_retry, data, fast_retry};
 use futures_util::StreamExt;
 use power_loop_contracts::{
     CancellationToken, ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message,
     ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
 };
-use power_loop_llm::{LlmStack, OpenAiConfig, OpenAiLlm, RetryEvent, RetryPolicy};
+use power_loop_llm::{LlmStack, OpenAiConfig, OpenAiLlm, RetryEvent};
 use serde_json::json;
 
 fn llm(server: &TestServer) -> OpenAiLlm {
@@ -23,12 +23,6 @@ fn llm(server: &TestServer) -> OpenAiLlm {
         "gpt-4o-mini",
     ))
     .unwrap()
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy::default()
-        .with_base_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(20))
 }
 
 const TEXT_STREAM: &[&str] = &[
@@ -241,13 +235,7 @@ async fn error_event_mid_stream_is_typed_and_not_retried_after_first_chunk() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server2)));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_with_fast_retry(llm(&server2)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmServer);
     assert_eq!(server2.count(), 1);
 }
@@ -317,13 +305,7 @@ async fn empty_stream_before_first_chunk_is_retried() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_with_fast_retry(llm(&server)).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 2);
 }
@@ -389,13 +371,7 @@ async fn unauthorized_is_not_retried() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_with_fast_retry(llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmAuth);
     assert_eq!(server.count(), 1);
 }
@@ -430,13 +406,7 @@ async fn server_errors_are_retried_then_exhausted() {
         Reply::sse_parts(&[data(TEXT_STREAM)]),
     ])
     .await;
-    let stacked = LlmStack::new()
-        .retry(fast_retry())
-        .wrap(Arc::new(llm(&server)));
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_with_fast_retry(llm(&server)).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(server.count(), 3);
 

@@ -14,7 +14,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn pieces(data: &[u8], cuts: &[usize]) -> Vec<std::result::Result<Bytes, String>> {
+fn pieces(data: &[u8], cuts: &[usize]) -> Pieces {
     let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
     points.push(0);
     points.push(data.len());
@@ -40,6 +40,22 @@ fn run(rt: &tokio::runtime::Runtime, stream: LlmStream) -> (usize, Result<LlmRes
         }
         (n, agg.finish())
     })
+}
+
+type Pieces = Vec<std::result::Result<Bytes, String>>;
+
+/// The answer the OpenAI-compatible decoder makes of the byte stream `pieces`.
+#[cfg(feature = "openai")]
+fn decode_openai(pieces: Pieces) -> Result<LlmResponse> {
+    let stream = power_loop_llm::openai::decode_stream(futures_util::stream::iter(pieces));
+    run(&runtime(), stream).1
+}
+
+/// The answer the Anthropic decoder makes of the byte stream `pieces`.
+#[cfg(feature = "anthropic")]
+fn decode_anthropic(pieces: Pieces) -> Result<LlmResponse> {
+    let stream = power_loop_llm::anthropic::decode_stream(futures_util::stream::iter(pieces));
+    run(&runtime(), stream).1
 }
 
 #[cfg(feature = "openai")]
@@ -73,10 +89,8 @@ proptest! {
     #[cfg(feature = "openai")]
     #[test]
     fn openai_random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
-        let rt = runtime();
-        let (_, r) = run(&rt, power_loop_llm::openai::decode_stream(futures_util::stream::iter(pieces(&data, &cuts))));
         // Random bytes essentially never form a complete stream; either way no panic.
-        let _ = r;
+        let _ = decode_openai(pieces(&data, &cuts));
     }
 
     #[cfg(feature = "openai")]
@@ -93,16 +107,13 @@ proptest! {
         "[ -~]{0,40}".prop_map(|s| format!("data: {s}")),
     ], 0..20), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         let body = lines.join("\n") + "\n\n";
-        let rt = runtime();
-        let _ = run(&rt, power_loop_llm::openai::decode_stream(futures_util::stream::iter(pieces(body.as_bytes(), &cuts))));
+        let _ = decode_openai(pieces(body.as_bytes(), &cuts));
     }
 
     #[cfg(feature = "openai")]
     #[test]
     fn openai_valid_stream_same_answer_for_any_split(cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
-        let rt = runtime();
-        let (_, r) = run(&rt, power_loop_llm::openai::decode_stream(futures_util::stream::iter(pieces(OPENAI.as_bytes(), &cuts))));
-        let r = r.unwrap();
+        let r = decode_openai(pieces(OPENAI.as_bytes(), &cuts)).unwrap();
         prop_assert_eq!(r.raw_text.as_str(), "Hé");
         prop_assert_eq!(r.think.as_str(), "hm");
         prop_assert_eq!(r.tool_calls[0].function.arguments.as_str(), "{\"a\":1}");
@@ -115,16 +126,14 @@ proptest! {
         let cut = at % OPENAI.len();
         // Everything before the final `data: [DONE]` line is incomplete.
         prop_assume!(cut < OPENAI.find("data: [DONE]").unwrap() + "data: [DONE]".len());
-        let rt = runtime();
-        let (_, r) = run(&rt, power_loop_llm::openai::decode_stream(futures_util::stream::iter(vec![Ok::<_, String>(Bytes::copy_from_slice(&OPENAI.as_bytes()[..cut]))])));
+        let r = decode_openai(vec![Ok(Bytes::copy_from_slice(&OPENAI.as_bytes()[..cut]))]);
         prop_assert!(r.is_err());
     }
 
     #[cfg(feature = "anthropic")]
     #[test]
     fn anthropic_random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
-        let rt = runtime();
-        let _ = run(&rt, power_loop_llm::anthropic::decode_stream(futures_util::stream::iter(pieces(&data, &cuts))));
+        let _ = decode_anthropic(pieces(&data, &cuts));
     }
 
     #[cfg(feature = "anthropic")]
@@ -141,16 +150,13 @@ proptest! {
         "[ -~]{0,40}".prop_map(|s| format!("data: {s}")),
     ], 0..20), cuts in proptest::collection::vec(any::<usize>(), 0..8)) {
         let body = lines.join("\n\n") + "\n\n";
-        let rt = runtime();
-        let _ = run(&rt, power_loop_llm::anthropic::decode_stream(futures_util::stream::iter(pieces(body.as_bytes(), &cuts))));
+        let _ = decode_anthropic(pieces(body.as_bytes(), &cuts));
     }
 
     #[cfg(feature = "anthropic")]
     #[test]
     fn anthropic_valid_stream_same_answer_for_any_split(cuts in proptest::collection::vec(any::<usize>(), 0..40)) {
-        let rt = runtime();
-        let (_, r) = run(&rt, power_loop_llm::anthropic::decode_stream(futures_util::stream::iter(pieces(ANTHROPIC.as_bytes(), &cuts))));
-        let r = r.unwrap();
+        let r = decode_anthropic(pieces(ANTHROPIC.as_bytes(), &cuts)).unwrap();
         prop_assert_eq!(r.raw_text.as_str(), "Hé");
         prop_assert_eq!(r.tool_calls[0].function.arguments.as_str(), "{\"a\":1}");
         prop_assert_eq!(r.token_usage.total_tokens, Some(7));
@@ -161,8 +167,7 @@ proptest! {
     fn anthropic_any_truncation_is_never_complete(at in 0usize..10_000) {
         let cut = at % ANTHROPIC.len();
         prop_assume!(cut < ANTHROPIC.find("event: message_stop").unwrap() + 10);
-        let rt = runtime();
-        let (_, r) = run(&rt, power_loop_llm::anthropic::decode_stream(futures_util::stream::iter(vec![Ok::<_, String>(Bytes::copy_from_slice(&ANTHROPIC.as_bytes()[..cut]))])));
+        let r = decode_anthropic(vec![Ok(Bytes::copy_from_slice(&ANTHROPIC.as_bytes()[..cut]))]);
         prop_assert!(r.is_err());
     }
 }

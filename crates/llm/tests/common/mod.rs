@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use power_loop_contracts::{LlmRequest, LlmResponse, LlmService, Result};
+use power_loop_llm::{LlmStack, RetryPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -212,4 +214,20 @@ pub fn events(evs: &[(&str, &str)]) -> String {
     evs.iter()
         .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
         .collect()
+}
+
+/// The retry policy of these tests: default attempts, short backoff sleeps.
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy::default()
+        .with_base_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(20))
+}
+
+/// `complete` of the prompt `x` through an [`LlmStack`] that retries `llm` with [`fast_retry`].
+pub async fn complete_with_fast_retry(llm: impl LlmService + 'static) -> Result<LlmResponse> {
+    LlmStack::new()
+        .retry(fast_retry())
+        .wrap(Arc::new(llm))
+        .complete(LlmRequest::from_prompt("x"))
+        .await
 }
