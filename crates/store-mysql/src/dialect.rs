@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use power_loop_store::db::Dialect;
+use power_loop_store::ddl::{ColumnType, DdlStyle, IndexPlacement, SingleColumnKey, render_ddl};
 
 /// How `INSERT … ON DUPLICATE KEY UPDATE` refers to the values of the row being inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,26 @@ impl MySqlDialect {
 /// Table options appended to every data table.
 const TABLE_OPTS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
+/// MySQL DDL (the 11 data tables of spec §6.1): explicit `NULL`, every primary key and index
+/// declared inside `CREATE TABLE`, InnoDB/utf8mb4.
+const DDL_STYLE: DdlStyle = DdlStyle::new(column_type)
+    .with_explicit_null(true)
+    .with_single_column_key(SingleColumnKey::Constraint)
+    .with_indexes(IndexPlacement::InTable)
+    .with_table_options(TABLE_OPTS);
+
+/// The MySQL type of each logical column type: indexable keys fit `VARCHAR(255)` (utf8mb4 key
+/// length limit), free text and JSON are `LONGTEXT` (no 64 KiB limit).
+const fn column_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Key => "VARCHAR(255)",
+        ColumnType::Label => "VARCHAR(32)",
+        ColumnType::Text => "LONGTEXT",
+        ColumnType::Int => "BIGINT",
+        ColumnType::Flag => "TINYINT",
+    }
+}
+
 impl Dialect for MySqlDialect {
     fn name(&self) -> &'static str {
         "mysql"
@@ -94,8 +115,8 @@ impl Dialect for MySqlDialect {
         Cow::Borrowed(sql)
     }
 
-    fn ddl(&self, p: &str) -> Vec<String> {
-        ddl(p)
+    fn ddl(&self, prefix: &str) -> Vec<String> {
+        render_ddl(&DDL_STYLE, prefix)
     }
 
     fn upsert(
@@ -156,164 +177,6 @@ impl Dialect for MySqlDialect {
     fn for_update_skip_locked(&self) -> &'static str {
         " FOR UPDATE SKIP LOCKED"
     }
-}
-
-/// The 11 data tables of spec §6.1, indexes inline, free text and JSON as `LONGTEXT`.
-fn ddl(p: &str) -> Vec<String> {
-    const ID: &str = "VARCHAR(255)";
-    const ENUM: &str = "VARCHAR(32)";
-    const TXT: &str = "LONGTEXT";
-    vec![
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}sessions (\
-             session_id {ID} NOT NULL, \
-             created_at BIGINT NOT NULL, \
-             updated_at BIGINT NOT NULL, \
-             system_prompt {TXT} NULL, \
-             model {ID} NULL, \
-             config_json {TXT} NULL, \
-             status {ENUM} NOT NULL DEFAULT 'active', \
-             kind {ENUM} NOT NULL DEFAULT 'root', \
-             parent_session_id {ID} NULL, \
-             spawn_tool_call_id {ID} NULL, \
-             spawn_depth BIGINT NOT NULL DEFAULT 0, \
-             lifecycle {ENUM} NOT NULL DEFAULT 'ephemeral', \
-             metadata_json {TXT} NULL, \
-             PRIMARY KEY (session_id), \
-             KEY {p}idx_sessions_parent (parent_session_id)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}messages (\
-             session_id {ID} NOT NULL, \
-             seq BIGINT NOT NULL, \
-             role {ENUM} NOT NULL, \
-             name {ID} NULL, \
-             content {TXT} NULL, \
-             tool_calls_json {TXT} NULL, \
-             tool_call_id {ID} NULL, \
-             round_index BIGINT NULL, \
-             state {ENUM} NOT NULL DEFAULT 'active', \
-             meta_json {TXT} NULL, \
-             created_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, seq), \
-             KEY {p}idx_messages_session_state (session_id, state, seq)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}compactions (\
-             session_id {ID} NOT NULL, \
-             compact_seq BIGINT NOT NULL, \
-             note_seq BIGINT NOT NULL, \
-             from_seq BIGINT NOT NULL, \
-             to_seq BIGINT NOT NULL, \
-             before_tokens BIGINT NULL, \
-             after_tokens BIGINT NULL, \
-             round_index BIGINT NULL, \
-             created_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, compact_seq)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}usage_rounds (\
-             session_id {ID} NOT NULL, \
-             round_index BIGINT NOT NULL, \
-             prompt_tokens BIGINT NULL, \
-             completion_tokens BIGINT NULL, \
-             total_tokens BIGINT NULL, \
-             model {ID} NULL, \
-             created_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, round_index)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}session_state (\
-             session_id {ID} NOT NULL, \
-             next_seq BIGINT NOT NULL DEFAULT 1, \
-             round_index BIGINT NOT NULL DEFAULT 0, \
-             last_compact_seq BIGINT NOT NULL DEFAULT 0, \
-             pending_json {TXT} NULL, \
-             PRIMARY KEY (session_id)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}session_runtime_state (\
-             session_id {ID} NOT NULL, \
-             state_key {ID} NOT NULL, \
-             value_json {TXT} NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, state_key)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}shared_state (\
-             owner {ID} NOT NULL, \
-             state_key {ID} NOT NULL, \
-             value_json {TXT} NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (owner, state_key)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}background_tasks (\
-             session_id {ID} NOT NULL, \
-             task_id {ID} NOT NULL, \
-             command {TXT} NOT NULL, \
-             status {ENUM} NOT NULL, \
-             return_code BIGINT NULL, \
-             output_tail {TXT} NULL, \
-             output_path {TXT} NULL, \
-             last_seen_at BIGINT NOT NULL DEFAULT 0, \
-             created_at BIGINT NOT NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, task_id), \
-             KEY {p}idx_bgtasks_session_status (session_id, status, updated_at)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}session_stats (\
-             session_id {ID} NOT NULL, \
-             sends BIGINT NOT NULL DEFAULT 0, \
-             rounds BIGINT NOT NULL DEFAULT 0, \
-             llm_calls BIGINT NOT NULL DEFAULT 0, \
-             tool_calls BIGINT NOT NULL DEFAULT 0, \
-             prompt_tokens BIGINT NOT NULL DEFAULT 0, \
-             completion_tokens BIGINT NOT NULL DEFAULT 0, \
-             total_tokens BIGINT NOT NULL DEFAULT 0, \
-             first_send_at BIGINT NULL, \
-             last_send_at BIGINT NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}timers (\
-             session_id {ID} NOT NULL, \
-             timer_id BIGINT NOT NULL, \
-             due_at BIGINT NOT NULL, \
-             note {TXT} NOT NULL, \
-             status {ENUM} NOT NULL DEFAULT 'armed', \
-             interval_s BIGINT NULL, \
-             fire_count BIGINT NOT NULL DEFAULT 0, \
-             last_fired_at BIGINT NULL, \
-             created_at BIGINT NOT NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, timer_id), \
-             KEY {p}idx_timers_due (status, due_at)\
-             ) {TABLE_OPTS}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {p}notes (\
-             session_id {ID} NOT NULL, \
-             note_id BIGINT NOT NULL, \
-             content {TXT} NOT NULL, \
-             pinned TINYINT NOT NULL DEFAULT 0, \
-             created_at BIGINT NOT NULL, \
-             updated_at BIGINT NOT NULL, \
-             PRIMARY KEY (session_id, note_id)\
-             ) {TABLE_OPTS}"
-        ),
-    ]
 }
 
 #[cfg(test)]

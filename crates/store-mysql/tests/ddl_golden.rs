@@ -2,6 +2,7 @@
 //! statement, version stamp) for a few table prefixes must match `tests/golden/ddl.sql` byte for
 //! byte, so any schema drift shows up in review. After a deliberate schema change, regenerate
 //! with `POWER_LOOP_BLESS_DDL=1 cargo nextest run -p power-loop-store-mysql --test ddl_golden`.
+#![allow(clippy::expect_used)]
 
 use std::path::PathBuf;
 

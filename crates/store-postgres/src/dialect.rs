@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use power_loop_store::db::Dialect;
+use power_loop_store::ddl::{ColumnType, DdlStyle, SingleColumnKey, render_ddl};
 
 /// SQL rendering for PostgreSQL.
 ///
@@ -20,6 +21,20 @@ pub struct PostgresDialect;
 
 /// The one dialect instance handed out by the database and its transactions.
 pub(crate) static DIALECT: PostgresDialect = PostgresDialect;
+
+/// PostgreSQL DDL: one-column keys inline as `PRIMARY KEY` (NOT NULL implied), indexes as separate
+/// statements.
+const DDL_STYLE: DdlStyle =
+    DdlStyle::new(column_type).with_single_column_key(SingleColumnKey::Inline);
+
+/// The PostgreSQL type of each logical column type.
+const fn column_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Key | ColumnType::Label | ColumnType::Text => "TEXT",
+        ColumnType::Int => "BIGINT",
+        ColumnType::Flag => "SMALLINT",
+    }
+}
 
 impl PostgresDialect {
     /// The placeholder list `?, ?, …` for `n` values.
@@ -59,152 +74,7 @@ impl Dialect for PostgresDialect {
     }
 
     fn ddl(&self, prefix: &str) -> Vec<String> {
-        let p = prefix;
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}sessions (\
-                 session_id TEXT PRIMARY KEY, \
-                 created_at BIGINT NOT NULL, \
-                 updated_at BIGINT NOT NULL, \
-                 system_prompt TEXT, \
-                 model TEXT, \
-                 config_json TEXT, \
-                 status TEXT NOT NULL DEFAULT 'active', \
-                 kind TEXT NOT NULL DEFAULT 'root', \
-                 parent_session_id TEXT, \
-                 spawn_tool_call_id TEXT, \
-                 spawn_depth BIGINT NOT NULL DEFAULT 0, \
-                 lifecycle TEXT NOT NULL DEFAULT 'ephemeral', \
-                 metadata_json TEXT)"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {p}idx_sessions_parent ON {p}sessions (parent_session_id)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}messages (\
-                 session_id TEXT NOT NULL, \
-                 seq BIGINT NOT NULL, \
-                 role TEXT NOT NULL, \
-                 name TEXT, \
-                 content TEXT, \
-                 tool_calls_json TEXT, \
-                 tool_call_id TEXT, \
-                 round_index BIGINT, \
-                 state TEXT NOT NULL DEFAULT 'active', \
-                 meta_json TEXT, \
-                 created_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, seq))"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {p}idx_messages_session_state \
-                 ON {p}messages (session_id, state, seq)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}compactions (\
-                 session_id TEXT NOT NULL, \
-                 compact_seq BIGINT NOT NULL, \
-                 note_seq BIGINT NOT NULL, \
-                 from_seq BIGINT NOT NULL, \
-                 to_seq BIGINT NOT NULL, \
-                 before_tokens BIGINT, \
-                 after_tokens BIGINT, \
-                 round_index BIGINT, \
-                 created_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, compact_seq))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}usage_rounds (\
-                 session_id TEXT NOT NULL, \
-                 round_index BIGINT NOT NULL, \
-                 prompt_tokens BIGINT, \
-                 completion_tokens BIGINT, \
-                 total_tokens BIGINT, \
-                 model TEXT, \
-                 created_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, round_index))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}session_state (\
-                 session_id TEXT PRIMARY KEY, \
-                 next_seq BIGINT NOT NULL DEFAULT 1, \
-                 round_index BIGINT NOT NULL DEFAULT 0, \
-                 last_compact_seq BIGINT NOT NULL DEFAULT 0, \
-                 pending_json TEXT)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}session_runtime_state (\
-                 session_id TEXT NOT NULL, \
-                 state_key TEXT NOT NULL, \
-                 value_json TEXT, \
-                 updated_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, state_key))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}shared_state (\
-                 owner TEXT NOT NULL, \
-                 state_key TEXT NOT NULL, \
-                 value_json TEXT, \
-                 updated_at BIGINT NOT NULL, \
-                 PRIMARY KEY (owner, state_key))"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}background_tasks (\
-                 session_id TEXT NOT NULL, \
-                 task_id TEXT NOT NULL, \
-                 command TEXT NOT NULL, \
-                 status TEXT NOT NULL, \
-                 return_code BIGINT, \
-                 output_tail TEXT, \
-                 output_path TEXT, \
-                 last_seen_at BIGINT NOT NULL DEFAULT 0, \
-                 created_at BIGINT NOT NULL, \
-                 updated_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, task_id))"
-            ),
-            format!(
-                "CREATE INDEX IF NOT EXISTS {p}idx_background_tasks_session_status \
-                 ON {p}background_tasks (session_id, status, updated_at)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}session_stats (\
-                 session_id TEXT PRIMARY KEY, \
-                 sends BIGINT NOT NULL DEFAULT 0, \
-                 rounds BIGINT NOT NULL DEFAULT 0, \
-                 llm_calls BIGINT NOT NULL DEFAULT 0, \
-                 tool_calls BIGINT NOT NULL DEFAULT 0, \
-                 prompt_tokens BIGINT NOT NULL DEFAULT 0, \
-                 completion_tokens BIGINT NOT NULL DEFAULT 0, \
-                 total_tokens BIGINT NOT NULL DEFAULT 0, \
-                 first_send_at BIGINT, \
-                 last_send_at BIGINT, \
-                 updated_at BIGINT NOT NULL)"
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}timers (\
-                 session_id TEXT NOT NULL, \
-                 timer_id BIGINT NOT NULL, \
-                 due_at BIGINT NOT NULL, \
-                 note TEXT NOT NULL, \
-                 status TEXT NOT NULL DEFAULT 'armed', \
-                 interval_s BIGINT, \
-                 fire_count BIGINT NOT NULL DEFAULT 0, \
-                 last_fired_at BIGINT, \
-                 created_at BIGINT NOT NULL, \
-                 updated_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, timer_id))"
-            ),
-            format!("CREATE INDEX IF NOT EXISTS {p}idx_timers_due ON {p}timers (status, due_at)"),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {p}notes (\
-                 session_id TEXT NOT NULL, \
-                 note_id BIGINT NOT NULL, \
-                 content TEXT NOT NULL, \
-                 pinned SMALLINT NOT NULL DEFAULT 0, \
-                 created_at BIGINT NOT NULL, \
-                 updated_at BIGINT NOT NULL, \
-                 PRIMARY KEY (session_id, note_id))"
-            ),
-        ]
+        render_ddl(&DDL_STYLE, prefix)
     }
 
     fn upsert(

@@ -29,6 +29,7 @@
 
 pub mod backend;
 pub mod db;
+pub mod ddl;
 
 mod background;
 pub mod blackboard;

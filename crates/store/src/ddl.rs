@@ -1,0 +1,536 @@
+//! The data-table model of spec §6.1 — one source for every dialect's DDL.
+//!
+//! [`TABLES`] lists the 11 data tables in DDL order: each column with a logical [`ColumnType`],
+//! its nullability and default, the primary key and the secondary indexes. A dialect renders it
+//! with [`render_ddl`] and a [`DdlStyle`] saying how its SQL differs: the physical type of each
+//! logical type, whether nullable columns say `NULL`, where a one-column primary key goes, and
+//! whether indexes are separate statements or declared inside `CREATE TABLE`. Differences that are
+//! part of the schema itself (an index's shorter in-table name) are fields of the model, not
+//! string edits in a dialect.
+
+/// The logical type of a column; each dialect maps it to one physical type.
+///
+/// Deliberately exhaustive: a new logical type must be mapped by every dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// An identifier or short key: session, task and tool-call ids, model names, state keys
+    /// (indexable; MySQL `VARCHAR(255)`).
+    Key,
+    /// A short enumerated label such as `'active'` or `'root'` (MySQL `VARCHAR(32)`).
+    Label,
+    /// Free text or a JSON document of any length (MySQL `LONGTEXT`).
+    Text,
+    /// A 64-bit integer: counts, sequence numbers, epoch milliseconds.
+    Int,
+    /// A 0/1 flag stored in the smallest integer type (PostgreSQL `SMALLINT`, MySQL `TINYINT`).
+    Flag,
+}
+
+/// A column's `DEFAULT` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ColumnDefault {
+    /// An integer literal, rendered as is.
+    Int(i64),
+    /// A string literal, rendered in single quotes (the model's literals contain no quote).
+    Str(&'static str),
+}
+
+impl std::fmt::Display for ColumnDefault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnDefault::Int(v) => write!(f, "{v}"),
+            ColumnDefault::Str(s) => write!(f, "'{s}'"),
+        }
+    }
+}
+
+/// One column of a data table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Column {
+    /// Column name (no prefix).
+    pub name: &'static str,
+    /// Logical type.
+    pub ty: ColumnType,
+    /// `true` when the column accepts NULL.
+    pub nullable: bool,
+    /// The `DEFAULT`, if any.
+    pub default: Option<ColumnDefault>,
+}
+
+impl Column {
+    /// A `NOT NULL` column without default.
+    const fn new(name: &'static str, ty: ColumnType) -> Self {
+        Column {
+            name,
+            ty,
+            nullable: false,
+            default: None,
+        }
+    }
+
+    /// The same column, nullable.
+    const fn null(self) -> Self {
+        Column {
+            nullable: true,
+            ..self
+        }
+    }
+
+    /// The same column with an integer default.
+    const fn default_int(self, v: i64) -> Self {
+        Column {
+            default: Some(ColumnDefault::Int(v)),
+            ..self
+        }
+    }
+
+    /// The same column with a string default.
+    const fn default_str(self, s: &'static str) -> Self {
+        Column {
+            default: Some(ColumnDefault::Str(s)),
+            ..self
+        }
+    }
+}
+
+/// A secondary (non-unique) index of a data table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Index {
+    /// Logical index name; the physical name is `{prefix}{name}`.
+    pub name: &'static str,
+    /// The name used instead where the index is declared inside `CREATE TABLE` (MySQL), if it
+    /// differs: MySQL schemas have always carried the shorter `idx_bgtasks_session_status`.
+    pub in_table_name: Option<&'static str>,
+    /// Indexed columns, in order.
+    pub columns: &'static [&'static str],
+}
+
+impl Index {
+    /// The logical name for a dialect that declares indexes inside `CREATE TABLE`.
+    pub fn in_table_name(&self) -> &'static str {
+        self.in_table_name.unwrap_or(self.name)
+    }
+}
+
+/// One data table of spec §6.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Table {
+    /// Logical table name; the physical name is `{prefix}{name}`.
+    pub name: &'static str,
+    /// Columns in DDL order.
+    pub columns: &'static [Column],
+    /// Primary-key columns, in order.
+    pub primary_key: &'static [&'static str],
+    /// Secondary indexes, in DDL order.
+    pub indexes: &'static [Index],
+}
+
+use ColumnType::{Flag, Int, Key, Label, Text};
+
+const fn c(name: &'static str, ty: ColumnType) -> Column {
+    Column::new(name, ty)
+}
+
+/// The 11 data tables in DDL order (same order as [`crate::schema::LOGICAL_TABLES`]).
+pub const TABLES: [Table; 11] = [
+    Table {
+        name: "sessions",
+        columns: &[
+            c("session_id", Key),
+            c("created_at", Int),
+            c("updated_at", Int),
+            c("system_prompt", Text).null(),
+            c("model", Key).null(),
+            c("config_json", Text).null(),
+            c("status", Label).default_str("active"),
+            c("kind", Label).default_str("root"),
+            c("parent_session_id", Key).null(),
+            c("spawn_tool_call_id", Key).null(),
+            c("spawn_depth", Int).default_int(0),
+            c("lifecycle", Label).default_str("ephemeral"),
+            c("metadata_json", Text).null(),
+        ],
+        primary_key: &["session_id"],
+        indexes: &[Index {
+            name: "idx_sessions_parent",
+            in_table_name: None,
+            columns: &["parent_session_id"],
+        }],
+    },
+    Table {
+        name: "messages",
+        columns: &[
+            c("session_id", Key),
+            c("seq", Int),
+            c("role", Label),
+            c("name", Key).null(),
+            c("content", Text).null(),
+            c("tool_calls_json", Text).null(),
+            c("tool_call_id", Key).null(),
+            c("round_index", Int).null(),
+            c("state", Label).default_str("active"),
+            c("meta_json", Text).null(),
+            c("created_at", Int),
+        ],
+        primary_key: &["session_id", "seq"],
+        indexes: &[Index {
+            name: "idx_messages_session_state",
+            in_table_name: None,
+            columns: &["session_id", "state", "seq"],
+        }],
+    },
+    Table {
+        name: "compactions",
+        columns: &[
+            c("session_id", Key),
+            c("compact_seq", Int),
+            c("note_seq", Int),
+            c("from_seq", Int),
+            c("to_seq", Int),
+            c("before_tokens", Int).null(),
+            c("after_tokens", Int).null(),
+            c("round_index", Int).null(),
+            c("created_at", Int),
+        ],
+        primary_key: &["session_id", "compact_seq"],
+        indexes: &[],
+    },
+    Table {
+        name: "usage_rounds",
+        columns: &[
+            c("session_id", Key),
+            c("round_index", Int),
+            c("prompt_tokens", Int).null(),
+            c("completion_tokens", Int).null(),
+            c("total_tokens", Int).null(),
+            c("model", Key).null(),
+            c("created_at", Int),
+        ],
+        primary_key: &["session_id", "round_index"],
+        indexes: &[],
+    },
+    Table {
+        name: "session_state",
+        columns: &[
+            c("session_id", Key),
+            c("next_seq", Int).default_int(1),
+            c("round_index", Int).default_int(0),
+            c("last_compact_seq", Int).default_int(0),
+            c("pending_json", Text).null(),
+        ],
+        primary_key: &["session_id"],
+        indexes: &[],
+    },
+    Table {
+        name: "session_runtime_state",
+        columns: &[
+            c("session_id", Key),
+            c("state_key", Key),
+            c("value_json", Text).null(),
+            c("updated_at", Int),
+        ],
+        primary_key: &["session_id", "state_key"],
+        indexes: &[],
+    },
+    Table {
+        name: "shared_state",
+        columns: &[
+            c("owner", Key),
+            c("state_key", Key),
+            c("value_json", Text).null(),
+            c("updated_at", Int),
+        ],
+        primary_key: &["owner", "state_key"],
+        indexes: &[],
+    },
+    Table {
+        name: "background_tasks",
+        columns: &[
+            c("session_id", Key),
+            c("task_id", Key),
+            c("command", Text),
+            c("status", Label),
+            c("return_code", Int).null(),
+            c("output_tail", Text).null(),
+            c("output_path", Text).null(),
+            c("last_seen_at", Int).default_int(0),
+            c("created_at", Int),
+            c("updated_at", Int),
+        ],
+        primary_key: &["session_id", "task_id"],
+        indexes: &[Index {
+            name: "idx_background_tasks_session_status",
+            in_table_name: Some("idx_bgtasks_session_status"),
+            columns: &["session_id", "status", "updated_at"],
+        }],
+    },
+    Table {
+        name: "session_stats",
+        columns: &[
+            c("session_id", Key),
+            c("sends", Int).default_int(0),
+            c("rounds", Int).default_int(0),
+            c("llm_calls", Int).default_int(0),
+            c("tool_calls", Int).default_int(0),
+            c("prompt_tokens", Int).default_int(0),
+            c("completion_tokens", Int).default_int(0),
+            c("total_tokens", Int).default_int(0),
+            c("first_send_at", Int).null(),
+            c("last_send_at", Int).null(),
+            c("updated_at", Int),
+        ],
+        primary_key: &["session_id"],
+        indexes: &[],
+    },
+    Table {
+        name: "timers",
+        columns: &[
+            c("session_id", Key),
+            c("timer_id", Int),
+            c("due_at", Int),
+            c("note", Text),
+            c("status", Label).default_str("armed"),
+            c("interval_s", Int).null(),
+            c("fire_count", Int).default_int(0),
+            c("last_fired_at", Int).null(),
+            c("created_at", Int),
+            c("updated_at", Int),
+        ],
+        primary_key: &["session_id", "timer_id"],
+        indexes: &[Index {
+            name: "idx_timers_due",
+            in_table_name: None,
+            columns: &["status", "due_at"],
+        }],
+    },
+    Table {
+        name: "notes",
+        columns: &[
+            c("session_id", Key),
+            c("note_id", Int),
+            c("content", Text),
+            c("pinned", Flag).default_int(0),
+            c("created_at", Int),
+            c("updated_at", Int),
+        ],
+        primary_key: &["session_id", "note_id"],
+        indexes: &[],
+    },
+];
+
+/// Where a dialect puts a one-column primary key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SingleColumnKey {
+    /// On the column: `id TEXT NOT NULL PRIMARY KEY` (SQLite).
+    InlineNotNull,
+    /// On the column, NOT NULL left implicit: `id TEXT PRIMARY KEY` (PostgreSQL).
+    Inline,
+    /// As a table constraint like a composite key: `…, PRIMARY KEY (id)` (MySQL).
+    Constraint,
+}
+
+/// Where a dialect declares secondary indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IndexPlacement {
+    /// `CREATE INDEX IF NOT EXISTS {p}name ON {p}table (cols)` right after the table's statement.
+    Statements,
+    /// `KEY {p}name (cols)` inside `CREATE TABLE`, after the primary key (using
+    /// [`Index::in_table_name`]).
+    InTable,
+}
+
+/// How one dialect renders [`TABLES`]. Build with [`DdlStyle::new`] and the `with_*` methods.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct DdlStyle {
+    /// The physical type of each logical type.
+    pub column_type: fn(ColumnType) -> &'static str,
+    /// `true`: nullable columns say `NULL` explicitly.
+    pub explicit_null: bool,
+    /// Where a one-column primary key goes (composite keys are always a table constraint).
+    pub single_column_key: SingleColumnKey,
+    /// Where secondary indexes go.
+    pub indexes: IndexPlacement,
+    /// Appended after the closing parenthesis of every `CREATE TABLE`, after a space (`""`: none).
+    pub table_options: &'static str,
+}
+
+impl DdlStyle {
+    /// A style with `column_type`; nullable columns implicit, one-column keys
+    /// [`SingleColumnKey::InlineNotNull`], indexes as statements, no table options.
+    pub const fn new(column_type: fn(ColumnType) -> &'static str) -> Self {
+        DdlStyle {
+            column_type,
+            explicit_null: false,
+            single_column_key: SingleColumnKey::InlineNotNull,
+            indexes: IndexPlacement::Statements,
+            table_options: "",
+        }
+    }
+
+    /// Nullable columns say `NULL` (or not).
+    pub const fn with_explicit_null(self, explicit_null: bool) -> Self {
+        DdlStyle {
+            explicit_null,
+            ..self
+        }
+    }
+
+    /// Where a one-column primary key goes.
+    pub const fn with_single_column_key(self, single_column_key: SingleColumnKey) -> Self {
+        DdlStyle {
+            single_column_key,
+            ..self
+        }
+    }
+
+    /// Where secondary indexes go.
+    pub const fn with_indexes(self, indexes: IndexPlacement) -> Self {
+        DdlStyle { indexes, ..self }
+    }
+
+    /// Options after every `CREATE TABLE` (e.g. an engine and character set).
+    pub const fn with_table_options(self, table_options: &'static str) -> Self {
+        DdlStyle {
+            table_options,
+            ..self
+        }
+    }
+}
+
+/// Renders every data table of [`TABLES`] (and its indexes) for `prefix` in `style`: the statements
+/// a [`crate::db::Dialect::ddl`] returns. The prefix is used as is (callers validate it).
+pub fn render_ddl(style: &DdlStyle, prefix: &str) -> Vec<String> {
+    let p = prefix;
+    let mut out = Vec::with_capacity(TABLES.len() + 4);
+    for table in &TABLES {
+        let inline_key = match (table.primary_key, style.single_column_key) {
+            ([key], SingleColumnKey::InlineNotNull | SingleColumnKey::Inline) => Some(*key),
+            _ => None,
+        };
+        let mut parts: Vec<String> = table
+            .columns
+            .iter()
+            .map(|col| {
+                let mut s = format!("{} {}", col.name, (style.column_type)(col.ty));
+                let is_key = inline_key == Some(col.name);
+                // With `Inline`, NOT NULL is left implied by PRIMARY KEY.
+                let implied = is_key && style.single_column_key == SingleColumnKey::Inline;
+                if !col.nullable && !implied {
+                    s.push_str(" NOT NULL");
+                } else if col.nullable && style.explicit_null {
+                    s.push_str(" NULL");
+                }
+                if is_key {
+                    s.push_str(" PRIMARY KEY");
+                }
+                if let Some(d) = col.default {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+                s
+            })
+            .collect();
+        if inline_key.is_none() {
+            parts.push(format!("PRIMARY KEY ({})", table.primary_key.join(", ")));
+        }
+        if style.indexes == IndexPlacement::InTable {
+            parts.extend(
+                table
+                    .indexes
+                    .iter()
+                    .map(|i| format!("KEY {p}{} ({})", i.in_table_name(), i.columns.join(", "))),
+            );
+        }
+        let options = if style.table_options.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", style.table_options)
+        };
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {p}{} ({}){options}",
+            table.name,
+            parts.join(", ")
+        ));
+        if style.indexes == IndexPlacement::Statements {
+            out.extend(table.indexes.iter().map(|i| {
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {p}{} ON {p}{} ({})",
+                    i.name,
+                    table.name,
+                    i.columns.join(", ")
+                )
+            }));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::LOGICAL_TABLES;
+
+    #[test]
+    fn tables_follow_the_logical_order_and_keys_name_real_columns() {
+        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        assert_eq!(names, LOGICAL_TABLES);
+        for t in &TABLES {
+            let has = |n: &str| t.columns.iter().any(|c| c.name == n);
+            for k in t.primary_key {
+                assert!(has(k), "{}: key column {k}", t.name);
+                let col = t.columns.iter().find(|c| c.name == *k);
+                assert!(col.is_some_and(|c| !c.nullable), "{}: {k} nullable", t.name);
+            }
+            for i in t.indexes {
+                assert!(i.columns.iter().all(|c| has(c)), "{}: {}", t.name, i.name);
+            }
+        }
+    }
+
+    #[test]
+    fn styles_render_keys_nulls_indexes_and_options() {
+        fn ty(t: ColumnType) -> &'static str {
+            match t {
+                Key | Label | Text => "S",
+                Int | Flag => "N",
+            }
+        }
+        let plain = render_ddl(&DdlStyle::new(ty), "q_");
+        assert_eq!(plain.len(), 15);
+        assert!(plain[0].starts_with(
+            "CREATE TABLE IF NOT EXISTS q_sessions (session_id S NOT NULL PRIMARY KEY, created_at N NOT NULL, "
+        ));
+        assert!(plain[0].ends_with(", metadata_json S)"));
+        assert_eq!(
+            plain[1],
+            "CREATE INDEX IF NOT EXISTS q_idx_sessions_parent ON q_sessions (parent_session_id)"
+        );
+        let inline = render_ddl(
+            &DdlStyle::new(ty).with_single_column_key(SingleColumnKey::Inline),
+            "",
+        );
+        assert!(inline[0].contains("(session_id S PRIMARY KEY, "));
+        let in_table = render_ddl(
+            &DdlStyle::new(ty)
+                .with_explicit_null(true)
+                .with_single_column_key(SingleColumnKey::Constraint)
+                .with_indexes(IndexPlacement::InTable)
+                .with_table_options("ENGINE=X"),
+            "",
+        );
+        assert_eq!(in_table.len(), 11);
+        assert!(in_table[0].contains(
+            "metadata_json S NULL, PRIMARY KEY (session_id), KEY idx_sessions_parent (parent_session_id)) ENGINE=X"
+        ));
+        assert!(
+            in_table[7].contains("KEY idx_bgtasks_session_status (session_id, status, updated_at)")
+        );
+        assert!(in_table[10].contains("pinned N NOT NULL DEFAULT 0"));
+    }
+}
