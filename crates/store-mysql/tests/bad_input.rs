@@ -6,33 +6,9 @@ mod common;
 use power_loop_contracts::{Error, ErrorCode};
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{Database, TxMode};
-use power_loop_store_mysql::{MySqlDatabase, MySqlUrl};
+use power_loop_store_mysql::MySqlDatabase;
 
-use common::{connect, dsn, prefix};
-
-/// The test DSN with its user, password or database replaced.
-fn variant(
-    dsn: &str,
-    user: Option<&str>,
-    pass: Option<&str>,
-    db: Option<&str>,
-    port: Option<u16>,
-) -> String {
-    let u = MySqlUrl::parse(dsn).unwrap();
-    let user = user.map(str::to_owned).or(u.user).unwrap_or_default();
-    let pass = pass.map(str::to_owned).or(u.password);
-    let db = db.map(str::to_owned).or(u.database).unwrap_or_default();
-    let port = port.unwrap_or(u.port);
-    let host = if u.host.contains(':') {
-        format!("[{}]", u.host)
-    } else {
-        u.host
-    };
-    match pass {
-        Some(p) => format!("mysql://{user}:{p}@{host}:{port}/{db}"),
-        None => format!("mysql://{user}@{host}:{port}/{db}"),
-    }
-}
+use common::{connect, dsn, dsn_variant, prefix, read_only_user};
 
 async fn open_err(dsn: &str) -> Error {
     let mut o = ConnectOptions::default();
@@ -45,7 +21,7 @@ async fn open_err(dsn: &str) -> Error {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_auth_failed() {
     let Some(dsn) = dsn() else { return };
-    let e = open_err(&variant(
+    let e = open_err(&dsn_variant(
         &dsn,
         None,
         Some("definitely-wrong-pw"),
@@ -66,7 +42,14 @@ async fn wrong_password_is_auth_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_database_is_database_missing() {
     let Some(dsn) = dsn() else { return };
-    let e = open_err(&variant(&dsn, None, None, Some("pl_no_such_db_4711"), None)).await;
+    let e = open_err(&dsn_variant(
+        &dsn,
+        None,
+        None,
+        Some("pl_no_such_db_4711"),
+        None,
+    ))
+    .await;
     assert_eq!(e.code(), ErrorCode::StoreDatabaseMissing, "{e:?}");
     assert!(e.message().contains("CREATE DATABASE"), "{}", e.message());
 }
@@ -74,7 +57,7 @@ async fn missing_database_is_database_missing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_port_is_connection_error() {
     let Some(dsn) = dsn() else { return };
-    let e = open_err(&variant(&dsn, None, None, None, Some(1))).await;
+    let e = open_err(&dsn_variant(&dsn, None, None, None, Some(1))).await;
     assert_eq!(e.code(), ErrorCode::StoreConnection, "{e:?}");
     assert!(e.is_retryable());
 }
@@ -89,10 +72,6 @@ async fn malformed_dsn_is_dsn_invalid() {
 async fn read_only_user_maps_to_permission_denied() {
     let Some(dsn) = dsn() else { return };
     let admin = connect(&dsn).await;
-    let database = MySqlUrl::parse(&dsn)
-        .unwrap()
-        .database
-        .unwrap_or_else(|| "test".into());
     let p = prefix("ro");
     let table = format!("{p}t");
     admin
@@ -102,31 +81,7 @@ async fn read_only_user_maps_to_permission_denied() {
         )
         .await
         .unwrap();
-    for host in ["%", "localhost", "127.0.0.1"] {
-        // CREATE USER IF NOT EXISTS keeps a user made by a concurrent run; reset its password.
-        admin
-            .execute(
-                &format!("CREATE USER IF NOT EXISTS 'pl_test_ro'@'{host}' IDENTIFIED BY 'ro_pw'"),
-                &[],
-            )
-            .await
-            .unwrap();
-        admin
-            .execute(
-                &format!("ALTER USER 'pl_test_ro'@'{host}' IDENTIFIED BY 'ro_pw'"),
-                &[],
-            )
-            .await
-            .unwrap();
-        admin
-            .execute(
-                &format!("GRANT SELECT ON `{database}`.* TO 'pl_test_ro'@'{host}'"),
-                &[],
-            )
-            .await
-            .unwrap();
-    }
-    let ro_dsn = variant(&dsn, Some("pl_test_ro"), Some("ro_pw"), None, None);
+    let ro_dsn = read_only_user(&admin, &dsn).await;
     let ro = connect(&ro_dsn).await;
     // Reads work.
     assert!(

@@ -3,29 +3,15 @@
 //! suites; without the variable every scenario prints a skip reason and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::Database;
-use power_loop_store_mysql::MySqlDatabase;
 
 async fn make_db() -> Option<Arc<dyn Database>> {
-    let dsn = match std::env::var("POWER_LOOP_TEST_MYSQL_DSN") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "POWER_LOOP_TEST_MYSQL_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
-            );
-            eprintln!(
-                "skipped: POWER_LOOP_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)"
-            );
-            return None;
-        }
-    };
-    let db = MySqlDatabase::connect(&dsn, &ConnectOptions::default())
-        .await
-        .expect("connecting to the test server");
+    let dsn = common::dsn()?;
+    let db = common::connect(&dsn).await;
     Some(Arc::new(db))
 }
 

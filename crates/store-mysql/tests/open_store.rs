@@ -9,27 +9,13 @@ use power_loop_store::db::Database;
 use power_loop_store::{
     NewMessage, NewSession, SchemaPolicy, StoreOptions, drop_schema, open_store,
 };
-use power_loop_store_mysql::{BACKEND, MySqlUrl};
+use power_loop_store_mysql::BACKEND;
 
-use common::{connect, dsn, prefix};
+use common::{connect, dsn, prefix, read_only_user};
 
 fn with_scheme(dsn: &str, scheme: &str) -> String {
     let rest = dsn.split_once("://").map(|(_, r)| r).unwrap();
     format!("{scheme}://{rest}")
-}
-
-fn as_user(dsn: &str, user: &str, pass: &str) -> String {
-    let u = MySqlUrl::parse(dsn).unwrap();
-    let host = if u.host.contains(':') {
-        format!("[{}]", u.host)
-    } else {
-        u.host
-    };
-    format!(
-        "mysql://{user}:{pass}@{host}:{}/{}",
-        u.port,
-        u.database.unwrap_or_default()
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,33 +61,7 @@ async fn open_store_via_mariadb_scheme_and_big_message() {
 async fn read_only_role_verify_and_auto_create() {
     let Some(dsn) = dsn() else { return };
     let admin = connect(&dsn).await;
-    let database = MySqlUrl::parse(&dsn)
-        .unwrap()
-        .database
-        .unwrap_or_else(|| "test".into());
-    for host in ["%", "localhost", "127.0.0.1"] {
-        admin
-            .execute(
-                &format!("CREATE USER IF NOT EXISTS 'pl_test_ro'@'{host}' IDENTIFIED BY 'ro_pw'"),
-                &[],
-            )
-            .await
-            .unwrap();
-        admin
-            .execute(
-                &format!("ALTER USER 'pl_test_ro'@'{host}' IDENTIFIED BY 'ro_pw'"),
-                &[],
-            )
-            .await
-            .unwrap();
-        admin
-            .execute(
-                &format!("GRANT SELECT ON `{database}`.* TO 'pl_test_ro'@'{host}'"),
-                &[],
-            )
-            .await
-            .unwrap();
-    }
+    let ro_dsn = read_only_user(&admin, &dsn).await;
     admin.close().await.unwrap();
     let p = prefix("rv");
     // Provision as the privileged user.
@@ -114,7 +74,6 @@ async fn read_only_role_verify_and_auto_create() {
         .await
         .unwrap();
 
-    let ro_dsn = as_user(&dsn, "pl_test_ro", "ro_pw");
     // Verify with a read-only role opens and reads.
     let verify = StoreOptions::new()
         .with_table_prefix(&p)

@@ -10,23 +10,8 @@ use common::{dsn, exec, open, options, query, unique, variant};
 use power_loop_contracts::ErrorCode;
 use power_loop_store::backend::{DsnTarget, ParsedDsn};
 use power_loop_store::db::Database;
-use power_loop_store::{SchemaPolicy, SessionStore, StoreOptions};
+use power_loop_store::{SchemaPolicy, SessionStore, StoreOptions, TableNames};
 use power_loop_store_postgres::{BACKEND, PostgresDatabase};
-
-const TABLES: [&str; 12] = [
-    "schema_migrations",
-    "sessions",
-    "messages",
-    "compactions",
-    "usage_rounds",
-    "session_state",
-    "session_runtime_state",
-    "shared_state",
-    "background_tasks",
-    "session_stats",
-    "timers",
-    "notes",
-];
 
 /// Creates a login role if absent (safe when several test processes race).
 async fn ensure_role(admin: &dyn Database, role: &str, password: Option<&str>) {
@@ -225,10 +210,10 @@ async fn read_only_role_gets_permission_errors() {
     );
 
     // Once granted read access, Verify opens; writes are still denied.
-    for t in TABLES {
+    for t in TableNames::new(&prefix).unwrap().all() {
         exec(
             admin.as_ref(),
-            &format!("GRANT SELECT ON {prefix}{t} TO pl_test_ro"),
+            &format!("GRANT SELECT ON {t} TO pl_test_ro"),
             vec![],
         )
         .await

@@ -3,6 +3,8 @@
 //! suites; without the variable every scenario prints a skip reason and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use power_loop_store::backend::ConnectOptions;
@@ -10,19 +12,7 @@ use power_loop_store::db::Database;
 use power_loop_store_postgres::PostgresDatabase;
 
 async fn make_db() -> Option<Arc<dyn Database>> {
-    let dsn = match std::env::var("POWER_LOOP_TEST_PG_DSN") {
-        Ok(v) if !v.trim().is_empty() => v,
-        _ => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
-            );
-            eprintln!(
-                "skipped: POWER_LOOP_TEST_PG_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            return None;
-        }
-    };
+    let dsn = common::dsn("conformance")?;
     let db = PostgresDatabase::connect(&dsn, &ConnectOptions::default())
         .await
         .expect("connecting to the test server");

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{dsn, exec, open, options, scalar, unique};
+use power_loop_store::TableNames;
 use power_loop_store::db::{Database, Value};
 use power_loop_store_postgres::PostgresDatabase;
 
@@ -228,26 +229,9 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
         .await,
         1
     );
-    for stmt in [
-        "schema_migrations",
-        "sessions",
-        "messages",
-        "compactions",
-        "usage_rounds",
-        "session_state",
-        "session_runtime_state",
-        "shared_state",
-        "background_tasks",
-        "session_stats",
-        "timers",
-        "notes",
-    ] {
-        exec(
-            db.as_ref(),
-            &format!("DROP TABLE IF EXISTS {prefix}{stmt}"),
-            vec![],
-        )
-        .await
-        .unwrap();
+    for t in TableNames::new(&prefix).unwrap().all() {
+        exec(db.as_ref(), &format!("DROP TABLE IF EXISTS {t}"), vec![])
+            .await
+            .unwrap();
     }
 }
