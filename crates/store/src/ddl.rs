@@ -8,6 +8,11 @@
 //! part of the schema itself (an index's shorter in-table name) are fields of the model, not
 //! string edits in a dialect.
 
+use power_loop_contracts::Result;
+
+use crate::db::Dialect;
+use crate::schema::provisioning_ddl;
+
 /// The logical type of a column; each dialect maps it to one physical type.
 ///
 /// Deliberately exhaustive: a new logical type must be mapped by every dialect.
@@ -469,6 +474,64 @@ pub fn render_ddl(style: &DdlStyle, prefix: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The table prefixes [`assert_ddl_golden`] covers: none, the default, and a mixed-case one with a
+/// digit.
+pub const GOLDEN_PREFIXES: [&str; 3] = ["", "pl_", "Zz9_"];
+
+/// The full provisioning script ([`crate::schema::provisioning_ddl`]) of `dialect` for each of
+/// `prefixes`, as one text: per prefix a `-- prefix` comment line naming it, then one statement
+/// per line ending in `;`.
+pub fn provisioning_dump(dialect: &dyn Dialect, prefixes: &[&str]) -> Result<String> {
+    let mut out = String::new();
+    for prefix in prefixes {
+        out.push_str(&format!("-- prefix `{prefix}`\n"));
+        for stmt in provisioning_ddl(dialect, prefix)? {
+            out.push_str(&stmt);
+            out.push_str(";\n");
+        }
+    }
+    Ok(out)
+}
+
+/// Golden-file check for a backend's tests (feature `conformance`): panics, naming the first
+/// differing line, unless [`provisioning_dump`] of `dialect` for [`GOLDEN_PREFIXES`] equals the
+/// file at `path` byte for byte. With `POWER_LOOP_BLESS_DDL` set it (re)writes the file instead,
+/// for a deliberate schema change.
+#[cfg(feature = "conformance")]
+#[allow(clippy::panic)]
+pub fn assert_ddl_golden(dialect: &dyn Dialect, path: &std::path::Path) {
+    let actual = match provisioning_dump(dialect, &GOLDEN_PREFIXES) {
+        Ok(text) => text,
+        Err(e) => panic!("rendering the provisioning DDL failed: {e}"),
+    };
+    if std::env::var_os("POWER_LOOP_BLESS_DDL").is_some() {
+        if let Err(e) = std::fs::write(path, &actual) {
+            panic!("writing {}: {e}", path.display());
+        }
+        return;
+    }
+    let expected = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => panic!("reading {}: {e}", path.display()),
+    };
+    if actual != expected {
+        let first = actual
+            .lines()
+            .zip(expected.lines())
+            .position(|(a, e)| a != e)
+            .unwrap_or(actual.lines().count().min(expected.lines().count()));
+        panic!(
+            "{} DDL drifted from {} (first difference at line {}):\n  now:    {}\n  golden: {}\n\
+             after a deliberate schema change, rerun with POWER_LOOP_BLESS_DDL=1",
+            dialect.name(),
+            path.display(),
+            first + 1,
+            actual.lines().nth(first).unwrap_or("<end>"),
+            expected.lines().nth(first).unwrap_or("<end>")
+        );
+    }
 }
 
 #[cfg(test)]
