@@ -7,6 +7,8 @@
 //! retried a bounded number of times.
 
 use power_loop_contracts::{Error, ErrorCode, JsonSchemaFormat, ResponseFormat, Result};
+// The balanced-object scan and trailing-comma repair are the LLM crate's (one implementation).
+use power_loop_llm::json::{extract_json_substring, remove_trailing_commas};
 use serde_json::Value;
 
 /// A named JSON schema the final answer must match.
@@ -86,67 +88,6 @@ fn strip_fences(text: &str) -> &str {
     rest.trim()
 }
 
-/// The first balanced `{…}` block (string-literal aware; stray `}` before the first `{` ignored).
-fn first_object(text: &str) -> Option<&str> {
-    let start = text.find('{')?;
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, c) in text[start..].char_indices() {
-        if in_str {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_str = true,
-            '{' => depth += 1,
-            '}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(&text[start..start + i + 1]);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn remove_trailing_commas(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut in_str = false;
-    let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if in_str {
-            out.push(c);
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        if c == '"' {
-            in_str = true;
-        }
-        if c == ',' {
-            let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
-            if matches!(next, Some('}') | Some(']')) {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -166,7 +107,7 @@ fn type_name(v: &Value) -> &'static str {
 /// every violation, path first).
 pub fn parse_structured(text: &str, schema: Option<&Value>) -> Result<Value> {
     let body = strip_fences(text);
-    let block = first_object(body);
+    let block = extract_json_substring(body);
     let parsed: Option<Value> = serde_json::from_str(body)
         .ok()
         .or_else(|| block.and_then(|b| serde_json::from_str(b).ok()))

@@ -67,7 +67,8 @@ pub fn extract_json_substring(text: &str) -> Option<&str> {
     None
 }
 
-fn remove_trailing_commas(text: &str) -> String {
+/// Removes every `,` whose next non-whitespace character is `}` or `]` (outside string literals).
+pub fn remove_trailing_commas(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut in_str = false;
