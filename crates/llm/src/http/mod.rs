@@ -295,7 +295,8 @@ pub(crate) fn protocol_error(provider: &str, data: &str, e: serde_json::Error) -
     .with_source(e)
 }
 
-/// Joins a base URL and a path with exactly one `/`.
+/// Joins a base URL and a path with exactly one `/` (the OpenAI-compatible endpoint's rule).
+#[cfg(feature = "openai")]
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!(
         "{}/{}",
