@@ -46,8 +46,8 @@ impl LogSink {
         self
     }
 
-    /// The log message for an event: `event`, `seq`, `ts`, `session_id`, [`round_index`],
-    /// [`source`], `payload`.
+    /// The log message for an event: `event`, `seq`, `ts`, `session_id`, then `round_index` and
+    /// `source` when the event has them, then `payload`.
     pub fn message(&self, ev: &AgentEvent) -> Result<String> {
         let full = serde_json::to_value(ev)?;
         let mut m = Map::new();

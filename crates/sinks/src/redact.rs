@@ -25,7 +25,7 @@ pub const DEFAULT_REDACT_KEYS: &[&str] = &[
 /// The replacement for a redacted value.
 pub const REDACTED: &str = "***";
 
-/// Longest list kept by [`sanitize`]; later items are dropped.
+/// Longest list kept by [`Redactor::sanitize`]; later items are dropped.
 pub const MAX_LIST: usize = 50;
 
 /// Redaction rules: which keys are secrets, and how long a string may be.

@@ -2,7 +2,7 @@
 //!
 //! # Owns
 //! [`PostgresDatabase`], the tokio-postgres + deadpool-postgres implementation of the store's
-//! [`Database`](power_loop_store::db::Database) port (pooled connections, transactions whose
+//! [`Database`] port (pooled connections, transactions whose
 //! synchronous bodies run on a blocking thread, advisory-lock schema boot and cross-process
 //! leases, SQLSTATE error mapping); [`PostgresDialect`] (`$n` placeholders, the PostgreSQL DDL,
 //! `ON CONFLICT` upserts, `FOR UPDATE` locks); and [`BACKEND`], the descriptor `open_store` uses for
