@@ -129,10 +129,7 @@ impl Run {
     /// Runs the pipeline; on an unexpected error: `agent_error`, finalize `error`, re-raise.
     pub(crate) async fn run(&mut self) -> Result<StatefulResult> {
         match self.run_inner().await {
-            Ok(r) => match self.flush_user().await {
-                Ok(()) => Ok(r),
-                Err(e) => Err(e),
-            },
+            Ok(r) => self.flush_user().await.map(|()| r),
             Err(e) => {
                 if let Err(fe) = self.flush_user().await {
                     tracing::warn!(target: "power_loop::agent", session = %self.sid, error = %fe, "persisting the user message after a failed run failed");
