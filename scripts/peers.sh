@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Third-party peers the test suites talk to: `scripts/peers.sh up` installs what is missing
+# (idempotent; Debian packages via apt, cached downloads under ~/.cache/power-loop-peers).
+# `scripts/peers.sh status` lists what is present. Tests that need a missing peer skip with a
+# reason, unless POWER_LOOP_REQUIRE_PEERS=1 (set by .ci/run) turns the skip into a failure.
+set -euo pipefail
+
+CACHE="${POWER_LOOP_PEERS_CACHE:-$HOME/.cache/power-loop-peers}"
+mkdir -p "$CACHE"
+
+apt_install() { # apt_install PACKAGE...: installs the Debian packages, updating the index once if needed
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
+
+# peer NAME CHECK-CMD INSTALL-CMD...: installs NAME when CHECK-CMD fails.
+peer() {
+    local name=$1 check=$2; shift 2
+    if bash -c "$check" >/dev/null 2>&1; then
+        echo "peer $name: present"
+    else
+        echo "peer $name: installing"
+        "$@" || { echo "peer $name: install FAILED" >&2; return 1; }
+    fi
+}
+
+up() {
+    local rc=0
+    # bubblewrap: the sandbox boundary of BubblewrapShell (tools) and of workflow leaf launchers.
+    peer bubblewrap "command -v bwrap" apt_install bubblewrap || rc=1
+    # setpriv (util-linux): the sandbox tests re-run themselves as an unprivileged user.
+    peer setpriv "command -v setpriv" apt_install util-linux || rc=1
+    return $rc
+}
+
+status() {
+    local c
+    for c in bwrap setpriv; do
+        if command -v "$c" >/dev/null 2>&1; then echo "$c: $(command -v "$c")"; else echo "$c: missing"; fi
+    done
+}
+
+case "${1:-}" in
+    up) up ;;
+    status) status ;;
+    *) echo "usage: $0 up|status" >&2; exit 2 ;;
+esac
