@@ -64,7 +64,7 @@ async fn flipping_symlinks_never_lead_outside_the_workspace() {
             while !stop.load(Ordering::Relaxed) {
                 exchange("t.txt", "t_alt");
                 exchange("d", "d_alt");
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let _ = std::fs::rename(ws.join("u_alt"), ws.join("u.txt"));
                 } else {
                     let _ = std::fs::rename(ws.join("u.txt"), ws.join("u_alt"));

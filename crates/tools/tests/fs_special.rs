@@ -107,6 +107,7 @@ async fn socket_and_device_are_refused() {
         o.output.content
     );
     assert!(o.output.content.contains("socket"), "{}", o.output.content);
+    assert_eq!(o.output.data.get("reason"), Some(&json!("fs.not_regular")));
     let o = f
         .call("write_file", json!({"path": "s.sock", "content": "x"}))
         .await;
