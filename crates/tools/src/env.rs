@@ -31,6 +31,9 @@ pub struct RuntimeEnv {
     pub background_timeout_secs: u64,
     /// Limits of the note tools.
     pub notes_policy: NotesPolicy,
+    /// How long a file tool waits for the file system, in seconds (default 60): past it the call
+    /// fails with `tool.timeout` even if the blocking read or write never returns.
+    pub file_timeout_secs: u64,
 }
 
 impl Default for RuntimeEnv {
@@ -45,6 +48,7 @@ impl Default for RuntimeEnv {
             board_id: None,
             background_timeout_secs: 300,
             notes_policy: NotesPolicy::default(),
+            file_timeout_secs: 60,
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Debug for RuntimeEnv {
             .field("shell_backend", &self.shell_backend.name())
             .field("command_policy_rules", &self.command_policy.rules.len())
             .field("board_id", &self.board_id)
+            .field("file_timeout_secs", &self.file_timeout_secs)
             .finish()
     }
 }
@@ -146,6 +151,13 @@ impl RuntimeEnv {
     pub fn with_board_id(mut self, id: impl Into<String>) -> Self {
         self.board_id = Some(id.into());
         self
+    }
+
+    /// The time limit of one blocking file-system step of a file tool
+    /// ([`RuntimeEnv::file_timeout_secs`], at least 1 ms).
+    pub(crate) fn file_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.file_timeout_secs)
+            .max(std::time::Duration::from_millis(1))
     }
 
     /// Reads `POWER_LOOP_WORKSPACE`, `POWER_LOOP_HOME`, `POWER_LOOP_SKILLS_DIR` and

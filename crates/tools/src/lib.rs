@@ -5,7 +5,8 @@
 //! (registration, whitelisting, argument decoding + full JSON-Schema validation, panic-safe
 //! invocation into a [`ToolOutcome`]), the presets `core`/`explore`/`full`
 //! ([`default_registry`]), the built-in tools (shell, files, search, skills, todo, notes,
-//! background tasks, human input, blackboard), workspace confinement of paths, the data-driven
+//! background tasks, human input, blackboard), workspace confinement of paths (race-free opens
+//! beneath a handle on the allowed root), the data-driven
 //! [`CommandPolicy`], and the shell backends [`LocalShell`] and [`BubblewrapShell`].
 //!
 //! # Must not import
@@ -33,6 +34,7 @@
 
 mod backend;
 mod builtin;
+mod confined;
 mod env;
 mod paths;
 mod policy;

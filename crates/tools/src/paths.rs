@@ -61,15 +61,55 @@ pub(crate) fn canonicalize_lenient(p: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// Where a tool path argument lands: the allowed root it belongs to and the path under it.
+///
+/// Computed by [`locate`] from a symlink-resolving check; the file operations then open
+/// `rel` beneath a handle on `root` (see `crate::confined`), so whatever changes on disk after
+/// the check cannot lead outside `root`.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    /// The canonical allowed root: the workspace, an allowlisted home directory, or the skills
+    /// directory.
+    pub(crate) root: PathBuf,
+    /// The path under `root` (no `..`, possibly empty for the root itself).
+    pub(crate) rel: PathBuf,
+    /// `root` joined with `rel`: the canonical path (read-stamp key).
+    pub(crate) full: PathBuf,
+    /// How the path is shown to the model (never an absolute host path for workspace files).
+    pub(crate) display: String,
+    /// The root is `home/.cache` or `home/logs`, which a write may create.
+    pub(crate) creatable_root: bool,
+}
+
 /// Resolves a tool path argument against the environment and enforces confinement:
 /// relative paths and `@workspace/…` are under the workspace; `@home/…` only inside the home
 /// allowlist (`.cache`, `logs`, skills dir); anything else (including `..` tricks and symlinks
 /// pointing out) is refused with `tool.denied`.
+///
+/// This is a check on the path as it is now; the built-in file tools additionally open the
+/// result beneath a handle on the allowed root, which closes the race between the check and the
+/// use. Error messages name the argument, never the absolute workspace or home path.
 pub fn resolve_path(env: &RuntimeEnv, raw: &str) -> Result<PathBuf> {
+    locate(env, raw).map(|l| l.full)
+}
+
+fn denied(reason: &str, message: String) -> Error {
+    Error::new(ErrorCode::ToolDenied, message).with_detail("reason", reason.to_owned())
+}
+
+/// [`resolve_path`], also returning the allowed root the path belongs to.
+pub(crate) fn locate(env: &RuntimeEnv, raw: &str) -> Result<Located> {
     let ws = env.require_workspace()?;
     let raw_trim = raw.trim();
     if raw_trim.is_empty() {
         return Err(Error::new(ErrorCode::ToolInvalidArgs, "path is required"));
+    }
+    if raw_trim.contains('\0') {
+        return Err(Error::new(
+            ErrorCode::ToolInvalidArgs,
+            "path contains a NUL byte; send the path as plain text",
+        )
+        .with_detail("reason", "fs.invalid_path"));
     }
     let candidate = if let Some(rest) = raw_trim.strip_prefix("@workspace") {
         ws.join(rest.trim_start_matches('/'))
@@ -86,42 +126,62 @@ pub fn resolve_path(env: &RuntimeEnv, raw: &str) -> Result<PathBuf> {
         if p.is_absolute() { p } else { ws.join(p) }
     };
     let canon = canonicalize_lenient(&candidate).map_err(|e| {
+        let reason = if e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error()) {
+            "fs.invalid_path"
+        } else {
+            "fs.io"
+        };
         Error::new(
             ErrorCode::ToolFailed,
-            format!("cannot resolve path {raw_trim}: {e}"),
+            format!(
+                "cannot resolve path {raw_trim}: {}",
+                crate::confined::ops::io_why(&e)
+            ),
         )
+        .with_detail("reason", reason)
     })?;
+    let located = |root: &Path, creatable_root: bool| {
+        let rel = canon
+            .strip_prefix(root)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        Located {
+            root: root.to_path_buf(),
+            rel,
+            display: display_path(env, &canon),
+            full: canon.clone(),
+            creatable_root,
+        }
+    };
     if canon.starts_with(ws) {
-        return Ok(canon);
+        return Ok(located(ws, false));
     }
     if let Some(home) = &env.home_dir
         && canon.starts_with(home)
     {
-        let allowed = env.home_allowlist().iter().any(|a| canon.starts_with(a));
-        if allowed {
-            return Ok(canon);
+        if let Some(skills) = env.skills_dir.as_deref().filter(|s| canon.starts_with(s)) {
+            return Ok(located(skills, false));
         }
-        return Err(Error::new(
-            ErrorCode::ToolDenied,
+        for name in [".cache", "logs"] {
+            let root = home.join(name);
+            if canon.starts_with(&root) {
+                return Ok(located(&root, true));
+            }
+        }
+        return Err(denied(
+            "fs.home_restricted",
             format!(
-                "access to the agent home is restricted. Workspace is at {}, home is at {}. Use relative paths, @workspace/<path>, or an allowlisted @home/.cache, @home/logs, or skills path.",
-                ws.display(),
-                home.display()
+                "access to the agent home is restricted: {raw_trim}. Use relative paths, @workspace/<path>, or an allowlisted @home/.cache, @home/logs, or skills path."
             ),
         ));
     }
-    if env
-        .skills_dir
-        .as_ref()
-        .is_some_and(|s| canon.starts_with(s))
-    {
-        return Ok(canon);
+    if let Some(skills) = env.skills_dir.as_deref().filter(|s| canon.starts_with(s)) {
+        return Ok(located(skills, false));
     }
-    Err(Error::new(
-        ErrorCode::ToolDenied,
+    Err(denied(
+        "fs.escape",
         format!(
-            "path escapes the workspace: {raw_trim} (resolves outside {}). Use relative paths or @workspace/<path>.",
-            ws.display()
+            "path escapes the workspace: {raw_trim} (it resolves outside the workspace). Use relative paths or @workspace/<path>."
         ),
     ))
 }

@@ -478,6 +478,10 @@ impl ToolRegistry {
                 if code == ErrorCode::ToolFailed && e.code() != ErrorCode::ToolFailed {
                     o.output = o.output.with_data("cause_code", e.code().as_str());
                 }
+                // A stable finer-grained reason (e.g. `fs.escape`, `fs.not_regular`).
+                if let Some(reason) = e.detail("reason") {
+                    o.output = o.output.with_data("reason", reason.clone());
+                }
                 o
             }
         };

@@ -1,19 +1,22 @@
 //! `edit_file` and `apply_patch`.
 
-use std::path::PathBuf;
-
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
 use super::diff::unified_diff;
-use super::{SharedRef, failed, invalid, looks_binary};
-use crate::paths::{display_path, resolve_path};
+use super::{SharedRef, Stamp, failed, invalid, looks_binary};
+use crate::confined::FsFault;
+use crate::confined::blocking::run_blocking;
+use crate::confined::ops::{Node, open_node, read_capped, write_atomic};
+use crate::paths::{Located, locate};
 use crate::text::{bool_arg, plural, pyrepr_str, str_arg};
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
 /// A text file loaded for modification, normalized to LF without BOM.
 struct Loaded {
-    path: PathBuf,
+    loc: Located,
+    /// The file's stamp when it was loaded; the save refuses if it changed meanwhile.
+    stamp: Stamp,
     display: String,
     bom: bool,
     ending: &'static str,
@@ -21,20 +24,26 @@ struct Loaded {
 }
 
 fn load_for_edit(shared: &SharedRef, ctx: &ToolContext, raw: &str) -> Result<Loaded> {
-    let path = resolve_path(&ctx.env, raw)?;
-    let display = display_path(&ctx.env, &path);
-    if path.is_dir() {
-        return Err(failed(format!("{display} is a directory, not a file")));
-    }
-    if !path.exists() {
-        return Err(failed(format!(
-            "{display} does not exist; use write_file to create it"
-        )));
-    }
+    let loc = locate(&ctx.env, raw)?;
+    let display = loc.display.clone();
+    let (mut file, stamp) = match open_node(&loc) {
+        Ok(Node::File(f, s)) => (f, s),
+        Ok(Node::Dir(_)) => {
+            return Err(FsFault::IsDirectory.error(format!("{display} is a directory, not a file")));
+        }
+        Err(e)
+            if e.detail("reason").and_then(|r| r.as_str()) == Some(FsFault::NotFound.reason()) =>
+        {
+            return Err(FsFault::NotFound.error(format!(
+                "{display} does not exist; use write_file to create it"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     shared
         .stamps
-        .check(&ctx.session_id, &path, &display, "modifying")?;
-    let bytes = std::fs::read(&path).map_err(|e| failed(format!("cannot read {display}: {e}")))?;
+        .check(&ctx.session_id, &loc.full, stamp, &display, "modifying")?;
+    let bytes = read_capped(&mut file, None, &display)?;
     if looks_binary(&bytes) {
         return Err(failed(format!(
             "Refusing to edit binary-looking file: {display}"
@@ -61,7 +70,8 @@ fn load_for_edit(shared: &SharedRef, ctx: &ToolContext, raw: &str) -> Result<Loa
     };
     let text = normalize(body);
     Ok(Loaded {
-        path,
+        loc,
+        stamp,
         display,
         bom,
         ending,
@@ -83,8 +93,19 @@ fn save(shared: &SharedRef, ctx: &ToolContext, f: &Loaded, new_text: &str) -> Re
     } else {
         out.push_str(&new_text.replace('\n', f.ending));
     }
-    std::fs::write(&f.path, out).map_err(|e| failed(format!("cannot write {}: {e}", f.display)))?;
-    shared.stamps.record(&ctx.session_id, &f.path);
+    let written = write_atomic(&f.loc, out.as_bytes(), |current| {
+        if current == Some(f.stamp) {
+            Ok(())
+        } else {
+            Err(failed(format!(
+                "File changed while it was being modified. Re-read it and try again: {}",
+                f.display
+            )))
+        }
+    })?;
+    shared
+        .stamps
+        .record(&ctx.session_id, &f.loc.full, written.after);
     Ok(())
 }
 
@@ -124,7 +145,13 @@ pub(crate) fn edit_file_tool(shared: SharedRef) -> FnTool {
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();
-        async move { edit_file(&shared, &ctx, &args) }
+        async move {
+            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+            run_blocking("edit_file", timeout, &cancel, move || {
+                edit_file(&shared, &ctx, &args)
+            })
+            .await
+        }
     })
 }
 
@@ -271,7 +298,13 @@ pub(crate) fn apply_patch_tool(shared: SharedRef) -> FnTool {
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();
-        async move { apply_patch(&shared, &ctx, &args) }
+        async move {
+            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+            run_blocking("apply_patch", timeout, &cancel, move || {
+                apply_patch(&shared, &ctx, &args)
+            })
+            .await
+        }
     })
 }
 

@@ -6,7 +6,10 @@ use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
 use super::{SharedRef, failed, looks_binary};
-use crate::paths::{display_path, resolve_path};
+use crate::confined::FsFault;
+use crate::confined::blocking::run_blocking;
+use crate::confined::ops::{Node, io_why, list_dir, open_node, read_capped, write_atomic};
+use crate::paths::locate;
 use crate::text::{bool_arg, int_arg, splitlines, str_arg, truncate_chars};
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
@@ -30,27 +33,24 @@ pub(crate) fn read_file_tool(shared: SharedRef) -> FnTool {
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();
-        async move { read_file(&shared, &ctx, &args) }
+        async move {
+            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+            run_blocking("read_file", timeout, &cancel, move || {
+                read_file(&shared, &ctx, &args)
+            })
+            .await
+        }
     })
     .concurrent(true)
 }
 
-fn list_dir(ctx: &ToolContext, dir: &std::path::Path) -> Result<ToolOutput> {
-    let mut entries: Vec<(bool, String, Option<u64>)> = std::fs::read_dir(dir)
-        .map_err(|e| failed(format!("cannot list {}: {e}", display_path(&ctx.env, dir))))?
-        .filter_map(|e| e.ok())
-        .map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let meta = e.metadata().ok();
-            let is_dir = meta.as_ref().is_some_and(|m| m.is_dir());
-            (is_dir, name, meta.map(|m| m.len()))
-        })
-        .collect();
+fn list_dir_output(dir: &std::os::fd::OwnedFd, display: &str) -> Result<ToolOutput> {
+    let mut entries = list_dir(dir, display)?;
     entries.sort_by(|a, b| {
         b.0.cmp(&a.0)
             .then_with(|| a.1.to_lowercase().cmp(&b.1.to_lowercase()))
     });
-    let mut out = format!("Directory: {}/", display_path(&ctx.env, dir));
+    let mut out = format!("Directory: {display}/");
     for (is_dir, name, size) in entries.iter().take(MAX_DIR_ENTRIES) {
         if *is_dir {
             let _ = write!(out, "\n  d {name}");
@@ -80,29 +80,37 @@ fn read_file(
     ctx: &ToolContext,
     args: &serde_json::Value,
 ) -> Result<ToolOutput> {
-    let path = resolve_path(&ctx.env, str_arg(args, "path"))?;
-    let display = display_path(&ctx.env, &path);
-    let meta =
-        std::fs::metadata(&path).map_err(|e| failed(format!("cannot read {display}: {e}")))?;
-    if meta.is_dir() {
-        return list_dir(ctx, &path);
-    }
+    let loc = locate(&ctx.env, str_arg(args, "path"))?;
+    let display = loc.display.as_str();
+    let (mut file, stamp) = match open_node(&loc)? {
+        Node::Dir(fd) => return list_dir_output(&fd, display),
+        Node::File(f, s) => (f, s),
+    };
     let has_limit = args.get("limit").is_some_and(|v| !v.is_null());
-    if !has_limit && meta.len() > MAX_TEXT_BYTES {
-        return Err(failed(format!(
-            "File is too large to read as text ({} bytes > {MAX_TEXT_BYTES} bytes): {display}. Use read_file with offset/limit for previews or grep/glob for targeted search.",
-            meta.len()
-        )));
+    let too_large = |size: u64| {
+        FsFault::TooLarge.error(format!(
+            "File is too large to read as text ({size} bytes > {MAX_TEXT_BYTES} bytes): {display}. Use read_file with offset/limit for previews or grep/glob for targeted search."
+        ))
+    };
+    if !has_limit && stamp.size() > MAX_TEXT_BYTES {
+        return Err(too_large(stamp.size()));
     }
     let offset = int_arg(args, "offset", 1, 1, i64::MAX);
     let limit = int_arg(args, "limit", 2000, 1, 20_000);
     let start = usize::try_from(offset - 1).unwrap_or(usize::MAX);
     let limit = usize::try_from(limit).unwrap_or(2000);
     // Stream lines so a paged read of a huge file does not load it all.
-    let bytes = if has_limit && meta.len() > MAX_TEXT_BYTES {
-        read_prefix_lines(&path, start + limit)?
+    let bytes = if has_limit && stamp.size() > MAX_TEXT_BYTES {
+        read_prefix_lines(file, start.saturating_add(limit), display)?
     } else {
-        std::fs::read(&path).map_err(|e| failed(format!("cannot read {display}: {e}")))?
+        // Capped: the file may have grown since it was opened.
+        read_capped(&mut file, Some(MAX_TEXT_BYTES), display).map_err(|e| {
+            if e.detail("reason").and_then(|r| r.as_str()) == Some(FsFault::TooLarge.reason()) {
+                too_large(MAX_TEXT_BYTES + 1)
+            } else {
+                e
+            }
+        })?
     };
     if looks_binary(&bytes) {
         return Err(failed(format!(
@@ -132,14 +140,12 @@ fn read_file(
             let _ = write!(out, "\n{:>6}|{line}", start + i + 1);
         }
     }
-    shared.stamps.record(&ctx.session_id, &path);
+    shared.stamps.record(&ctx.session_id, &loc.full, stamp);
     Ok(ToolOutput::ok(truncate_chars(&out)))
 }
 
-fn read_prefix_lines(path: &std::path::Path, lines: usize) -> Result<Vec<u8>> {
+fn read_prefix_lines(f: std::fs::File, lines: usize, display: &str) -> Result<Vec<u8>> {
     use std::io::BufRead;
-    let f = std::fs::File::open(path)
-        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
     let mut r = std::io::BufReader::new(f);
     let mut out = Vec::new();
     let mut n = 0;
@@ -147,7 +153,7 @@ fn read_prefix_lines(path: &std::path::Path, lines: usize) -> Result<Vec<u8>> {
         let before = out.len();
         let read = r
             .read_until(b'\n', &mut out)
-            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| failed(format!("cannot read {display}: {}", io_why(&e))))?;
         if read == 0 || out.len() - before == 0 {
             break;
         }
@@ -176,7 +182,13 @@ pub(crate) fn write_file_tool(shared: SharedRef) -> FnTool {
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();
-        async move { write_file(&shared, &ctx, &args) }
+        async move {
+            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+            run_blocking("write_file", timeout, &cancel, move || {
+                write_file(&shared, &ctx, &args)
+            })
+            .await
+        }
     })
 }
 
@@ -185,17 +197,12 @@ fn write_file(
     ctx: &ToolContext,
     args: &serde_json::Value,
 ) -> Result<ToolOutput> {
-    let path = resolve_path(&ctx.env, str_arg(args, "path"))?;
-    let display = display_path(&ctx.env, &path);
+    let loc = locate(&ctx.env, str_arg(args, "path"))?;
+    let display = loc.display.as_str();
     let content = str_arg(args, "content");
     let overwrite = bool_arg(args, "overwrite", true);
-    let old_size = match std::fs::metadata(&path) {
-        Ok(m) if m.is_dir() => {
-            return Err(failed(format!(
-                "Cannot write file because path is a directory: {display}"
-            )));
-        }
-        Ok(m) => {
+    let written = write_atomic(&loc, content.as_bytes(), |existing| {
+        if let Some(current) = existing {
             if !overwrite {
                 return Err(failed(format!(
                     "File already exists and overwrite=false: {display}"
@@ -203,21 +210,14 @@ fn write_file(
             }
             shared
                 .stamps
-                .check(&ctx.session_id, &path, &display, "overwriting")?;
-            Some(m.len())
+                .check(&ctx.session_id, &loc.full, current, display, "overwriting")?;
         }
-        Err(_) => None,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            failed(format!(
-                "cannot create the parent directory of {display}: {e}"
-            ))
-        })?;
-    }
-    std::fs::write(&path, content.as_bytes())
-        .map_err(|e| failed(format!("cannot write {display}: {e}")))?;
-    shared.stamps.record(&ctx.session_id, &path);
+        Ok(())
+    })?;
+    shared
+        .stamps
+        .record(&ctx.session_id, &loc.full, written.after);
+    let old_size = written.before.map(|s| s.size());
     let lines = splitlines(content).len();
     let how = match old_size {
         None => "(new file)".to_owned(),

@@ -29,28 +29,7 @@ pub(crate) struct Shared {
 
 pub(crate) type SharedRef = Arc<Shared>;
 
-/// (mtime ns, size) of a file when an agent last read or wrote it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    mtime_ns: u128,
-    size: u64,
-}
-
-impl Stamp {
-    pub(crate) fn of(path: &std::path::Path) -> Option<Stamp> {
-        let m = std::fs::metadata(path).ok()?;
-        let mtime_ns = m
-            .modified()
-            .ok()?
-            .duration_since(std::time::UNIX_EPOCH)
-            .ok()?
-            .as_nanos();
-        Some(Stamp {
-            mtime_ns,
-            size: m.len(),
-        })
-    }
-}
+pub(crate) use crate::confined::Stamp;
 
 const MAX_STAMPS: usize = 4096;
 
@@ -65,8 +44,8 @@ pub(crate) struct ReadStamps {
 }
 
 impl ReadStamps {
-    pub(crate) fn record(&self, session: &str, path: &std::path::Path) {
-        let Some(stamp) = Stamp::of(path) else { return };
+    /// Records `stamp` (taken from the open handle) as what `session` last saw at `path`.
+    pub(crate) fn record(&self, session: &str, path: &std::path::Path, stamp: Stamp) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         g.0 += 1;
         let tick = g.0;
@@ -87,11 +66,13 @@ impl ReadStamps {
             .map(|(_, s)| *s)
     }
 
-    /// Errors unless the file was read by this session and is unchanged since.
+    /// Errors unless the file was read by this session and is unchanged since (`current` is
+    /// its stamp now, taken from the open handle).
     pub(crate) fn check(
         &self,
         session: &str,
         path: &std::path::Path,
+        current: Stamp,
         display: &str,
         verb: &str,
     ) -> power_loop_contracts::Result<()> {
@@ -100,7 +81,7 @@ impl ReadStamps {
                 ErrorCode::ToolFailed,
                 format!("File has not been read yet. Use read_file first before {verb}: {display}"),
             )),
-            Some(s) if Some(s) != Stamp::of(path) => Err(Error::new(
+            Some(s) if s != current => Err(Error::new(
                 ErrorCode::ToolFailed,
                 format!("File changed since last read. Re-read it before {verb}: {display}"),
             )),

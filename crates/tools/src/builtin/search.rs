@@ -1,5 +1,6 @@
 //! `glob` and `grep`, implemented natively (no ripgrep needed).
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -8,8 +9,9 @@ use power_loop_contracts::{CancellationToken, Result, ToolDefinition, ToolOutput
 use serde_json::json;
 
 use super::{failed, invalid};
+use crate::confined::ops::{open_dir, open_file_beneath, read_capped};
 use crate::env::RuntimeEnv;
-use crate::paths::{display_path, resolve_path};
+use crate::paths::{Located, display_path, locate};
 use crate::text::{bool_arg, int_arg, str_arg, truncate_chars};
 use crate::tool::{FnTool, tool_fn};
 
@@ -71,9 +73,9 @@ fn walker(base: &Path, include_hidden: bool) -> impl Iterator<Item = walkdir::Di
         .take(MAX_WALK)
 }
 
-fn base_dir(env: &RuntimeEnv, raw: &str) -> Result<PathBuf> {
+fn base_dir(env: &RuntimeEnv, raw: &str) -> Result<Located> {
     let raw = if raw.trim().is_empty() { "." } else { raw };
-    resolve_path(env, raw)
+    locate(env, raw)
 }
 
 /// `glob`.
@@ -107,7 +109,7 @@ fn glob(
     args: &serde_json::Value,
     cancel: &CancellationToken,
 ) -> Result<ToolOutput> {
-    let base = base_dir(env, str_arg(args, "path"))?;
+    let base = base_dir(env, str_arg(args, "path"))?.full;
     let shown_base = display_path(env, &base);
     if !base.is_dir() {
         return Err(failed(format!("{shown_base} is not a directory")));
@@ -198,7 +200,8 @@ fn grep(
     cancel: &CancellationToken,
 ) -> Result<ToolOutput> {
     let raw_path = str_arg(args, "path");
-    let base = base_dir(env, raw_path)?;
+    let loc = base_dir(env, raw_path)?;
+    let base = loc.full.clone();
     if !base.exists() {
         return Err(failed(format!(
             "path does not exist: {}",
@@ -236,6 +239,7 @@ fn grep(
                 .map(walkdir::DirEntry::into_path),
         )
     };
+    let root = open_dir(&loc.root, &display_path(env, &loc.root))?;
     let mut out: Vec<String> = Vec::new();
     let mut truncated = false;
     'files: for file in files {
@@ -252,20 +256,26 @@ fn grep(
                 continue;
             }
         }
-        if std::fs::metadata(&file)
-            .map(|m| m.len() > MAX_GREP_FILE)
-            .unwrap_or(true)
-        {
+        // Read beneath a handle on the root: a directory on the way swapped for a symlink
+        // after the walk listed it cannot redirect the read outside.
+        let Ok(rel) = file.strip_prefix(&loc.root) else {
+            continue;
+        };
+        let shown = display_path(env, &file);
+        let Ok((mut handle, stamp)) = open_file_beneath(root.as_fd(), &loc.root, rel, &shown)
+        else {
+            continue;
+        };
+        if stamp.size() > MAX_GREP_FILE {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&file) else {
+        let Ok(bytes) = read_capped(&mut handle, Some(MAX_GREP_FILE), &shown) else {
             continue;
         };
         if bytes[..bytes.len().min(8192)].contains(&0) {
             continue;
         }
         let text = String::from_utf8_lossy(&bytes);
-        let shown = display_path(env, &file);
         for (i, line) in text.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if re.is_match(line) {

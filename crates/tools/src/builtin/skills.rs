@@ -1,12 +1,20 @@
 //! Skills (`<skills_dir>/<name>/SKILL.md` with optional YAML front matter) and `load_skill`.
+//!
+//! `SKILL.md` files are opened beneath a handle on the skills directory (a skill, or its
+//! `SKILL.md`, that is a symlink leading outside is refused), must be regular files of at most
+//! [`MAX_SKILL_BYTES`], and their names and descriptions are escaped before they enter a prompt.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
 use super::failed;
+use crate::confined::FsFault;
+use crate::confined::blocking::run_blocking;
+use crate::confined::ops::{list_dir, open_dir, open_file_beneath, read_capped};
 use crate::text::str_arg;
 use crate::tool::{FnTool, tool_fn};
 
@@ -25,11 +33,61 @@ pub struct Skill {
     pub meta: BTreeMap<String, String>,
 }
 
+/// The largest `SKILL.md` a loader accepts, in bytes (256 KiB); a bigger one is refused.
+pub(crate) const MAX_SKILL_BYTES: u64 = 256 * 1024;
+/// Longest description shown in the prompt, in characters (longer ones are cut with `…`).
+const MAX_PROMPT_DESCRIPTION: usize = 500;
+/// Longest skill name shown in the prompt, in characters.
+const MAX_PROMPT_NAME: usize = 128;
+
 /// Loads the skills of one directory (scanned at construction; [`SkillLoader::reload`] rescans).
 #[derive(Debug, Clone)]
 pub struct SkillLoader {
     dir: PathBuf,
     skills: BTreeMap<String, Skill>,
+    refused: BTreeMap<String, String>,
+}
+
+/// Makes untrusted text safe to put on one line of a prompt or inside an attribute: control,
+/// line-separator and invisible formatting characters become spaces, whitespace runs collapse,
+/// `&`, `<`, `>` and `"` become character entities (so no tag or attribute can be closed), and the
+/// result is cut at `max` characters.
+pub(crate) fn prompt_escape(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0usize;
+    let mut last_space = true;
+    for c in s.chars() {
+        let invisible = matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+                | '\u{85}'
+        );
+        let c = if c.is_control() || c.is_whitespace() || invisible {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && last_space {
+            continue;
+        }
+        last_space = c == ' ';
+        if count == max {
+            out.push('…');
+            break;
+        }
+        count += 1;
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out.trim_end().to_owned()
 }
 
 /// Parses the small YAML subset skill front matter uses: top-level `key: value` pairs with
@@ -107,35 +165,66 @@ pub(crate) fn split_front_matter(text: &str) -> (BTreeMap<String, String>, Strin
 impl SkillLoader {
     /// Scans `dir` (must exist).
     pub fn new(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
-        if !dir.is_dir() {
-            return Err(Error::new(
-                ErrorCode::RuntimeEnvMissing,
-                format!("Skills directory does not exist: {}", dir.display()),
-            ));
-        }
+        let given = dir.as_ref();
+        let dir = std::fs::canonicalize(given)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::RuntimeEnvMissing,
+                    format!("Skills directory does not exist: {}", given.display()),
+                )
+            })?;
         let mut l = SkillLoader {
             dir,
             skills: BTreeMap::new(),
+            refused: BTreeMap::new(),
         };
         l.reload();
         Ok(l)
     }
 
-    /// Rescans the directory.
+    /// Rescans the directory. A skill whose `SKILL.md` resolves outside the directory, is not a
+    /// regular file, or is larger than 256 KiB is left out and listed by [`SkillLoader::refused`].
     pub fn reload(&mut self) {
         self.skills.clear();
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+        self.refused.clear();
+        let Ok(root) = open_dir(&self.dir, "the skills directory") else {
             return;
         };
-        for e in rd.filter_map(|e| e.ok()) {
-            let path = e.path().join("SKILL.md");
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
+        let Ok(entries) = list_dir(&root, "the skills directory") else {
+            return;
+        };
+        for (_, name, _) in entries {
+            if name.contains('\u{fffd}') {
+                continue; // not valid UTF-8: cannot be named by the model
+            }
+            let rel = Path::new(&name).join("SKILL.md");
+            let shown = format!("skill {}", prompt_escape(&name, MAX_PROMPT_NAME));
+            let text = open_file_beneath(root.as_fd(), &self.dir, &rel, &shown).and_then(
+                |(mut f, stamp)| {
+                    if stamp.size() > MAX_SKILL_BYTES {
+                        return Err(FsFault::TooLarge.error(format!(
+                            "{shown} is refused: its SKILL.md has {} bytes, more than the {MAX_SKILL_BYTES} allowed",
+                            stamp.size()
+                        )));
+                    }
+                    read_capped(&mut f, Some(MAX_SKILL_BYTES), &shown)
+                },
+            );
+            let text = match text {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) => {
+                    let reason = e.detail("reason").and_then(|r| r.as_str());
+                    let absent = [FsFault::NotFound.reason(), FsFault::NotDirectory.reason()];
+                    if !reason.is_some_and(|r| absent.contains(&r)) {
+                        self.refused.insert(name, e.message().to_owned());
+                    }
+                    continue;
+                }
             };
-            let name = e.file_name().to_string_lossy().into_owned();
             let (meta, body) = split_front_matter(&text);
-            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            let path = self.dir.join(&rel);
             self.skills.insert(
                 name.clone(),
                 Skill {
@@ -149,6 +238,12 @@ impl SkillLoader {
         }
     }
 
+    /// Skills left out by the last scan, by directory name, with the reason (a `SKILL.md`
+    /// resolving outside the skills directory, not a regular file, or over 256 KiB).
+    pub fn refused(&self) -> &BTreeMap<String, String> {
+        &self.refused
+    }
+
     /// Skill names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.skills.keys().cloned().collect()
@@ -160,6 +255,7 @@ impl SkillLoader {
     }
 
     /// `Available skills:` with `  - name: description` lines, or `(no skills available)`.
+    /// Names and descriptions are escaped: one line each, no markup.
     pub fn descriptions(&self) -> String {
         if self.skills.is_empty() {
             return "(no skills available)".to_owned();
@@ -168,8 +264,11 @@ impl SkillLoader {
         for s in self.skills.values() {
             out.push_str(&format!(
                 "\n  - {}: {}",
-                s.name,
-                s.description.as_deref().unwrap_or("No description")
+                prompt_escape(&s.name, MAX_PROMPT_NAME),
+                prompt_escape(
+                    s.description.as_deref().unwrap_or("No description"),
+                    MAX_PROMPT_DESCRIPTION
+                )
             ));
         }
         out
@@ -194,9 +293,19 @@ impl SkillLoader {
         home: Option<&Path>,
     ) -> Result<String> {
         let Some(s) = self.skills.get(name) else {
+            if let Some(why) = self.refused.get(name) {
+                return Err(Error::new(ErrorCode::ToolDenied, why.clone())
+                    .with_detail("reason", "skill.refused"));
+            }
+            let names: Vec<String> = self
+                .skills
+                .keys()
+                .map(|n| prompt_escape(n, MAX_PROMPT_NAME))
+                .collect();
             return Err(failed(format!(
-                "Unknown skill '{name}'. Available: {}",
-                self.names().join(", ")
+                "Unknown skill '{}'. Available: {}",
+                prompt_escape(name, MAX_PROMPT_NAME),
+                names.join(", ")
             )));
         };
         let root = s.path.parent().unwrap_or(&self.dir);
@@ -208,7 +317,8 @@ impl SkillLoader {
         };
         Ok(format!(
             "<skill name=\"{name}\" path=\"{path}\">\nSource: {path}\n\n[Execution Context]\n- Workspace: {ws}\n- Runtime home: {home}\n- Skill root: {root}\n1. Run commands that use skill-relative paths from the skill root.\n2. Prefer absolute paths when referring to skill files.\n3. Write outputs into the workspace, not into the skill directory.\n4. Do not search outside the workspace or the skill root unless asked.\n\n{body}\n</skill>",
-            path = s.path.display(),
+            name = prompt_escape(name, MAX_PROMPT_NAME),
+            path = prompt_escape(&s.path.display().to_string(), 4096),
             ws = show(workspace),
             home = show(home),
             root = root.display(),
@@ -229,15 +339,19 @@ pub(crate) fn load_skill_tool() -> FnTool {
         }),
     );
     tool_fn(def, |ctx, args| async move {
-        let dir = ctx.env.require_skills_dir()?;
-        let loader = SkillLoader::new(dir)?;
-        let name = str_arg(&args, "name").trim();
-        let text = loader.content(
-            name,
-            ctx.env.workspace_dir.as_deref(),
-            ctx.env.home_dir.as_deref(),
-        )?;
-        Ok(ToolOutput::ok(text))
+        let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+        run_blocking("load_skill", timeout, &cancel, move || {
+            let dir = ctx.env.require_skills_dir()?;
+            let loader = SkillLoader::new(dir)?;
+            let name = str_arg(&args, "name").trim();
+            let text = loader.content(
+                name,
+                ctx.env.workspace_dir.as_deref(),
+                ctx.env.home_dir.as_deref(),
+            )?;
+            Ok(ToolOutput::ok(text))
+        })
+        .await
     })
     .concurrent(true)
 }

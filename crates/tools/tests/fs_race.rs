@@ -1,0 +1,126 @@
+//! The check-then-use race: a thread flips a file and a directory of the workspace between a
+//! real entry and a symlink to a host path while 10,000 read_file/write_file calls run. No
+//! call may read host content or create/change a host file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use common::Fixture;
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use serde_json::json;
+
+const SECRET: &str = "HOST-SECRET-7f3a";
+const CALLS: usize = 10_000;
+
+/// A snapshot of the host directory: (name, content) pairs, sorted.
+fn host_state(host: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(host)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipping_symlinks_never_lead_outside_the_workspace() {
+    let f = Fixture::new();
+    let ws = f.ws();
+    let host_dir = tempfile::tempdir().unwrap();
+    let host = std::fs::canonicalize(host_dir.path()).unwrap();
+    std::fs::write(host.join("hostfile"), SECRET).unwrap();
+    std::fs::write(host.join("hostsecret"), SECRET).unwrap();
+    let before = host_state(&host);
+
+    // t.txt <-> t_alt: a real file and a symlink to a host file, swapped atomically.
+    std::fs::write(ws.join("t.txt"), "inside t").unwrap();
+    std::os::unix::fs::symlink(host.join("hostfile"), ws.join("t_alt")).unwrap();
+    // d <-> d_alt: a real directory and a symlink to the host directory.
+    std::fs::create_dir(ws.join("d")).unwrap();
+    std::fs::write(ws.join("d/hostsecret"), "inside d").unwrap();
+    std::os::unix::fs::symlink(&host, ws.join("d_alt")).unwrap();
+    // u.txt: absent, or a dangling symlink to a host file that does not exist.
+    std::os::unix::fs::symlink(host.join("created_u"), ws.join("u_alt")).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flips = Arc::new(AtomicU64::new(0));
+    let flipper = {
+        let (stop, flips, ws) = (stop.clone(), flips.clone(), ws.clone());
+        std::thread::spawn(move || {
+            let exchange = |a: &str, b: &str| {
+                let _ = renameat_with(CWD, ws.join(a), CWD, ws.join(b), RenameFlags::EXCHANGE);
+            };
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                exchange("t.txt", "t_alt");
+                exchange("d", "d_alt");
+                if n.is_multiple_of(2) {
+                    let _ = std::fs::rename(ws.join("u_alt"), ws.join("u.txt"));
+                } else {
+                    let _ = std::fs::rename(ws.join("u.txt"), ws.join("u_alt"));
+                }
+                n += 1;
+                flips.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let (mut ok_reads, mut ok_writes, mut leaks) = (0usize, 0usize, Vec::new());
+    for i in 0..CALLS {
+        let (tool, args) = match i % 5 {
+            0 => ("read_file", json!({"path": "t.txt"})),
+            1 => ("read_file", json!({"path": "d/hostsecret"})),
+            2 => (
+                "write_file",
+                json!({"path": format!("d/w{i}.txt"), "content": "agent"}),
+            ),
+            3 => ("write_file", json!({"path": "u.txt", "content": "agent"})),
+            _ => ("write_file", json!({"path": "t.txt", "content": "agent"})),
+        };
+        let o = f.call(tool, args).await;
+        if o.output.content.contains(SECRET) {
+            leaks.push(format!("call {i} ({tool}): {}", o.output.content));
+        }
+        if o.output.ok {
+            if tool == "read_file" {
+                ok_reads += 1;
+            } else {
+                ok_writes += 1;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+
+    let after = host_state(&host);
+    assert!(
+        leaks.is_empty(),
+        "{} reads returned host content: {:?}",
+        leaks.len(),
+        &leaks[..leaks.len().min(3)]
+    );
+    assert_eq!(after, before, "a host file was created or changed");
+    // The race was real: the flipper ran throughout and many calls still succeeded.
+    assert!(
+        flips.load(Ordering::Relaxed) > 1_000,
+        "flipper too slow: {flips:?}"
+    );
+    assert!(
+        ok_reads > 100 && ok_writes > 100,
+        "reads {ok_reads}, writes {ok_writes}"
+    );
+    eprintln!(
+        "{CALLS} calls, {} flips: {ok_reads} reads and {ok_writes} writes succeeded, 0 escapes",
+        flips.load(Ordering::Relaxed)
+    );
+}
