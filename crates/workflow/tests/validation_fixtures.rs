@@ -72,7 +72,9 @@ fn every_fixture_reports_exactly_its_problems() {
                     .map(|p| (p.path.clone(), p.message.clone()))
                     .collect();
                 if got != expected {
-                    failures.push(format!("{name}:\n  got      {got:#?}\n  expected {expected:#?}"));
+                    failures.push(format!(
+                        "{name}:\n  got      {got:#?}\n  expected {expected:#?}"
+                    ));
                 }
             }
         }
