@@ -2,6 +2,7 @@
 //! bash session and one-shot runs.
 
 mod bwrap;
+mod etc;
 mod proc;
 pub(crate) mod session;
 
