@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_contracts::{Error, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::archive_check::{archive_error, validate_archive};
 use crate::db::Value;
 use crate::schema::CURRENT_SCHEMA_VERSION;
 use crate::sessions::session_exists;
@@ -18,7 +19,7 @@ use crate::types::{
     CompactionRow, JsonMap, MessageRow, NoteRow, SessionRow, SessionStateRow, SessionStatsRow,
     TimerRow, UsageRoundRow,
 };
-use crate::util::{encode_json, new_session_id};
+use crate::util::{encode_json, new_session_id, validate_session_id};
 
 /// The exported tables: logical name, column list, primary-key order.
 const EXPORT_TABLES: [(&str, &str, &str); 9] = [
@@ -58,10 +59,6 @@ fn to_json(v: &Value) -> Json {
     }
 }
 
-fn archive_error(msg: String) -> Error {
-    Error::new(ErrorCode::StoreArchiveInvalid, msg)
-}
-
 fn to_sql(table: &str, col: &str, v: &Json) -> Result<Value> {
     Ok(match v {
         Json::Null => Value::Null,
@@ -77,10 +74,6 @@ fn to_sql(table: &str, col: &str, v: &Json) -> Result<Value> {
         Json::String(s) => Value::Text(s.clone()),
         other => Value::Text(encode_json(other)),
     })
-}
-
-fn int_field(row: &JsonMap, col: &str) -> Option<i64> {
-    row.get(col).and_then(Json::as_i64)
 }
 
 impl SessionStore {
@@ -121,13 +114,23 @@ impl SessionStore {
 
     /// Imports an archive as `new_session_id` (or a generated id) in one transaction; returns
     /// the id. Lineage is reset (root, no parent); everything else is preserved verbatim.
-    /// Errors: newer or malformed archive → `store.archive_invalid`; taken id → `session.exists`.
+    ///
+    /// The whole archive is checked before anything is written: a schema version below 1 or
+    /// newer than this build, a shape or sequence inconsistency, an unknown role, message
+    /// state, session status, lifecycle or timer status, a `*_json` column that is not JSON,
+    /// or a `tool_calls_json` that is not an array of OpenAI-shaped tool calls is
+    /// `store.archive_invalid` naming the table, row and column.
+    /// Errors: invalid archive → `store.archive_invalid`; a `new_session_id` breaking the id rule
+    /// → `invalid_argument`; taken id → `session.exists`.
     pub async fn import_session(
         &self,
         archive: &SessionArchive,
         new_session_id: Option<&str>,
     ) -> Result<String> {
         validate_archive(archive)?;
+        if let Some(id) = new_session_id {
+            validate_session_id(id)?;
+        }
         let target = new_session_id.map_or_else(new_session_id_gen, str::to_owned);
         let out = target.clone();
         let mut plan: Vec<(String, Vec<String>, Vec<Vec<Value>>)> = Vec::new();
@@ -183,61 +186,4 @@ impl SessionStore {
 
 fn new_session_id_gen() -> String {
     new_session_id()
-}
-
-fn validate_archive(a: &SessionArchive) -> Result<()> {
-    if a.schema_version > CURRENT_SCHEMA_VERSION {
-        return Err(archive_error(format!(
-            "export schema_version {} is newer than this power_loop build supports (max {CURRENT_SCHEMA_VERSION})",
-            a.schema_version
-        )));
-    }
-    let count = |t: &str| a.tables.get(t).map_or(0, Vec::len);
-    if count("sessions") != 1 {
-        return Err(archive_error(format!(
-            "the archive must hold exactly one `sessions` row, found {}",
-            count("sessions")
-        )));
-    }
-    if count("session_state") != 1 {
-        return Err(archive_error(format!(
-            "the archive must hold exactly one `session_state` row, found {}",
-            count("session_state")
-        )));
-    }
-    let state = &a.tables["session_state"][0];
-    let next_seq = int_field(state, "next_seq").ok_or_else(|| {
-        archive_error("`session_state.next_seq` is missing or not an integer".into())
-    })?;
-    let last_compact = int_field(state, "last_compact_seq").unwrap_or(0);
-    let mut seen = std::collections::HashSet::new();
-    for m in a.tables.get("messages").map(Vec::as_slice).unwrap_or(&[]) {
-        let seq = int_field(m, "seq")
-            .ok_or_else(|| archive_error("a message row has no integer `seq`".into()))?;
-        if seq < 1 || seq >= next_seq {
-            return Err(archive_error(format!(
-                "message seq {seq} is outside 1..next_seq ({next_seq}); the archive is inconsistent"
-            )));
-        }
-        if !seen.insert(seq) {
-            return Err(archive_error(format!(
-                "message seq {seq} appears twice in the archive"
-            )));
-        }
-    }
-    for c in a
-        .tables
-        .get("compactions")
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
-        let cs = int_field(c, "compact_seq")
-            .ok_or_else(|| archive_error("a compaction row has no integer `compact_seq`".into()))?;
-        if cs > last_compact {
-            return Err(archive_error(format!(
-                "compaction {cs} is beyond last_compact_seq {last_compact}; the archive is inconsistent"
-            )));
-        }
-    }
-    Ok(())
 }

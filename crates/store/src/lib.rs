@@ -31,6 +31,7 @@ pub mod backend;
 pub mod db;
 pub mod ddl;
 
+mod archive_check;
 mod background;
 pub mod blackboard;
 mod compaction;
@@ -80,4 +81,6 @@ pub use types::{
     SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SubagentLifecycle, TimerRow,
     UsageRoundRow, WindowToken, sort_logical, timer_status,
 };
-pub use util::{new_session_id, now_ms, run_tx, run_tx_exclusive};
+pub use util::{
+    MAX_SESSION_ID_LEN, new_session_id, now_ms, run_tx, run_tx_exclusive, validate_session_id,
+};

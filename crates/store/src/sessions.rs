@@ -7,15 +7,19 @@ use crate::inputs::NewSession;
 use crate::pending::PendingState;
 use crate::store::{Inner, SessionStore, map_text};
 use crate::types::{SessionKind, SessionRow, SessionStateRow, SubagentLifecycle};
-use crate::util::{new_session_id, now_ms};
+use crate::util::{new_session_id, now_ms, validate_session_id};
 
 impl SessionStore {
     /// Creates a session (and its state row) in one transaction; returns its id.
     ///
     /// With a parent: the parent must exist (`session.not_found`), the child is one level deeper
     /// and `kind` is forced to `Subagent`; deeper than `max_spawn_depth` is
-    /// `subagent.depth_exceeded`. A taken id is `session.exists`.
+    /// `subagent.depth_exceeded`. A taken id is `session.exists`. A caller-chosen id must follow
+    /// [`validate_session_id`](crate::validate_session_id) (`invalid_argument`, nothing written).
     pub async fn create_session(&self, new: NewSession) -> Result<String> {
+        if let Some(id) = &new.session_id {
+            validate_session_id(id)?;
+        }
         let max_depth = i64::from(self.max_spawn_depth());
         let id = new.session_id.clone().unwrap_or_else(new_session_id);
         let out = id.clone();

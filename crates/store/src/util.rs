@@ -28,6 +28,41 @@ pub fn new_session_id() -> String {
 }
 
 /// Encodes a JSON value compactly (no spaces, non-ASCII kept literally), as the store writes it.
+/// The longest session id a new session may have.
+pub const MAX_SESSION_ID_LEN: usize = 128;
+
+/// Checks a caller-chosen id for a NEW session: 1 to [`MAX_SESSION_ID_LEN`] characters from
+/// `A-Z a-z 0-9 . _ : -`. Anything else (empty, too long, whitespace, newlines, `/`, non-ASCII)
+/// is `invalid_argument` with the detail `session_id` (shortened). Existing rows with other ids
+/// stay readable: only creation (`create_session`, `import_session`) enforces this.
+pub fn validate_session_id(id: &str) -> Result<()> {
+    let bad_char = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')));
+    let problem = if id.is_empty() {
+        "is empty".to_owned()
+    } else if id.len() > MAX_SESSION_ID_LEN {
+        format!("is {} bytes long (max {MAX_SESSION_ID_LEN})", id.len())
+    } else if let Some(c) = bad_char {
+        format!("contains {c:?}")
+    } else {
+        return Ok(());
+    };
+    let shown: String = id.chars().take(40).collect();
+    let shown = if shown.len() < id.len() {
+        format!("{shown:?}…")
+    } else {
+        format!("{shown:?}")
+    };
+    Err(Error::new(
+        ErrorCode::InvalidArgument,
+        format!(
+            "session id {shown} {problem}; use 1-{MAX_SESSION_ID_LEN} characters from A-Z a-z 0-9 . _ : -"
+        ),
+    )
+    .with_detail("session_id", shown))
+}
+
 pub(crate) fn encode_json(value: &Json) -> String {
     // serde_json's compact writer uses `,`/`:` without spaces and never escapes non-ASCII.
     value.to_string()

@@ -29,6 +29,7 @@ mod basic;
 mod edge;
 mod property;
 mod turns;
+mod validation;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
@@ -37,6 +38,7 @@ pub mod scenarios {
     pub use super::edge::*;
     pub use super::property::*;
     pub use super::turns::*;
+    pub use super::validation::*;
 }
 
 #[doc(hidden)]
@@ -195,6 +197,8 @@ pub const SCENARIOS: &[&str] = &[
     "large_and_unicode_content_round_trips",
     "export_import_round_trip_property",
     "deferred_writes_are_all_or_nothing",
+    "new_session_ids_are_validated",
+    "import_validates_every_record",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -242,6 +246,8 @@ macro_rules! store_conformance_suite {
             large_and_unicode_content_round_trips,
             export_import_round_trip_property,
             deferred_writes_are_all_or_nothing,
+            new_session_ids_are_validated,
+            import_validates_every_record,
         );
     };
 }

@@ -2,7 +2,9 @@
 //! bash session and one-shot runs.
 
 mod bwrap;
+mod etc;
 mod proc;
+mod reap;
 pub(crate) mod session;
 
 use std::path::{Path, PathBuf};
@@ -83,8 +85,9 @@ impl ShellBackend for LocalShell {
     }
 }
 
-/// Builds a tokio command from a launch spec, in its own process group.
-pub(crate) fn command_for(spec: &LaunchSpec) -> Result<tokio::process::Command> {
+/// Builds a tokio command from a launch spec, in its own process group, tagged with `tag`
+/// (see [`reap`]) so that everything it starts can be found and killed later.
+pub(crate) fn command_for(spec: &LaunchSpec, tag: &str) -> Result<tokio::process::Command> {
     let Some((prog, args)) = spec.argv.split_first() else {
         return Err(power_loop_contracts::Error::new(
             power_loop_contracts::ErrorCode::ConfigInvalid,
@@ -102,23 +105,13 @@ pub(crate) fn command_for(spec: &LaunchSpec) -> Result<tokio::process::Command> 
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
+    cmd.env(reap::TAG_VAR, tag);
     cmd.process_group(0);
     cmd.kill_on_drop(true);
     Ok(cmd)
 }
 
-/// Sends SIGKILL to a whole process group (via the `kill` utility; no unsafe code).
-pub(crate) fn kill_group(pgid: u32) {
-    if pgid == 0 {
-        return;
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-}
+pub(crate) use reap::{ShellProcess, new_tag};
 
 /// Waits for `token` (helper for `select!`).
 pub(crate) async fn cancelled(token: &CancellationToken) {

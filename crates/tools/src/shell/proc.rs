@@ -8,7 +8,7 @@ use std::time::Duration;
 use power_loop_contracts::{CancellationToken, Error, ErrorCode, Result};
 use tokio::io::AsyncWriteExt;
 
-use super::{ShellBackend, cancelled, command_for, kill_group};
+use super::{ShellBackend, ShellProcess, cancelled, command_for, new_tag};
 
 /// Result of a one-shot command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,9 @@ pub struct CommandOutput {
 const ONE_SHOT_CAP: usize = 1 << 20;
 
 /// Runs `command` once through the backend's shell (command on stdin), capturing combined
-/// output; kills the whole process group on timeout or cancel.
+/// output. On timeout or cancel, and when the returned future is dropped, the shell and every
+/// process it started (also `setsid`/orphaned ones) are killed; when the shell exits by itself,
+/// whatever it left running is killed too, so a run never outlives its result.
 pub async fn run_one_shot(
     backend: &dyn ShellBackend,
     workspace: &Path,
@@ -36,7 +38,8 @@ pub async fn run_one_shot(
 ) -> Result<CommandOutput> {
     backend.ensure_available(workspace).await?;
     let spec = backend.launch(workspace)?;
-    let mut cmd = command_for(&spec)?;
+    let tag = new_tag();
+    let mut cmd = command_for(&spec, &tag)?;
     let (reader, writer) = std::io::pipe()?;
     cmd.stdin(Stdio::piped())
         .stdout(writer.try_clone()?)
@@ -50,6 +53,10 @@ pub async fn run_one_shot(
     })?;
     drop(cmd);
     let pgid = child.id().unwrap_or(0);
+    let mut guard = TreeGuard {
+        shell: ShellProcess::new(pgid, tag),
+        armed: true,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut reader = reader;
@@ -76,22 +83,18 @@ pub async fn run_one_shot(
     }
     let (exit_code, timed_out, was_cancelled) = tokio::select! {
         st = child.wait() => (st.ok().and_then(|s| s.code()), false, false),
-        () = tokio::time::sleep(timeout) => { kill_group(pgid); let _ = child.kill().await; (None, true, false) }
-        () = cancelled(cancel) => { kill_group(pgid); let _ = child.kill().await; (None, false, true) }
+        () = tokio::time::sleep(timeout) => (None, true, false),
+        () = cancelled(cancel) => (None, false, true),
     };
-    // Grandchildren may keep the pipe open: if the reader does not see EOF soon, kill the group.
-    let mut rx = rx;
-    let bytes = match tokio::time::timeout(Duration::from_millis(300), &mut rx).await {
-        Ok(r) => r.unwrap_or_default(),
-        Err(_) => {
-            kill_group(pgid);
-            tokio::time::timeout(Duration::from_secs(5), rx)
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or_default()
-        }
-    };
+    // Kill what is left (everything on timeout/cancel; leftovers such as `setsid` daemons after a
+    // normal exit), so the output pipe closes and nothing outlives the run.
+    guard.kill().await;
+    let _ = child.kill().await;
+    let bytes = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
     let start = bytes.len().saturating_sub(ONE_SHOT_CAP);
     Ok(CommandOutput {
         exit_code,
@@ -99,4 +102,32 @@ pub async fn run_one_shot(
         timed_out,
         cancelled: was_cancelled,
     })
+}
+
+/// Kills a shell's whole process tree when dropped while armed (an abandoned run).
+struct TreeGuard {
+    shell: ShellProcess,
+    armed: bool,
+}
+
+impl TreeGuard {
+    /// Kills the tree now (off the async workers) and disarms the guard.
+    async fn kill(&mut self) {
+        self.armed = false;
+        let shell = self.shell.clone();
+        if tokio::task::spawn_blocking(move || shell.kill_tree())
+            .await
+            .is_err()
+        {
+            self.shell.kill_tree();
+        }
+    }
+}
+
+impl Drop for TreeGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shell.kill_tree();
+        }
+    }
 }

@@ -11,7 +11,7 @@ use power_loop_contracts::{CancellationToken, Error, ErrorCode, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::{ShellBackend, cancelled, command_for, kill_group};
+use super::{ShellBackend, ShellProcess, cancelled, command_for, new_tag};
 use crate::text::{RESULT_MAX_CHARS, strip_ansi};
 
 const HEAD_LINES: usize = 30;
@@ -79,10 +79,10 @@ struct Running {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     rx: mpsc::UnboundedReceiver<Msg>,
-    pgid: u32,
+    shell: ShellProcess,
 }
 
-/// One persistent shell. Dropping it kills its process group.
+/// One persistent shell. Dropping it kills the shell and every process it started.
 pub(crate) struct BashSession {
     backend: Arc<dyn ShellBackend>,
     workspace: PathBuf,
@@ -95,16 +95,16 @@ impl Drop for BashSession {
     }
 }
 
-/// Kills the process group if an execution is abandoned (its future dropped).
+/// Kills the shell's process tree if an execution is abandoned (its future dropped).
 struct KillOnDrop {
-    pgid: u32,
+    shell: ShellProcess,
     armed: bool,
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            kill_group(self.pgid);
+            self.shell.kill_tree();
         }
     }
 }
@@ -159,10 +159,10 @@ impl BashSession {
         }
     }
 
-    /// Kills the shell and everything it started.
+    /// Kills the shell and everything it started (also `setsid` and orphaned processes).
     pub(crate) fn stop(&mut self) {
         if let Some(mut r) = self.running.take() {
-            kill_group(r.pgid);
+            r.shell.kill_tree();
             let _ = r.child.start_kill();
         }
     }
@@ -171,7 +171,8 @@ impl BashSession {
         self.stop();
         self.backend.ensure_available(&self.workspace).await?;
         let spec = self.backend.launch(&self.workspace)?;
-        let mut cmd = command_for(&spec)?;
+        let tag = new_tag();
+        let mut cmd = command_for(&spec, &tag)?;
         let (reader, writer) = std::io::pipe()?;
         cmd.stdin(Stdio::piped())
             .stdout(writer.try_clone()?)
@@ -188,9 +189,9 @@ impl BashSession {
             .with_source(e)
         })?;
         drop(cmd); // release our copies of the pipe's write end
-        let pgid = child.id().unwrap_or(0);
+        let shell = ShellProcess::new(child.id().unwrap_or(0), tag);
         let Some(stdin) = child.stdin.take() else {
-            kill_group(pgid);
+            shell.kill_tree();
             return Err(Error::internal("the shell's stdin was not captured"));
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -199,7 +200,7 @@ impl BashSession {
             child,
             stdin,
             rx,
-            pgid,
+            shell,
         });
         Ok(())
     }
@@ -240,7 +241,7 @@ impl BashSession {
             ));
         }
         let mut guard = KillOnDrop {
-            pgid: run.pgid,
+            shell: run.shell.clone(),
             armed: true,
         };
         let mut lines = LineBuf::default();
