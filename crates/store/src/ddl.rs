@@ -1,7 +1,9 @@
 //! The data-table model of spec §6.1 — one source for every dialect's DDL.
 //!
-//! [`TABLES`] lists the 11 data tables in DDL order: each column with a logical [`ColumnType`],
-//! its nullability and default, the primary key and the secondary indexes. A dialect renders it
+//! [`TABLES`] lists the 13 data tables in DDL order: each column with a logical [`ColumnType`],
+//! its nullability and default, the primary key, the secondary indexes and the schema version
+//! that introduced the table (the migration ladder creates a table on an older database from
+//! the same model). A dialect renders it
 //! with [`render_ddl`] and a [`DdlStyle`] saying how its SQL differs: the physical type of each
 //! logical type, whether nullable columns say `NULL`, where a one-column primary key goes, and
 //! whether indexes are separate statements or declared inside `CREATE TABLE`. Differences that are
@@ -132,6 +134,9 @@ pub struct Table {
     pub primary_key: &'static [&'static str],
     /// Secondary indexes, in DDL order.
     pub indexes: &'static [Index],
+    /// The schema version that introduced the table (1 = the base schema): the migration step
+    /// to this version creates it on an older database.
+    pub since_version: i64,
 }
 
 use ColumnType::{Flag, Int, Key, Label, Text};
@@ -140,8 +145,8 @@ const fn c(name: &'static str, ty: ColumnType) -> Column {
     Column::new(name, ty)
 }
 
-/// The 11 data tables in DDL order (same order as [`crate::schema::LOGICAL_TABLES`]).
-pub const TABLES: [Table; 11] = [
+/// The 13 data tables in DDL order (same order as [`crate::schema::LOGICAL_TABLES`]).
+pub const TABLES: [Table; 13] = [
     Table {
         name: "sessions",
         columns: &[
@@ -165,6 +170,7 @@ pub const TABLES: [Table; 11] = [
             in_table_name: None,
             columns: &["parent_session_id"],
         }],
+        since_version: 1,
     },
     Table {
         name: "messages",
@@ -187,6 +193,7 @@ pub const TABLES: [Table; 11] = [
             in_table_name: None,
             columns: &["session_id", "state", "seq"],
         }],
+        since_version: 1,
     },
     Table {
         name: "compactions",
@@ -203,6 +210,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id", "compact_seq"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "usage_rounds",
@@ -217,6 +225,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id", "round_index"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "session_state",
@@ -229,6 +238,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "session_runtime_state",
@@ -240,6 +250,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id", "state_key"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "shared_state",
@@ -251,6 +262,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["owner", "state_key"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "background_tasks",
@@ -272,6 +284,7 @@ pub const TABLES: [Table; 11] = [
             in_table_name: Some("idx_bgtasks_session_status"),
             columns: &["session_id", "status", "updated_at"],
         }],
+        since_version: 1,
     },
     Table {
         name: "session_stats",
@@ -290,6 +303,7 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id"],
         indexes: &[],
+        since_version: 1,
     },
     Table {
         name: "timers",
@@ -311,6 +325,7 @@ pub const TABLES: [Table; 11] = [
             in_table_name: None,
             columns: &["status", "due_at"],
         }],
+        since_version: 1,
     },
     Table {
         name: "notes",
@@ -324,6 +339,69 @@ pub const TABLES: [Table; 11] = [
         ],
         primary_key: &["session_id", "note_id"],
         indexes: &[],
+        since_version: 1,
+    },
+    Table {
+        name: "workflow_runs",
+        columns: &[
+            c("run_id", Key),
+            c("parent_session_id", Key).null(),
+            c("workflow", Text),
+            c("spec_json", Text),
+            c("input", Text),
+            c("status", Label),
+            c("detached", Flag),
+            c("attempts", Int).default_int(1),
+            c("woke", Flag).default_int(0),
+            c("driver_session_id", Key).null(),
+            c("result_json", Text).null(),
+            c("error", Text).null(),
+            c("owner", Key).null(),
+            c("heartbeat_at_ms", Int).null(),
+            c("created_at_ms", Int),
+            c("updated_at_ms", Int),
+            c("finished_at_ms", Int).null(),
+        ],
+        primary_key: &["run_id"],
+        indexes: &[
+            Index {
+                name: "idx_workflow_runs_parent",
+                in_table_name: None,
+                columns: &["parent_session_id", "created_at_ms"],
+            },
+            Index {
+                name: "idx_workflow_runs_status",
+                in_table_name: None,
+                columns: &["status"],
+            },
+        ],
+        since_version: 2,
+    },
+    Table {
+        name: "workflow_steps",
+        columns: &[
+            c("run_id", Key),
+            c("step_key", Key),
+            c("node_id", Key),
+            c("item_index", Int).null(),
+            c("parent_key", Key).null(),
+            c("status", Label),
+            c("session_id", Key).null(),
+            c("text", Text),
+            c("payload_json", Text).null(),
+            c("usage_json", Text),
+            c("error", Text).null(),
+            c("attempt", Int),
+            c("seq", Int),
+            c("finished_at_ms", Int),
+        ],
+        primary_key: &["run_id", "step_key"],
+        indexes: &[Index {
+            name: "idx_workflow_steps_seq",
+            in_table_name: None,
+            columns: &["run_id", "seq"],
+        }],
+        since_version: 2,
     },
 ];
 
@@ -476,6 +554,30 @@ pub fn render_ddl(style: &DdlStyle, prefix: &str) -> Vec<String> {
     out
 }
 
+/// The data table a statement of [`render_ddl`] creates (its `CREATE TABLE`) or indexes (its
+/// `CREATE INDEX … ON`), or `None` for any other statement. `prefix` is the one the statement was
+/// rendered for.
+pub fn statement_table(stmt: &str, prefix: &str) -> Option<&'static Table> {
+    let name = if let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+        rest.strip_prefix(prefix)?.split([' ', '(']).next()?
+    } else if let Some(rest) = stmt.strip_prefix("CREATE INDEX IF NOT EXISTS ") {
+        let (_, target) = rest.split_once(" ON ")?;
+        target.strip_prefix(prefix)?.split([' ', '(']).next()?
+    } else {
+        return None;
+    };
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// The statements of `ddl` (a dialect's [`crate::db::Dialect::ddl`] for `prefix`) that belong to
+/// the tables introduced at schema version `version`, in order.
+pub fn statements_since_version(ddl: &[String], prefix: &str, version: i64) -> Vec<String> {
+    ddl.iter()
+        .filter(|s| statement_table(s, prefix).is_some_and(|t| t.since_version == version))
+        .cloned()
+        .collect()
+}
+
 /// The table prefixes [`assert_ddl_golden`] covers: none, the default, and a mixed-case one with a
 /// digit.
 pub const GOLDEN_PREFIXES: [&str; 3] = ["", "pl_", "Zz9_"];
@@ -553,7 +655,44 @@ mod tests {
             for i in t.indexes {
                 assert!(i.columns.iter().all(|c| has(c)), "{}: {}", t.name, i.name);
             }
+            assert!(
+                (1..=crate::CURRENT_SCHEMA_VERSION).contains(&t.since_version),
+                "{}",
+                t.name
+            );
         }
+    }
+
+    #[test]
+    fn every_statement_maps_to_its_table_and_version() {
+        fn ty(t: ColumnType) -> &'static str {
+            match t {
+                Key | Label | Text => "S",
+                Int | Flag => "N",
+            }
+        }
+        for prefix in GOLDEN_PREFIXES {
+            for style in [
+                DdlStyle::new(ty),
+                DdlStyle::new(ty)
+                    .with_single_column_key(SingleColumnKey::Constraint)
+                    .with_indexes(IndexPlacement::InTable)
+                    .with_table_options("ENGINE=X"),
+            ] {
+                let ddl = render_ddl(&style, prefix);
+                assert!(ddl.iter().all(|s| statement_table(s, prefix).is_some()));
+                let v1 = statements_since_version(&ddl, prefix, 1);
+                let v2 = statements_since_version(&ddl, prefix, 2);
+                assert_eq!(v1.len() + v2.len(), ddl.len());
+                assert!(v1.iter().all(|s| !s.contains("workflow_")));
+                let tables =
+                    |v: &[String]| v.iter().filter(|s| s.starts_with("CREATE TABLE")).count();
+                assert_eq!((tables(&v1), tables(&v2)), (11, 2));
+                assert!(v2.iter().all(|s| s.contains(&format!("{prefix}workflow_"))));
+            }
+        }
+        assert!(statement_table("INSERT INTO pl_sessions VALUES (1)", "pl_").is_none());
+        assert!(statement_table("CREATE TABLE IF NOT EXISTS other (x N)", "pl_").is_none());
     }
 
     #[test]
@@ -565,7 +704,7 @@ mod tests {
             }
         }
         let plain = render_ddl(&DdlStyle::new(ty), "q_");
-        assert_eq!(plain.len(), 15);
+        assert_eq!(plain.len(), 20);
         assert!(plain[0].starts_with(
             "CREATE TABLE IF NOT EXISTS q_sessions (session_id S NOT NULL PRIMARY KEY, created_at N NOT NULL, "
         ));
@@ -587,7 +726,7 @@ mod tests {
                 .with_table_options("ENGINE=X"),
             "",
         );
-        assert_eq!(in_table.len(), 11);
+        assert_eq!(in_table.len(), 13);
         assert!(in_table[0].contains(
             "metadata_json S NULL, PRIMARY KEY (session_id), KEY idx_sessions_parent (parent_session_id)) ENGINE=X"
         ));
