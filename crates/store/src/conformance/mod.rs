@@ -30,6 +30,7 @@ mod edge;
 mod migration;
 mod property;
 mod turns;
+mod workflow_attempts;
 mod workflows;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
@@ -40,6 +41,7 @@ pub mod scenarios {
     pub use super::migration::*;
     pub use super::property::*;
     pub use super::turns::*;
+    pub use super::workflow_attempts::*;
     pub use super::workflows::*;
 }
 
