@@ -27,18 +27,24 @@ use crate::{SchemaPolicy, SessionStore, StoreOptions};
 mod advanced;
 mod basic;
 mod edge;
+mod migration;
 mod property;
 mod turns;
 mod validation;
+mod workflow_attempts;
+mod workflows;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
     pub use super::advanced::*;
     pub use super::basic::*;
     pub use super::edge::*;
+    pub use super::migration::*;
     pub use super::property::*;
     pub use super::turns::*;
     pub use super::validation::*;
+    pub use super::workflow_attempts::*;
+    pub use super::workflows::*;
 }
 
 #[doc(hidden)]
@@ -199,6 +205,16 @@ pub const SCENARIOS: &[&str] = &[
     "deferred_writes_are_all_or_nothing",
     "new_session_ids_are_validated",
     "import_validates_every_record",
+    "workflow_runs_create_get_list",
+    "workflow_steps_upsert_and_resequence",
+    "workflow_steps_refused_on_finished_or_stale_attempt",
+    "workflow_first_finish_wins",
+    "workflow_finish_and_wake_are_atomic",
+    "workflow_begin_attempt_is_compare_and_set",
+    "workflow_woke_flips_exactly_once",
+    "workflow_stale_runs_are_listed",
+    "workflow_runs_go_with_their_parent_session",
+    "schema_v1_database_is_migrated",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -248,6 +264,16 @@ macro_rules! store_conformance_suite {
             deferred_writes_are_all_or_nothing,
             new_session_ids_are_validated,
             import_validates_every_record,
+            workflow_runs_create_get_list,
+            workflow_steps_upsert_and_resequence,
+            workflow_steps_refused_on_finished_or_stale_attempt,
+            workflow_first_finish_wins,
+            workflow_finish_and_wake_are_atomic,
+            workflow_begin_attempt_is_compare_and_set,
+            workflow_woke_flips_exactly_once,
+            workflow_stale_runs_are_listed,
+            workflow_runs_go_with_their_parent_session,
+            schema_v1_database_is_migrated,
         );
     };
 }
