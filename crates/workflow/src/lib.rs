@@ -5,7 +5,11 @@
 //! ([`WorkflowSpecError`] lists every problem with its path), renders `{{ name }}` templates
 //! ([`render_template`]), resolves references to earlier results ([`Reference`]), and defines
 //! what a run produces ([`AgentResult`], [`WorkflowResult`]) and the token pool its leaves share
-//! ([`SharedBudget`]). See docs/workflows.md for the DSL.
+//! ([`SharedBudget`]). [`WorkflowEngine`] runs a spec over a loop (leaves through a
+//! [`LeafExecutor`], in-process by default), journals every settled step in the store, and
+//! [`resume_run`] finishes a crashed or stopped run in any process; [`start_detached`] runs one
+//! in the background and wakes its parent session exactly once ([`register_wake_guard`]);
+//! [`get_run`] / [`list_runs`] show runs and their progress. See docs/workflows.md.
 //!
 //! # Owns
 //! The workflow DSL, engine, journal and executors.
@@ -14,7 +18,8 @@
 //! Concrete store backends or providers.
 //!
 //! # Seams
-//! None yet of its own; leaves are [`power_loop_agent::AgentSpec`]s.
+//! [`LeafExecutor`] (how a leaf runs); leaves are [`power_loop_agent::AgentSpec`]s; the journal
+//! is the store's `workflow_runs` / `workflow_steps` API.
 //!
 //! # Feature flags
 //! None.
@@ -24,10 +29,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod budget;
+mod detached;
+mod engine;
 mod error;
+mod executor;
+mod introspect;
+mod journal;
 mod pyrepr;
 mod reference;
 mod result;
+mod resume;
 mod serialize;
 mod spec;
 mod template;
@@ -35,11 +46,20 @@ mod validate;
 mod walk;
 
 pub use budget::SharedBudget;
+pub use detached::{RunHandle, register_wake_guard, resume_detached, start_detached};
+pub use engine::{
+    BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, Progress, ProgressFn, RunOptions, RunOutcome,
+    WorkflowEngine, WorkflowEngineBuilder,
+};
 pub use error::{SpecProblem, WorkflowSpecError};
+pub use executor::{InProcessExecutor, LeafExecutor, LeafOutcome, LeafRequest};
+pub use introspect::{RunStatusView, RunSummary, StepView, get_run, list_runs};
+pub use journal::{WAKE_NOTE_PREFIX, new_run_id, wake_note};
 pub use reference::{Reference, resolve_reference};
 pub use result::{
     AgentResult, LeafStatus, ResultMap, RunStatus, WorkflowResult, usage_from_value, usage_value,
 };
+pub use resume::resume_run;
 pub use spec::{
     AgentNode, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems,
     ForeachNode, MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,
