@@ -8,6 +8,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn read_file_pages_and_lists() {
+    common::check_resolver();
     let f = Fixture::new();
     let body: String = (1..=10).map(|i| format!("line {i}\n")).collect();
     f.write("a.txt", body.as_bytes());
@@ -33,6 +34,7 @@ async fn read_file_pages_and_lists() {
 
 #[tokio::test]
 async fn read_file_bad_input() {
+    common::check_resolver();
     let f = Fixture::new();
     // missing field, wrong type
     let o = f.call("read_file", json!({})).await;
@@ -88,6 +90,7 @@ async fn read_file_bad_input() {
 
 #[tokio::test]
 async fn write_file_read_before_overwrite() {
+    common::check_resolver();
     let f = Fixture::new();
     let o = f
         .call(
@@ -168,6 +171,7 @@ async fn write_file_read_before_overwrite() {
 
 #[tokio::test]
 async fn edit_file_rules() {
+    common::check_resolver();
     let f = Fixture::new();
     f.write("c.txt", "\u{feff}one\r\ntwo\r\nthree\r\ntwo\r\n".as_bytes());
     let o = f
@@ -255,6 +259,7 @@ async fn edit_file_rules() {
 
 #[tokio::test]
 async fn apply_patch_rules() {
+    common::check_resolver();
     let f = Fixture::new();
     let body: String = (1..=8).map(|i| format!("l{i}\n")).collect();
     f.write("p.txt", body.as_bytes());
@@ -313,4 +318,15 @@ async fn apply_patch_rules() {
         )
         .await;
     assert_eq!(o.error_code, Some(ErrorCode::ToolDenied));
+}
+
+#[test]
+fn file_tools_behave_the_same_through_the_fallback_walker() {
+    common::rerun_through_walker(&[
+        "read_file_pages_and_lists",
+        "read_file_bad_input",
+        "write_file_read_before_overwrite",
+        "edit_file_rules",
+        "apply_patch_rules",
+    ]);
 }

@@ -1,6 +1,8 @@
 //! The check-then-use race: a thread flips a file and a directory of the workspace between a
-//! real entry and a symlink to a host path while 10,000 read_file/write_file calls run. No
-//! call may read host content or create/change a host file.
+//! real entry and a symlink to a host path while 10,000 read_file/write_file calls run (no call
+//! may read host content or create/change a host file), and flips directories under `glob` and
+//! `grep` walks (no host file name or content may show). Both run again with the fallback
+//! walker forced.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -34,6 +36,7 @@ fn host_state(host: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipping_symlinks_never_lead_outside_the_workspace() {
+    common::check_resolver();
     let f = Fixture::new();
     let ws = f.ws();
     let host_dir = tempfile::tempdir().unwrap();
@@ -123,4 +126,97 @@ async fn flipping_symlinks_never_lead_outside_the_workspace() {
         "{CALLS} calls, {} flips: {ok_reads} reads and {ok_writes} writes succeeded, 0 escapes",
         flips.load(Ordering::Relaxed)
     );
+}
+
+/// A host file name no workspace entry shares: seeing it in any output is an escape.
+const HOST_NAME: &str = "hostonly-5b1d7e.txt";
+const GLOB_GREP_CALLS: usize = 2_400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipping_directories_never_show_host_names_to_glob_or_grep() {
+    common::check_resolver();
+    let f = Fixture::new();
+    let ws = f.ws();
+    let host_dir = tempfile::tempdir().unwrap();
+    let host = std::fs::canonicalize(host_dir.path()).unwrap();
+    std::fs::write(host.join(HOST_NAME), SECRET).unwrap();
+    std::fs::create_dir(host.join("nested")).unwrap();
+    std::fs::write(host.join("nested").join(HOST_NAME), SECRET).unwrap();
+
+    // sub <-> sub_alt and a/b <-> a/b_alt: real directories and symlinks to the host directory.
+    for d in ["sub", "a/b"] {
+        std::fs::create_dir_all(ws.join(d)).unwrap();
+        std::fs::write(ws.join(d).join("inside.txt"), "needle inside").unwrap();
+        std::fs::create_dir(ws.join(d).join("nested")).unwrap();
+        std::fs::write(ws.join(d).join("nested/inner.txt"), "needle inner").unwrap();
+        std::os::unix::fs::symlink(&host, ws.join(format!("{d}_alt"))).unwrap();
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flips = Arc::new(AtomicU64::new(0));
+    let flipper = {
+        let (stop, flips, ws) = (stop.clone(), flips.clone(), ws.clone());
+        std::thread::spawn(move || {
+            let exchange = |a: &str, b: &str| {
+                let _ = renameat_with(CWD, ws.join(a), CWD, ws.join(b), RenameFlags::EXCHANGE);
+            };
+            while !stop.load(Ordering::Relaxed) {
+                exchange("sub", "sub_alt");
+                exchange("a/b", "a/b_alt");
+                flips.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    let (mut saw_inside, mut leaks) = (0usize, Vec::new());
+    for i in 0..GLOB_GREP_CALLS {
+        let (tool, args) = match i % 6 {
+            0 => ("glob", json!({"pattern": "*", "include_hidden": true})),
+            1 => ("glob", json!({"pattern": "**/*.txt", "path": "sub"})),
+            2 => ("glob", json!({"pattern": "*.txt", "path": "a"})),
+            3 => (
+                "grep",
+                json!({"pattern": "needle|HOST", "include_hidden": true}),
+            ),
+            4 => ("grep", json!({"pattern": ".", "path": "sub"})),
+            _ => (
+                "grep",
+                json!({"pattern": ".", "path": "a", "include": "*.txt"}),
+            ),
+        };
+        let o = f.call(tool, args).await;
+        let text = &o.output.content;
+        if text.contains(HOST_NAME) || text.contains(SECRET) {
+            leaks.push(format!("call {i} ({tool}): {text}"));
+        }
+        if o.output.ok && (text.contains("inside") || text.contains("inner")) {
+            saw_inside += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+
+    assert!(
+        leaks.is_empty(),
+        "{} of {GLOB_GREP_CALLS} calls showed host names or content: {:?}",
+        leaks.len(),
+        &leaks[..leaks.len().min(3)]
+    );
+    let flips = flips.load(Ordering::Relaxed);
+    assert!(flips > 1_000, "flipper too slow: {flips}");
+    assert!(
+        saw_inside > 100,
+        "only {saw_inside} calls saw workspace files"
+    );
+    eprintln!(
+        "{GLOB_GREP_CALLS} glob/grep calls, {flips} flips: {saw_inside} saw workspace files, 0 escapes"
+    );
+}
+
+#[test]
+fn the_races_hold_through_the_fallback_walker() {
+    common::rerun_through_walker(&[
+        "flipping_symlinks_never_lead_outside_the_workspace",
+        "flipping_directories_never_show_host_names_to_glob_or_grep",
+    ]);
 }

@@ -55,6 +55,7 @@ fn release_fifo(p: &Path) {
 
 #[test]
 fn fifo_is_refused_promptly_by_every_file_tool() {
+    common::check_resolver();
     let f = Fixture::new();
     let fifo = f.ws().join("p.fifo");
     mkfifo(&fifo);
@@ -97,6 +98,7 @@ fn fifo_is_refused_promptly_by_every_file_tool() {
 
 #[tokio::test]
 async fn socket_and_device_are_refused() {
+    common::check_resolver();
     let f = Fixture::new();
     let _listener = std::os::unix::net::UnixListener::bind(f.ws().join("s.sock")).unwrap();
     let o = f.call("read_file", json!({"path": "s.sock"})).await;
@@ -151,6 +153,7 @@ async fn socket_and_device_are_refused() {
 
 #[tokio::test]
 async fn hard_linked_files_are_not_written() {
+    common::check_resolver();
     let f = Fixture::new();
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("h"), "host").unwrap();
@@ -193,6 +196,7 @@ async fn hard_linked_files_are_not_written() {
 
 #[tokio::test]
 async fn writes_through_inside_symlinks_still_work_and_keep_the_link() {
+    common::check_resolver();
     let f = Fixture::new();
     f.write("real.txt", b"one\n");
     std::os::unix::fs::symlink("real.txt", f.ws().join("rel_link")).unwrap();
@@ -250,6 +254,7 @@ async fn writes_through_inside_symlinks_still_work_and_keep_the_link() {
 
 #[tokio::test]
 async fn path_tricks_stay_refused_and_errors_hide_host_paths() {
+    common::check_resolver();
     let f = Fixture::new();
     let ws = f.ws().display().to_string();
     f.write("in.txt", b"in");
@@ -285,4 +290,15 @@ async fn path_tricks_stay_refused_and_errors_hide_host_paths() {
     );
     // Nothing was written outside.
     assert!(!Path::new(&format!("{ws}/../x")).exists());
+}
+
+#[test]
+fn special_files_and_path_tricks_hold_through_the_fallback_walker() {
+    common::rerun_through_walker(&[
+        "fifo_is_refused_promptly_by_every_file_tool",
+        "socket_and_device_are_refused",
+        "hard_linked_files_are_not_written",
+        "writes_through_inside_symlinks_still_work_and_keep_the_link",
+        "path_tricks_stay_refused_and_errors_hide_host_paths",
+    ]);
 }

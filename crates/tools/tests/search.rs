@@ -7,6 +7,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn glob_recurses_and_skips() {
+    common::check_resolver();
     let f = Fixture::new();
     f.write("src/a.rs", b"fn a() {}");
     f.write("src/deep/b.rs", b"fn b() {}");
@@ -63,6 +64,7 @@ async fn glob_recurses_and_skips() {
 
 #[tokio::test]
 async fn grep_native() {
+    common::check_resolver();
     let f = Fixture::new();
     f.write("src/a.rs", b"fn main() {\n    println!(\"Hello\");   \n}\n");
     f.write("src/b.txt", b"hello world\nHELLO\n");
@@ -109,4 +111,9 @@ async fn grep_native() {
         )
         .contains("escapes")
     );
+}
+
+#[test]
+fn glob_and_grep_behave_the_same_through_the_fallback_walker() {
+    common::rerun_through_walker(&["glob_recurses_and_skips", "grep_native"]);
 }

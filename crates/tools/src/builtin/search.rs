@@ -1,15 +1,16 @@
 //! `glob` and `grep`, implemented natively (no ripgrep needed).
 
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::ops::ControlFlow;
+use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 use power_loop_contracts::{CancellationToken, Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
 use super::{failed, invalid};
-use crate::confined::ops::{open_dir, open_file_beneath, read_capped};
+use crate::confined::FsFault;
+use crate::confined::ops::{Node, Stamp, open_file_at, open_node, read_capped};
+use crate::confined::tree::{Kind, WalkEnd, WalkOptions, walk};
 use crate::env::RuntimeEnv;
 use crate::paths::{Located, display_path, locate};
 use crate::text::{bool_arg, int_arg, str_arg, truncate_chars};
@@ -32,7 +33,10 @@ pub(crate) const SKIP_DIRS: &[&str] = &[
     "target",
     "vendor",
 ];
+/// The most entries one `glob`/`grep` walk visits.
 const MAX_WALK: usize = 500_000;
+/// The deepest directory level one walk descends to (each level holds one open handle).
+const MAX_DEPTH: usize = 128;
 const MAX_GREP_FILE: u64 = 5 * 1024 * 1024;
 
 fn matcher(pattern: &str, cross_slash: bool) -> Result<GlobMatcher> {
@@ -44,33 +48,47 @@ fn matcher(pattern: &str, cross_slash: bool) -> Result<GlobMatcher> {
         .map_err(|e| invalid(format!("invalid glob pattern {pattern:?}: {e}")))
 }
 
-fn rel_posix(base: &Path, p: &Path) -> String {
-    p.strip_prefix(base)
-        .unwrap_or(p)
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+/// How a walk for `glob`/`grep` goes: hidden entries as asked, [`SKIP_DIRS`] pruned, at most
+/// [`MAX_WALK`] entries and [`MAX_DEPTH`] levels.
+fn walk_options(include_hidden: bool) -> WalkOptions {
+    WalkOptions {
+        include_hidden,
+        skip_dirs: SKIP_DIRS,
+        max_entries: MAX_WALK,
+        max_depth: MAX_DEPTH,
+    }
 }
 
-fn walker(base: &Path, include_hidden: bool) -> impl Iterator<Item = walkdir::DirEntry> {
-    walkdir::WalkDir::new(base)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(move |e| {
-            if e.depth() == 0 {
-                return true;
+/// Notices for a walk that did not cover the whole tree.
+fn walk_notices(end: &WalkEnd) -> String {
+    let mut out = String::new();
+    if end.entries_capped {
+        out.push_str(&format!(
+            "\n(the search stopped after {MAX_WALK} entries; narrow the path or pattern)"
+        ));
+    }
+    if end.depth_capped {
+        out.push_str(&format!(
+            "\n(directories nested deeper than {MAX_DEPTH} levels were not searched)"
+        ));
+    }
+    out
+}
+
+/// Opens the base of a search beneath its allowed root: a directory handle, or a regular file.
+fn open_base(loc: &Located) -> Result<Option<Node>> {
+    match open_node(loc) {
+        Ok(node) => Ok(Some(node)),
+        Err(e) => {
+            let reason = e.detail("reason").and_then(|r| r.as_str());
+            let absent = [FsFault::NotFound.reason(), FsFault::NotDirectory.reason()];
+            if reason.is_some_and(|r| absent.contains(&r)) {
+                Ok(None)
+            } else {
+                Err(e)
             }
-            let name = e.file_name().to_string_lossy();
-            if e.file_type().is_dir() && SKIP_DIRS.contains(&name.as_ref()) {
-                return false;
-            }
-            include_hidden || !name.starts_with('.')
-        })
-        .filter_map(|e| e.ok())
-        .filter(|e| e.depth() > 0)
-        .take(MAX_WALK)
+        }
+    }
 }
 
 fn base_dir(env: &RuntimeEnv, raw: &str) -> Result<Located> {
@@ -109,11 +127,11 @@ fn glob(
     args: &serde_json::Value,
     cancel: &CancellationToken,
 ) -> Result<ToolOutput> {
-    let base = base_dir(env, str_arg(args, "path"))?.full;
-    let shown_base = display_path(env, &base);
-    if !base.is_dir() {
+    let loc = base_dir(env, str_arg(args, "path"))?;
+    let shown_base = loc.display.clone();
+    let Some(Node::Dir(base_fd)) = open_base(&loc)? else {
         return Err(failed(format!("{shown_base} is not a directory")));
-    }
+    };
     let pattern = str_arg(args, "pattern").trim();
     if pattern.is_empty() {
         return Err(invalid("pattern is required"));
@@ -133,35 +151,41 @@ fn glob(
     if let Some(stripped) = effective.strip_prefix("**/") {
         matchers.push(matcher(stripped, true)?);
     }
-    let mut hits: Vec<(SystemTime, PathBuf)> = Vec::new();
-    for e in walker(&base, include_hidden) {
+    let mut hits: Vec<(i128, String)> = Vec::new();
+    let mut cancelled = false;
+    let end = walk(base_fd, &walk_options(include_hidden), |v| {
         if cancel.is_cancelled() {
-            return Err(failed("glob was cancelled"));
+            cancelled = true;
+            return ControlFlow::Break(());
         }
-        let rel = rel_posix(&base, e.path());
-        if matchers.iter().any(|m| m.is_match(&rel)) {
-            let mtime = e
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            hits.push((mtime, e.into_path()));
+        if matchers.iter().any(|m| m.is_match(v.rel)) {
+            let mtime = v.stat().map_or(0, |st| Stamp::of(&st).mtime_ns());
+            hits.push((mtime, v.rel.to_owned()));
         }
+        ControlFlow::Continue(())
+    });
+    if cancelled {
+        return Err(failed("glob was cancelled"));
     }
+    let notices = walk_notices(&end);
     if hits.is_empty() {
         return Ok(ToolOutput::ok(format!(
-            "No files matching '{effective}' in {shown_base}"
+            "No files matching '{effective}' in {shown_base}{notices}"
         )));
     }
-    hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    hits.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| Path::new(&a.1).cmp(Path::new(&b.1)))
+    });
     let mut out = format!("[searched in: {shown_base}]");
-    for (_, p) in hits.iter().take(max) {
+    for (_, rel) in hits.iter().take(max) {
         out.push('\n');
-        out.push_str(&display_path(env, p));
+        out.push_str(&display_path(env, &loc.full.join(rel)));
     }
     if hits.len() > max {
         out.push_str(&format!("\n... and {} more", hits.len() - max));
     }
+    out.push_str(&notices);
     Ok(ToolOutput::ok(truncate_chars(&out)))
 }
 
@@ -194,6 +218,47 @@ pub(crate) fn grep_tool() -> FnTool {
     .concurrent(true)
 }
 
+/// What a grep has found so far.
+struct Found {
+    lines: Vec<String>,
+    max: usize,
+    truncated: bool,
+}
+
+impl Found {
+    /// Searches one open file shown as `shown`; `false` once `max` lines were exceeded.
+    fn search(
+        &mut self,
+        mut file: std::fs::File,
+        stamp: Stamp,
+        shown: &str,
+        re: &regex::Regex,
+    ) -> bool {
+        if stamp.size() > MAX_GREP_FILE {
+            return true;
+        }
+        let Ok(bytes) = read_capped(&mut file, Some(MAX_GREP_FILE), shown) else {
+            return true;
+        };
+        if bytes[..bytes.len().min(8192)].contains(&0) {
+            return true;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for (i, line) in text.split('\n').enumerate() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if re.is_match(line) {
+                if self.lines.len() == self.max {
+                    self.truncated = true;
+                    return false;
+                }
+                self.lines
+                    .push(format!("{shown}:{}:{}", i + 1, line.trim_end()));
+            }
+        }
+        true
+    }
+}
+
 fn grep(
     env: &RuntimeEnv,
     args: &serde_json::Value,
@@ -201,13 +266,12 @@ fn grep(
 ) -> Result<ToolOutput> {
     let raw_path = str_arg(args, "path");
     let loc = base_dir(env, raw_path)?;
-    let base = loc.full.clone();
-    if !base.exists() {
+    let Some(base) = open_base(&loc)? else {
         return Err(failed(format!(
             "path does not exist: {}",
             if raw_path.is_empty() { "." } else { raw_path }
         )));
-    }
+    };
     let pattern = str_arg(args, "pattern");
     if pattern.is_empty() {
         return Err(invalid("pattern is required"));
@@ -230,72 +294,68 @@ fn grep(
         "" => None,
         g => Some(matcher(g, true)?),
     };
-    let files: Box<dyn Iterator<Item = PathBuf>> = if base.is_file() {
-        Box::new(std::iter::once(base.clone()))
-    } else {
-        Box::new(
-            walker(&base, include_hidden)
-                .filter(|e| e.file_type().is_file())
-                .map(walkdir::DirEntry::into_path),
-        )
+    let included = |rel: &str, name: &str| {
+        include
+            .as_ref()
+            .is_none_or(|m| m.is_match(rel) || m.is_match(name))
     };
-    let root = open_dir(&loc.root, &display_path(env, &loc.root))?;
-    let mut out: Vec<String> = Vec::new();
-    let mut truncated = false;
-    'files: for file in files {
-        if cancel.is_cancelled() {
-            return Err(failed("grep was cancelled"));
-        }
-        if let Some(m) = &include {
-            let rel = rel_posix(&base, &file);
-            let name = file
+    let mut found = Found {
+        lines: Vec::new(),
+        max,
+        truncated: false,
+    };
+    let mut notices = String::new();
+    match base {
+        Node::File(file, stamp) => {
+            let name = loc
+                .full
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if !m.is_match(&rel) && !m.is_match(&name) {
-                continue;
+            if included("", &name) {
+                found.search(file, stamp, &loc.display, &re);
             }
         }
-        // Read beneath a handle on the root: a directory on the way swapped for a symlink
-        // after the walk listed it cannot redirect the read outside.
-        let Ok(rel) = file.strip_prefix(&loc.root) else {
-            continue;
-        };
-        let shown = display_path(env, &file);
-        let Ok((mut handle, stamp)) = open_file_beneath(root.as_fd(), &loc.root, rel, &shown)
-        else {
-            continue;
-        };
-        if stamp.size() > MAX_GREP_FILE {
-            continue;
-        }
-        let Ok(bytes) = read_capped(&mut handle, Some(MAX_GREP_FILE), &shown) else {
-            continue;
-        };
-        if bytes[..bytes.len().min(8192)].contains(&0) {
-            continue;
-        }
-        let text = String::from_utf8_lossy(&bytes);
-        for (i, line) in text.split('\n').enumerate() {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            if re.is_match(line) {
-                if out.len() == max {
-                    truncated = true;
-                    break 'files;
+        Node::Dir(fd) => {
+            let mut cancelled = false;
+            // Files are opened through their directory's handle (no symlink followed), so a
+            // directory swapped after being listed cannot redirect a read outside.
+            let end = walk(fd, &walk_options(include_hidden), |v| {
+                if cancel.is_cancelled() {
+                    cancelled = true;
+                    return ControlFlow::Break(());
                 }
-                out.push(format!("{shown}:{}:{}", i + 1, line.trim_end()));
+                if v.kind != Kind::File || !included(v.rel, &v.name_lossy()) {
+                    return ControlFlow::Continue(());
+                }
+                let shown = display_path(env, &loc.full.join(v.rel));
+                let Ok((file, stamp)) = open_file_at(v.dir, v.name, &shown) else {
+                    return ControlFlow::Continue(());
+                };
+                if found.search(file, stamp, &shown, &re) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            });
+            if cancelled {
+                return Err(failed("grep was cancelled"));
+            }
+            if !found.truncated {
+                notices = walk_notices(&end);
             }
         }
     }
-    if out.is_empty() {
+    if found.lines.is_empty() {
         return Ok(ToolOutput::ok(format!(
-            "No matches for '{pattern}' in {}",
-            display_path(env, &base)
+            "No matches for '{pattern}' in {}{notices}",
+            loc.display
         )));
     }
-    let mut text = out.join("\n");
-    if truncated {
+    let mut text = found.lines.join("\n");
+    if found.truncated {
         text.push_str(&format!("\n... results truncated at {max}"));
     }
+    text.push_str(&notices);
     Ok(ToolOutput::ok(truncate_chars(&text)))
 }

@@ -48,6 +48,18 @@ pub struct SkillLoader {
     refused: BTreeMap<String, String>,
 }
 
+/// Zero-width, direction-override and other invisible formatting characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{85}'
+    )
+}
+
 /// Makes untrusted text safe to put on one line of a prompt or inside an attribute: control,
 /// line-separator and invisible formatting characters become spaces, whitespace runs collapse,
 /// `&`, `<`, `>` and `"` become character entities (so no tag or attribute can be closed), and the
@@ -57,15 +69,7 @@ pub(crate) fn prompt_escape(s: &str, max: usize) -> String {
     let mut count = 0usize;
     let mut last_space = true;
     for c in s.chars() {
-        let invisible = matches!(
-            c,
-            '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{feff}'
-                | '\u{85}'
-        );
-        let c = if c.is_control() || c.is_whitespace() || invisible {
+        let c = if c.is_control() || c.is_whitespace() || is_invisible(c) {
             ' '
         } else {
             c
@@ -88,6 +92,34 @@ pub(crate) fn prompt_escape(s: &str, max: usize) -> String {
         }
     }
     out.trim_end().to_owned()
+}
+
+/// Makes a skill body safe to put inside its `<skill>` envelope: every `<` (or a full-width or
+/// small form of it) that would start a `skill` tag (`<skill`, `</skill`, any case, with
+/// whitespace, invisible characters or slashes between) becomes `&lt;`, so no body can close
+/// the envelope or open a fake one. All other text, markup and code included, stays exactly as
+/// written.
+pub(crate) fn envelope_body(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut copied = 0;
+    for (i, c) in body.char_indices() {
+        if !matches!(c, '<' | '\u{fe64}' | '\u{ff1c}') {
+            continue;
+        }
+        let next = i + c.len_utf8();
+        let name = body[next..]
+            .trim_start_matches(|c: char| c == '/' || c.is_whitespace() || is_invisible(c));
+        if name
+            .get(..5)
+            .is_some_and(|t| t.eq_ignore_ascii_case("skill"))
+        {
+            out.push_str(&body[copied..i]);
+            out.push_str("&lt;");
+            copied = next;
+        }
+    }
+    out.push_str(&body[copied..]);
+    out
 }
 
 /// Parses the small YAML subset skill front matter uses: top-level `key: value` pairs with
@@ -285,7 +317,8 @@ impl SkillLoader {
         )
     }
 
-    /// The skill wrapped in its `<skill>` envelope.
+    /// The skill wrapped in its `<skill>` envelope. The body cannot end the envelope early (see
+    /// the escaping of `skill` tags), and the name and paths in the header are escaped.
     pub fn content(
         &self,
         name: &str,
@@ -312,7 +345,7 @@ impl SkillLoader {
         let show = |p: Option<&Path>| {
             p.map_or_else(
                 || "(not configured)".to_owned(),
-                |p| p.display().to_string(),
+                |p| prompt_escape(&p.display().to_string(), 4096),
             )
         };
         Ok(format!(
@@ -321,8 +354,8 @@ impl SkillLoader {
             path = prompt_escape(&s.path.display().to_string(), 4096),
             ws = show(workspace),
             home = show(home),
-            root = root.display(),
-            body = s.body
+            root = show(Some(root)),
+            body = envelope_body(&s.body)
         ))
     }
 }
@@ -373,5 +406,19 @@ mod tests {
         assert_eq!(body, "no front matter");
         let (m, _) = split_front_matter("---\ndescription: plain words # c\n---\nb");
         assert_eq!(m.get("description").unwrap(), "plain words");
+    }
+
+    #[test]
+    fn envelope_body_escapes_only_skill_tags() {
+        assert_eq!(
+            envelope_body("a</skill>b< / SKILL >c<skill x>d<Skills>"),
+            "a&lt;/skill>b&lt; / SKILL >c&lt;skill x>d&lt;Skills>"
+        );
+        let code = "Vec<String> <div>x</div> a < b && c</ski <";
+        assert_eq!(envelope_body(code), code);
+        assert_eq!(
+            envelope_body("é<\u{a0}/\u{200b}skill>＜/skill>//</</skill"),
+            "é&lt;\u{a0}/\u{200b}skill>&lt;/skill>//</&lt;/skill"
+        );
     }
 }

@@ -20,10 +20,27 @@ use rustix::io::Errno;
 
 /// How many symlinks one lookup may traverse (the kernel's own limit is 40).
 const MAX_SYMLINKS: usize = 40;
+/// The longest path the kernel resolves, in bytes including the terminating NUL (Linux
+/// `PATH_MAX`).
+const PATH_MAX: usize = 4096;
 
 /// Set once `openat2` answered `ENOSYS`: later opens go straight to the walker.
 #[cfg(target_os = "linux")]
 static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
+
+/// The environment variable that, set to `1` when the first confined open runs, makes every
+/// open use [`walk_beneath`] instead of `openat2`. It exists so the tool-level tests (races,
+/// special files, path tricks) can run through the fallback as well; both resolvers keep
+/// paths beneath the root, so it cannot loosen anything.
+#[cfg(target_os = "linux")]
+const FORCE_WALKER_ENV: &str = "POWER_LOOP_TEST_FS_WALKER";
+
+/// Whether [`FORCE_WALKER_ENV`] asked for the walker (read once per process).
+#[cfg(target_os = "linux")]
+fn walker_forced() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var_os(FORCE_WALKER_ENV).is_some_and(|v| v == "1"))
+}
 
 /// Opens `rel` beneath the directory `root` (whose canonical path is `root_path`) with `flags`
 /// (`O_CLOEXEC` is added). `EXDEV` means the path would leave the root.
@@ -34,7 +51,7 @@ pub(crate) fn open_beneath(
     flags: OFlags,
 ) -> Result<OwnedFd, Errno> {
     #[cfg(target_os = "linux")]
-    if !OPENAT2_MISSING.load(Ordering::Relaxed) {
+    if !OPENAT2_MISSING.load(Ordering::Relaxed) && !walker_forced() {
         use rustix::fs::{ResolveFlags, openat2};
         let target: &Path = if rel.as_os_str().is_empty() {
             Path::new(".")
@@ -73,6 +90,11 @@ pub(crate) fn walk_beneath(
     rel: &Path,
     flags: OFlags,
 ) -> Result<OwnedFd, Errno> {
+    // The kernel refuses a path of PATH_MAX bytes or more with ENAMETOOLONG; so does the walker,
+    // or it would accept (and a write would create) arbitrarily deep paths openat2 refuses.
+    if rel.as_os_str().len() >= PATH_MAX {
+        return Err(Errno::NAMETOOLONG);
+    }
     let mut pending: VecDeque<OsString> = VecDeque::new();
     push_front_components(&mut pending, rel)?;
     // Directories entered below the root; empty = at the root.
@@ -195,6 +217,11 @@ mod tests {
         }
         // An absolute link that stays inside: the walker follows it; openat2 refuses it (both safe).
         assert!(walk_beneath(fd.as_fd(), &ws, Path::new("abs_in/f"), OFlags::RDONLY).is_ok());
+        // A path the kernel would call too long is too long for the walker as well.
+        let long = "a/".repeat(3000) + "x";
+        for (i, r) in both(&fd, &ws, &long).into_iter().enumerate() {
+            assert_eq!(r.unwrap_err(), Errno::NAMETOOLONG, "resolver {i}");
+        }
         // A symlink loop ends with ELOOP, not a hang.
         symlink("loop_b", ws.join("loop_a")).unwrap();
         symlink("loop_a", ws.join("loop_b")).unwrap();

@@ -42,6 +42,11 @@ impl Stamp {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+
+    /// The modification time, in nanoseconds since the Unix epoch.
+    pub(crate) fn mtime_ns(&self) -> i128 {
+        self.mtime_ns
+    }
 }
 
 /// An opened path: a regular file or a directory (nothing else is ever returned).
@@ -93,6 +98,26 @@ pub(crate) fn open_file_beneath(
 ) -> Result<(std::fs::File, Stamp)> {
     let fd = open_beneath(root, root_path, rel, READ_FLAGS)
         .map_err(|e| errno_error(e, "open", display))?;
+    match classify(fd, display)? {
+        Node::File(f, s) => Ok((f, s)),
+        Node::Dir(_) => Err(FsFault::IsDirectory.error(format!("{display} is a directory"))),
+    }
+}
+
+/// Opens the entry `name` of the directory handle `dir` without following a symlink (used by
+/// the tree walker); only a regular file is returned.
+pub(crate) fn open_file_at(
+    dir: BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    display: &str,
+) -> Result<(std::fs::File, Stamp)> {
+    let fd = openat(
+        dir,
+        name,
+        READ_FLAGS | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| errno_error(e, "open", display))?;
     match classify(fd, display)? {
         Node::File(f, s) => Ok((f, s)),
         Node::Dir(_) => Err(FsFault::IsDirectory.error(format!("{display} is a directory"))),
@@ -217,7 +242,11 @@ fn open_dir_creating(root: &OwnedFd, loc: &Located, rel: &Path) -> Result<OwnedF
     };
     for c in &comps[k..] {
         match mkdirat(&base, *c, Mode::from_raw_mode(0o777)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            Ok(()) => {
+                // A new directory's entry in its parent must be durable before files go in it.
+                sync_dir(&base).map_err(|e| errno_error(e, verb, &loc.display))?;
+            }
+            Err(Errno::EXIST) => {}
             Err(e) => return Err(errno_error(e, verb, &loc.display)),
         }
         base = openat(
@@ -242,7 +271,10 @@ pub(crate) struct Written {
 /// Writes `bytes` to `loc`: parents are created beneath the root; the content goes to a
 /// temporary file in the target's directory (same handle) which is then renamed over the
 /// target, so readers see the old or the new file, never a mix, and a symlink swapped in for
-/// the target is replaced rather than followed. `check` sees the current target's stamp
+/// the target is replaced rather than followed. The temporary file is flushed to disk
+/// (`fsync`) before the rename and the directory after it (as is every directory it creates),
+/// so a crash or power loss leaves the old or the new content under the name, never a partial
+/// file or a lost name. `check` sees the current target's stamp
 /// (`None` when absent) and may refuse. A directory, symlink, special file or a file with more
 /// than one hard link as the target is refused. The new file keeps the old one's permission
 /// bits (and, when permitted, owner).
@@ -292,19 +324,39 @@ pub(crate) fn write_atomic(
     };
     check(existing.as_ref().map(Stamp::of))?;
     let (tmp_name, tmp_fd) = create_temp(&parent, &loc.display)?;
-    let written = fill_temp(tmp_fd, bytes, existing.as_ref(), &loc.display).and_then(|file| {
+    let renamed = fill_temp(tmp_fd, bytes, existing.as_ref(), &loc.display).and_then(|file| {
         renameat(&parent, &tmp_name, &parent, name)
             .map_err(|e| errno_error(e, "write", &loc.display))?;
-        let st = fstat(&file).map_err(|e| errno_error(e, "inspect", &loc.display))?;
-        Ok(Stamp::of(&st))
+        Ok(file)
     });
-    if written.is_err() {
-        let _ = unlinkat(&parent, &tmp_name, AtFlags::empty());
-    }
+    let file = match renamed {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = unlinkat(&parent, &tmp_name, AtFlags::empty());
+            return Err(e);
+        }
+    };
+    // The new name must survive a crash too, not only the new content.
+    sync_dir(&parent).map_err(|e| {
+        FsFault::Io.error(format!(
+            "wrote {} but could not flush its directory to disk: {e}",
+            loc.display
+        ))
+    })?;
+    let st = fstat(&file).map_err(|e| errno_error(e, "inspect", &loc.display))?;
     Ok(Written {
         before: existing.as_ref().map(Stamp::of),
-        after: written?,
+        after: Stamp::of(&st),
     })
+}
+
+/// Flushes a directory's entries to disk. File systems that cannot sync a directory
+/// (`EINVAL`, `ENOTSUP`) are taken as done: there is nothing more this side can do.
+fn sync_dir(dir: &OwnedFd) -> std::result::Result<(), Errno> {
+    match rustix::fs::fsync(dir) {
+        Ok(()) | Err(Errno::INVAL | Errno::NOTSUP | Errno::ROFS) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates a fresh temporary file in `dir` (`O_EXCL|O_NOFOLLOW`: never an existing entry).
@@ -344,5 +396,10 @@ fn fill_temp(
     }
     file.write_all(bytes)
         .map_err(|e| FsFault::Io.error(format!("cannot write {display}: {}", io_why(&e))))?;
+    // Durable before it is visible: after a crash the name shows the old or the new content,
+    // never an empty or partial file.
+    file.sync_all().map_err(|e| {
+        FsFault::Io.error(format!("cannot flush {display} to disk: {}", io_why(&e)))
+    })?;
     Ok(file)
 }

@@ -76,3 +76,60 @@ pub fn failed(o: &ToolOutcome) -> &str {
     assert!(o.error_code.is_some(), "failed outcome without code");
     &o.output.content
 }
+
+/// The test-only switch that makes the file tools resolve every path with the user-space
+/// `O_NOFOLLOW` walker instead of `openat2` (read once per process by the library).
+pub const WALKER_ENV: &str = "POWER_LOOP_TEST_FS_WALKER";
+
+/// Whether this process runs with the fallback walker forced.
+pub fn walker_forced() -> bool {
+    std::env::var_os(WALKER_ENV).is_some_and(|v| v == "1")
+}
+
+/// Called first by every test that is also re-run through the fallback: when the walker is
+/// forced, proves the library really uses it. The probe is a skill symlinked with an absolute
+/// target that stays inside the skills directory: the walker follows it, `openat2`
+/// (RESOLVE_BENEATH) refuses every absolute link, so only the walker loads it.
+pub fn check_resolver() {
+    if !walker_forced() {
+        return;
+    }
+    let skills = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(skills.path()).unwrap();
+    std::fs::create_dir(dir.join("good")).unwrap();
+    std::fs::write(dir.join("good/SKILL.md"), "body").unwrap();
+    std::os::unix::fs::symlink(dir.join("good"), dir.join("abs")).unwrap();
+    let loader = power_loop_tools::SkillLoader::new(&dir).unwrap();
+    assert_eq!(
+        loader.names(),
+        ["abs", "good"],
+        "{WALKER_ENV}=1 is set but the file tools did not use the fallback walker"
+    );
+}
+
+/// Re-runs `tests` (exact names) of the current test binary in a child process with the
+/// fallback walker forced, and asserts that all of them ran and passed there.
+pub fn rerun_through_walker(tests: &[&str]) {
+    if walker_forced() {
+        return; // already the child
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "--test-threads=1", "--nocapture"])
+        .args(tests)
+        .env(WALKER_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let want = format!("test result: ok. {} passed", tests.len());
+    assert!(
+        out.status.success() && stdout.contains(&want),
+        "through the fallback walker:\n{stdout}\n{stderr}"
+    );
+    // Show the child's own report lines (e.g. the race counts).
+    for line in stderr.lines().filter(|l| l.contains("escapes")) {
+        eprintln!("[walker] {line}");
+    }
+}
