@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::home::HomeScope;
 use super::lexer::lex;
 use super::rules::{MatchEnv, View, matches, short};
-use super::syntax::{LexStop, Parsed, basename};
+use super::syntax::{LexStop, Parsed, Word, basename};
 use super::target::{Cwd, Scope, change_dir, normalize};
 use super::unwrap::unwrap;
 use super::{
@@ -187,6 +187,7 @@ impl Judge<'_> {
             .unwrap_or_default();
         // the working directory before each command of each script
         let mut cwd_at: Vec<Vec<Cwd>> = Vec::with_capacity(parsed.scripts.len());
+        let mut pending: Option<PolicyDecision> = None;
         for script in &parsed.scripts {
             let mut cwd = match script.parent {
                 Some((p, ci)) => cwd_at
@@ -215,10 +216,12 @@ impl Judge<'_> {
                 }
                 let u = unwrap(cmd, &script.cmds, ci, parsed, interpreters, &mut a.steps);
                 if let Some(detail) = &u.dynamic
+                    && pending.is_none()
                     && let Some(rule) = self.rule_of(|m| matches!(m, RuleMatch::DynamicCommand))
                 {
+                    // judged after the substitutions themselves (`$(su)` reports `su`)
                     let words: Vec<&str> = cmd.words.iter().map(|w| w.text.as_str()).collect();
-                    return Some(deny(
+                    pending = Some(deny(
                         &rule.id,
                         format!("{}: {detail}", rule.reason),
                         &words.join(" "),
@@ -229,6 +232,17 @@ impl Judge<'_> {
                     scope: self.scope,
                     parsed,
                 };
+                if let Some(h) = self.home {
+                    let stores: Vec<&[Word]> = u.store.iter().map(|s| &s[..]).collect();
+                    let programs: Vec<&[Word]> = u.views.iter().map(|v| u.words(v)).collect();
+                    a.steps +=
+                        (stores.iter().map(|s| s.len()).sum::<usize>() + programs.len()) as u64;
+                    if let Some((rule, reason)) = h.check(cmd, &stores, &programs, &cwd, self.scope)
+                    {
+                        let words: Vec<&str> = cmd.words.iter().map(|w| w.text.as_str()).collect();
+                        return Some(deny(rule, reason, &words.join(" ")));
+                    }
+                }
                 let mut next_cwd: Option<Cwd> = None;
                 for v in &u.views {
                     let words = u.words(v);
@@ -283,7 +297,7 @@ impl Judge<'_> {
             }
             cwd_at.push(seen);
         }
-        None
+        pending
     }
 
     fn judge_view(
@@ -296,12 +310,6 @@ impl Judge<'_> {
             let words: Vec<&str> = view.words.iter().map(|w| w.text.as_str()).collect();
             words.join(" ")
         };
-        if let Some(h) = self.home
-            && let Some((rule, reason)) =
-                h.check(view.words, view.cmd, view.original, env.cwd, env.scope)
-        {
-            return Some(deny(rule, reason, &command()));
-        }
         for (rule, re) in self.policy.rules.iter().zip(self.regexes) {
             if let Some(detail) = matches(&rule.matcher, re.as_ref(), view, env, steps) {
                 let reason = if detail.is_empty() {

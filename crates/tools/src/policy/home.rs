@@ -69,54 +69,60 @@ impl HomeScope {
         false
     }
 
-    /// Checks one view of a command.
+    /// Checks one command: its redirections and the words of every view (each word once),
+    /// judged by the programs the views run (`nice cat x` reads, `env cp x y` writes).
     pub(super) fn check(
         &self,
-        words: &[Word],
         cmd: &Cmd,
-        original: bool,
+        stores: &[&[Word]],
+        programs: &[&[Word]],
         cwd: &Cwd,
         scope: &Scope,
     ) -> Option<HomeHit> {
-        let prog = words.first().map_or("", |w| basename(&w.text));
-        if original {
-            for r in &cmd.redirs {
-                let write = match r.kind {
-                    RedirKind::Out => true,
-                    RedirKind::In => false,
-                    _ => continue,
-                };
-                if self.touches(&r.target, cwd, scope) {
-                    return Some(if write {
-                        ("agent_home_write", WRITE_MSG.to_owned())
-                    } else {
-                        ("agent_home_read", READ_MSG.to_owned())
-                    });
-                }
+        for r in &cmd.redirs {
+            let write = match r.kind {
+                RedirKind::Out => true,
+                RedirKind::In => false,
+                _ => continue,
+            };
+            if self.touches(&r.target, cwd, scope) {
+                return Some(if write {
+                    ("agent_home_write", WRITE_MSG.to_owned())
+                } else {
+                    ("agent_home_read", READ_MSG.to_owned())
+                });
             }
         }
-        let hit = words.iter().skip(1).any(|w| {
-            let w = match w.text.split_once('=') {
-                Some((_, v)) if w.text.starts_with("of=") || w.text.starts_with("--") => Word {
-                    text: v.to_owned(),
-                    flags: w.flags,
-                    subst: None,
-                },
-                _ => w.clone(),
-            };
-            self.touches(&w, cwd, scope)
+        let hit = stores.iter().any(|words| {
+            words.iter().skip(1).any(|w| {
+                let w = match w.text.split_once('=') {
+                    Some((_, v)) if w.text.starts_with("of=") || w.text.starts_with("--") => Word {
+                        text: v.to_owned(),
+                        flags: w.flags,
+                        subst: None,
+                    },
+                    _ => w.clone(),
+                };
+                self.touches(&w, cwd, scope)
+            })
         });
         if !hit {
             return None;
         }
-        let sed_in_place = prog == "sed"
-            && words
-                .iter()
-                .any(|w| w.text.starts_with("-i") || w.text == "--in-place");
-        if WRITERS.contains(&prog) || sed_in_place {
+        fn name<'w>(v: &&'w [Word]) -> &'w str {
+            v.first().map_or("", |w| basename(&w.text))
+        }
+        let writes = programs.iter().any(|v| {
+            let prog = name(v);
+            WRITERS.contains(&prog)
+                || (prog == "sed"
+                    && v.iter()
+                        .any(|w| w.text.starts_with("-i") || w.text == "--in-place"))
+        });
+        if writes {
             return Some(("agent_home_write", WRITE_MSG.to_owned()));
         }
-        if METADATA.contains(&prog) {
+        if programs.last().is_some_and(|v| METADATA.contains(&name(v))) {
             return None;
         }
         Some(("agent_home_read", READ_MSG.to_owned()))

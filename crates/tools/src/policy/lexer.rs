@@ -100,6 +100,7 @@ struct Frame {
     case_depth: usize,
     brace_open: bool,
     brace_sep: bool,
+    bracket_open: bool,
 }
 
 impl Frame {
@@ -123,6 +124,7 @@ impl Frame {
             case_depth: 0,
             brace_open: false,
             brace_sep: false,
+            bracket_open: false,
         }
     }
 }
@@ -430,9 +432,21 @@ impl Lexer<'_> {
                 self.flag(GLOB);
                 self.extglob();
             }
-            '*' | '?' | '[' => {
+            '*' | '?' => {
                 self.push_char(c);
                 self.flag(GLOB);
+            }
+            '[' => {
+                self.push_char(c);
+                if let Some(f) = self.frame() {
+                    f.bracket_open = true;
+                }
+            }
+            ']' => {
+                self.push_char(c);
+                if self.frames.last().is_some_and(|f| f.bracket_open) {
+                    self.flag(GLOB);
+                }
             }
             '~' if !in_word => {
                 self.push_char(c);
@@ -579,6 +593,9 @@ impl Lexer<'_> {
             if let Some((i, _)) = self.next_nonblank() {
                 self.pos = i + 1;
             }
+            if let Some(f) = self.frame() {
+                f.expect_func_name = false;
+            }
             let name = match self.frames.last_mut() {
                 Some(f) if f.in_word => {
                     f.in_word = false;
@@ -694,6 +711,7 @@ impl Lexer<'_> {
         }
         f.in_word = false;
         f.brace_open = false;
+        f.bracket_open = false;
         let mut w = std::mem::take(&mut f.word);
         if w.subst.is_some() && w.text != "$(…)" {
             w.subst = None;

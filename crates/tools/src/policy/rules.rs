@@ -73,6 +73,7 @@ pub(super) fn matches(
     steps: &mut u64,
 ) -> Option<String> {
     let first = view.words.first()?;
+    let counted = view.words.len() as u64;
     let prog = basename(&first.text);
     *steps += 1;
     match matcher {
@@ -107,7 +108,18 @@ pub(super) fn matches(
             programs,
             destination_programs,
         } => {
-            *steps += (view.words.len() + view.cmd.redirs.len()) as u64;
+            let scans = prog == "dd"
+                || prog == "dcfldd"
+                || programs
+                    .iter()
+                    .chain(destination_programs)
+                    .any(|p| p == prog);
+            if scans {
+                *steps += counted;
+            }
+            if view.original {
+                *steps += view.cmd.redirs.len() as u64;
+            }
             device_write(
                 prog,
                 device_prefixes,
@@ -278,7 +290,8 @@ fn device_write(
         return Some(format!("output redirected to `{}`", short(&r.target.text)));
     }
     let args = &view.words[1..];
-    for w in args {
+    let dd = prog == "dd" || prog == "dcfldd";
+    for w in args.iter().filter(|_| dd) {
         if let Some(v) = w.text.strip_prefix("of=") {
             let target = Word {
                 text: v.to_owned(),

@@ -248,7 +248,7 @@ impl<'a> Protection<'a> {
         if path.starts_with('.') {
             return false;
         }
-        if self.workspace().is_some_and(|ws| below(path, ws)) {
+        if self.workspace().is_some_and(|ws| within(path, ws)) {
             return false;
         }
         if self.exact.iter().any(|e| e == path) {
