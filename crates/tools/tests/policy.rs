@@ -46,8 +46,7 @@ fn deeply_nested_substitution_does_not_overflow_the_stack() {
         }
         assert!(a.steps <= 4 * cmd.len() as u64 + STEPS_BASE, "{}", a.steps);
     }
-    let cmd = format!("{}su{}", "`".repeat(1), "`");
-    assert_eq!(denied(&cmd), "privileged");
+    assert_eq!(denied("`su`"), "privileged");
     // within the limit, the command inside is still found
     let n = MAX_NESTING - 2;
     let cmd = format!("echo {}reboot{}", "$(".repeat(n), ")".repeat(n));

@@ -234,7 +234,7 @@ impl Lexer<'_> {
     }
 
     /// Whether text now goes to a here-document body rather than the current word.
-    fn into_body(&self) -> bool {
+    fn writes_body(&self) -> bool {
         match self.modes.last() {
             Some(Mode::Heredoc(_)) => true,
             Some(Mode::DQuote { body } | Mode::Param { body } | Mode::Arith { body, .. }) => *body,
@@ -243,7 +243,7 @@ impl Lexer<'_> {
     }
 
     fn push_text(&mut self, s: &str) {
-        if self.into_body() {
+        if self.writes_body() {
             for m in self.modes.iter_mut().rev() {
                 if let Mode::Heredoc(h) = m {
                     h.body.push_str(s);
@@ -264,7 +264,7 @@ impl Lexer<'_> {
     }
 
     fn flag(&mut self, flag: u16) {
-        if self.into_body() {
+        if self.writes_body() {
             return;
         }
         if let Some(f) = self.frame() {
@@ -779,11 +779,7 @@ impl Lexer<'_> {
                         return;
                     }
                     "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while" | "until"
-                    | "!" | "{" | "}" | "[[" | "]]" => {
-                        if w.text != "[[" && w.text != "]]" {
-                            return;
-                        }
-                    }
+                    | "!" | "{" | "}" => return,
                     "esac" if f.case_depth > 0 => {
                         f.case_depth -= 1;
                         return;
@@ -870,7 +866,7 @@ impl Lexer<'_> {
                 self.pos += 2;
                 self.push_text("$((");
                 self.flag(EXPAND);
-                let body = self.into_body();
+                let body = self.writes_body();
                 self.modes.push(Mode::Arith { depth: 0, body });
                 self.check_depth();
             }
@@ -883,7 +879,7 @@ impl Lexer<'_> {
                 self.pos += 1;
                 self.push_text("${");
                 self.flag(EXPAND);
-                let body = self.into_body();
+                let body = self.writes_body();
                 self.modes.push(Mode::Param { body });
                 self.check_depth();
             }
@@ -913,7 +909,7 @@ impl Lexer<'_> {
 
     /// Marks the current word as holding a command substitution (placeholder `$(…)`).
     fn subst_word_start(&mut self) {
-        if self.into_body() {
+        if self.writes_body() {
             self.push_text("$(…)");
             return;
         }
@@ -1073,7 +1069,7 @@ impl Lexer<'_> {
             }
             '\'' => self.single_quoted(),
             '"' => {
-                let body = self.into_body();
+                let body = self.writes_body();
                 self.modes.push(Mode::DQuote { body });
                 self.check_depth();
             }

@@ -105,7 +105,7 @@ fn join(cwd: &Cwd, rel: &str) -> Result<String, &'static str> {
 }
 
 /// Expands a leading `~`, `$HOME` or `${HOME}`; `None` when the word does not start with one.
-fn home_form<'a>(w: &'a Word, scope: &Scope) -> Option<Result<String, &'static str>> {
+fn home_form(w: &Word, scope: &Scope) -> Option<Result<String, &'static str>> {
     let t = w.text.as_str();
     let rest = if w.has(TILDE) && (t == "~" || t.starts_with("~/")) {
         &t[1..]
@@ -113,13 +113,9 @@ fn home_form<'a>(w: &'a Word, scope: &Scope) -> Option<Result<String, &'static s
         return Some(Err("`~user` names another user's home"));
     } else if let Some(r) = t.strip_prefix("${HOME}") {
         r
-    } else if let Some(r) = t
-        .strip_prefix("$HOME")
-        .filter(|r| !r.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-    {
-        r
     } else {
-        return None;
+        t.strip_prefix("$HOME")
+            .filter(|r| !r.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))?
     };
     if rest.contains('$') || w.has(CMD_SUBST | PROC_SUBST | ANSI_C) {
         return Some(Err("it holds a variable or command substitution"));
