@@ -54,7 +54,9 @@ pub use builtin::skills::{Skill, SkillLoader};
 pub use env::RuntimeEnv;
 pub use paths::{display_path, resolve_path};
 pub use policy::{
-    CommandPolicy, PolicyDecision, PolicyRule, RuleMatch, SimpleCommand, split_commands,
+    Analysis, CommandPolicy, MAX_COMMAND_BYTES, MAX_NESTING, MAX_SIMPLE_COMMANDS, PolicyContext,
+    PolicyDecision, PolicyRule, RuleMatch, STEPS_BASE, STEPS_PER_BYTE, SimpleCommand,
+    split_commands,
 };
 pub use presets::{
     CORE_TOOL_NAMES, EXPLORE_TOOL_NAMES, FULL_TOOL_NAMES, ToolSelection, default_registry,

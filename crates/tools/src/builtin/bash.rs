@@ -8,7 +8,7 @@ use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput}
 use serde_json::json;
 
 use super::{SharedRef, invalid};
-use crate::policy::PolicyDecision;
+use crate::policy::{PolicyContext, PolicyDecision};
 use crate::shell::session::BashSession;
 use crate::text::{bool_arg, int_arg, str_arg, truncate_chars};
 use crate::tool::{FnTool, ToolContext, tool_fn};
@@ -51,52 +51,34 @@ impl BashSessions {
     }
 }
 
-/// Refuses commands touching agent-home internals outside the allowlist (`.cache`, `logs`,
-/// skills dir), as the reference does.
-fn check_home_scope(ctx: &ToolContext, command: &str) -> Result<()> {
-    let Some(home) = &ctx.env.home_dir else {
-        return Ok(());
-    };
-    let lower = command.to_lowercase();
-    let home_s = home.to_string_lossy().to_lowercase();
-    if !lower.contains(&home_s) {
-        return Ok(());
+/// The policy's view of where commands run: the workspace, the user's home and the agent home
+/// with its allowlist (`.cache`, `logs`, skills dir).
+fn policy_context(ctx: &ToolContext) -> PolicyContext {
+    let env = &ctx.env;
+    let mut pc = PolicyContext::new();
+    if let Some(ws) = &env.workspace_dir {
+        pc = pc.with_workspace(ws.clone());
     }
-    let allowed = ctx
-        .env
-        .home_allowlist()
-        .iter()
-        .any(|a| lower.contains(&a.to_string_lossy().to_lowercase()));
-    if allowed {
-        return Ok(());
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        pc = pc.with_user_home(home);
     }
-    let padded = format!(" {lower} ");
-    let writes = [
-        " >", ">>", " tee ", " sed -i", " rm ", " mv ", " cp ", " touch ", " mkdir ",
-    ];
-    let reads = [
-        " cat ", " less ", " head ", " tail ", " grep ", " rg ", " find ",
-    ];
-    if writes.iter().any(|h| padded.contains(h)) {
-        return Err(Error::new(
-            ErrorCode::ToolDenied,
-            "Writing under the agent home is blocked outside allowlisted paths (.cache/logs/skills). Use workspace files or allowlisted agent paths only.",
-        ));
+    if let Some(h) = &env.home_dir {
+        pc = pc.with_agent_home(h.clone(), env.home_allowlist());
     }
-    if reads.iter().any(|h| padded.contains(h)) {
-        return Err(Error::new(
-            ErrorCode::ToolDenied,
-            "Reading agent-home internals is blocked outside allowlisted paths (.cache/logs/skills). Use load_skill(name) for skill content instead of direct file reads.",
-        ));
-    }
-    Ok(())
+    pc
 }
 
-/// Refuses commands the policy denies (home scope first, then the command policy).
+/// Refuses commands the policy denies (agent-home scope and the command rules).
 pub(crate) fn check_policy(ctx: &ToolContext, command: &str) -> Result<()> {
-    check_home_scope(ctx, command)?;
-    match ctx.env.command_policy.check(command) {
+    match ctx
+        .env
+        .command_policy
+        .check_in(command, &policy_context(ctx))
+    {
         PolicyDecision::Allow => Ok(()),
+        PolicyDecision::Deny { rule, reason, .. } if rule.starts_with("agent_home") => {
+            Err(Error::new(ErrorCode::ToolDenied, reason).with_detail("rule", rule))
+        }
         PolicyDecision::Deny {
             rule,
             reason,
