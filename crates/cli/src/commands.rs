@@ -62,6 +62,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Workflow(crate::WorkflowCommand::Validate { file, json }) => {
+            // normally handled in main (no runtime needed); kept total for the match
+            if crate::workflow::validate(file, *json)? {
+                Ok(())
+            } else {
+                Err(Error::new(ErrorCode::SpecInvalid, "invalid WorkflowSpec"))
+            }
+        }
         Command::Schema(SchemaCommand::Verify) => {
             let store = power_loop::open_store(
                 &cli.dsn,

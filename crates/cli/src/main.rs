@@ -7,6 +7,7 @@
 
 mod commands;
 mod provider;
+mod workflow;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,21 @@ enum Command {
     /// Schema provisioning.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Workflow specs.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCommand {
+    /// Check a WorkflowSpec JSON file and list every problem; exits 1 when it is invalid.
+    Validate {
+        /// The spec file.
+        file: std::path::PathBuf,
+        /// Print one JSON line: `{"valid": bool, "problems": [{"path", "message"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +132,17 @@ enum SchemaCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Workflow(WorkflowCommand::Validate { file, json }) = &cli.command {
+        // no store, provider or runtime needed
+        return match workflow::validate(file, *json) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("power-loop: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -127,6 +127,15 @@ pub use power_loop_agent::{
     TimerRunner, TimerRunnerOptions, recall_compacted_tool, register_timer_tools, timer_tools,
 };
 
+// ===== workflows =====
+pub use power_loop_workflow::{
+    AgentNode, AgentResult, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY,
+    ForeachItems, ForeachNode, LeafStatus, MAX_NODE_DEPTH, Node, OnError, OutputSchema,
+    ParallelNode, Reference, ResultMap, RunStatus as WorkflowRunStatus, SequenceNode, SharedBudget,
+    SpecProblem, WorkflowResult, WorkflowSpec, WorkflowSpecError, render_template,
+    resolve_reference,
+};
+
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
 pub use power_loop_sinks::metrics::PrometheusBackend;

@@ -11,13 +11,21 @@ use serde_json::{Map, Value};
 /// One left-to-right pass: time is linear in the template plus the inserted text, and no input
 /// panics.
 pub fn render_template(template: &str, env: &Map<String, Value>) -> String {
+    render_counting(template, env).0
+}
+
+/// [`render_template`] plus the number of elementary steps taken (bytes visited by the main
+/// loop plus characters read by placeholder attempts), for the linearity test.
+fn render_counting(template: &str, env: &Map<String, Value>) -> (String, usize) {
+    let mut steps = 0usize;
     let bytes = template.as_bytes();
     let mut out = String::with_capacity(template.len());
     let mut copied = 0; // template[..copied] is already in `out`
     let mut i = 0;
     while i + 1 < bytes.len() {
+        steps += 1;
         if bytes[i] == b'{' && bytes[i + 1] == b'{' {
-            if let Some((name, end)) = placeholder_at(template, i + 2)
+            if let Some((name, end)) = placeholder_at(template, i + 2, &mut steps)
                 && let Some(value) = env.get(name)
             {
                 out.push_str(&template[copied..i]);
@@ -35,7 +43,7 @@ pub fn render_template(template: &str, env: &Map<String, Value>) -> String {
         }
     }
     out.push_str(&template[copied..]);
-    out
+    (out, steps)
 }
 
 /// Python `\s` (Unicode whitespace, including the information separators).
@@ -50,9 +58,9 @@ fn is_word(c: char) -> bool {
 /// Parses `\s*([A-Za-z_]\w*)\s*}}` starting at byte `start`; returns the name and the byte index
 /// just past the closing braces. Scans only whitespace and word characters, so repeated failed
 /// attempts never rescan the same text (no `{` can be inside what one attempt reads).
-fn placeholder_at(s: &str, start: usize) -> Option<(&str, usize)> {
+fn placeholder_at<'s>(s: &'s str, start: usize, steps: &mut usize) -> Option<(&'s str, usize)> {
     let rest = s.get(start..)?;
-    let mut chars = rest.char_indices().peekable();
+    let mut chars = rest.char_indices().inspect(|_| *steps += 1).peekable();
     while let Some(&(_, c)) = chars.peek() {
         if is_space(c) {
             chars.next();
@@ -121,6 +129,31 @@ mod tests {
     fn inserted_text_is_not_rendered_again() {
         let e = env(json!({"a": "{{b}}", "b": "x"}));
         assert_eq!(render_template("{{a}}{{b}}", &e), "{{b}}x");
+    }
+
+    #[test]
+    fn steps_are_linear() {
+        let e = env(json!({"a": "x"}));
+        for unit in [
+            "{{",
+            "{{ a",
+            "{{a}",
+            "{{{",
+            "{{ aaaaaaaa ",
+            "{{a}}",
+            "{{ zz }}",
+            "x",
+        ] {
+            for n in [1_000usize, 10_000, 100_000] {
+                let t = unit.repeat(n);
+                let (_, steps) = render_counting(&t, &e);
+                assert!(
+                    steps <= 3 * t.len() + 3,
+                    "{unit:?} x {n}: {steps} steps for {} bytes",
+                    t.len()
+                );
+            }
+        }
     }
 
     #[test]
