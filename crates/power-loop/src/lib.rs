@@ -136,6 +136,16 @@ pub use power_loop_workflow::{
     resolve_reference,
 };
 
+// ===== workflow engine, journal, detached runs, introspection and tools =====
+pub use power_loop_workflow::{
+    BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, InProcessExecutor, LeafExecutor, LeafOutcome,
+    LeafRequest, Progress, ProgressFn, RunHandle, RunOptions, RunOutcome, RunStatusView,
+    RunSummary, StepView, WAKE_NOTE_PREFIX, WORKFLOW_TOOL_NAMES, WorkflowEngine,
+    WorkflowEngineBuilder, create_workflow_tool, get_run, list_runs, register_wake_guard,
+    register_workflow_tools, resume_detached, resume_run, start_detached, validate_workflow_tool,
+    wake_note, workflow_status_tool,
+};
+
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
 pub use power_loop_sinks::metrics::PrometheusBackend;
