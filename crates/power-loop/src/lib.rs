@@ -135,6 +135,14 @@ pub use power_loop_workflow::{
     SpecProblem, WorkflowResult, WorkflowSpec, WorkflowSpecError, render_template,
     resolve_reference,
 };
+pub use power_loop_workflow::{
+    BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, InProcessExecutor, LeafExecutor, LeafOutcome,
+    LeafRequest, Progress as WorkflowProgress, ProgressFn as WorkflowProgressFn, RunHandle,
+    RunOptions as WorkflowRunOptions, RunOutcome as WorkflowRunOutcome, RunStatusView, RunSummary,
+    StepView, WAKE_NOTE_PREFIX, WorkflowEngine, WorkflowEngineBuilder, get_run as get_workflow_run,
+    list_runs as list_workflow_runs, new_run_id, register_wake_guard, resume_detached, resume_run,
+    start_detached, wake_note,
+};
 
 // ===== workflow engine, journal, detached runs, introspection and tools =====
 pub use power_loop_workflow::{

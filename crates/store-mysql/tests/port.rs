@@ -287,7 +287,7 @@ async fn dialect_ddl_upsert_insert_ignore_and_locks_on_server() {
         )
         .await
         .unwrap();
-    assert_eq!(tables[0].i64("c").unwrap(), 11);
+    assert_eq!(tables[0].i64("c").unwrap(), 13);
 
     let stats = format!("{p}session_stats");
     let up = d.upsert(

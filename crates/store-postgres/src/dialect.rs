@@ -12,7 +12,7 @@ use power_loop_store::ddl::{ColumnType, DdlStyle, SingleColumnKey, render_ddl};
 /// * placeholders: each `?` becomes `$1`, `$2`, … left to right (store SQL never contains a `?`
 ///   inside a literal, so no quote awareness is needed);
 /// * DDL: `BIGINT` for integer columns, `TEXT` for strings, `SMALLINT` for `notes.pinned`;
-///   11 `CREATE TABLE IF NOT EXISTS` + 4 `CREATE INDEX IF NOT EXISTS`, every name prefixed;
+///   13 `CREATE TABLE IF NOT EXISTS` + 7 `CREATE INDEX IF NOT EXISTS`, every name prefixed;
 /// * upserts: `INSERT … ON CONFLICT (keys) DO UPDATE SET col = EXCLUDED.col` (accumulated columns
 ///   `col = {table}.col + EXCLUDED.col`); insert-if-absent: `ON CONFLICT DO NOTHING`;
 /// * row locks: `FOR UPDATE` and `FOR UPDATE SKIP LOCKED`.
@@ -151,9 +151,9 @@ mod tests {
     }
 
     #[test]
-    fn ddl_has_eleven_tables_and_four_indexes_all_prefixed() {
+    fn ddl_has_thirteen_tables_and_seven_indexes_all_prefixed() {
         let ddl = PostgresDialect.ddl("zz_");
-        assert_eq!(ddl.len(), 15);
+        assert_eq!(ddl.len(), 20);
         let tables = ddl
             .iter()
             .filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS zz_"))
@@ -162,7 +162,7 @@ mod tests {
             .iter()
             .filter(|s| s.starts_with("CREATE INDEX IF NOT EXISTS zz_idx_"))
             .count();
-        assert_eq!((tables, indexes), (11, 4));
+        assert_eq!((tables, indexes), (13, 7));
         assert!(ddl[14].contains("pinned SMALLINT NOT NULL DEFAULT 0"));
         assert!(!ddl.iter().any(|s| s.contains("INTEGER")));
         let order: Vec<&str> = ddl
@@ -187,6 +187,11 @@ mod tests {
                 "zz_timers",
                 "zz_idx_timers_due",
                 "zz_notes",
+                "zz_workflow_runs",
+                "zz_idx_workflow_runs_parent",
+                "zz_idx_workflow_runs_status",
+                "zz_workflow_steps",
+                "zz_idx_workflow_steps_seq",
             ]
         );
     }

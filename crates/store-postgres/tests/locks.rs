@@ -205,8 +205,8 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
             vec![like.clone().into()]
         )
         .await,
-        12,
-        "11 data tables + the version table"
+        14,
+        "13 data tables + the version table"
     );
     assert_eq!(
         scalar(
@@ -215,7 +215,7 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
             vec![like.into()]
         )
         .await,
-        4
+        7
     );
     // pinned is SMALLINT: binding an Int goes through the INT2 path.
     exec(db.as_ref(), &format!("INSERT INTO {prefix}notes (session_id, note_id, content, pinned, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"),

@@ -292,7 +292,7 @@ async fn dialect_upsert_and_insert_ignore() {
 async fn ddl_creates_prefixed_schema_idempotently() {
     let db = memory().await;
     let ddl = SqliteDialect.ddl("pfx_");
-    assert_eq!(ddl.len(), 15);
+    assert_eq!(ddl.len(), 20);
     for _ in 0..2 {
         let stmts = ddl.clone();
         db.transact_exclusive(
@@ -335,7 +335,9 @@ async fn ddl_creates_prefixed_schema_idempotently() {
             "pfx_sessions",
             "pfx_shared_state",
             "pfx_timers",
-            "pfx_usage_rounds"
+            "pfx_usage_rounds",
+            "pfx_workflow_runs",
+            "pfx_workflow_steps"
         ]
     );
     assert_eq!(
@@ -344,7 +346,10 @@ async fn ddl_creates_prefixed_schema_idempotently() {
             "pfx_idx_background_tasks_session_status",
             "pfx_idx_messages_session_state",
             "pfx_idx_sessions_parent",
-            "pfx_idx_timers_due"
+            "pfx_idx_timers_due",
+            "pfx_idx_workflow_runs_parent",
+            "pfx_idx_workflow_runs_status",
+            "pfx_idx_workflow_steps_seq"
         ]
     );
     // Defaults of the spec.

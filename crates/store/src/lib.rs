@@ -6,8 +6,9 @@
 //! [`SessionStore`] (sessions and the sub-agent tree, messages with per-session gap-free seq,
 //! the durable turn [`SessionStore::commit_turn`], pending state, compaction journal, timers with
 //! fleet claiming, notes, usage and stats, runtime and shared state with atomic read-modify-write,
-//! the [`Blackboard`], background tasks, retention, export/import, session leases, maintenance
-//! forwarding), strict DSN parsing ([`parse_dsn`]) and the backend registry ([`open_store`]),
+//! the [`Blackboard`], background tasks, the workflow journal with per-step rows and
+//! compare-and-set attempts ([`SessionStore::create_workflow_run`] and siblings), retention,
+//! export/import, session leases, maintenance forwarding), strict DSN parsing ([`parse_dsn`]) and the backend registry ([`open_store`]),
 //! and the conformance suite (feature `conformance`, macro `store_conformance_suite!`).
 //!
 //! # Must not import
@@ -53,6 +54,7 @@ mod timers;
 pub mod types;
 mod usage;
 mod util;
+mod workflows;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -81,3 +83,7 @@ pub use types::{
     UsageRoundRow, WindowToken, sort_logical, timer_status,
 };
 pub use util::{new_session_id, now_ms, run_tx, run_tx_exclusive};
+pub use workflows::{
+    NewWorkflowRun, WorkflowRunFinish, WorkflowRunRow, WorkflowRunStatus, WorkflowStepInput,
+    WorkflowStepRow, WorkflowWake,
+};

@@ -8,18 +8,36 @@
 use power_loop_contracts::{Error, ErrorCode, Result};
 
 use crate::db::{Database, Dialect, Transaction, TxMode, Value};
+use crate::ddl::{TABLES, statement_table, statements_since_version};
 use crate::schema::{
     CURRENT_SCHEMA_VERSION, SchemaPolicy, provisioning_ddl, schema_migrations_ddl,
     validate_table_prefix,
 };
 use crate::util::{run_tx, run_tx_exclusive};
 
-/// The statements that upgrade a schema from `from - 1` to `from` (none exist at version 1).
-fn migration_step(_dialect: &dyn Dialect, _prefix: &str, to_version: i64) -> Vec<String> {
-    // Version 1 is the base schema created by `Dialect::ddl`; later versions add their
-    // statements here, keyed by `to_version`.
-    let _ = to_version;
-    Vec::new()
+/// The statements that upgrade a schema from `to_version - 1` to `to_version`: the dialect's DDL
+/// of every table of the model introduced at `to_version` (all `IF NOT EXISTS`). An error if the
+/// dialect renders no statement for such a table (a dialect that does not follow the model).
+///
+/// Version 2 adds the workflow journal (`workflow_runs`, `workflow_steps`).
+fn migration_step(dialect: &dyn Dialect, prefix: &str, to_version: i64) -> Result<Vec<String>> {
+    let stmts = statements_since_version(&dialect.ddl(prefix), prefix, to_version);
+    for table in TABLES.iter().filter(|t| t.since_version == to_version) {
+        if !stmts
+            .iter()
+            .any(|s| statement_table(s, prefix).is_some_and(|t| t.name == table.name))
+        {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                format!(
+                    "the {} dialect renders no DDL for table `{}` (schema version {to_version})",
+                    dialect.name(),
+                    table.name
+                ),
+            ));
+        }
+    }
+    Ok(stmts)
 }
 
 /// The name of the cross-process schema-boot lock of a prefix.
@@ -54,17 +72,31 @@ fn newer_error(prefix: &str, found: i64) -> Error {
     .with_detail("code_version", CURRENT_SCHEMA_VERSION)
 }
 
+/// The script that upgrades a schema stamped `from` to [`CURRENT_SCHEMA_VERSION`]: every
+/// migration step after `from`, then a stamp update that only moves the version forward (so
+/// re-running it is harmless).
+fn upgrade_ddl(dialect: &dyn Dialect, prefix: &str, from: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for to in (from + 1)..=CURRENT_SCHEMA_VERSION {
+        out.extend(migration_step(dialect, prefix, to).unwrap_or_default());
+    }
+    out.push(format!(
+        "UPDATE {prefix}schema_migrations SET version = {CURRENT_SCHEMA_VERSION} WHERE id = 1 AND version < {CURRENT_SCHEMA_VERSION}"
+    ));
+    out
+}
+
 fn outdated_error(dialect: &dyn Dialect, prefix: &str, found: i64) -> Error {
     Error::new(
         ErrorCode::StoreSchemaOutdated,
         format!(
-            "store schema version {found} != code {CURRENT_SCHEMA_VERSION}: an upgrade is needed and auto-create is off; open once with SchemaPolicy::AutoCreate or run the script"
+            "store schema version {found} != code {CURRENT_SCHEMA_VERSION}: an upgrade is needed and auto-create is off; open once with SchemaPolicy::AutoCreate or run the upgrade script"
         ),
     )
     .with_detail("table_prefix", prefix)
     .with_detail("found_version", found)
     .with_detail("code_version", CURRENT_SCHEMA_VERSION)
-    .with_ddl(ddl_for(dialect, prefix))
+    .with_ddl(upgrade_ddl(dialect, prefix, found))
 }
 
 fn create_failed(dialect: &dyn Dialect, prefix: &str, cause: Error) -> Error {
@@ -107,13 +139,16 @@ fn probe_data_tables_sql(prefix: &str) -> String {
 
 /// Makes sure the schema of `prefix` exists and is usable by this build; returns its version.
 ///
-/// - `Verify`: reads the stamp. Missing → `store.schema_missing`; older → `store.schema_outdated`
-///   (both carry the provisioning DDL, printed by the error's `Display`); newer →
+/// - `Verify`: reads the stamp. Missing → `store.schema_missing` (carrying the provisioning DDL);
+///   older → `store.schema_outdated` (carrying the upgrade script: the migration steps and a
+///   forward-only stamp update), both printed by the error's `Display`; newer →
 ///   `store.schema_newer`. Also checks that every data table exists.
 /// - `AutoCreate`: under the cross-process schema lock, creates the version table, and on a fresh
 ///   prefix every data table, then stamps [`CURRENT_SCHEMA_VERSION`] (insert-if-absent). An older
-///   stamp is migrated step by step; a newer one is refused (`store.schema_newer`). A DDL failure is
-///   `store.schema_create_failed` with the DDL attached and the driver error as source.
+///   stamp is migrated step by step (each step creates the tables the model introduced at that
+///   version; existing tables and rows are untouched); a newer one is refused
+///   (`store.schema_newer`). A DDL failure is `store.schema_create_failed` with the DDL attached
+///   and the driver error as source.
 pub async fn ensure_schema(db: &dyn Database, prefix: &str, policy: SchemaPolicy) -> Result<i64> {
     validate_table_prefix(prefix)?;
     match policy {
@@ -196,7 +231,9 @@ async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
             Some(v) if v > CURRENT_SCHEMA_VERSION => Err(newer_error(&p, v)),
             Some(v) if v < CURRENT_SCHEMA_VERSION => {
                 for to in (v + 1)..=CURRENT_SCHEMA_VERSION {
-                    for stmt in migration_step(tx.dialect(), &p, to) {
+                    let step = migration_step(tx.dialect(), &p, to)
+                        .map_err(|e| create_failed(tx.dialect(), &p, e))?;
+                    for stmt in step {
                         if let Err(e) = tx.execute(&stmt, &[]) {
                             return Err(create_failed(tx.dialect(), &p, e));
                         }

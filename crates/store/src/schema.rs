@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::db::Dialect;
 
 /// The schema version this build writes and accepts.
-pub const CURRENT_SCHEMA_VERSION: i64 = 1;
+///
+/// 1: the base schema. 2: adds the workflow journal (`workflow_runs`, `workflow_steps`).
+pub const CURRENT_SCHEMA_VERSION: i64 = 2;
 /// Default prefix of every table and index name.
 pub const DEFAULT_TABLE_PREFIX: &str = "pl_";
 /// Default sub-agent nesting ceiling.
@@ -16,7 +18,7 @@ pub const DEFAULT_MAX_SPAWN_DEPTH: u32 = 3;
 pub const MAX_TABLE_PREFIX_LEN: usize = 24;
 
 /// The logical tables of the store, in DDL order (the version table excluded).
-pub const LOGICAL_TABLES: [&str; 11] = [
+pub const LOGICAL_TABLES: [&str; 13] = [
     "sessions",
     "messages",
     "compactions",
@@ -28,6 +30,8 @@ pub const LOGICAL_TABLES: [&str; 11] = [
     "session_stats",
     "timers",
     "notes",
+    "workflow_runs",
+    "workflow_steps",
 ];
 
 /// How `open_store` treats the schema.
@@ -125,6 +129,10 @@ pub struct TableNames {
     pub timers: String,
     /// `{p}notes`.
     pub notes: String,
+    /// `{p}workflow_runs` (schema version 2).
+    pub workflow_runs: String,
+    /// `{p}workflow_steps` (schema version 2).
+    pub workflow_steps: String,
     /// `{p}schema_migrations`.
     pub schema_migrations: String,
 }
@@ -147,6 +155,8 @@ impl TableNames {
             session_stats: n("session_stats"),
             timers: n("timers"),
             notes: n("notes"),
+            workflow_runs: n("workflow_runs"),
+            workflow_steps: n("workflow_steps"),
             schema_migrations: n("schema_migrations"),
         })
     }
@@ -165,6 +175,8 @@ impl TableNames {
             &self.session_stats,
             &self.timers,
             &self.notes,
+            &self.workflow_runs,
+            &self.workflow_steps,
             &self.schema_migrations,
         ]
     }
@@ -183,6 +195,8 @@ impl TableNames {
             "session_stats" => &self.session_stats,
             "timers" => &self.timers,
             "notes" => &self.notes,
+            "workflow_runs" => &self.workflow_runs,
+            "workflow_steps" => &self.workflow_steps,
             "schema_migrations" => &self.schema_migrations,
             _ => return None,
         })
@@ -263,7 +277,7 @@ mod tests {
         assert_eq!(t.sessions, "x_sessions");
         assert_eq!(t.physical("timers"), Some("x_timers"));
         assert_eq!(t.physical("nope"), None);
-        assert_eq!(t.all().len(), 12);
+        assert_eq!(t.all().len(), 14);
         assert!(TableNames::new("bad-prefix").is_err());
     }
 

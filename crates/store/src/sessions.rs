@@ -235,7 +235,8 @@ impl SessionStore {
     /// transaction; returns the number of sessions deleted (0 for an unknown id).
     ///
     /// Detached children survive with `parent_session_id` cleared; with `cascade = false` every
-    /// child survives that way (no dangling parent ids). `shared_state` is never touched.
+    /// child survives that way (no dangling parent ids). `shared_state` is never touched. The
+    /// workflow runs a deleted session parents are deleted with it, steps included.
     pub async fn close_session(&self, session_id: &str, cascade: bool) -> Result<u64> {
         Ok(self.close_session_tree(session_id, cascade).await?.len() as u64)
     }
@@ -414,6 +415,7 @@ fn delete_tree(
             tx.execute(&sql, &[Value::from(cid.as_str())])?;
         }
     }
+    crate::workflows::delete_parented_runs(inner, tx, sid)?;
     let mut n = 0;
     for logical in SESSION_TABLES {
         let table = inner.t.physical(logical).unwrap_or(logical);

@@ -10,8 +10,9 @@
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
+use crate::db::Transaction;
 use crate::db::Value;
-use crate::store::SessionStore;
+use crate::store::{Inner, SessionStore};
 use crate::types::{TimerRow, timer_status};
 use crate::util::{now_ms, placeholders};
 
@@ -29,52 +30,8 @@ impl SessionStore {
         let sid = session_id.to_owned();
         let note = note.to_owned();
         let interval = interval_s.filter(|i| *i > 0);
-        self.write_retrying(move |inner, tx| {
-            inner.lock_state(tx, &sid)?;
-            let sql = format!(
-                "SELECT timer_id FROM {} WHERE session_id = ? ORDER BY timer_id DESC LIMIT 1{}",
-                inner.t.timers,
-                tx.dialect().for_update()
-            );
-            let next = match tx.fetch_optional(&sql, &[Value::from(sid.as_str())])? {
-                Some(r) => r.i64("timer_id")? + 1,
-                None => 1,
-            };
-            let now = now_ms();
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                inner.t.timers,
-                TimerRow::COLUMNS
-            );
-            tx.execute(
-                &sql,
-                &[
-                    Value::from(sid.as_str()),
-                    Value::Int(next),
-                    Value::Int(due_at),
-                    Value::from(note.as_str()),
-                    Value::from(timer_status::ARMED),
-                    Value::from(interval),
-                    Value::Int(0),
-                    Value::Null,
-                    Value::Int(now),
-                    Value::Int(now),
-                ],
-            )?;
-            Ok(TimerRow {
-                session_id: sid.clone(),
-                timer_id: next,
-                due_at,
-                note: note.clone(),
-                status: timer_status::ARMED.to_owned(),
-                interval_s: interval,
-                fire_count: 0,
-                last_fired_at: None,
-                created_at: now,
-                updated_at: now,
-            })
-        })
-        .await
+        self.write_retrying(move |inner, tx| insert_timer(inner, tx, &sid, due_at, &note, interval))
+            .await
     }
 
     /// One timer, or `None`.
@@ -377,4 +334,62 @@ impl SessionStore {
         })
         .await
     }
+}
+
+/// Arms a timer inside the caller's write transaction: allocates the session's next
+/// `timer_id` under the session-state row lock and inserts the row (`interval` already
+/// normalized: `None` = one-shot). Shared by [`SessionStore::create_timer`] and the workflow
+/// finish that arms its wake atomically. A concurrent id collision surfaces as
+/// `store.constraint`, which the callers retry.
+pub(crate) fn insert_timer(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    session_id: &str,
+    due_at: i64,
+    note: &str,
+    interval: Option<i64>,
+) -> Result<TimerRow> {
+    inner.lock_state(tx, session_id)?;
+    let sql = format!(
+        "SELECT timer_id FROM {} WHERE session_id = ? ORDER BY timer_id DESC LIMIT 1{}",
+        inner.t.timers,
+        tx.dialect().for_update()
+    );
+    let next = match tx.fetch_optional(&sql, &[Value::from(session_id)])? {
+        Some(r) => r.i64("timer_id")? + 1,
+        None => 1,
+    };
+    let now = now_ms();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        inner.t.timers,
+        TimerRow::COLUMNS
+    );
+    tx.execute(
+        &sql,
+        &[
+            Value::from(session_id),
+            Value::Int(next),
+            Value::Int(due_at),
+            Value::from(note),
+            Value::from(timer_status::ARMED),
+            Value::from(interval),
+            Value::Int(0),
+            Value::Null,
+            Value::Int(now),
+            Value::Int(now),
+        ],
+    )?;
+    Ok(TimerRow {
+        session_id: session_id.to_owned(),
+        timer_id: next,
+        due_at,
+        note: note.to_owned(),
+        status: timer_status::ARMED.to_owned(),
+        interval_s: interval,
+        fire_count: 0,
+        last_fired_at: None,
+        created_at: now,
+        updated_at: now,
+    })
 }

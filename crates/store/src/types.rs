@@ -44,6 +44,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum! {
     /// Whether a session is a root conversation or a spawned sub-agent.
     SessionKind { /// A top-level session.

@@ -202,10 +202,8 @@ struct WakeGuard {
 impl Hook for WakeGuard {
     fn timer_fire<'a>(&'a self, ctx: &'a mut TimerFireCtx) -> HookFuture<'a> {
         Box::pin(async move {
-            if let Some(skip) = should_skip(&self.store, ctx).await? {
-                if skip {
-                    ctx.directive = TimerFireDirective::Skip;
-                }
+            if should_skip(&self.store, ctx).await? == Some(true) {
+                ctx.directive = TimerFireDirective::Skip;
             }
             Ok(())
         })

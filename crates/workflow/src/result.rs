@@ -263,7 +263,7 @@ pub fn usage_from_value(v: Option<&Value>) -> RunUsage {
 }
 
 /// Leaf results keyed by node id, in first-insertion order. Inserting an id again replaces the
-/// earlier result in place (a foreach body's leaves share one id: the last to settle wins).
+/// earlier result in place (the engine keys foreach body leaves per item, `fanout[3]/research`, so they never collide).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResultMap {
     items: Vec<AgentResult>,
@@ -331,7 +331,7 @@ pub struct WorkflowResult {
     pub name: String,
     /// How the run ended.
     pub status: RunStatus,
-    /// Every leaf (and foreach aggregate) result, in the order they first settled.
+    /// Every leaf (and foreach aggregate) result, in document / item order (a foreach aggregate after its items).
     pub results: ResultMap,
     /// The last leaf that really settled (or was replayed).
     pub final_result: Option<AgentResult>,

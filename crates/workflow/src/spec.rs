@@ -65,6 +65,9 @@ impl BudgetSpec {
 }
 
 /// One node of the workflow tree.
+// A spec is built once and read many times; keeping leaves unboxed keeps `Node::Agent(a)`
+// patterns simple for the engine at the cost of some bytes per container node.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     /// A leaf: one sub-agent run.

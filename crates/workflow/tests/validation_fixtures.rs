@@ -59,10 +59,10 @@ fn every_fixture_reports_exactly_its_problems() {
                 if text_again.as_ref() != Ok(&spec) {
                     failures.push(format!("{name}: text does not round-trip"));
                 }
-                if let Some(n) = fx.get("node_count").and_then(Value::as_u64) {
-                    if spec.node_count() as u64 != n {
-                        failures.push(format!("{name}: node_count {}", spec.node_count()));
-                    }
+                if let Some(n) = fx.get("node_count").and_then(Value::as_u64)
+                    && spec.node_count() as u64 != n
+                {
+                    failures.push(format!("{name}: node_count {}", spec.node_count()));
                 }
             }
             Err(e) => {

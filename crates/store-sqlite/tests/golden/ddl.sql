@@ -15,7 +15,12 @@ CREATE TABLE IF NOT EXISTS session_stats (session_id TEXT NOT NULL PRIMARY KEY, 
 CREATE TABLE IF NOT EXISTS timers (session_id TEXT NOT NULL, timer_id INTEGER NOT NULL, due_at INTEGER NOT NULL, note TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'armed', interval_s INTEGER, fire_count INTEGER NOT NULL DEFAULT 0, last_fired_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, timer_id));
 CREATE INDEX IF NOT EXISTS idx_timers_due ON timers (status, due_at);
 CREATE TABLE IF NOT EXISTS notes (session_id TEXT NOT NULL, note_id INTEGER NOT NULL, content TEXT NOT NULL, pinned INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, note_id));
-INSERT INTO schema_migrations (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS workflow_runs (run_id TEXT NOT NULL PRIMARY KEY, parent_session_id TEXT, workflow TEXT NOT NULL, spec_json TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, detached INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, woke INTEGER NOT NULL DEFAULT 0, driver_session_id TEXT, result_json TEXT, error TEXT, owner TEXT, heartbeat_at_ms INTEGER, created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, finished_at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS idx_workflow_runs_parent ON workflow_runs (parent_session_id, created_at_ms);
+CREATE INDEX IF NOT EXISTS idx_workflow_runs_status ON workflow_runs (status);
+CREATE TABLE IF NOT EXISTS workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index INTEGER, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt INTEGER NOT NULL, seq INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS idx_workflow_steps_seq ON workflow_steps (run_id, seq);
+INSERT INTO schema_migrations (id, version) VALUES (1, 2) ON CONFLICT (id) DO NOTHING;
 -- prefix `pl_`
 CREATE TABLE IF NOT EXISTS pl_schema_migrations (id INTEGER PRIMARY KEY CHECK (id=1), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pl_sessions (session_id TEXT NOT NULL PRIMARY KEY, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, system_prompt TEXT, model TEXT, config_json TEXT, status TEXT NOT NULL DEFAULT 'active', kind TEXT NOT NULL DEFAULT 'root', parent_session_id TEXT, spawn_tool_call_id TEXT, spawn_depth INTEGER NOT NULL DEFAULT 0, lifecycle TEXT NOT NULL DEFAULT 'ephemeral', metadata_json TEXT);
@@ -33,7 +38,12 @@ CREATE TABLE IF NOT EXISTS pl_session_stats (session_id TEXT NOT NULL PRIMARY KE
 CREATE TABLE IF NOT EXISTS pl_timers (session_id TEXT NOT NULL, timer_id INTEGER NOT NULL, due_at INTEGER NOT NULL, note TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'armed', interval_s INTEGER, fire_count INTEGER NOT NULL DEFAULT 0, last_fired_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, timer_id));
 CREATE INDEX IF NOT EXISTS pl_idx_timers_due ON pl_timers (status, due_at);
 CREATE TABLE IF NOT EXISTS pl_notes (session_id TEXT NOT NULL, note_id INTEGER NOT NULL, content TEXT NOT NULL, pinned INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, note_id));
-INSERT INTO pl_schema_migrations (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS pl_workflow_runs (run_id TEXT NOT NULL PRIMARY KEY, parent_session_id TEXT, workflow TEXT NOT NULL, spec_json TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, detached INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, woke INTEGER NOT NULL DEFAULT 0, driver_session_id TEXT, result_json TEXT, error TEXT, owner TEXT, heartbeat_at_ms INTEGER, created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, finished_at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS pl_idx_workflow_runs_parent ON pl_workflow_runs (parent_session_id, created_at_ms);
+CREATE INDEX IF NOT EXISTS pl_idx_workflow_runs_status ON pl_workflow_runs (status);
+CREATE TABLE IF NOT EXISTS pl_workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index INTEGER, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt INTEGER NOT NULL, seq INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS pl_idx_workflow_steps_seq ON pl_workflow_steps (run_id, seq);
+INSERT INTO pl_schema_migrations (id, version) VALUES (1, 2) ON CONFLICT (id) DO NOTHING;
 -- prefix `Zz9_`
 CREATE TABLE IF NOT EXISTS Zz9_schema_migrations (id INTEGER PRIMARY KEY CHECK (id=1), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS Zz9_sessions (session_id TEXT NOT NULL PRIMARY KEY, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, system_prompt TEXT, model TEXT, config_json TEXT, status TEXT NOT NULL DEFAULT 'active', kind TEXT NOT NULL DEFAULT 'root', parent_session_id TEXT, spawn_tool_call_id TEXT, spawn_depth INTEGER NOT NULL DEFAULT 0, lifecycle TEXT NOT NULL DEFAULT 'ephemeral', metadata_json TEXT);
@@ -51,4 +61,9 @@ CREATE TABLE IF NOT EXISTS Zz9_session_stats (session_id TEXT NOT NULL PRIMARY K
 CREATE TABLE IF NOT EXISTS Zz9_timers (session_id TEXT NOT NULL, timer_id INTEGER NOT NULL, due_at INTEGER NOT NULL, note TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'armed', interval_s INTEGER, fire_count INTEGER NOT NULL DEFAULT 0, last_fired_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, timer_id));
 CREATE INDEX IF NOT EXISTS Zz9_idx_timers_due ON Zz9_timers (status, due_at);
 CREATE TABLE IF NOT EXISTS Zz9_notes (session_id TEXT NOT NULL, note_id INTEGER NOT NULL, content TEXT NOT NULL, pinned INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (session_id, note_id));
-INSERT INTO Zz9_schema_migrations (id, version) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS Zz9_workflow_runs (run_id TEXT NOT NULL PRIMARY KEY, parent_session_id TEXT, workflow TEXT NOT NULL, spec_json TEXT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, detached INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1, woke INTEGER NOT NULL DEFAULT 0, driver_session_id TEXT, result_json TEXT, error TEXT, owner TEXT, heartbeat_at_ms INTEGER, created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL, finished_at_ms INTEGER);
+CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_runs_parent ON Zz9_workflow_runs (parent_session_id, created_at_ms);
+CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_runs_status ON Zz9_workflow_runs (status);
+CREATE TABLE IF NOT EXISTS Zz9_workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index INTEGER, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt INTEGER NOT NULL, seq INTEGER NOT NULL, finished_at_ms INTEGER NOT NULL, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_steps_seq ON Zz9_workflow_steps (run_id, seq);
+INSERT INTO Zz9_schema_migrations (id, version) VALUES (1, 2) ON CONFLICT (id) DO NOTHING;

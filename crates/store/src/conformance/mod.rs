@@ -27,16 +27,22 @@ use crate::{SchemaPolicy, SessionStore, StoreOptions};
 mod advanced;
 mod basic;
 mod edge;
+mod migration;
 mod property;
 mod turns;
+mod workflow_attempts;
+mod workflows;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
     pub use super::advanced::*;
     pub use super::basic::*;
     pub use super::edge::*;
+    pub use super::migration::*;
     pub use super::property::*;
     pub use super::turns::*;
+    pub use super::workflow_attempts::*;
+    pub use super::workflows::*;
 }
 
 #[doc(hidden)]
@@ -195,6 +201,16 @@ pub const SCENARIOS: &[&str] = &[
     "large_and_unicode_content_round_trips",
     "export_import_round_trip_property",
     "deferred_writes_are_all_or_nothing",
+    "workflow_runs_create_get_list",
+    "workflow_steps_upsert_and_resequence",
+    "workflow_steps_refused_on_finished_or_stale_attempt",
+    "workflow_first_finish_wins",
+    "workflow_finish_and_wake_are_atomic",
+    "workflow_begin_attempt_is_compare_and_set",
+    "workflow_woke_flips_exactly_once",
+    "workflow_stale_runs_are_listed",
+    "workflow_runs_go_with_their_parent_session",
+    "schema_v1_database_is_migrated",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -242,6 +258,16 @@ macro_rules! store_conformance_suite {
             large_and_unicode_content_round_trips,
             export_import_round_trip_property,
             deferred_writes_are_all_or_nothing,
+            workflow_runs_create_get_list,
+            workflow_steps_upsert_and_resequence,
+            workflow_steps_refused_on_finished_or_stale_attempt,
+            workflow_first_finish_wins,
+            workflow_finish_and_wake_are_atomic,
+            workflow_begin_attempt_is_compare_and_set,
+            workflow_woke_flips_exactly_once,
+            workflow_stale_runs_are_listed,
+            workflow_runs_go_with_their_parent_session,
+            schema_v1_database_is_migrated,
         );
     };
 }

@@ -29,7 +29,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
             b.commit(&cached.usage);
         }
         ctx.lock().replayed += 1;
-        ctx.settle(scope.pos.clone(), &cached, scope.top_level(), true);
+        ctx.settle(scope.pos.clone(), &cached, scope.top_level(), true, true);
         return Ok(Some(cached));
     }
     // 2. Cancellation: the run's → a recorded cancelled-before-start result; a halting
@@ -41,7 +41,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         ctx.lock().cancelled = true;
         let mut r = AgentResult::new(key.clone(), LeafStatus::Cancelled);
         r.error = Some(CANCELLED_BEFORE_START.into());
-        finish(ctx, &key, node, &scope, &r).await;
+        finish(ctx, &key, node, &scope, &r, false).await;
         return Ok(None);
     }
     // 3. Budget.
@@ -51,7 +51,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         ctx.lock().budget_hit = true;
         let mut r = AgentResult::new(key.clone(), LeafStatus::BudgetExceeded);
         r.error = Some(BUDGET_EXHAUSTED.into());
-        finish(ctx, &key, node, &scope, &r).await;
+        finish(ctx, &key, node, &scope, &r, false).await;
         return Ok(None);
     }
     // 4–5. Input and effective spec.
@@ -82,7 +82,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         Err(e) => {
             let mut r = AgentResult::new(key.clone(), LeafStatus::Failed);
             r.error = Some(format!("{} ({})", e.message(), e.code()));
-            finish(ctx, &key, node, &scope, &r).await;
+            finish(ctx, &key, node, &scope, &r, true).await;
             return Err(NodeError(format!(
                 "leaf '{key}' raised an error: {} ({})",
                 e.message(),
@@ -114,7 +114,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
             },
         }
     }
-    finish(ctx, &key, node, &scope, &r).await;
+    finish(ctx, &key, node, &scope, &r, true).await;
     match r.status {
         LeafStatus::Completed => Ok(Some(r)),
         LeafStatus::Cancelled => {
@@ -137,11 +137,18 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
 }
 
 /// Records a settled leaf in the run state and the journal.
-async fn finish(ctx: &Arc<RunCtx>, key: &str, node: &AgentNode, scope: &Scope, r: &AgentResult) {
+async fn finish(
+    ctx: &Arc<RunCtx>,
+    key: &str,
+    node: &AgentNode,
+    scope: &Scope,
+    r: &AgentResult,
+    real: bool,
+) {
     if let Some(b) = &ctx.budget {
         b.commit(&r.usage);
     }
-    ctx.settle(scope.pos.clone(), r, scope.top_level(), true);
+    ctx.settle(scope.pos.clone(), r, scope.top_level(), true, real);
     journal_step(ctx, key, &node.id, scope, r).await;
 }
 

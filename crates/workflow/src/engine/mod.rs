@@ -459,7 +459,7 @@ pub(crate) async fn execute(
         };
         let mut r = WorkflowResult::new(spec.name.clone(), status);
         r.results = st.ordered.values().cloned().collect::<ResultMap>();
-        r.final_result = root.ok().flatten();
+        r.final_result = st.last_real.take().map(|(_, r)| r);
         r.usage = st.usage;
         r.errors = std::mem::take(&mut st.errors);
         r

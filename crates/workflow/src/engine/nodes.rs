@@ -184,9 +184,6 @@ async fn run_foreach(ctx: &Arc<RunCtx>, n: &ForeachNode, scope: Scope) -> NodeRe
         .await?;
     } else {
         for (i, item) in items.iter().enumerate() {
-            if ctx.stop_requested() {
-                break;
-            }
             match run_node(ctx, &n.body, item_scope(i, item)).await {
                 Ok(r) => outs.push(r),
                 Err(e) if n.on_error == OnError::Continue => {
@@ -195,6 +192,9 @@ async fn run_foreach(ctx: &Arc<RunCtx>, n: &ForeachNode, scope: Scope) -> NodeRe
                     outs.push(None);
                 }
                 Err(e) => return Err(e),
+            }
+            if ctx.stop_requested() {
+                break;
             }
         }
     }
@@ -234,7 +234,7 @@ async fn run_foreach(ctx: &Arc<RunCtx>, n: &ForeachNode, scope: Scope) -> NodeRe
     let mut pos = scope.pos.clone();
     pos.push(u32::MAX);
     let unchanged = ctx.replay.get(&key).is_some_and(|r| r == &agg);
-    ctx.settle(pos, &agg, scope.top_level(), false);
+    ctx.settle(pos, &agg, scope.top_level(), false, false);
     if !unchanged {
         super::leaf::journal_step(ctx, &key, n.id.as_deref().unwrap_or(&key), &scope, &agg).await;
     }

@@ -57,6 +57,9 @@ pub(crate) struct RunState {
     pub(crate) replayed: u64,
     /// Leaves this attempt sent to the executor.
     pub(crate) executed: u64,
+    /// The last leaf in document / item order that really ran or was replayed (the run's
+    /// `final`).
+    pub(crate) last_real: Option<(OrderKey, AgentResult)>,
 }
 
 impl RunCtx {
@@ -69,13 +72,12 @@ impl RunCtx {
         self.cancel.is_cancelled()
     }
 
-    /// Whether new work must not start: cancelled, or the budget refused a leaf / is spent.
+    /// Whether new work must not start: cancelled, or the budget refused a leaf.
     pub(crate) fn stop_requested(&self) -> bool {
         if self.run_cancelled() {
             return true;
         }
-        let hit = self.lock().budget_hit;
-        hit || self.budget.as_ref().is_some_and(|b| !b.can_spawn())
+        self.lock().budget_hit
     }
 
     pub(crate) fn push_error(&self, e: String) {
@@ -96,16 +98,20 @@ impl RunCtx {
 
     /// Stores a settled result: in order, under its id when referenceable, with its usage
     /// counted (unless `count_usage` is false: aggregates carry their leaves' sum), then reports
-    /// progress.
+    /// progress. `real` marks a leaf that ran or was replayed (a candidate for `final`).
     pub(crate) fn settle(
         &self,
         pos: OrderKey,
         result: &AgentResult,
         referenceable: bool,
         count_usage: bool,
+        real: bool,
     ) {
         let progress = {
             let mut st = self.lock();
+            if real && st.last_real.as_ref().is_none_or(|(k, _)| *k < pos) {
+                st.last_real = Some((pos.clone(), result.clone()));
+            }
             if count_usage {
                 add_usage(&mut st.usage, &result.usage);
             }

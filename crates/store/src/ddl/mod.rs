@@ -1,7 +1,9 @@
 //! The data-table model of spec §6.1 — one source for every dialect's DDL.
 //!
-//! [`TABLES`] lists the 11 data tables in DDL order: each column with a logical [`ColumnType`],
-//! its nullability and default, the primary key and the secondary indexes. A dialect renders it
+//! [`TABLES`] lists the 13 data tables in DDL order: each column with a logical [`ColumnType`],
+//! its nullability and default, the primary key, the secondary indexes and the schema version
+//! that introduced the table (the migration ladder creates a table on an older database from
+//! the same model). A dialect renders it
 //! with [`render_ddl`] and a [`DdlStyle`] saying how its SQL differs: the physical type of each
 //! logical type, whether nullable columns say `NULL`, where a one-column primary key goes, and
 //! whether indexes are separate statements or declared inside `CREATE TABLE`. Differences that are
@@ -132,200 +134,14 @@ pub struct Table {
     pub primary_key: &'static [&'static str],
     /// Secondary indexes, in DDL order.
     pub indexes: &'static [Index],
+    /// The schema version that introduced the table (1 = the base schema): the migration step
+    /// to this version creates it on an older database.
+    pub since_version: i64,
 }
 
-use ColumnType::{Flag, Int, Key, Label, Text};
+mod tables;
 
-const fn c(name: &'static str, ty: ColumnType) -> Column {
-    Column::new(name, ty)
-}
-
-/// The 11 data tables in DDL order (same order as [`crate::schema::LOGICAL_TABLES`]).
-pub const TABLES: [Table; 11] = [
-    Table {
-        name: "sessions",
-        columns: &[
-            c("session_id", Key),
-            c("created_at", Int),
-            c("updated_at", Int),
-            c("system_prompt", Text).null(),
-            c("model", Key).null(),
-            c("config_json", Text).null(),
-            c("status", Label).default_str("active"),
-            c("kind", Label).default_str("root"),
-            c("parent_session_id", Key).null(),
-            c("spawn_tool_call_id", Key).null(),
-            c("spawn_depth", Int).default_int(0),
-            c("lifecycle", Label).default_str("ephemeral"),
-            c("metadata_json", Text).null(),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[Index {
-            name: "idx_sessions_parent",
-            in_table_name: None,
-            columns: &["parent_session_id"],
-        }],
-    },
-    Table {
-        name: "messages",
-        columns: &[
-            c("session_id", Key),
-            c("seq", Int),
-            c("role", Label),
-            c("name", Key).null(),
-            c("content", Text).null(),
-            c("tool_calls_json", Text).null(),
-            c("tool_call_id", Key).null(),
-            c("round_index", Int).null(),
-            c("state", Label).default_str("active"),
-            c("meta_json", Text).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "seq"],
-        indexes: &[Index {
-            name: "idx_messages_session_state",
-            in_table_name: None,
-            columns: &["session_id", "state", "seq"],
-        }],
-    },
-    Table {
-        name: "compactions",
-        columns: &[
-            c("session_id", Key),
-            c("compact_seq", Int),
-            c("note_seq", Int),
-            c("from_seq", Int),
-            c("to_seq", Int),
-            c("before_tokens", Int).null(),
-            c("after_tokens", Int).null(),
-            c("round_index", Int).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "compact_seq"],
-        indexes: &[],
-    },
-    Table {
-        name: "usage_rounds",
-        columns: &[
-            c("session_id", Key),
-            c("round_index", Int),
-            c("prompt_tokens", Int).null(),
-            c("completion_tokens", Int).null(),
-            c("total_tokens", Int).null(),
-            c("model", Key).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "round_index"],
-        indexes: &[],
-    },
-    Table {
-        name: "session_state",
-        columns: &[
-            c("session_id", Key),
-            c("next_seq", Int).default_int(1),
-            c("round_index", Int).default_int(0),
-            c("last_compact_seq", Int).default_int(0),
-            c("pending_json", Text).null(),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[],
-    },
-    Table {
-        name: "session_runtime_state",
-        columns: &[
-            c("session_id", Key),
-            c("state_key", Key),
-            c("value_json", Text).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "state_key"],
-        indexes: &[],
-    },
-    Table {
-        name: "shared_state",
-        columns: &[
-            c("owner", Key),
-            c("state_key", Key),
-            c("value_json", Text).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["owner", "state_key"],
-        indexes: &[],
-    },
-    Table {
-        name: "background_tasks",
-        columns: &[
-            c("session_id", Key),
-            c("task_id", Key),
-            c("command", Text),
-            c("status", Label),
-            c("return_code", Int).null(),
-            c("output_tail", Text).null(),
-            c("output_path", Text).null(),
-            c("last_seen_at", Int).default_int(0),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "task_id"],
-        indexes: &[Index {
-            name: "idx_background_tasks_session_status",
-            in_table_name: Some("idx_bgtasks_session_status"),
-            columns: &["session_id", "status", "updated_at"],
-        }],
-    },
-    Table {
-        name: "session_stats",
-        columns: &[
-            c("session_id", Key),
-            c("sends", Int).default_int(0),
-            c("rounds", Int).default_int(0),
-            c("llm_calls", Int).default_int(0),
-            c("tool_calls", Int).default_int(0),
-            c("prompt_tokens", Int).default_int(0),
-            c("completion_tokens", Int).default_int(0),
-            c("total_tokens", Int).default_int(0),
-            c("first_send_at", Int).null(),
-            c("last_send_at", Int).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[],
-    },
-    Table {
-        name: "timers",
-        columns: &[
-            c("session_id", Key),
-            c("timer_id", Int),
-            c("due_at", Int),
-            c("note", Text),
-            c("status", Label).default_str("armed"),
-            c("interval_s", Int).null(),
-            c("fire_count", Int).default_int(0),
-            c("last_fired_at", Int).null(),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "timer_id"],
-        indexes: &[Index {
-            name: "idx_timers_due",
-            in_table_name: None,
-            columns: &["status", "due_at"],
-        }],
-    },
-    Table {
-        name: "notes",
-        columns: &[
-            c("session_id", Key),
-            c("note_id", Int),
-            c("content", Text),
-            c("pinned", Flag).default_int(0),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "note_id"],
-        indexes: &[],
-    },
-];
+pub use tables::TABLES;
 
 /// Where a dialect puts a one-column primary key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -476,6 +292,30 @@ pub fn render_ddl(style: &DdlStyle, prefix: &str) -> Vec<String> {
     out
 }
 
+/// The data table a statement of [`render_ddl`] creates (its `CREATE TABLE`) or indexes (its
+/// `CREATE INDEX … ON`), or `None` for any other statement. `prefix` is the one the statement was
+/// rendered for.
+pub fn statement_table(stmt: &str, prefix: &str) -> Option<&'static Table> {
+    let name = if let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+        rest.strip_prefix(prefix)?.split([' ', '(']).next()?
+    } else if let Some(rest) = stmt.strip_prefix("CREATE INDEX IF NOT EXISTS ") {
+        let (_, target) = rest.split_once(" ON ")?;
+        target.strip_prefix(prefix)?.split([' ', '(']).next()?
+    } else {
+        return None;
+    };
+    TABLES.iter().find(|t| t.name == name)
+}
+
+/// The statements of `ddl` (a dialect's [`crate::db::Dialect::ddl`] for `prefix`) that belong to
+/// the tables introduced at schema version `version`, in order.
+pub fn statements_since_version(ddl: &[String], prefix: &str, version: i64) -> Vec<String> {
+    ddl.iter()
+        .filter(|s| statement_table(s, prefix).is_some_and(|t| t.since_version == version))
+        .cloned()
+        .collect()
+}
+
 /// The table prefixes [`assert_ddl_golden`] covers: none, the default, and a mixed-case one with a
 /// digit.
 pub const GOLDEN_PREFIXES: [&str; 3] = ["", "pl_", "Zz9_"];
@@ -536,6 +376,7 @@ pub fn assert_ddl_golden(dialect: &dyn Dialect, path: &std::path::Path) {
 
 #[cfg(test)]
 mod tests {
+    use super::ColumnType::{Flag, Int, Key, Label, Text};
     use super::*;
     use crate::schema::LOGICAL_TABLES;
 
@@ -553,7 +394,44 @@ mod tests {
             for i in t.indexes {
                 assert!(i.columns.iter().all(|c| has(c)), "{}: {}", t.name, i.name);
             }
+            assert!(
+                (1..=crate::CURRENT_SCHEMA_VERSION).contains(&t.since_version),
+                "{}",
+                t.name
+            );
         }
+    }
+
+    #[test]
+    fn every_statement_maps_to_its_table_and_version() {
+        fn ty(t: ColumnType) -> &'static str {
+            match t {
+                Key | Label | Text => "S",
+                Int | Flag => "N",
+            }
+        }
+        for prefix in GOLDEN_PREFIXES {
+            for style in [
+                DdlStyle::new(ty),
+                DdlStyle::new(ty)
+                    .with_single_column_key(SingleColumnKey::Constraint)
+                    .with_indexes(IndexPlacement::InTable)
+                    .with_table_options("ENGINE=X"),
+            ] {
+                let ddl = render_ddl(&style, prefix);
+                assert!(ddl.iter().all(|s| statement_table(s, prefix).is_some()));
+                let v1 = statements_since_version(&ddl, prefix, 1);
+                let v2 = statements_since_version(&ddl, prefix, 2);
+                assert_eq!(v1.len() + v2.len(), ddl.len());
+                assert!(v1.iter().all(|s| !s.contains("workflow_")));
+                let tables =
+                    |v: &[String]| v.iter().filter(|s| s.starts_with("CREATE TABLE")).count();
+                assert_eq!((tables(&v1), tables(&v2)), (11, 2));
+                assert!(v2.iter().all(|s| s.contains(&format!("{prefix}workflow_"))));
+            }
+        }
+        assert!(statement_table("INSERT INTO pl_sessions VALUES (1)", "pl_").is_none());
+        assert!(statement_table("CREATE TABLE IF NOT EXISTS other (x N)", "pl_").is_none());
     }
 
     #[test]
@@ -565,7 +443,7 @@ mod tests {
             }
         }
         let plain = render_ddl(&DdlStyle::new(ty), "q_");
-        assert_eq!(plain.len(), 15);
+        assert_eq!(plain.len(), 20);
         assert!(plain[0].starts_with(
             "CREATE TABLE IF NOT EXISTS q_sessions (session_id S NOT NULL PRIMARY KEY, created_at N NOT NULL, "
         ));
@@ -587,7 +465,7 @@ mod tests {
                 .with_table_options("ENGINE=X"),
             "",
         );
-        assert_eq!(in_table.len(), 11);
+        assert_eq!(in_table.len(), 13);
         assert!(in_table[0].contains(
             "metadata_json S NULL, PRIMARY KEY (session_id), KEY idx_sessions_parent (parent_session_id)) ENGINE=X"
         ));
