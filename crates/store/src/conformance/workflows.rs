@@ -195,6 +195,36 @@ pub async fn workflow_steps_upsert_and_resequence(ctx: Ctx) {
         assert_eq!(code(&e), "invalid_argument", "{e}");
     }
     assert_eq!(s.list_workflow_steps("run").await.unwrap().len(), 4);
+
+    // A batch is one transaction: seqs in the given order, a repeated key keeps its last
+    // version, and one bad step refuses the whole batch.
+    let batch = vec![
+        step("fanout[3]/research", "completed").with_item("fanout", 3),
+        step("fanout", "running"),
+        step("fanout[3]/research", "failed").with_item("fanout", 3),
+    ];
+    assert!(s.record_workflow_steps("run", 1, batch).await.unwrap());
+    let bad = vec![
+        step("x", "completed"),
+        WorkflowStepInput::new("y", "", "completed"),
+    ];
+    let e = s.record_workflow_steps("run", 1, bad).await.unwrap_err();
+    assert_eq!(code(&e), "invalid_argument", "{e}");
+    assert!(s.record_workflow_steps("run", 1, Vec::new()).await.unwrap());
+    assert!(!s.record_workflow_steps("run", 2, Vec::new()).await.unwrap());
+    let steps = s.list_workflow_steps("run").await.unwrap();
+    let tail: Vec<(&str, &str, i64)> = steps[4..]
+        .iter()
+        .map(|s| (s.step_key.as_str(), s.status.as_str(), s.seq))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("fanout", "running", 7),
+            ("fanout[3]/research", "failed", 8)
+        ]
+    );
+    assert_eq!(steps.len(), 6);
 }
 
 pub async fn workflow_steps_refused_on_finished_or_stale_attempt(ctx: Ctx) {

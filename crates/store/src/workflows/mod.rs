@@ -155,8 +155,25 @@ impl SessionStore {
         attempt: i64,
         step: WorkflowStepInput,
     ) -> Result<bool> {
+        self.record_workflow_steps(run_id, attempt, vec![step])
+            .await
+    }
+
+    /// [`SessionStore::record_workflow_step`] for several steps in one transaction (all or
+    /// none; `seq` assigned in the given order, a repeated `step_key` keeps its last version):
+    /// a journal writer that drains the leaves settled meanwhile pays one commit for all of
+    /// them instead of one each. An empty batch only checks the run (`true` iff it is
+    /// `running` at `attempt`). Every step is validated before anything is written.
+    pub async fn record_workflow_steps(
+        &self,
+        run_id: &str,
+        attempt: i64,
+        steps: Vec<WorkflowStepInput>,
+    ) -> Result<bool> {
         check_key("run_id", run_id)?;
-        step.validate()?;
+        for step in &steps {
+            step.validate()?;
+        }
         let id = run_id.to_owned();
         self.write(move |inner, tx| {
             let now = now_ms();
@@ -173,14 +190,17 @@ impl SessionStore {
             if tx.execute(&sql, &params)? == 0 {
                 return Ok(false);
             }
+            if steps.is_empty() {
+                return Ok(true);
+            }
             let sql = format!(
                 "SELECT seq FROM {} WHERE run_id = ? ORDER BY seq DESC LIMIT 1{}",
                 inner.t.workflow_steps,
                 tx.dialect().for_update()
             );
-            let seq = match tx.fetch_optional(&sql, &[Value::from(id.as_str())])? {
-                Some(r) => r.i64("seq")? + 1,
-                None => 1,
+            let mut seq = match tx.fetch_optional(&sql, &[Value::from(id.as_str())])? {
+                Some(r) => r.i64("seq")?,
+                None => 0,
             };
             let sql = tx.dialect().upsert(
                 &inner.t.workflow_steps,
@@ -202,25 +222,28 @@ impl SessionStore {
                 &[],
                 &[],
             );
-            tx.execute_deferred(
-                &sql,
-                &[
-                    Value::from(id.as_str()),
-                    Value::from(step.step_key.as_str()),
-                    Value::from(step.node_id.as_str()),
-                    Value::from(step.item_index),
-                    Value::from(step.parent_key.clone()),
-                    Value::from(step.status.as_str()),
-                    Value::from(step.session_id.clone()),
-                    Value::from(step.text.as_str()),
-                    Value::from(step.payload.as_ref().map(encode_json)),
-                    Value::Text(encode_json(&step.usage)),
-                    Value::from(step.error.clone()),
-                    Value::Int(attempt),
-                    Value::Int(seq),
-                    Value::Int(step.finished_at_ms.unwrap_or(now)),
-                ],
-            )?;
+            for step in &steps {
+                seq += 1;
+                tx.execute_deferred(
+                    &sql,
+                    &[
+                        Value::from(id.as_str()),
+                        Value::from(step.step_key.as_str()),
+                        Value::from(step.node_id.as_str()),
+                        Value::from(step.item_index),
+                        Value::from(step.parent_key.clone()),
+                        Value::from(step.status.as_str()),
+                        Value::from(step.session_id.clone()),
+                        Value::from(step.text.as_str()),
+                        Value::from(step.payload.as_ref().map(encode_json)),
+                        Value::Text(encode_json(&step.usage)),
+                        Value::from(step.error.clone()),
+                        Value::Int(attempt),
+                        Value::Int(seq),
+                        Value::Int(step.finished_at_ms.unwrap_or(now)),
+                    ],
+                )?;
+            }
             Ok(true)
         })
         .await
