@@ -105,7 +105,10 @@ mod power_loop_dialects {
     }
 }
 
-pub(crate) fn build_loop(llm: Arc<dyn LlmService>, store: SessionStore) -> Result<StatefulAgentLoop> {
+pub(crate) fn build_loop(
+    llm: Arc<dyn LlmService>,
+    store: SessionStore,
+) -> Result<StatefulAgentLoop> {
     StatefulAgentLoop::builder(llm)
         .store(store)
         .config(AgentLoopConfig::default())

@@ -136,7 +136,9 @@ fn run_prints_the_result_and_exits_by_ok() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v = json_line(&out);
-    for key in ["name", "status", "results", "final", "usage", "errors", "run_id"] {
+    for key in [
+        "name", "status", "results", "final", "usage", "errors", "run_id",
+    ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     assert_eq!(v["status"], "completed");
@@ -382,7 +384,10 @@ fn detach_prints_the_run_id_at_once_and_the_run_finishes_in_the_background() {
         json_line(&out)
     };
     let first = status(&run_id);
-    assert_eq!(first["status"], "running", "returned after {took:?}: {first}");
+    assert_eq!(
+        first["status"], "running",
+        "returned after {took:?}: {first}"
+    );
     assert_eq!(first["detached"], true);
     assert_eq!(first["parent_session_id"], "boss");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -411,7 +416,15 @@ fn detach_prints_the_run_id_at_once_and_the_run_finishes_in_the_background() {
     );
     // --json form.
     let out = cli(dir.path(), Some(&url))
-        .args(["workflow", "run", &f, "--session", "boss", "--detach", "--json"])
+        .args([
+            "workflow",
+            "run",
+            &f,
+            "--session",
+            "boss",
+            "--detach",
+            "--json",
+        ])
         .output()
         .unwrap();
     let v = json_line(&out);

@@ -144,14 +144,10 @@ pub use power_loop_workflow::{
     start_detached, wake_note,
 };
 
-// ===== workflow engine, journal, detached runs, introspection and tools =====
+// ===== workflow tools =====
 pub use power_loop_workflow::{
-    BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, InProcessExecutor, LeafExecutor, LeafOutcome,
-    LeafRequest, Progress, ProgressFn, RunHandle, RunOptions, RunOutcome, RunStatusView,
-    RunSummary, StepView, WAKE_NOTE_PREFIX, WORKFLOW_TOOL_NAMES, WorkflowEngine,
-    WorkflowEngineBuilder, create_workflow_tool, get_run, list_runs, register_wake_guard,
-    register_workflow_tools, resume_detached, resume_run, start_detached, validate_workflow_tool,
-    wake_note, workflow_status_tool,
+    WORKFLOW_TOOL_NAMES, create_workflow_tool, register_workflow_tools, validate_workflow_tool,
+    workflow_status_tool,
 };
 
 // ===== sinks =====

@@ -121,7 +121,10 @@ async fn invalid_spec_lists_every_problem_and_runs_nothing() {
             lines[2],
             "  - root.steps[0]: foreach requires either 'items_from' or 'items'"
         );
-        assert!(lines[3].starts_with("  - root.steps[1]: 'on' references 'r'"), "{text}");
+        assert!(
+            lines[3].starts_with("  - root.steps[1]: 'on' references 'r'"),
+            "{text}"
+        );
         assert_eq!(
             lines[4],
             "  - root.steps[1]: branch requires a non-empty 'cases' object"
@@ -162,7 +165,12 @@ async fn model_runs_a_journaled_workflow_whose_leaves_lack_the_tools() {
         "{content}"
     );
     assert!(content.contains("[ok] a: leaf:leaf a"), "{content}");
-    let run_id = content.lines().last().unwrap().strip_prefix("run id: ").unwrap();
+    let run_id = content
+        .lines()
+        .last()
+        .unwrap()
+        .strip_prefix("run id: ")
+        .unwrap();
     // Journaled under the calling session, input overridden.
     let runs = list_runs(&store, Some(&sid), 10).await.unwrap();
     assert_eq!(runs.len(), 1);
@@ -205,10 +213,7 @@ async fn model_runs_a_journaled_workflow_whose_leaves_lack_the_tools() {
         format!("{run_id}  completed      pair (2 steps)")
     );
     let out = call_tool(&lp, &sid, "workflow_status", json!({"run_id": "feedbeef"})).await;
-    assert_eq!(
-        out.to_result().content,
-        "No workflow run 'feedbeef' found."
-    );
+    assert_eq!(out.to_result().content, "No workflow run 'feedbeef' found.");
     let other = parent_session(&lp).await;
     let out = call_tool(&lp, &other, "workflow_status", json!({})).await;
     assert_eq!(out.to_result().content, "No workflow runs.");
@@ -259,14 +264,22 @@ async fn nesting_is_refused_at_call_time() {
     )
     .await;
     assert!(out.is_failed());
-    assert!(out.to_result().content.contains("detached workflows need an active session"));
+    assert!(
+        out.to_result()
+            .content
+            .contains("detached workflows need an active session")
+    );
     let reg = lp.tool_registry().unwrap().clone();
     let ctx = ToolContext::new(Arc::new(RuntimeEnv::default())).with_session(plain.as_str());
     let out = reg
         .invoke(ctx, &ToolCall::new("c", "workflow_status", "{}"))
         .await;
     assert!(out.is_failed());
-    assert!(out.to_result().content.contains("inside an active StatefulAgentLoop"));
+    assert!(
+        out.to_result()
+            .content
+            .contains("inside an active StatefulAgentLoop")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +295,10 @@ async fn detached_create_returns_a_run_id_and_finishes_in_the_background() {
     .await;
     assert!(!out.is_failed(), "{out:?}");
     let text = out.to_result().content;
-    assert!(text.starts_with("Started detached workflow 'pair' as run "), "{text}");
+    assert!(
+        text.starts_with("Started detached workflow 'pair' as run "),
+        "{text}"
+    );
     let run_id = text
         .strip_prefix("Started detached workflow 'pair' as run ")
         .unwrap()

@@ -13,7 +13,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use power_loop::{Error, ErrorCode, Result, RunOptions, WorkflowSpec, start_detached};
+use power_loop::{Error, ErrorCode, Result, WorkflowRunOptions, WorkflowSpec, start_detached};
 
 use crate::commands::{build_loop, open};
 use crate::{Cli, provider};
@@ -27,7 +27,10 @@ pub(crate) fn spawn(
     json: bool,
 ) -> Result<bool> {
     let file = std::fs::canonicalize(file).map_err(|e| {
-        Error::new(ErrorCode::Io, format!("cannot resolve `{}`: {e}", file.display()))
+        Error::new(
+            ErrorCode::Io,
+            format!("cannot resolve `{}`: {e}", file.display()),
+        )
     })?;
     let log_path = log_file()?;
     let log = std::fs::OpenOptions::new()
@@ -57,7 +60,12 @@ pub(crate) fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
-        .map_err(|e| Error::new(ErrorCode::Io, format!("cannot start the background run: {e}")))?;
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::Io,
+                format!("cannot start the background run: {e}"),
+            )
+        })?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         BufReader::new(out).read_line(&mut line)?;
@@ -115,7 +123,7 @@ pub(crate) async fn child(cli: &Cli, spec: &WorkflowSpec, parent: &str) -> Resul
     let (llm, _offline) = provider::choose(cli.offline)?;
     let store = open(cli).await?;
     let lp = build_loop(llm, store)?;
-    let handle = start_detached(&lp, parent, spec, RunOptions::new()).await?;
+    let handle = start_detached(&lp, parent, spec, WorkflowRunOptions::new()).await?;
     let run_id = handle.run_id.clone();
     {
         let mut out = std::io::stdout().lock();
@@ -128,6 +136,9 @@ pub(crate) async fn child(cli: &Cli, spec: &WorkflowSpec, parent: &str) -> Resul
     let out = r?;
     closed?;
     eprintln!("{}", out.result.summary());
-    eprintln!("power-loop: workflow run {run_id} ended {}", out.result.status);
+    eprintln!(
+        "power-loop: workflow run {run_id} ended {}",
+        out.result.status
+    );
     Ok(out.result.ok())
 }

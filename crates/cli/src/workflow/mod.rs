@@ -8,8 +8,8 @@ mod show;
 use std::path::Path;
 
 use power_loop::{
-    CancellationToken, Error, ErrorCode, Result, RunOptions, RunOutcome, StatefulAgentLoop,
-    WorkflowEngine, WorkflowSpec,
+    CancellationToken, Error, ErrorCode, Result, StatefulAgentLoop, WorkflowEngine,
+    WorkflowRunOptions as RunOptions, WorkflowRunOutcome as RunOutcome, WorkflowSpec,
 };
 
 use crate::commands::{build_loop, open};
@@ -124,7 +124,9 @@ pub(crate) fn print_outcome(out: &RunOutcome, json: bool) -> Result<()> {
         if let Some(m) = v.as_object_mut() {
             m.insert(
                 "run_id".into(),
-                out.run_id.clone().map_or(serde_json::Value::Null, Into::into),
+                out.run_id
+                    .clone()
+                    .map_or(serde_json::Value::Null, Into::into),
             );
         }
         println!("{}", serde_json::to_string(&v)?);

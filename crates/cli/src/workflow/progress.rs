@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use power_loop::Progress;
+use power_loop::WorkflowProgress as Progress;
 
 /// Shortest gap between two plain progress lines.
 const PLAIN_EVERY: Duration = Duration::from_millis(250);

@@ -1,6 +1,9 @@
 //! `workflow status RUN_ID` and `workflow list`: introspection of journaled runs.
 
-use power_loop::{Error, ErrorCode, Result, RunSummary, SessionStore, get_run, list_runs};
+use power_loop::{
+    Error, ErrorCode, Result, RunSummary, SessionStore, get_workflow_run as get_run,
+    list_workflow_runs as list_runs,
+};
 use serde_json::json;
 
 /// Prints one run: a readable block, or one JSON line (the full status document).
@@ -29,8 +32,14 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
             "progress:  {} steps finished, {} completed ({} nodes in the spec)",
             v.finished_steps, v.completed_steps, v.total_nodes
         ),
-        format!("parent:    {}", v.parent_session_id.as_deref().unwrap_or("-")),
-        format!("driver:    {}", v.driver_session_id.as_deref().unwrap_or("-")),
+        format!(
+            "parent:    {}",
+            v.parent_session_id.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "driver:    {}",
+            v.driver_session_id.as_deref().unwrap_or("-")
+        ),
         format!("created:   {}", human_time(v.created_at_ms)),
     ];
     match v.finished_at_ms {
@@ -178,7 +187,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 #[cfg(test)]

@@ -70,7 +70,9 @@ async fn create(ctx: ToolContext, args: Value) -> Result<ToolOutput> {
         return Ok(nested_refusal());
     }
     if args.get("spec").is_none_or(Value::is_null) {
-        return Ok(ToolOutput::failed("Error: create_workflow requires 'spec'."));
+        return Ok(ToolOutput::failed(
+            "Error: create_workflow requires 'spec'.",
+        ));
     }
     let mut spec = match parse_spec(&args["spec"]) {
         Ok(s) => s,
@@ -107,7 +109,9 @@ async fn create(ctx: ToolContext, args: Value) -> Result<ToolOutput> {
     if !ctx.session_id.is_empty() {
         options = options.with_parent_session(ctx.session_id.clone());
     }
-    let out = WorkflowEngine::new((*lp).clone(), options).run(&spec).await?;
+    let out = WorkflowEngine::new((*lp).clone(), options)
+        .run(&spec)
+        .await?;
     let mut text = out.result.summary();
     if let Some(id) = &out.run_id {
         text.push_str(&format!("\nrun id: {id}"));

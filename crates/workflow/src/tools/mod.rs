@@ -32,7 +32,8 @@ pub use create::{create_workflow_tool, validate_workflow_tool};
 pub use status::workflow_status_tool;
 
 /// Names of the workflow tools; leaves of a workflow never get them.
-pub const WORKFLOW_TOOL_NAMES: &[&str] = &["create_workflow", "workflow_status", "validate_workflow"];
+pub const WORKFLOW_TOOL_NAMES: &[&str] =
+    &["create_workflow", "workflow_status", "validate_workflow"];
 
 /// Registers `create_workflow`, `workflow_status` and `validate_workflow` in `registry`
 /// (a name already taken is a `tool.duplicate`-style registry error).
@@ -127,4 +128,3 @@ pub(crate) fn strip_workflow_tools(request: &mut LeafRequest) {
         }
     }
 }
-
