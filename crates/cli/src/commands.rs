@@ -12,15 +12,23 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::{Cli, Command, SchemaCommand, SessionsCommand, provider};
 
-fn store_options(cli: &Cli) -> StoreOptions {
+pub(crate) fn store_options(cli: &Cli) -> StoreOptions {
     StoreOptions::default().with_table_prefix(cli.table_prefix.clone())
 }
 
-async fn open(cli: &Cli) -> Result<SessionStore> {
+pub(crate) async fn open(cli: &Cli) -> Result<SessionStore> {
     power_loop::open_store(&cli.dsn, store_options(cli)).await
 }
 
-pub(crate) async fn run(cli: Cli) -> Result<()> {
+/// Runs the command; `Ok(false)` exits 1 without an error message (the output said why).
+pub(crate) async fn run(cli: Cli) -> Result<bool> {
+    if let Command::Workflow(cmd) = &cli.command {
+        return crate::workflow::run(&cli, cmd).await;
+    }
+    run_other(cli).await.map(|()| true)
+}
+
+async fn run_other(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Send {
             session,
@@ -62,14 +70,10 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Workflow(crate::WorkflowCommand::Validate { file, json }) => {
-            // normally handled in main (no runtime needed); kept total for the match
-            if crate::workflow::validate(file, *json)? {
-                Ok(())
-            } else {
-                Err(Error::new(ErrorCode::SpecInvalid, "invalid WorkflowSpec"))
-            }
-        }
+        Command::Workflow(_) => Err(Error::new(
+            ErrorCode::Internal,
+            "workflow commands are dispatched before this point",
+        )),
         Command::Schema(SchemaCommand::Verify) => {
             let store = power_loop::open_store(
                 &cli.dsn,
@@ -101,7 +105,10 @@ mod power_loop_dialects {
     }
 }
 
-fn build_loop(llm: Arc<dyn LlmService>, store: SessionStore) -> Result<StatefulAgentLoop> {
+pub(crate) fn build_loop(
+    llm: Arc<dyn LlmService>,
+    store: SessionStore,
+) -> Result<StatefulAgentLoop> {
     StatefulAgentLoop::builder(llm)
         .store(store)
         .config(AgentLoopConfig::default())

@@ -86,6 +86,63 @@ enum WorkflowCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Validate and run a WorkflowSpec file as a journaled run; exits 0 when the run is ok, 1
+    /// otherwise (an invalid spec prints the `validate` output).
+    Run {
+        /// The spec file.
+        file: std::path::PathBuf,
+        /// Replaces the spec's `input`.
+        #[arg(long)]
+        input: Option<String>,
+        /// The parent session of the run (it must exist; a detached run wakes it at its end).
+        #[arg(long)]
+        session: Option<String>,
+        /// Run in a background process and print the run id at once (needs `--session`).
+        #[arg(long, requires = "session")]
+        detach: bool,
+        /// Print one JSON line: the result document plus `run_id` (with `--detach`:
+        /// `{"run_id", "status": "running", "detached": true, "log"}`).
+        #[arg(long)]
+        json: bool,
+        /// Show progress on stderr even when it is not a terminal.
+        #[arg(long)]
+        progress: bool,
+        /// Internal: this process is the background half of `--detach`.
+        #[arg(long, hide = true)]
+        internal_detached: bool,
+    },
+    /// Resume a journaled run: finished steps are replayed, only unfinished work runs.
+    Resume {
+        /// The run id.
+        run_id: String,
+        /// Print one JSON line: the result document plus `run_id`.
+        #[arg(long)]
+        json: bool,
+        /// Show progress on stderr even when it is not a terminal.
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Show a run's status, attempts, progress, per-step lines and errors.
+    Status {
+        /// The run id.
+        run_id: String,
+        /// Print one JSON line (the full status document, steps included).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runs (oldest first), optionally only those of one parent session.
+    List {
+        /// Only the runs of this parent session.
+        #[arg(long)]
+        session: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print one JSON line: an array of `{run_id, workflow, status, attempts, detached,
+        /// parent_session_id, created_at_ms, finished_at_ms}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +212,8 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("power-loop: {e}");
             ExitCode::FAILURE

@@ -144,6 +144,12 @@ pub use power_loop_workflow::{
     start_detached, wake_note,
 };
 
+// ===== workflow tools =====
+pub use power_loop_workflow::{
+    WORKFLOW_TOOL_NAMES, create_workflow_tool, register_workflow_tools, validate_workflow_tool,
+    workflow_status_tool,
+};
+
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
 pub use power_loop_sinks::metrics::PrometheusBackend;

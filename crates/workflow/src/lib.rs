@@ -9,7 +9,8 @@
 //! [`LeafExecutor`], in-process by default), journals every settled step in the store, and
 //! [`resume_run`] finishes a crashed or stopped run in any process; [`start_detached`] runs one
 //! in the background and wakes its parent session exactly once ([`register_wake_guard`]);
-//! [`get_run`] / [`list_runs`] show runs and their progress. See docs/workflows.md.
+//! [`get_run`] / [`list_runs`] show runs and their progress; [`register_workflow_tools`] lets a
+//! model validate, start and inspect workflows itself. See docs/workflows.md.
 //!
 //! # Owns
 //! The workflow DSL, engine, journal and executors.
@@ -42,6 +43,7 @@ mod resume;
 mod serialize;
 mod spec;
 mod template;
+mod tools;
 mod validate;
 mod walk;
 
@@ -66,3 +68,7 @@ pub use spec::{
     WorkflowSpec,
 };
 pub use template::render_template;
+pub use tools::{
+    WORKFLOW_TOOL_NAMES, create_workflow_tool, register_workflow_tools, validate_workflow_tool,
+    workflow_status_tool,
+};

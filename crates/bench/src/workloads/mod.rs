@@ -8,6 +8,7 @@ mod many;
 mod store;
 mod tool_turns;
 mod turns;
+mod workflow;
 
 /// One runnable workload: returns its JSON report line.
 pub(crate) struct Workload {
@@ -34,6 +35,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
     w("W2", tool_turns::run),
     w("W3", cold::run),
     w("W4", many::run),
+    w("W5", workflow::run),
     w("W6", turns::run_w6),
     w("all", run_all),
     Workload {
@@ -43,18 +45,19 @@ pub(crate) const WORKLOADS: &[Workload] = &[
     },
 ];
 
-/// The workloads `--workload all` runs (W5 comes with workflows).
-const ALL: &[&str] = &["W1", "W2", "W3", "W4", "W6"];
+/// The workloads `--workload all` runs.
+const ALL: &[&str] = &["W1", "W2", "W3", "W4", "W5", "W6"];
 
 /// `--workload all`: re-executes this binary once per workload (so each starts with a fresh
 /// process: its own peak RSS and a fresh store), prints each report line as it arrives, and with
-/// `--pg` adds W4 on PostgreSQL and `--mysql` W4 on MySQL / MariaDB. Fails if any workload failed (after running the others).
+/// `--pg` adds W4 and W5 on PostgreSQL and `--mysql` W4 and W5 on MySQL / MariaDB. Fails if any workload failed (after running the others).
 fn run_all(args: &Args) -> Result<serde_json::Value, String> {
     let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
     let mut runs: Vec<(&str, Option<&str>)> = ALL.iter().map(|w| (*w, None)).collect();
     for server in ["pg", "mysql"] {
         if args.flag(server) {
             runs.push(("W4", Some(server)));
+            runs.push(("W5", Some(server)));
         }
     }
     let mut failed = Vec::new();

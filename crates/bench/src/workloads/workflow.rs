@@ -1,0 +1,113 @@
+//! W5 (workflow fan-out): a journaled workflow whose root is a parallel `foreach` over
+//! `--items` items (default 500) with `max_concurrency` `--concurrency` (default 50); each item
+//! is one scripted agent leaf (a sub-agent session: create + send + journal step). The clock
+//! runs from starting the run to its result, with the store already open. Afterwards the
+//! journal is checked: one completed step per item plus the completed aggregate. `--pg` (or a
+//! `--dsn postgres://…`) runs it on PostgreSQL, `--mysql` on MySQL / MariaDB. `--journal off`
+//! is a diagnostic only (no run row, no steps: shows what the journal costs).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use power_loop_llm::{ScriptedLlm, Step};
+use power_loop_workflow::{RunOptions, WorkflowEngine, WorkflowSpec};
+use serde_json::json;
+
+use super::common::{ANSWER, Target, close, err, peak_rss_mb, round1, runtime};
+use crate::args::Args;
+
+/// The foreach node's id (its aggregate's step key).
+const FANOUT: &str = "fanout";
+
+/// The W5 spec: `fanout` = parallel foreach over `items` strings, one agent leaf each.
+fn spec(items: usize, concurrency: usize) -> Result<WorkflowSpec, String> {
+    let list: Vec<String> = (0..items).map(|i| format!("topic {i}")).collect();
+    let v = json!({
+        "name": "w5-fanout",
+        "input": "quarterly review",
+        "root": {
+            "type": "foreach", "id": FANOUT, "items": list, "as": "topic",
+            "parallel": true, "max_concurrency": concurrency,
+            "body": {
+                "type": "agent", "id": "summarize",
+                "spec": {"name": "summarizer", "system_prompt": "Summarize one topic of the {{input}}."},
+                "input": "Topic: {{topic}}"
+            }
+        }
+    });
+    WorkflowSpec::from_value(&v).map_err(|e| format!("W5: the bench spec is invalid: {e}"))
+}
+
+/// `--workload W5`.
+pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
+    let name = "W5";
+    let items = args.usize_or("items", 500)?.max(1);
+    let concurrency = args.usize_or("concurrency", 50)?.max(1);
+    let journal = match args.get("journal").unwrap_or("on") {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("--journal must be on or off, got `{other}`")),
+    };
+    let spec = spec(items, concurrency)?;
+    let target = Target::from_args(args, name)?;
+    let rt = runtime()?;
+    let llm = ScriptedLlm::from_fn(|_req| Step::text(ANSWER)).record_requests(false);
+    let lp = target.agent_loop(Arc::new(llm), None)?;
+    let (outcome, elapsed, steps) = rt.block_on(async {
+        // Open the store before the clock starts (a server pool connects here).
+        let store = lp.store().await.map_err(err)?.clone();
+        let engine = WorkflowEngine::new(lp.clone(), RunOptions::new().with_journal(journal));
+        let t = Instant::now();
+        let outcome = engine
+            .run(&spec)
+            .await
+            .map_err(|e| format!("{name}: run: {e}"))?;
+        let elapsed = t.elapsed();
+        let steps = match (&outcome.run_id, journal) {
+            (Some(run_id), true) => store
+                .list_workflow_steps(run_id)
+                .await
+                .map_err(|e| format!("{name}: reading the journal: {e}"))?,
+            (None, true) => return Err(format!("{name}: the journaled run has no run id")),
+            (_, false) => Vec::new(),
+        };
+        close(&lp).await?;
+        Ok::<_, String>((outcome, elapsed, steps))
+    })?;
+    let rss = peak_rss_mb();
+    if !outcome.result.ok() {
+        return Err(format!(
+            "{name}: the run ended {} with errors {:?}",
+            outcome.result.status, outcome.result.errors
+        ));
+    }
+    let item_steps = steps
+        .iter()
+        .filter(|s| s.item_index.is_some() && s.status == "completed")
+        .count();
+    let aggregate = steps
+        .iter()
+        .filter(|s| s.step_key == FANOUT && s.item_index.is_none() && s.status == "completed")
+        .count();
+    if journal && (item_steps != items || aggregate != 1 || steps.len() != items + 1) {
+        return Err(format!(
+            "{name}: the journal holds {} steps ({item_steps} completed item steps, {aggregate} \
+             completed aggregate); expected {items} + 1",
+            steps.len()
+        ));
+    }
+    let wall = elapsed.as_secs_f64();
+    Ok(json!({
+        "workload": name,
+        "wall_s": (wall * 1e4).round() / 1e4,
+        "leaves": outcome.executed_leaves,
+        "journal_steps": steps.len(),
+        "sends_per_s": (items as f64 / wall).round(),
+        "max_concurrency": concurrency,
+        "peak_rss_mb": rss,
+        "elapsed_ms": round1(wall * 1e3),
+        "backend": target.backend,
+        "lease": target.lease,
+        "journal": journal,
+    }))
+}

@@ -1,0 +1,211 @@
+//! `workflow status RUN_ID` and `workflow list`: introspection of journaled runs.
+
+use power_loop::{
+    Error, ErrorCode, Result, RunSummary, SessionStore, get_workflow_run as get_run,
+    list_workflow_runs as list_runs,
+};
+use serde_json::json;
+
+/// Prints one run: a readable block, or one JSON line (the full status document).
+pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Result<()> {
+    let Some(v) = get_run(store, run_id).await? else {
+        return Err(Error::new(
+            ErrorCode::WorkflowFailed,
+            format!("no workflow run '{run_id}' in this store"),
+        )
+        .with_detail("run_id", run_id));
+    };
+    if json {
+        println!("{}", serde_json::to_string(&v.to_value())?);
+        return Ok(());
+    }
+    let mut out = vec![
+        format!("run:       {}", v.run_id),
+        format!("workflow:  {}", v.workflow),
+        format!(
+            "status:    {} (attempt {}{})",
+            v.status.as_str(),
+            v.attempts,
+            if v.detached { ", detached" } else { "" }
+        ),
+        format!(
+            "progress:  {} steps finished, {} completed ({} nodes in the spec)",
+            v.finished_steps, v.completed_steps, v.total_nodes
+        ),
+        format!(
+            "parent:    {}",
+            v.parent_session_id.as_deref().unwrap_or("-")
+        ),
+        format!(
+            "driver:    {}",
+            v.driver_session_id.as_deref().unwrap_or("-")
+        ),
+        format!("created:   {}", human_time(v.created_at_ms)),
+    ];
+    match v.finished_at_ms {
+        Some(f) => out.push(format!(
+            "finished:  {} ({})",
+            human_time(f),
+            human_duration(f - v.created_at_ms)
+        )),
+        None => out.push(format!(
+            "heartbeat: {}",
+            v.heartbeat_at_ms.map_or_else(|| "-".to_owned(), human_time)
+        )),
+    }
+    if !v.steps.is_empty() {
+        out.push("steps:".into());
+        let width = v.steps.iter().map(|s| s.step_key.len()).max().unwrap_or(0);
+        for s in &v.steps {
+            let mut line = format!(
+                "  [{}] {:<width$}  attempt {}",
+                s.result.status, s.step_key, s.attempt
+            );
+            if let Some(e) = &s.result.error {
+                line.push_str(&format!("  error: {}", one_line(e)));
+            }
+            out.push(line);
+        }
+    }
+    if !v.errors.is_empty() {
+        out.push("errors:".into());
+        out.extend(v.errors.iter().map(|e| format!("  - {}", one_line(e))));
+    } else if let Some(e) = &v.error {
+        out.push(format!("error:     {}", one_line(e)));
+    }
+    println!("{}", out.join("\n"));
+    Ok(())
+}
+
+/// Prints the runs: a table with a header, or one JSON line (an array).
+pub(crate) async fn list(
+    store: &SessionStore,
+    parent: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> Result<()> {
+    let runs = list_runs(store, parent, limit).await?;
+    if json {
+        let rows: Vec<serde_json::Value> = runs.iter().map(summary_value).collect();
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no workflow runs");
+        return Ok(());
+    }
+    let header = [
+        "RUN_ID", "WORKFLOW", "STATUS", "ATTEMPTS", "MODE", "PARENT", "CREATED", "FINISHED",
+    ];
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                r.workflow.clone(),
+                r.status.as_str().to_owned(),
+                r.attempts.to_string(),
+                if r.detached { "detached" } else { "foreground" }.to_owned(),
+                r.parent_session_id.clone().unwrap_or_else(|| "-".into()),
+                human_time(r.created_at_ms),
+                r.finished_at_ms.map_or_else(|| "-".into(), human_time),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let fmt = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", fmt(header.to_vec()));
+    for row in &rows {
+        println!("{}", fmt(row.iter().map(String::as_str).collect()));
+    }
+    Ok(())
+}
+
+fn summary_value(r: &RunSummary) -> serde_json::Value {
+    json!({
+        "run_id": r.run_id,
+        "workflow": r.workflow,
+        "status": r.status.as_str(),
+        "attempts": r.attempts,
+        "detached": r.detached,
+        "parent_session_id": r.parent_session_id,
+        "created_at_ms": r.created_at_ms,
+        "finished_at_ms": r.finished_at_ms,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `2026-12-06 21:02:49 UTC` for epoch milliseconds.
+pub(crate) fn human_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
+pub(crate) fn human_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{} min {:02} s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{} h {:02} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_human() {
+        assert_eq!(human_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(human_time(1_796_591_369_000), "2026-12-06 21:09:29 UTC");
+        assert_eq!(human_time(951_782_400_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(human_duration(850), "850 ms");
+        assert_eq!(human_duration(12_340), "12.3 s");
+        assert_eq!(human_duration(245_000), "4 min 05 s");
+        assert_eq!(human_duration(7_380_000), "2 h 03 min");
+    }
+}
