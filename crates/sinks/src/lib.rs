@@ -26,11 +26,17 @@ mod log;
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "otel")]
+pub mod otlp;
+mod queue;
 pub mod redact;
+pub mod trace;
 
-pub use jsonl::{JsonlOptions, JsonlSink, replay};
+pub use jsonl::{BadLine, BadLineKind, JsonlOptions, JsonlSink, Replay, replay, replay_report};
 pub use log::LogSink;
 pub use metrics::{MetricsBackend, MetricsSink};
+pub use queue::{QueueOptions, QueuedSink};
+pub use trace::{TraceOptions, TracingSink};
 
 /// Whether an event passes an optional type filter.
 pub(crate) fn wanted(

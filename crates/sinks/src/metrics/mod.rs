@@ -22,7 +22,7 @@ mod statsd;
 #[cfg(feature = "prometheus")]
 pub use prometheus::PrometheusBackend;
 #[cfg(feature = "statsd")]
-pub use statsd::StatsdBackend;
+pub use statsd::{StatsdBackend, StatsdLabels, StatsdOptions};
 
 /// Where metric updates go. Labels are `(key, value)` pairs.
 pub trait MetricsBackend: Send + Sync {
