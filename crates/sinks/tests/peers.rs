@@ -1,4 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(
+    not(all(feature = "prometheus", feature = "statsd", feature = "otel")),
+    allow(dead_code, unused_imports)
+)]
 //! Proof against real third-party peers (installed by `scripts/peers.sh up`): `promtool` and a
 //! Prometheus server read our exposition, the npm `statsd` daemon receives our counters and
 //! timers, and the `oteltap` OTLP receiver gets the span tree of a send with tools.
@@ -405,4 +409,168 @@ fn a_real_statsd_daemon_receives_counters_and_timers() {
         "{timers}"
     );
     assert_eq!(backend.dropped(), 0);
+}
+
+#[cfg(feature = "otel")]
+#[test]
+fn an_otlp_receiver_gets_the_span_tree_of_a_send_with_tools() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+
+    use power_loop_contracts::EventSink;
+    use power_loop_sinks::otlp::{OtlpOptions, OtlpPipeline};
+    use power_loop_sinks::{TraceOptions, TracingSink};
+    use tracing_subscriber::prelude::*;
+
+    let oteltap = cache().join("oteltap-venv/bin/oteltap");
+    if !oteltap.is_file() {
+        skip::<()>("the oteltap OTLP receiver (PyPI) is not installed");
+        return;
+    }
+    let port = free_tcp_port();
+    let mut child = Command::new(&oteltap)
+        .args(["--port", &port.to_string()])
+        .env("PYTHONUNBUFFERED", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _daemon = Daemon(child);
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink_lines = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink_lines.lock().unwrap().push(line);
+        }
+    });
+    poll(Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("oteltap did not start listening");
+
+    let pipeline = OtlpPipeline::new(
+        OtlpOptions::default()
+            .endpoint(format!("http://127.0.0.1:{port}/v1/traces"))
+            .service_name("power-loop-peer-test"),
+    )
+    .unwrap();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let sink = TracingSink::new(TraceOptions::default().provider_name("openai"));
+        for ev in send_with_tools() {
+            sink.handle(&ev).unwrap();
+        }
+        sink.flush().unwrap();
+    });
+    pipeline.force_flush().unwrap();
+
+    // Eight spans: session, send, round, two chat attempts, two tools.
+    let spans: Vec<serde_json::Value> = poll(Duration::from_secs(20), || {
+        let got: Vec<serde_json::Value> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("spanId").is_some() || v.get("span_id").is_some())
+            .collect();
+        (got.len() >= 7).then_some(got)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "spans not received; oteltap printed:\n{}",
+            lines.lock().unwrap().join("\n")
+        )
+    });
+    pipeline.shutdown().unwrap();
+
+    let field = |v: &serde_json::Value, a: &str, b: &str| -> String {
+        v.get(a)
+            .or_else(|| v.get(b))
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let attr = |v: &serde_json::Value, key: &str| -> Option<String> {
+        v.get("attributes")?
+            .as_array()?
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| {
+                let val = &a["value"];
+                val.get("stringValue")
+                    .and_then(|s| s.as_str().map(str::to_owned))
+                    .or_else(|| {
+                        val.get("intValue")
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    })
+                    .unwrap_or_else(|| val.to_string())
+            })
+    };
+    let named =
+        |n: &str| -> Vec<&serde_json::Value> { spans.iter().filter(|s| s["name"] == n).collect() };
+    let session = named("power_loop.session");
+    let send = named("invoke_agent power_loop");
+    let round = named("power_loop.round");
+    let chats = named("chat gpt-peer");
+    let read = named("execute_tool read_file");
+    let bash = named("execute_tool bash");
+    let all = || format!("{spans:#?}");
+    assert_eq!(
+        (
+            session.len(),
+            send.len(),
+            round.len(),
+            chats.len(),
+            read.len(),
+            bash.len()
+        ),
+        (1, 1, 1, 2, 1, 1),
+        "{}",
+        all()
+    );
+    let id = |v: &serde_json::Value| field(v, "spanId", "span_id");
+    let parent = |v: &serde_json::Value| field(v, "parentSpanId", "parent_span_id");
+    assert_eq!(parent(send[0]), id(session[0]), "{}", all());
+    assert_eq!(parent(round[0]), id(send[0]));
+    for child in chats.iter().chain(&read).chain(&bash) {
+        assert_eq!(parent(child), id(round[0]), "{}", all());
+    }
+    let trace_id = field(session[0], "traceId", "trace_id");
+    assert!(
+        spans
+            .iter()
+            .all(|s| field(s, "traceId", "trace_id") == trace_id)
+    );
+    for c in &chats {
+        // OTLP SpanKind: 3 = CLIENT (numeric in oteltap's NDJSON, named in protobuf JSON).
+        let kind = &c["kind"];
+        assert!(kind == 3 || kind == "SPAN_KIND_CLIENT", "{}", all());
+        assert_eq!(attr(c, "gen_ai.operation.name").as_deref(), Some("chat"));
+        assert_eq!(attr(c, "gen_ai.request.model").as_deref(), Some("gpt-peer"));
+        assert_eq!(attr(c, "gen_ai.provider.name").as_deref(), Some("openai"));
+        assert_eq!(attr(c, "gen_ai.usage.input_tokens").as_deref(), Some("120"));
+        assert_eq!(
+            attr(c, "gen_ai.conversation.id").as_deref(),
+            Some("peer-session")
+        );
+    }
+    assert_eq!(
+        attr(send[0], "gen_ai.operation.name").as_deref(),
+        Some("invoke_agent")
+    );
+    assert_eq!(
+        attr(read[0], "gen_ai.tool.name").as_deref(),
+        Some("read_file")
+    );
+    assert_eq!(attr(read[0], "gen_ai.tool.call.id").as_deref(), Some("t1"));
+    assert_eq!(attr(bash[0], "error.type").as_deref(), Some("tool_error"));
+    assert_eq!(
+        attr(read[0], "gen_ai.tool.call.arguments"),
+        None,
+        "content stays out by default"
+    );
 }
