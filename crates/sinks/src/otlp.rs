@@ -243,8 +243,8 @@ impl Drop for OtlpPipeline {
     }
 }
 
-/// Builds an [`OtlpPipeline`] and installs `registry + its layer + an env-filtered fmt-free
-/// stack` as the global `tracing` subscriber. Fails (`config.invalid`) when a global subscriber
+/// Builds an [`OtlpPipeline`] and installs `tracing_subscriber::registry()` with its layer as
+/// the global `tracing` subscriber (for hosts without a tracing setup of their own). Fails (`config.invalid`) when a global subscriber
 /// is already set: then add [`OtlpPipeline::layer`] to that setup instead.
 pub fn init(opts: OtlpOptions) -> Result<OtlpPipeline> {
     use tracing_subscriber::prelude::*;

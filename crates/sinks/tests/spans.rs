@@ -1,7 +1,7 @@
-#![cfg(feature = "otel")]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The native `tracing` span tree, seen through `tracing-opentelemetry`: GenAI names, kinds and
 //! attributes, and every exit path of a send closes what it opened.
+#![cfg(feature = "otel")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};

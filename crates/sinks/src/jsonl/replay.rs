@@ -91,7 +91,7 @@ fn rotated_files(path: &Path) -> Result<Vec<PathBuf>> {
             found.push((k, entry.path()));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 

@@ -9,6 +9,7 @@
 //! | `round_completed` | incr | `<p>_rounds` | |
 //! | `agent_error` | incr | `<p>_errors` | `error_type` |
 //! | `usage_updated` with `total_tokens` | observe | `<p>_usage_total_tokens` | |
+//! | (a [`crate::QueuedSink`] drop) | incr | `<p>_sink_dropped` | `sink` |
 
 use std::sync::Arc;
 
