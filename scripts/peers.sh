@@ -30,13 +30,25 @@ up() {
     peer bubblewrap "command -v bwrap" apt_install bubblewrap || rc=1
     # setpriv (util-linux): the sandbox tests re-run themselves as an unprivileged user.
     peer setpriv "command -v setpriv" apt_install util-linux || rc=1
+    # promtool + prometheus (Debian `prometheus`): the sinks' exposition is checked and scraped.
+    peer prometheus "command -v promtool && command -v prometheus" apt_install prometheus || rc=1
+    # A real StatsD daemon (npm `statsd`), run by the sinks' peer tests on loopback ports.
+    peer statsd "test -f '$CACHE/statsd/node_modules/statsd/stats.js'" \
+        npm install --silent --no-audit --no-fund --prefix "$CACHE/statsd" statsd@0.9.0 || rc=1
+    # An OTLP/HTTP receiver (PyPI `oteltap`) in its own virtualenv: receives the exported spans.
+    peer oteltap "test -x '$CACHE/oteltap-venv/bin/oteltap'" \
+        bash -c "python3 -m venv '$CACHE/oteltap-venv' && '$CACHE/oteltap-venv/bin/pip' install -q oteltap==1.0.0" || rc=1
     return $rc
 }
 
 status() {
     local c
-    for c in bwrap setpriv; do
+    for c in bwrap setpriv promtool prometheus; do
         if command -v "$c" >/dev/null 2>&1; then echo "$c: $(command -v "$c")"; else echo "$c: missing"; fi
+    done
+    local f
+    for f in "$CACHE/statsd/node_modules/statsd/stats.js" "$CACHE/oteltap-venv/bin/oteltap"; do
+        if [ -e "$f" ]; then echo "$f: present"; else echo "$f: missing"; fi
     done
 }
 

@@ -154,10 +154,15 @@ pub use power_loop_workflow::{
 #[cfg(feature = "prometheus")]
 pub use power_loop_sinks::metrics::PrometheusBackend;
 #[cfg(feature = "statsd")]
-pub use power_loop_sinks::metrics::StatsdBackend;
+pub use power_loop_sinks::metrics::{StatsdBackend, StatsdLabels, StatsdOptions};
 #[cfg(feature = "otel")]
 pub use power_loop_sinks::otel::OtelBridge;
-pub use power_loop_sinks::{JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink, replay};
+#[cfg(feature = "otel")]
+pub use power_loop_sinks::otlp::{OtlpOptions, OtlpPipeline};
+pub use power_loop_sinks::{
+    BadLine, BadLineKind, JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink,
+    QueueOptions, QueuedSink, Replay, TraceOptions, TracingSink, replay, replay_report,
+};
 
 /// The README's Rust blocks, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

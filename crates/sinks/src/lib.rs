@@ -1,11 +1,15 @@
 //! Event sinks: consumers of power-loop agent events.
 //!
 //! # Owns
-//! [`JsonlSink`] (durable JSON-lines file with rotation) and [`replay`], [`LogSink`] (one
-//! `tracing` event per agent event), [`MetricsSink`] over the [`MetricsBackend`] seam with
-//! Prometheus (`prometheus` feature) and StatsD (`statsd` feature) backends, and an OpenTelemetry
-//! span bridge (`otel` feature). Payloads are sanitized (secrets redacted, long strings cut) by
-//! [`redact`] before they leave the process.
+//! [`JsonlSink`] (durable JSON-lines file with rotation) and [`replay`] / [`replay_report`],
+//! [`LogSink`] (one `tracing` event per agent event), [`TracingSink`] (native `tracing` spans
+//! session → send → round → LLM call / tool call / compaction, OpenTelemetry GenAI names; see
+//! [`trace`]), [`MetricsSink`] over the [`MetricsBackend`] seam with Prometheus (`prometheus`
+//! feature) and StatsD on cadence (`statsd` feature) backends, the OpenTelemetry API bridge and
+//! OTLP export (`otel` feature), and [`QueuedSink`], which puts any sink behind its own bounded
+//! queue so a slow sink never blocks the loop. Payloads are sanitized (secrets redacted, long
+//! strings cut, prompt and tool content left out unless opted in) by [`redact`] before they leave
+//! the process.
 //!
 //! # Must not import
 //! The store, tools or agent crates. Sinks only see [`power_loop_contracts::AgentEvent`]s.
@@ -15,7 +19,8 @@
 //! in its own metrics library.
 //!
 //! # Feature flags
-//! `prometheus` (prometheus-client), `statsd` (cadence), `otel` (opentelemetry API).
+//! `prometheus` (prometheus-client), `statsd` (cadence), `otel` (opentelemetry API + SDK,
+//! opentelemetry-otlp over async reqwest with rustls/ring, tracing-opentelemetry).
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade.
@@ -26,11 +31,17 @@ mod log;
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "otel")]
+pub mod otlp;
+mod queue;
 pub mod redact;
+pub mod trace;
 
-pub use jsonl::{JsonlOptions, JsonlSink, replay};
+pub use jsonl::{BadLine, BadLineKind, JsonlOptions, JsonlSink, Replay, replay, replay_report};
 pub use log::LogSink;
 pub use metrics::{MetricsBackend, MetricsSink};
+pub use queue::{QueueOptions, QueuedSink};
+pub use trace::{TraceOptions, TracingSink};
 
 /// Whether an event passes an optional type filter.
 pub(crate) fn wanted(

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::redact::Redactor;
 
 /// Logs every (matching) agent event as one JSON message through `tracing` at INFO (or DEBUG).
+/// Prompt and tool content is left out unless the [`Redactor`] opts in.
 ///
 /// Nothing is serialized when the level is disabled, so an idle subscriber costs almost nothing.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ impl LogSink {
         m.insert(
             "payload".into(),
             self.redactor
-                .sanitize(full.get("payload").unwrap_or(&Value::Null)),
+                .sanitize_payload(ev.event_type(), full.get("payload").unwrap_or(&Value::Null)),
         );
         Ok(serde_json::to_string(&Value::Object(m))?)
     }

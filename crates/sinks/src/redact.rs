@@ -1,5 +1,7 @@
-//! Payload sanitization shared by the JSONL and log sinks: secrets redacted, strings and lists cut.
+//! Payload sanitization shared by the JSONL, log and trace sinks: secrets redacted, strings and
+//! lists cut, and prompt/tool content left out unless the host opts in.
 
+use power_loop_contracts::EventType;
 use serde_json::Value;
 
 /// Keys whose values are replaced by [`REDACTED`] (matched as lower-case substrings of a key).
@@ -28,11 +30,47 @@ pub const REDACTED: &str = "***";
 /// Longest list kept by [`Redactor::sanitize`]; later items are dropped.
 pub const MAX_LIST: usize = 50;
 
-/// Redaction rules: which keys are secrets, and how long a string may be.
+/// The payload fields that carry prompt, model or tool content, per event type. Unless
+/// [`Redactor::include_content`] is on, their values are replaced by an [`omitted`] marker.
+pub const CONTENT_FIELDS: &[(EventType, &[&str])] = &[
+    (EventType::ToolCallStarted, &["tool_input"]),
+    (EventType::ToolCallCompleted, &["tool_input", "output"]),
+    (EventType::ToolCallFailed, &["tool_input", "output"]),
+    (EventType::StreamDelta, &["text"]),
+    (EventType::StreamThinkDelta, &["text"]),
+    (EventType::SubagentTaskStart, &["task"]),
+    (EventType::SubagentText, &["final_text"]),
+    (EventType::SubagentCompleted, &["final_text"]),
+    (EventType::TodoUpdated, &["items", "rendered", "text"]),
+    (EventType::TimerFired, &["note"]),
+];
+
+/// The content fields of an event type (empty when it carries none).
+pub fn content_fields(t: EventType) -> &'static [&'static str] {
+    CONTENT_FIELDS
+        .iter()
+        .find(|(k, _)| *k == t)
+        .map_or(&[], |(_, f)| f)
+}
+
+/// The marker that replaces an omitted content value: `[content omitted: N chars]`, where N is
+/// the character count of the value (its JSON text when it is not a string).
+pub fn omitted(value: &Value) -> Value {
+    let n = match value {
+        Value::String(s) => s.chars().count(),
+        Value::Null => 0,
+        other => other.to_string().chars().count(),
+    };
+    Value::String(format!("[content omitted: {n} chars]"))
+}
+
+/// Redaction rules: which keys are secrets, how long a string may be, and whether prompt and
+/// tool content is kept (off by default).
 #[derive(Debug, Clone)]
 pub struct Redactor {
     keys: Vec<String>,
     max_field_len: usize,
+    include_content: bool,
 }
 
 impl Redactor {
@@ -44,6 +82,51 @@ impl Redactor {
                 .map(|k| (*k).to_owned())
                 .collect(),
             max_field_len,
+            include_content: false,
+        }
+    }
+
+    /// Sets the longest string kept, in characters.
+    pub fn with_max_field_len(mut self, n: usize) -> Self {
+        self.max_field_len = n;
+        self
+    }
+
+    /// Opts in (`true`) to keeping prompt, model and tool content (still secret-redacted and
+    /// cut); the default leaves it out (see [`CONTENT_FIELDS`]).
+    pub fn include_content(mut self, yes: bool) -> Self {
+        self.include_content = yes;
+        self
+    }
+
+    /// The longest string kept, in characters.
+    pub fn max_field_len(&self) -> usize {
+        self.max_field_len
+    }
+
+    /// Whether content is kept.
+    pub fn includes_content(&self) -> bool {
+        self.include_content
+    }
+
+    /// The sanitized payload of an event of type `t`: content fields omitted unless opted in,
+    /// then [`sanitize`](Self::sanitize).
+    pub fn sanitize_payload(&self, t: EventType, payload: &Value) -> Value {
+        let fields = content_fields(t);
+        if self.include_content || fields.is_empty() {
+            return self.sanitize(payload);
+        }
+        match payload {
+            Value::Object(map) => {
+                let mut out = map.clone();
+                for f in fields {
+                    if let Some(v) = out.get_mut(*f) {
+                        *v = omitted(v);
+                    }
+                }
+                self.sanitize(&Value::Object(out))
+            }
+            other => self.sanitize(other),
         }
     }
 
@@ -116,6 +199,18 @@ mod tests {
         assert_eq!(s["access_token"], "***");
         assert_eq!(s["tokens"]["prompt_tokens"], 3);
         assert_eq!(s["text"], "abcde…(+3)");
+    }
+
+    #[test]
+    fn content_is_omitted_unless_opted_in() {
+        let p = json!({"name": "bash", "tool_input": {"cmd": "ls"}, "tool_call_id": "c1"});
+        let off = Redactor::new(100).sanitize_payload(EventType::ToolCallStarted, &p);
+        assert_eq!(off["tool_input"], "[content omitted: 12 chars]");
+        assert_eq!(off["name"], "bash");
+        let on = Redactor::new(100)
+            .include_content(true)
+            .sanitize_payload(EventType::ToolCallStarted, &p);
+        assert_eq!(on["tool_input"]["cmd"], "ls");
     }
 
     #[test]

@@ -107,38 +107,67 @@ fn metrics_mapping_counts_each_tool_once() {
 
 #[cfg(feature = "statsd")]
 #[test]
-fn statsd_datagrams_have_the_documented_names() {
-    use power_loop_sinks::metrics::StatsdBackend;
+fn statsd_datagrams_carry_tags_or_reference_names() {
+    use power_loop_sinks::metrics::{StatsdBackend, StatsdLabels, StatsdOptions};
     let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     server
         .set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .unwrap();
-    let backend = StatsdBackend::new(&server.local_addr().unwrap().to_string()).unwrap();
-    backend
+    let addr = server.local_addr().unwrap().to_string();
+    let recv = || {
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let tagged = StatsdBackend::new(&addr).unwrap();
+    assert!(tagged.local_addr().ip().is_loopback(), "bound to loopback");
+    tagged
         .incr(
             "power_loop_tool_calls",
             1,
             &[("tool", "fs.read"), ("success", "true")],
         )
         .unwrap();
-    backend
+    assert_eq!(
+        recv(),
+        "power_loop_tool_calls:1|c|#tool:fs.read,success:true"
+    );
+    tagged
         .observe(
             "power_loop_llm_call_duration_ms",
             1.5,
             &[("model", "gpt-4o"), ("success", "true")],
         )
         .unwrap();
-    let mut buf = [0u8; 512];
-    let n = server.recv(&mut buf).unwrap();
     assert_eq!(
-        std::str::from_utf8(&buf[..n]).unwrap(),
+        recv(),
+        "power_loop_llm_call_duration_ms:2|ms|#model:gpt-4o,success:true"
+    );
+    let named =
+        StatsdBackend::with_options(StatsdOptions::new(&addr).labels(StatsdLabels::Name)).unwrap();
+    named
+        .incr(
+            "power_loop_tool_calls",
+            1,
+            &[("tool", "fs.read"), ("success", "true")],
+        )
+        .unwrap();
+    assert_eq!(
+        recv(),
         "power_loop_tool_calls.success_true.tool_fs.read:1|c"
     );
-    let n = server.recv(&mut buf).unwrap();
-    assert_eq!(
-        std::str::from_utf8(&buf[..n]).unwrap(),
-        "power_loop_llm_call_duration_ms.model_gpt-4o.success_true:1.500000|ms"
-    );
+    assert_eq!(tagged.dropped() + named.dropped(), 0);
+}
+
+#[cfg(feature = "statsd")]
+#[test]
+fn statsd_refuses_a_remote_daemon_without_an_explicit_bind_address() {
+    use power_loop_sinks::metrics::StatsdBackend;
+    let err = StatsdBackend::new("192.0.2.1:8125").unwrap_err();
+    assert_eq!(err.code(), power_loop_contracts::ErrorCode::ConfigInvalid);
+    assert!(err.message().contains("bind"), "{}", err.message());
+    let err = StatsdBackend::new("not an address").unwrap_err();
+    assert_eq!(err.code(), power_loop_contracts::ErrorCode::ConfigInvalid);
 }
 
 #[cfg(feature = "prometheus")]
@@ -183,7 +212,7 @@ fn prometheus_exposition_uses_total_suffix_and_labels() {
 
 #[cfg(feature = "otel")]
 #[test]
-fn spans_form_session_round_call_tree() {
+fn otel_bridge_spans_form_session_send_round_call_tree() {
     use opentelemetry::global::BoxedTracer;
     use opentelemetry::trace::{Status, TracerProvider};
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -270,17 +299,28 @@ fn spans_form_session_round_call_tree() {
         })))
         .unwrap();
 
+    assert_eq!(bridge.open_spans(), 1, "only the session span stays open");
+    bridge.close();
     let spans = exporter.get_finished_spans().unwrap();
     let by_name = |n: &str| spans.iter().filter(|s| s.name == n).collect::<Vec<_>>();
     let session = by_name("power_loop.session");
+    let send = by_name("invoke_agent power_loop");
     let round = by_name("power_loop.round");
-    let calls = by_name("power_loop.llm_call");
-    let tools = by_name("power_loop.tool_call");
+    let calls = by_name("chat m");
+    let tools = by_name("execute_tool bash");
     assert_eq!(
-        (session.len(), round.len(), calls.len(), tools.len()),
-        (1, 1, 2, 1)
+        (
+            session.len(),
+            send.len(),
+            round.len(),
+            calls.len(),
+            tools.len()
+        ),
+        (1, 1, 1, 2, 1)
     );
-    assert_eq!(round[0].parent_span_id, session[0].span_context.span_id());
+    assert_eq!(send[0].parent_span_id, session[0].span_context.span_id());
+    assert_eq!(round[0].parent_span_id, send[0].span_context.span_id());
+    assert_eq!(calls[0].span_kind, opentelemetry::trace::SpanKind::Client);
     for c in &calls {
         assert_eq!(c.parent_span_id, round[0].span_context.span_id());
     }

@@ -9,6 +9,7 @@
 //! | `round_completed` | incr | `<p>_rounds` | |
 //! | `agent_error` | incr | `<p>_errors` | `error_type` |
 //! | `usage_updated` with `total_tokens` | observe | `<p>_usage_total_tokens` | |
+//! | (a [`crate::QueuedSink`] drop) | incr | `<p>_sink_dropped` | `sink` |
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ mod statsd;
 #[cfg(feature = "prometheus")]
 pub use prometheus::PrometheusBackend;
 #[cfg(feature = "statsd")]
-pub use statsd::StatsdBackend;
+pub use statsd::{StatsdBackend, StatsdLabels, StatsdOptions};
 
 /// Where metric updates go. Labels are `(key, value)` pairs.
 pub trait MetricsBackend: Send + Sync {

@@ -1,7 +1,15 @@
-//! Durable JSON-lines event file with size-based rotation, and [`replay`].
+//! Durable JSON-lines event file with size-based rotation; [`replay`] reads it back.
+//!
+//! Rotation: before a line would push the live file past `max_bytes`, the live file becomes
+//! `path.1` (older backups shift up to `path.N`, N = `backup_count`; the file past N is the one
+//! retention drops). `backup_count = 0` means **never rotate**: the live file keeps growing and
+//! no line is ever lost. A failed rename never truncates anything: the sink logs the failure
+//! and keeps appending to the live file.
+
+mod replay;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -10,13 +18,15 @@ use serde_json::{Map, Value};
 
 use crate::redact::Redactor;
 
+pub use replay::{BadLine, BadLineKind, Replay, replay, replay_report};
+
 /// Options of a [`JsonlSink`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct JsonlOptions {
     /// Rotate before a line would push the file past this size (0 = never rotate).
     pub max_bytes: u64,
-    /// Rotated files kept (`path.1` … `path.N`); 0 truncates the live file instead.
+    /// Rotated files kept (`path.1` … `path.N`); 0 = never rotate (the live file keeps all).
     pub backup_count: u32,
     /// Longest payload string kept, in characters.
     pub max_field_len: usize,
@@ -24,7 +34,7 @@ pub struct JsonlOptions {
     pub events: Option<Vec<EventType>>,
     /// `fsync` after every line (slower; survives power loss, not only process crashes).
     pub fsync: bool,
-    /// Redaction rules for payloads.
+    /// Redaction rules for payloads (content is left out unless the redactor opts in).
     pub redactor: Redactor,
 }
 
@@ -47,7 +57,7 @@ impl JsonlOptions {
         self.max_bytes = n;
         self
     }
-    /// Sets how many rotated files are kept.
+    /// Sets how many rotated files are kept (0 = never rotate).
     pub fn backup_count(mut self, n: u32) -> Self {
         self.backup_count = n;
         self
@@ -57,15 +67,20 @@ impl JsonlOptions {
         self.events = Some(types);
         self
     }
-    /// Sets the payload string limit.
+    /// Sets the payload string limit (keeps the redactor's other rules).
     pub fn max_field_len(mut self, n: usize) -> Self {
         self.max_field_len = n;
-        self.redactor = Redactor::new(n);
+        self.redactor = self.redactor.with_max_field_len(n);
         self
     }
     /// Sets the redaction rules.
     pub fn redactor(mut self, r: Redactor) -> Self {
         self.redactor = r;
+        self
+    }
+    /// Opts in to writing prompt and tool content (off by default; secrets are still redacted).
+    pub fn include_content(mut self, yes: bool) -> Self {
+        self.redactor = self.redactor.include_content(yes);
         self
     }
     /// Enables an fsync per line.
@@ -78,6 +93,7 @@ impl JsonlOptions {
 struct State {
     file: Option<File>,
     pos: u64,
+    closed: bool,
 }
 
 /// Writes each event as one JSON line, flushed to the OS immediately (so a process crash loses
@@ -96,12 +112,19 @@ impl std::fmt::Debug for JsonlSink {
     }
 }
 
-fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
+pub(crate) fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::new(
         ErrorCode::Io,
         format!("cannot {what} event log `{}`: {e}", path.display()),
     )
     .with_source(e)
+}
+
+/// `path.i` (the i-th rotated file).
+pub(crate) fn rotated_path(path: &Path, i: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
 }
 
 /// The line written for an event: envelope keys in contract order, payload sanitized.
@@ -127,8 +150,19 @@ pub(crate) fn event_line(ev: &AgentEvent, redactor: &Redactor) -> Result<String>
         .get("payload")
         .cloned()
         .unwrap_or(Value::Object(Map::new()));
-    out.insert("payload".into(), redactor.sanitize(&payload));
+    out.insert(
+        "payload".into(),
+        redactor.sanitize_payload(ev.event_type(), &payload),
+    );
     Ok(serde_json::to_string(&Value::Object(out))?)
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, "open", e))
 }
 
 impl JsonlSink {
@@ -139,18 +173,18 @@ impl JsonlSink {
             std::fs::create_dir_all(parent)
                 .map_err(|e| io_err(&path, "create the directory of", e))?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, "open", e))?;
-        let pos = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let file = open_append(&path)?;
+        let pos = file
+            .metadata()
+            .map_err(|e| io_err(&path, "inspect", e))?
+            .len();
         Ok(JsonlSink {
             path,
             opts,
             state: Mutex::new(State {
                 file: Some(file),
                 pos,
+                closed: false,
             }),
         })
     }
@@ -163,36 +197,35 @@ impl JsonlSink {
     /// Closes the file; later events are ignored.
     pub fn close(&self) {
         if let Ok(mut st) = self.state.lock() {
-            st.file = None;
-        }
-    }
-
-    fn rotated(&self, i: u32) -> PathBuf {
-        let mut s = self.path.clone().into_os_string();
-        s.push(format!(".{i}"));
-        PathBuf::from(s)
-    }
-
-    fn rotate(&self, st: &mut State) -> Result<()> {
-        st.file = None;
-        if self.opts.backup_count > 0 {
-            for i in (1..self.opts.backup_count).rev() {
-                let from = self.rotated(i);
-                if from.exists() {
-                    std::fs::rename(&from, self.rotated(i + 1))
-                        .map_err(|e| io_err(&from, "rotate", e))?;
-                }
+            if let Some(f) = st.file.as_mut() {
+                let _ = f.flush();
             }
-            std::fs::rename(&self.path, self.rotated(1))
-                .map_err(|e| io_err(&self.path, "rotate", e))?;
+            st.file = None;
+            st.closed = true;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&self.path)
-            .map_err(|e| io_err(&self.path, "reopen", e))?;
-        st.file = Some(file);
+    }
+
+    /// Shifts `path.{i}` → `path.{i+1}` (dropping what falls past `backup_count`), then the live
+    /// file → `path.1`, then opens a fresh live file. On any failure the live file stays open
+    /// and untouched (nothing is truncated), and the error is returned for logging.
+    fn rotate(&self, st: &mut State) -> Result<()> {
+        let n = self.opts.backup_count;
+        for i in (1..n).rev() {
+            let from = rotated_path(&self.path, i);
+            if from.exists() {
+                std::fs::rename(&from, rotated_path(&self.path, i + 1))
+                    .map_err(|e| io_err(&from, "rotate", e))?;
+            }
+        }
+        if let Some(f) = st.file.as_mut() {
+            f.flush().map_err(|e| io_err(&self.path, "flush", e))?;
+        }
+        std::fs::rename(&self.path, rotated_path(&self.path, 1))
+            .map_err(|e| io_err(&self.path, "rotate", e))?;
+        // The live name is free now: the new file is created empty; the old handle (now
+        // `path.1`) is dropped only once the new one is open.
+        let fresh = open_append(&self.path)?;
+        st.file = Some(fresh);
         st.pos = 0;
         Ok(())
     }
@@ -203,23 +236,27 @@ impl JsonlSink {
             .state
             .lock()
             .map_err(|_| Error::internal("event log lock poisoned"))?;
-        if st.file.is_none() {
+        if st.closed || st.file.is_none() {
             return Ok(());
         }
         let len = line.len() as u64 + 1;
-        if self.opts.max_bytes > 0 && st.pos > 0 && st.pos + len > self.opts.max_bytes {
-            self.rotate(&mut st)?;
+        let rotating = self.opts.backup_count > 0 && self.opts.max_bytes > 0;
+        if rotating
+            && st.pos > 0
+            && st.pos + len > self.opts.max_bytes
+            && let Err(e) = self.rotate(&mut st)
+        {
+            tracing::error!(target: "power_loop::events", path = %self.path.display(), error = %e, "event log rotation failed; appending to the live file instead");
         }
         let fsync = self.opts.fsync;
-        let path = self.path.clone();
+        let path = &self.path;
         if let Some(file) = st.file.as_mut() {
             let mut buf = Vec::with_capacity(line.len() + 1);
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
-            file.write_all(&buf)
-                .map_err(|e| io_err(&path, "write", e))?;
+            file.write_all(&buf).map_err(|e| io_err(path, "write", e))?;
             if fsync {
-                file.sync_data().map_err(|e| io_err(&path, "sync", e))?;
+                file.sync_data().map_err(|e| io_err(path, "sync", e))?;
             }
         }
         st.pos += len;
@@ -247,44 +284,4 @@ impl EventSink for JsonlSink {
         }
         Ok(())
     }
-}
-
-/// Reads the events of a JSONL log back, oldest first: `path.N` … `path.1`, then `path`.
-///
-/// Blank lines, non-JSON lines and lines of unknown event types are skipped (a crash can leave a
-/// torn last line). Original `seq`, `ts` and `mono` are preserved. Fails only when a file that
-/// exists cannot be read.
-pub fn replay(path: impl AsRef<Path>) -> Result<impl Iterator<Item = AgentEvent>> {
-    let path = path.as_ref();
-    let mut files = Vec::new();
-    let mut i = 1;
-    loop {
-        let mut s = path.as_os_str().to_owned();
-        s.push(format!(".{i}"));
-        let p = PathBuf::from(s);
-        if !p.exists() {
-            break;
-        }
-        files.push(p);
-        i += 1;
-    }
-    files.reverse();
-    if path.exists() {
-        files.push(path.to_path_buf());
-    }
-    let mut readers = Vec::with_capacity(files.len());
-    for f in files {
-        let file = File::open(&f).map_err(|e| io_err(&f, "read", e))?;
-        readers.push(BufReader::new(file));
-    }
-    Ok(readers
-        .into_iter()
-        .flat_map(|r| r.lines().map_while(std::result::Result::ok))
-        .filter_map(|line| {
-            let line = line.trim();
-            if line.is_empty() {
-                return None;
-            }
-            serde_json::from_str::<AgentEvent>(line).ok()
-        }))
 }
