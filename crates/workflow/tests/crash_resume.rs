@@ -86,6 +86,18 @@ async fn completed_item_keys(store: &SessionStore, run_id: &str) -> BTreeSet<Str
         .collect()
 }
 
+/// The completed foreach-item step keys that attempt `attempt` wrote.
+async fn items_of_attempt(store: &SessionStore, run_id: &str, attempt: i64) -> BTreeSet<String> {
+    store
+        .list_workflow_steps(run_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.status == "completed" && s.item_index.is_some() && s.attempt == attempt)
+        .map(|s| s.step_key)
+        .collect()
+}
+
 async fn crash_then_resume(dsn: &str, prefix: &str) {
     let dir = tempfile::tempdir().unwrap();
     let log1 = dir
@@ -125,9 +137,8 @@ async fn crash_then_resume(dsn: &str, prefix: &str) {
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    let journaled = completed_item_keys(&store, &run_id).await;
     assert!(
-        journaled.len() < ITEMS,
+        completed_item_keys(&store, &run_id).await.len() < ITEMS,
         "the child finished before the kill"
     );
     let run = store.get_workflow_run(&run_id).await.unwrap().unwrap();
@@ -149,7 +160,20 @@ async fn crash_then_resume(dsn: &str, prefix: &str) {
     );
     assert!(out.result.ok());
     assert_eq!(out.attempt, 2);
+    // What the first attempt journaled is read after the resume: on a server, the killed child's
+    // last COMMIT may still land after the kill (the server has it in its socket buffer), and
+    // the resume's claim is what closes the first attempt. Steps keep the attempt that wrote them.
+    let journaled = items_of_attempt(&store, &run_id, 1).await;
+    assert!(
+        journaled.len() >= 30,
+        "the kill came after 30 journaled items"
+    );
     assert_eq!(out.replayed_steps as usize, journaled.len());
+    assert_eq!(
+        items_of_attempt(&store, &run_id, 2).await.len(),
+        ITEMS - journaled.len(),
+        "the resume journaled exactly the unfinished items"
+    );
 
     // no journaled item ran again; every other item ran exactly once in the resume
     let resumed: Vec<String> = log_lines(&log2);
