@@ -10,14 +10,15 @@ use std::time::Duration;
 use power_loop_contracts::ErrorCode;
 use power_loop_store::backend::{ConnectOptions, DsnTarget, ParsedDsn};
 use power_loop_store::conformance::port::{PortTarget, body, exec, query, scalar};
-use power_loop_store::conformance::support::fresh_sqlite_path;
 use power_loop_store::db::{Database, Dialect, TxMode};
 use power_loop_store_sqlite::{BACKEND, SqliteDatabase, SqliteDialect};
 
-/// Handles on one fresh database file.
+/// Handles on one fresh database file (its directory goes when the target is dropped).
 fn file_target() -> Option<PortTarget> {
-    let path = fresh_sqlite_path("port");
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let path = dir.path().join("port.db");
     Some(PortTarget::new(move |o| {
+        let _keep = Arc::clone(&dir);
         let path = path.clone();
         async move {
             let db: Arc<dyn Database> = Arc::new(SqliteDatabase::open_file(path, &o).await?);

@@ -6,7 +6,6 @@
 //! and skips, unless `POWER_LOOP_REQUIRE_SERVERS=1`, which turns the skip into a failure (CI sets
 //! it so a missing server can never pass as green).
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The variable naming the PostgreSQL test server.
@@ -77,20 +76,4 @@ pub fn unique_prefix(tag: &str) -> String {
         .collect();
     let (r, n) = unique_suffix();
     format!("t{tag}_{:08x}_", r ^ (n as u32).rotate_left(24))
-}
-
-/// A fresh path for a SQLite database file under the system temp directory (its directory is
-/// created; the file is not).
-///
-/// # Panics
-/// When the directory cannot be created.
-#[allow(clippy::expect_used)]
-pub fn fresh_sqlite_path(tag: &str) -> PathBuf {
-    let (r, n) = unique_suffix();
-    let dir = std::env::temp_dir().join(format!(
-        "power-loop-test-{tag}-{}-{r:08x}-{n}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("creating a temp directory for a test database");
-    dir.join("test.db")
 }

@@ -86,9 +86,11 @@ impl PortCtx {
 
     /// A new handle whose pool holds at most `size` connections.
     pub async fn open_pool(&self, size: usize) -> Arc<dyn Database> {
-        let mut o = ConnectOptions::default();
-        o.pool_max_size = size;
-        o.connect_timeout_ms = 5_000;
+        let o = ConnectOptions {
+            pool_max_size: size,
+            connect_timeout_ms: 5_000,
+            ..ConnectOptions::default()
+        };
         self.open_with(o).await
     }
 
