@@ -187,12 +187,7 @@ async fn sigkilled_session_recovers_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_session_recovers_on_postgres() {
-    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_PG_DSN") else {
-        assert!(
-            std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server test must run, not skip"
-        );
-        eprintln!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
+    let Some(dsn) = power_loop_store::conformance::support::pg_dsn() else {
         return;
     };
     let prefix = unique_prefix("crash");

@@ -1,6 +1,7 @@
 //! Several timer runners on one database: each due firing happens exactly once.
 //!
-//! PostgreSQL (`POWER_LOOP_TEST_PG_DSN`, skipped when unset): 200 due timers in 200 sessions,
+//! PostgreSQL and MySQL/MariaDB (`POWER_LOOP_TEST_PG_DSN`, `POWER_LOOP_TEST_MYSQL_DSN`; skipped when
+//! unset, failing instead with `POWER_LOOP_REQUIRE_SERVERS=1`): 200 due timers in 200 sessions,
 //! two runner *processes* (this test binary re-executed on an ignored test) plus a third process
 //! that claims a batch and is SIGKILLed mid-delivery; after the lease the survivors take the
 //! crashed claims over. Counted in the store: every timer `fired` with `fire_count == 1` and
@@ -191,8 +192,7 @@ async fn server_at(dsn: &str, prefix: &str) -> SessionStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runner_processes_on_postgres_fire_200_timers_exactly_once() {
-    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_PG_DSN") else {
-        println!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
+    let Some(dsn) = power_loop_store::conformance::support::pg_dsn() else {
         return;
     };
     fleet(&dsn).await;
@@ -200,8 +200,7 @@ async fn two_runner_processes_on_postgres_fire_200_timers_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runner_processes_on_mysql_fire_200_timers_exactly_once() {
-    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_MYSQL_DSN") else {
-        println!("skipped: POWER_LOOP_TEST_MYSQL_DSN is not set");
+    let Some(dsn) = power_loop_store::conformance::support::mysql_dsn() else {
         return;
     };
     fleet(&dsn).await;

@@ -5,10 +5,11 @@ mod common;
 
 use power_loop_contracts::{Error, ErrorCode};
 use power_loop_store::backend::ConnectOptions;
+use power_loop_store::conformance::support::mysql_dsn;
 use power_loop_store::db::{Database, TxMode};
 use power_loop_store_mysql::MySqlDatabase;
 
-use common::{connect, dsn, dsn_variant, prefix, read_only_user};
+use common::{connect, dsn_variant, prefix, read_only_user};
 
 async fn open_err(dsn: &str) -> Error {
     let mut o = ConnectOptions::default();
@@ -20,7 +21,7 @@ async fn open_err(dsn: &str) -> Error {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_auth_failed() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let e = open_err(&dsn_variant(
         &dsn,
         None,
@@ -41,7 +42,7 @@ async fn wrong_password_is_auth_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_database_is_database_missing() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let e = open_err(&dsn_variant(
         &dsn,
         None,
@@ -56,7 +57,7 @@ async fn missing_database_is_database_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_port_is_connection_error() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let e = open_err(&dsn_variant(&dsn, None, None, None, Some(1))).await;
     assert_eq!(e.code(), ErrorCode::StoreConnection, "{e:?}");
     assert!(e.is_retryable());
@@ -70,7 +71,7 @@ async fn malformed_dsn_is_dsn_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_user_maps_to_permission_denied() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let admin = connect(&dsn).await;
     let p = prefix("ro");
     let table = format!("{p}t");

@@ -5,13 +5,14 @@
 mod common;
 
 use power_loop_contracts::ErrorCode;
+use power_loop_store::conformance::support::mysql_dsn;
 use power_loop_store::db::Database;
 use power_loop_store::{
     NewMessage, NewSession, SchemaPolicy, StoreOptions, drop_schema, open_store,
 };
 use power_loop_store_mysql::BACKEND;
 
-use common::{connect, dsn, prefix, read_only_user};
+use common::{connect, prefix, read_only_user};
 
 fn with_scheme(dsn: &str, scheme: &str) -> String {
     let rest = dsn.split_once("://").map(|(_, r)| r).unwrap();
@@ -20,7 +21,7 @@ fn with_scheme(dsn: &str, scheme: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_store_via_mariadb_scheme_and_big_message() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let p = prefix("os");
     let opts = StoreOptions::new().with_table_prefix(&p);
     let store = open_store(&with_scheme(&dsn, "mariadb+aiomysql"), opts, &[BACKEND])
@@ -59,7 +60,7 @@ async fn open_store_via_mariadb_scheme_and_big_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_role_verify_and_auto_create() {
-    let Some(dsn) = dsn() else { return };
+    let Some(dsn) = mysql_dsn() else { return };
     let admin = connect(&dsn).await;
     let ro_dsn = read_only_user(&admin, &dsn).await;
     admin.close().await.unwrap();

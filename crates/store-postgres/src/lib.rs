@@ -30,6 +30,8 @@ mod database;
 mod dialect;
 mod error;
 mod lease;
+mod statement;
+mod tx;
 mod value;
 
 use std::sync::Arc;

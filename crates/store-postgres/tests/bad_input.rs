@@ -6,9 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dsn, exec, open, options, query, unique, variant};
+use common::{exec, open, options, query, unique, variant};
 use power_loop_contracts::ErrorCode;
 use power_loop_store::backend::{DsnTarget, ParsedDsn};
+use power_loop_store::conformance::support::pg_dsn;
 use power_loop_store::db::Database;
 use power_loop_store::{SchemaPolicy, SessionStore, StoreOptions, TableNames};
 use power_loop_store_postgres::{BACKEND, PostgresDatabase};
@@ -38,7 +39,7 @@ async fn connect_err(dsn: &str) -> power_loop_contracts::Error {
 
 #[tokio::test]
 async fn unknown_role_is_auth_failed() {
-    let Some(dsn) = dsn("unknown_role_is_auth_failed") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let err = connect_err(&variant(
@@ -56,7 +57,7 @@ async fn unknown_role_is_auth_failed() {
 
 #[tokio::test]
 async fn wrong_password_is_auth_failed_unless_the_server_trusts_everyone() {
-    let Some(dsn) = dsn("wrong_password_is_auth_failed_unless_the_server_trusts_everyone") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let admin = open(&dsn).await;
@@ -91,7 +92,7 @@ async fn wrong_password_is_auth_failed_unless_the_server_trusts_everyone() {
 
 #[tokio::test]
 async fn missing_database_is_database_missing() {
-    let Some(dsn) = dsn("missing_database_is_database_missing") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let err = connect_err(&variant(&dsn, None, None, Some("pl_no_such_db_xyz"), None)).await;
@@ -105,7 +106,7 @@ async fn missing_database_is_database_missing() {
 
 #[tokio::test]
 async fn unreachable_server_is_connection_error() {
-    let Some(dsn) = dsn("unreachable_server_is_connection_error") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let started = Instant::now();
@@ -143,7 +144,7 @@ async fn malformed_dsn_and_wrong_target_are_dsn_invalid() {
 
 #[tokio::test]
 async fn backend_descriptor_opens_urls() {
-    let Some(dsn) = dsn("backend_descriptor_opens_urls") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let db = (BACKEND.open)(
@@ -163,7 +164,7 @@ async fn backend_descriptor_opens_urls() {
 
 #[tokio::test]
 async fn read_only_role_gets_permission_errors() {
-    let Some(dsn) = dsn("read_only_role_gets_permission_errors") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let admin: Arc<dyn Database> = Arc::new(open(&dsn).await);

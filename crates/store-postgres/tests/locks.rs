@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{dsn, exec, open, options, scalar, unique};
+use common::{exec, open, options, scalar, unique};
 use power_loop_store::TableNames;
+use power_loop_store::conformance::support::pg_dsn;
 use power_loop_store::db::{Database, Value};
 use power_loop_store_postgres::PostgresDatabase;
 
 #[tokio::test]
 async fn leases_exclude_across_two_instances() {
-    let Some(dsn) = dsn("leases_exclude_across_two_instances") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let a = open(&dsn).await;
@@ -88,7 +89,7 @@ async fn leases_exclude_across_two_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_leases_share_one_connection_and_exclude_in_process() {
-    let Some(dsn) = dsn("many_leases_share_one_connection_and_exclude_in_process") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let a = PostgresDatabase::connect(&dsn, &options(4)).await.unwrap();
@@ -123,7 +124,7 @@ async fn many_leases_share_one_connection_and_exclude_in_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
-    let Some(dsn) = dsn("eight_concurrent_exclusive_boots_serialize_and_stamp_once") else {
+    let Some(dsn) = pg_dsn() else {
         return;
     };
     let prefix = format!("{}_", unique("boot"));

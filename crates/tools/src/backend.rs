@@ -4,50 +4,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use power_loop_contracts::{BoxFuture, Error, ErrorCode, Result};
+use power_loop_store::{BackgroundTaskRow, BackgroundTaskUpdate, NoteRow};
 use serde::{Deserialize, Serialize};
-
-/// One agent-authored note.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NoteRecord {
-    /// Per-session note id (1-based).
-    pub note_id: i64,
-    /// The note text.
-    pub content: String,
-    /// Pinned notes survive FIFO eviction.
-    pub pinned: bool,
-}
-
-/// One background task row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackgroundTaskRecord {
-    /// Owning session.
-    pub session_id: String,
-    /// Task id (8 hex chars).
-    pub task_id: String,
-    /// The shell command.
-    pub command: String,
-    /// `running`, `completed`, `failed(<rc>)`, `timeout`, `error`.
-    pub status: String,
-    /// Exit code when finished.
-    pub return_code: Option<i64>,
-    /// Tail of the output when finished.
-    pub output_tail: Option<String>,
-}
+use serde_json::json;
 
 /// What the notes, todo, background and board tools need from a session store.
 ///
-/// The store crate's `SessionStore` implements it (in an adapter); [`MemoryToolStore`] is the
-/// in-process implementation used without a database and in tests.
+/// It speaks the store's own record types (`power_loop_store::NoteRow`, `BackgroundTaskUpdate`,
+/// `BackgroundTaskRow`). The store crate's `SessionStore` implements it (in an adapter);
+/// [`MemoryToolStore`] is the in-process implementation used without a database and in tests.
 pub trait ToolStore: Send + Sync {
     /// Notes of a session ordered by id.
-    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRecord>>>;
+    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRow>>>;
     /// Adds a note (id = max+1) and returns it.
     fn add_note<'a>(
         &'a self,
         session_id: &'a str,
         content: &'a str,
         pinned: bool,
-    ) -> BoxFuture<'a, Result<NoteRecord>>;
+    ) -> BoxFuture<'a, Result<NoteRow>>;
     /// Updates the given fields; `false` when the note does not exist.
     fn update_note<'a>(
         &'a self,
@@ -78,30 +53,31 @@ pub trait ToolStore: Send + Sync {
         key: &'a str,
         value: serde_json::Value,
     ) -> BoxFuture<'a, Result<()>>;
-    /// Inserts or updates a background-task row.
+    /// Inserts or updates a background-task row of `session_id`.
     fn upsert_background_task<'a>(
         &'a self,
-        task: &'a BackgroundTaskRecord,
+        session_id: &'a str,
+        task: &'a BackgroundTaskUpdate,
     ) -> BoxFuture<'a, Result<()>>;
     /// One background-task row.
     fn get_background_task<'a>(
         &'a self,
         session_id: &'a str,
         task_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRecord>>>;
+    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRow>>>;
     /// All background-task rows of a session.
     fn list_background_tasks<'a>(
         &'a self,
         session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRecord>>>;
+    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRow>>>;
 }
 
 #[derive(Default)]
 struct MemState {
-    notes: HashMap<String, BTreeMap<i64, NoteRecord>>,
+    notes: HashMap<String, BTreeMap<i64, NoteRow>>,
     shared: HashMap<(String, String), serde_json::Value>,
     runtime: HashMap<(String, String), serde_json::Value>,
-    tasks: HashMap<String, BTreeMap<String, BackgroundTaskRecord>>,
+    tasks: HashMap<String, BTreeMap<String, BackgroundTaskRow>>,
 }
 
 /// An in-process [`ToolStore`] (nothing survives the process).
@@ -135,12 +111,26 @@ impl MemoryToolStore {
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A store row built in memory. The store's rows are built only by the store or from their
+/// serialized (export) form, which is what this does.
+fn row_from_json<T: serde::de::DeserializeOwned>(what: &str, v: serde_json::Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| {
+        Error::internal(format!("building an in-memory {what} row failed: {e}")).with_source(e)
+    })
+}
+
 fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(v))
 }
 
 impl ToolStore for MemoryToolStore {
-    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRecord>>> {
+    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRow>>> {
         let st = self.lock();
         ready(Ok(st
             .notes
@@ -153,17 +143,20 @@ impl ToolStore for MemoryToolStore {
         session_id: &'a str,
         content: &'a str,
         pinned: bool,
-    ) -> BoxFuture<'a, Result<NoteRecord>> {
+    ) -> BoxFuture<'a, Result<NoteRow>> {
         let mut st = self.lock();
         let notes = st.notes.entry(session_id.to_owned()).or_default();
         let id = notes.keys().next_back().copied().unwrap_or(0) + 1;
-        let rec = NoteRecord {
-            note_id: id,
-            content: content.to_owned(),
-            pinned,
-        };
-        notes.insert(id, rec.clone());
-        ready(Ok(rec))
+        let now = now_ms();
+        let rec: Result<NoteRow> = row_from_json(
+            "note",
+            json!({"session_id": session_id, "note_id": id, "content": content, "pinned": pinned,
+                   "created_at": now, "updated_at": now}),
+        );
+        if let Ok(r) = &rec {
+            notes.insert(id, r.clone());
+        }
+        ready(rec)
     }
     fn update_note<'a>(
         &'a self,
@@ -185,6 +178,7 @@ impl ToolStore for MemoryToolStore {
                 if let Some(p) = pinned {
                     n.pinned = p;
                 }
+                n.updated_at = now_ms();
                 true
             }
             None => false,
@@ -235,20 +229,29 @@ impl ToolStore for MemoryToolStore {
     }
     fn upsert_background_task<'a>(
         &'a self,
-        task: &'a BackgroundTaskRecord,
+        session_id: &'a str,
+        task: &'a BackgroundTaskUpdate,
     ) -> BoxFuture<'a, Result<()>> {
-        self.lock()
-            .tasks
-            .entry(task.session_id.clone())
-            .or_default()
-            .insert(task.task_id.clone(), task.clone());
-        ready(Ok(()))
+        let mut st = self.lock();
+        let tasks = st.tasks.entry(session_id.to_owned()).or_default();
+        let now = now_ms();
+        let created = tasks.get(&task.task_id).map_or(now, |t| t.created_at);
+        let row: Result<BackgroundTaskRow> = row_from_json(
+            "background task",
+            json!({"session_id": session_id, "task_id": task.task_id, "command": task.command,
+                   "status": task.status, "return_code": task.return_code,
+                   "output_tail": task.output_tail, "output_path": task.output_path,
+                   "last_seen_at": 0, "created_at": created, "updated_at": now}),
+        );
+        ready(row.map(|r| {
+            tasks.insert(task.task_id.clone(), r);
+        }))
     }
     fn get_background_task<'a>(
         &'a self,
         session_id: &'a str,
         task_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRecord>>> {
+    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRow>>> {
         let st = self.lock();
         ready(Ok(st
             .tasks
@@ -259,7 +262,7 @@ impl ToolStore for MemoryToolStore {
     fn list_background_tasks<'a>(
         &'a self,
         session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRecord>>> {
+    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRow>>> {
         let st = self.lock();
         ready(Ok(st
             .tasks
@@ -300,9 +303,10 @@ impl Default for NotesPolicy {
     }
 }
 
-/// One blackboard entry.
+/// One entry of a tool board (a [`BoardBackend`]); named apart from the store's
+/// `power_loop_store::BoardEntry`, whose board keeps timestamps and a required status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BoardEntry {
+pub struct BoardPost {
     /// Monotonic id (never reused).
     pub id: i64,
     /// The text.
@@ -317,7 +321,7 @@ pub struct BoardEntry {
     pub author: Option<String>,
 }
 
-impl BoardEntry {
+impl BoardPost {
     /// `- #{id} [{kind}·{status}] ({author}) {text}`.
     pub fn render(&self) -> String {
         let tag = match &self.status {
@@ -333,10 +337,10 @@ impl BoardEntry {
     }
 }
 
-/// A shared board several agents read and write.
-pub trait Blackboard: Send + Sync {
+/// A shared board several agents read and write: the seam behind the `board_*` tools.
+pub trait BoardBackend: Send + Sync {
     /// All entries.
-    fn read<'a>(&'a self, board_id: &'a str) -> BoxFuture<'a, Result<Vec<BoardEntry>>>;
+    fn read<'a>(&'a self, board_id: &'a str) -> BoxFuture<'a, Result<Vec<BoardPost>>>;
     /// Adds an entry.
     fn post<'a>(
         &'a self,
@@ -345,7 +349,7 @@ pub trait Blackboard: Send + Sync {
         kind: &'a str,
         status: Option<&'a str>,
         author: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<BoardEntry>>;
+    ) -> BoxFuture<'a, Result<BoardPost>>;
     /// Changes text and/or status.
     fn update<'a>(
         &'a self,
@@ -353,7 +357,7 @@ pub trait Blackboard: Send + Sync {
         entry_id: i64,
         text: Option<&'a str>,
         status: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<BoardEntry>>;
+    ) -> BoxFuture<'a, Result<BoardPost>>;
     /// Removes an entry.
     fn remove<'a>(&'a self, board_id: &'a str, entry_id: i64) -> BoxFuture<'a, Result<()>>;
 }
@@ -362,12 +366,12 @@ pub trait Blackboard: Send + Sync {
 struct BoardDoc {
     version: u32,
     next_id: i64,
-    entries: Vec<BoardEntry>,
+    entries: Vec<BoardPost>,
 }
 
-/// A [`Blackboard`] stored as one JSON document per board in the store's shared state
+/// A [`BoardBackend`] stored as one JSON document per board in the store's shared state
 /// (owner `blackboard:{id}`, key `board`). Mutations are serialized per process.
-pub struct StoreBlackboard {
+pub struct SharedStateBoard {
     store: Arc<dyn ToolStore>,
     lock: tokio::sync::Mutex<()>,
     /// Maximum entries per board (default 60).
@@ -376,9 +380,9 @@ pub struct StoreBlackboard {
     pub max_text_len: usize,
 }
 
-impl std::fmt::Debug for StoreBlackboard {
+impl std::fmt::Debug for SharedStateBoard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreBlackboard")
+        f.debug_struct("SharedStateBoard")
             .field("max_entries", &self.max_entries)
             .finish()
     }
@@ -388,10 +392,10 @@ fn board_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorCode::BlackboardInvalid, msg)
 }
 
-impl StoreBlackboard {
+impl SharedStateBoard {
     /// A board over `store` with default limits.
     pub fn new(store: Arc<dyn ToolStore>) -> Self {
-        StoreBlackboard {
+        SharedStateBoard {
             store,
             lock: tokio::sync::Mutex::new(()),
             max_entries: 60,
@@ -437,8 +441,8 @@ impl StoreBlackboard {
     }
 }
 
-impl Blackboard for StoreBlackboard {
-    fn read<'a>(&'a self, board_id: &'a str) -> BoxFuture<'a, Result<Vec<BoardEntry>>> {
+impl BoardBackend for SharedStateBoard {
+    fn read<'a>(&'a self, board_id: &'a str) -> BoxFuture<'a, Result<Vec<BoardPost>>> {
         Box::pin(async move { Ok(self.load(board_id).await?.entries) })
     }
 
@@ -449,7 +453,7 @@ impl Blackboard for StoreBlackboard {
         kind: &'a str,
         status: Option<&'a str>,
         author: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<BoardEntry>> {
+    ) -> BoxFuture<'a, Result<BoardPost>> {
         Box::pin(async move {
             let _g = self.lock.lock().await;
             let text = self.check_text(text)?;
@@ -460,7 +464,7 @@ impl Blackboard for StoreBlackboard {
                     self.max_entries
                 )));
             }
-            let entry = BoardEntry {
+            let entry = BoardPost {
                 id: doc.next_id.max(1),
                 text,
                 kind: kind.to_owned(),
@@ -480,7 +484,7 @@ impl Blackboard for StoreBlackboard {
         entry_id: i64,
         text: Option<&'a str>,
         status: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<BoardEntry>> {
+    ) -> BoxFuture<'a, Result<BoardPost>> {
         Box::pin(async move {
             let _g = self.lock.lock().await;
             if text.is_none() && status.is_none() {

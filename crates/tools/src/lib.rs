@@ -21,7 +21,7 @@
 //! - [`ToolStore`]: notes, shared state (blackboard), runtime state (todo) and background-task
 //!   rows; implemented for the durable `power_loop_store::SessionStore` and by the in-process
 //!   [`MemoryToolStore`].
-//! - [`Blackboard`]: the shared board behind the `board_*` tools ([`StoreBlackboard`]).
+//! - [`BoardBackend`]: the shared board behind the `board_*` tools ([`SharedStateBoard`]).
 //! - Human input: `request_user_input` ends with an error of code `human_input.required`; the
 //!   registry turns it into [`ToolOutcome::interrupt`] ([`HumanInputRequest`]).
 //!
@@ -46,8 +46,8 @@ mod text;
 mod tool;
 
 pub use backend::{
-    BackgroundTaskRecord, Blackboard, BoardEntry, MemoryToolStore, NoteRecord, NotesEviction,
-    NotesPolicy, StoreBlackboard, ToolStore,
+    BoardBackend, BoardPost, MemoryToolStore, NotesEviction, NotesPolicy, SharedStateBoard,
+    ToolStore,
 };
 pub use builtin::human::HumanInputRequest;
 pub use builtin::skills::{Skill, SkillLoader};

@@ -1,34 +1,14 @@
-//! [`ToolStore`] for the durable `power_loop_store::SessionStore`.
+//! [`ToolStore`] for the durable `power_loop_store::SessionStore`: the seam speaks the store's
+//! own record types, so every method forwards as is.
 
 use power_loop_contracts::{BoxFuture, Result};
-use power_loop_store::{BackgroundTaskUpdate, SessionStore};
+use power_loop_store::{BackgroundTaskRow, BackgroundTaskUpdate, NoteRow, SessionStore};
 
-use crate::backend::{BackgroundTaskRecord, NoteRecord, ToolStore};
-
-fn task_from(row: power_loop_store::BackgroundTaskRow) -> BackgroundTaskRecord {
-    BackgroundTaskRecord {
-        session_id: row.session_id,
-        task_id: row.task_id,
-        command: row.command,
-        status: row.status,
-        return_code: row.return_code,
-        output_tail: row.output_tail,
-    }
-}
+use crate::backend::ToolStore;
 
 impl ToolStore for SessionStore {
-    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRecord>>> {
-        Box::pin(async move {
-            Ok(SessionStore::list_notes(self, session_id)
-                .await?
-                .into_iter()
-                .map(|n| NoteRecord {
-                    note_id: n.note_id,
-                    content: n.content,
-                    pinned: n.pinned,
-                })
-                .collect())
-        })
+    fn list_notes<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<Vec<NoteRow>>> {
+        Box::pin(SessionStore::list_notes(self, session_id))
     }
 
     fn add_note<'a>(
@@ -36,15 +16,8 @@ impl ToolStore for SessionStore {
         session_id: &'a str,
         content: &'a str,
         pinned: bool,
-    ) -> BoxFuture<'a, Result<NoteRecord>> {
-        Box::pin(async move {
-            let n = SessionStore::add_note(self, session_id, content, pinned).await?;
-            Ok(NoteRecord {
-                note_id: n.note_id,
-                content: n.content,
-                pinned: n.pinned,
-            })
-        })
+    ) -> BoxFuture<'a, Result<NoteRow>> {
+        Box::pin(SessionStore::add_note(self, session_id, content, pinned))
     }
 
     fn update_note<'a>(
@@ -97,42 +70,28 @@ impl ToolStore for SessionStore {
 
     fn upsert_background_task<'a>(
         &'a self,
-        task: &'a BackgroundTaskRecord,
+        session_id: &'a str,
+        task: &'a BackgroundTaskUpdate,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let mut up = BackgroundTaskUpdate::new(&task.task_id, &task.command, &task.status);
-            if let Some(rc) = task.return_code {
-                up = up.with_return_code(rc);
-            }
-            if let Some(t) = &task.output_tail {
-                up = up.with_output_tail(t);
-            }
-            SessionStore::upsert_background_task(self, &task.session_id, up).await
-        })
+        Box::pin(SessionStore::upsert_background_task(
+            self,
+            session_id,
+            task.clone(),
+        ))
     }
 
     fn get_background_task<'a>(
         &'a self,
         session_id: &'a str,
         task_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRecord>>> {
-        Box::pin(async move {
-            Ok(SessionStore::get_background_task(self, session_id, task_id)
-                .await?
-                .map(task_from))
-        })
+    ) -> BoxFuture<'a, Result<Option<BackgroundTaskRow>>> {
+        Box::pin(SessionStore::get_background_task(self, session_id, task_id))
     }
 
     fn list_background_tasks<'a>(
         &'a self,
         session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRecord>>> {
-        Box::pin(async move {
-            Ok(SessionStore::list_background_tasks(self, session_id)
-                .await?
-                .into_iter()
-                .map(task_from)
-                .collect())
-        })
+    ) -> BoxFuture<'a, Result<Vec<BackgroundTaskRow>>> {
+        Box::pin(SessionStore::list_background_tasks(self, session_id))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use power_loop_contracts::{BoxFuture, CancellationToken, Result, ToolDefinition, ToolOutput};
 
-use crate::backend::{Blackboard, ToolStore};
+use crate::backend::{BoardBackend, ToolStore};
 use crate::env::RuntimeEnv;
 
 /// A tool the model can call.
@@ -128,7 +128,7 @@ pub struct ToolContext {
     /// Session persistence for notes, todo, background tasks (absent outside a stateful loop).
     pub store: Option<Arc<dyn ToolStore>>,
     /// The shared board for the `board_*` tools (absent when no board is configured).
-    pub blackboard: Option<Arc<dyn Blackboard>>,
+    pub blackboard: Option<Arc<dyn BoardBackend>>,
     /// Display name of the calling agent (board author); falls back to the session id.
     pub agent_name: Option<String>,
     /// Host objects (e.g. the loop handle used by sub-agent tools).
@@ -182,7 +182,7 @@ impl ToolContext {
     }
 
     /// Sets the blackboard.
-    pub fn with_blackboard(mut self, board: Arc<dyn Blackboard>) -> Self {
+    pub fn with_blackboard(mut self, board: Arc<dyn BoardBackend>) -> Self {
         self.blackboard = Some(board);
         self
     }

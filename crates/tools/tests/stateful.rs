@@ -7,7 +7,7 @@ use std::sync::Arc;
 use common::{Fixture, failed, ok};
 use power_loop_contracts::ErrorCode;
 use power_loop_tools::{
-    MemoryToolStore, NotesEviction, NotesPolicy, StoreBlackboard, ToolStore,
+    MemoryToolStore, NotesEviction, NotesPolicy, SharedStateBoard, ToolStore,
     register_blackboard_tools,
 };
 use serde_json::json;
@@ -176,7 +176,7 @@ async fn blackboard_tools() {
         failed(&f.call("board_read", json!({})).await).contains("no shared board is configured")
     );
     let store: Arc<dyn ToolStore> = Arc::new(MemoryToolStore::new());
-    let board = Arc::new(StoreBlackboard::new(store));
+    let board = Arc::new(SharedStateBoard::new(store));
     let ctx = f.ctx().with_blackboard(board).with_agent_name("alice");
     assert_eq!(
         ok(&f.call_ctx(ctx.clone(), "board_read", json!({})).await),

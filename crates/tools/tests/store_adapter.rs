@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use common::{Fixture, failed, ok};
 use power_loop_store::{NewSession, StoreOptions, open_store};
-use power_loop_tools::{StoreBlackboard, ToolStore, register_blackboard_tools};
+use power_loop_tools::{SharedStateBoard, ToolStore, register_blackboard_tools};
 use serde_json::json;
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn tools_on_session_store() {
         .ctx()
         .with_session(sid.clone())
         .with_store(ts.clone())
-        .with_blackboard(Arc::new(StoreBlackboard::new(ts.clone())));
+        .with_blackboard(Arc::new(SharedStateBoard::new(ts.clone())));
 
     assert_eq!(
         ok(&f

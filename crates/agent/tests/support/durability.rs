@@ -31,14 +31,7 @@ impl Target {
     /// The server named by the env var `var` with a fresh table prefix; `None` (skip, printed)
     /// when the variable is unset, a failure when `POWER_LOOP_REQUIRE_SERVERS=1`.
     pub(crate) fn server(var: &str, tag: &str) -> Option<Target> {
-        let Ok(dsn) = std::env::var(var) else {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "{var} is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server test must run, not skip"
-            );
-            eprintln!("skipped: {var} is not set");
-            return None;
-        };
+        let dsn = power_loop_store::conformance::support::server_dsn(var)?;
         Some(Target {
             dsn,
             prefix: Some(unique_prefix(tag)),
@@ -89,7 +82,7 @@ impl Target {
 
 /// A unique, valid table prefix (random, so concurrent test runs never share tables).
 pub(crate) fn unique_prefix(tag: &str) -> String {
-    format!("t{tag}_{:08x}_", rand::random::<u32>())
+    power_loop_store::conformance::support::unique_prefix(tag)
 }
 
 /// The ids of an assistant row's tool calls, in order.

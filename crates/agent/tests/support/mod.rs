@@ -35,16 +35,10 @@ pub(crate) async fn sqlite_at(path: &str) -> SessionStore {
     .unwrap()
 }
 
-/// A PostgreSQL store with a unique table prefix, when `POWER_LOOP_TEST_PG_DSN` is set.
+/// A PostgreSQL store with this table prefix, when `POWER_LOOP_TEST_PG_DSN` is set (`None` skips;
+/// with `POWER_LOOP_REQUIRE_SERVERS=1` an unset variable fails instead).
 pub(crate) async fn pg_store(prefix: &str) -> Option<SessionStore> {
-    let Ok(dsn) = std::env::var("POWER_LOOP_TEST_PG_DSN") else {
-        assert!(
-            std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-            "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server test must run, not skip"
-        );
-        eprintln!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
-        return None;
-    };
+    let dsn = power_loop_store::conformance::support::pg_dsn()?;
     Some(pg_at(&dsn, prefix).await)
 }
 
@@ -59,18 +53,9 @@ pub(crate) async fn pg_at(dsn: &str, prefix: &str) -> SessionStore {
     .unwrap()
 }
 
-/// A unique, valid table prefix.
+/// A unique, valid table prefix (see `power_loop_store::conformance::support::unique_prefix`).
 pub(crate) fn unique_prefix(tag: &str) -> String {
-    let n: u32 = rand_u32();
-    format!("t{tag}_{n:08x}_")
-}
-
-fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    t ^ std::process::id().rotate_left(16)
+    power_loop_store::conformance::support::unique_prefix(tag)
 }
 
 /// `echo` (concurrency-safe), `slow_echo` (safe, sleeps `ms`), `write_note` (not safe) and

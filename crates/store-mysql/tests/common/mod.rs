@@ -1,4 +1,5 @@
-//! Shared helpers for the MySQL integration tests.
+//! Shared helpers for the MySQL integration tests (the server DSN and skip rule come from
+//! `power_loop_store::conformance::support::mysql_dsn`).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -6,23 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{Database, TxMode, Value};
 use power_loop_store_mysql::{MySqlDatabase, MySqlUrl};
-
-/// The DSN of the test server, or `None` (after printing why) when the tests must be skipped.
-pub fn dsn() -> Option<String> {
-    match std::env::var("POWER_LOOP_TEST_MYSQL_DSN") {
-        Ok(v) if !v.trim().is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "POWER_LOOP_TEST_MYSQL_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
-            );
-            eprintln!(
-                "skipped: POWER_LOOP_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)"
-            );
-            None
-        }
-    }
-}
 
 /// A table prefix unique to this process and call.
 pub fn prefix(tag: &str) -> String {

@@ -1,4 +1,5 @@
-//! Shared helpers for the PostgreSQL integration tests (real server via POWER_LOOP_TEST_PG_DSN).
+//! Shared helpers for the PostgreSQL integration tests (the server DSN and skip rule come from
+//! `power_loop_store::conformance::support::pg_dsn`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,23 +9,6 @@ use power_loop_contracts::Result;
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{Database, Row, TxMode, Value};
 use power_loop_store_postgres::PostgresDatabase;
-
-/// The test DSN, or `None` (after printing why the test is skipped).
-pub fn dsn(test: &str) -> Option<String> {
-    match std::env::var("POWER_LOOP_TEST_PG_DSN") {
-        Ok(d) if !d.trim().is_empty() => Some(d),
-        _ => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1: the server suite must run, not skip"
-            );
-            eprintln!(
-                "skipping {test}: POWER_LOOP_TEST_PG_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
-            );
-            None
-        }
-    }
-}
 
 /// A name unique to this process and call, usable as a table name or prefix.
 pub fn unique(tag: &str) -> String {

@@ -1,4 +1,6 @@
-//! The backend-neutral conformance suite (feature `conformance`).
+//! The backend-neutral conformance suites (feature `conformance`): the store suite below, the
+//! port suite in [`port`] (how a `Database` behaves), and the [`support`] helpers every test
+//! suite shares (server DSNs, fresh names).
 //!
 //! Every backend's `tests/conformance.rs` invokes:
 //!
@@ -28,7 +30,9 @@ mod advanced;
 mod basic;
 mod edge;
 mod migration;
+pub mod port;
 mod property;
+pub mod support;
 mod turns;
 mod validation;
 mod workflow_attempts;

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::bash::check_policy;
 use super::{SharedRef, invalid};
-use crate::backend::{BackgroundTaskRecord, MemoryToolStore, ToolStore};
+use power_loop_store::BackgroundTaskUpdate;
+
+use crate::backend::{MemoryToolStore, ToolStore};
 use crate::shell::run_one_shot;
 use crate::text::{str_arg, truncate_chars};
 use crate::tool::{FnTool, ToolContext, tool_fn};
@@ -70,15 +72,9 @@ pub(crate) fn background_run_tool(shared: SharedRef) -> FnTool {
             ctx.env.shell_backend.ensure_available(&ws).await?;
             let store = store_of(&shared, &ctx);
             let id = task_id();
-            let mut rec = BackgroundTaskRecord {
-                session_id: ctx.session_id.clone(),
-                task_id: id.clone(),
-                command: command.clone(),
-                status: "running".to_owned(),
-                return_code: None,
-                output_tail: None,
-            };
-            store.upsert_background_task(&rec).await?;
+            let session_id = ctx.session_id.clone();
+            let mut rec = BackgroundTaskUpdate::new(id.clone(), command.clone(), "running");
+            store.upsert_background_task(&session_id, &rec).await?;
             let backend = ctx.env.shell_backend.clone();
             let timeout = ctx.env.background_timeout_secs.max(1);
             let cancel = shared.background.shutdown.child_token();
@@ -114,7 +110,7 @@ pub(crate) fn background_run_tool(shared: SharedRef) -> FnTool {
                         rec.output_tail = Some(format!("Error: {}", e.message()));
                     }
                 }
-                let _ = store.upsert_background_task(&rec).await;
+                let _ = store.upsert_background_task(&session_id, &rec).await;
             });
             Ok(ToolOutput::ok(format!(
                 "Background task {id} started: {}",

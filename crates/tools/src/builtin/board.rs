@@ -5,7 +5,7 @@ use std::sync::Arc;
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
-use crate::backend::{Blackboard, BoardEntry};
+use crate::backend::{BoardBackend, BoardPost};
 use crate::text::{pyrepr_list, str_arg};
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
@@ -17,7 +17,7 @@ pub(crate) struct BoardConfig {
     pub(crate) default_kind: String,
 }
 
-fn board(ctx: &ToolContext) -> Result<(Arc<dyn Blackboard>, String)> {
+fn board(ctx: &ToolContext) -> Result<(Arc<dyn BoardBackend>, String)> {
     match (&ctx.blackboard, &ctx.env.board_id) {
         (Some(b), Some(id)) => Ok((b.clone(), id.clone())),
         _ => Err(Error::new(
@@ -27,11 +27,11 @@ fn board(ctx: &ToolContext) -> Result<(Arc<dyn Blackboard>, String)> {
     }
 }
 
-fn snapshot(header: &str, entries: &[BoardEntry]) -> String {
+fn snapshot(header: &str, entries: &[BoardPost]) -> String {
     if entries.is_empty() {
         return format!("{header}\n(the board is empty)");
     }
-    let lines: Vec<String> = entries.iter().map(BoardEntry::render).collect();
+    let lines: Vec<String> = entries.iter().map(BoardPost::render).collect();
     format!("{header}\n{}", lines.join("\n"))
 }
 
