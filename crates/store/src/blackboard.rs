@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::store::SessionStore;
-use crate::util::{iso8601_utc, now_ms};
+use power_loop_contracts::clock::{iso8601_utc_ms, now_ms};
 
 /// Default maximum number of entries on a board.
 pub const DEFAULT_BOARD_MAX_ENTRIES: usize = 60;
@@ -130,7 +130,7 @@ impl Blackboard {
                         "the blackboard is full ({max} entries); remove entries first"
                     )));
                 }
-                let ts = iso8601_utc(now_ms());
+                let ts = iso8601_utc_ms(now_ms());
                 let entry = BoardEntry {
                     id: doc.next_id,
                     text,
@@ -178,7 +178,7 @@ impl Blackboard {
                 if let Some(s) = status {
                     entry.status = s;
                 }
-                entry.updated_at = iso8601_utc(now_ms());
+                entry.updated_at = iso8601_utc_ms(now_ms());
                 let out = entry.clone();
                 Ok((Some(serde_json::to_value(&doc)?), out))
             })

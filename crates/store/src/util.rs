@@ -8,13 +8,8 @@ use serde_json::Value as Json;
 use crate::db::{Database, Transaction, TxMode, Value};
 use crate::types::JsonMap;
 
-/// Wall-clock time in epoch milliseconds (the store's clock, spec §6.3).
-pub fn now_ms() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    }
-}
+/// Wall-clock time in epoch milliseconds (the store's clock): [`power_loop_contracts::clock::now_ms`].
+pub use power_loop_contracts::clock::now_ms;
 
 /// A new store-generated session id: `sess_` + 24 lowercase hex characters (12 random bytes).
 pub fn new_session_id() -> String {
@@ -174,29 +169,6 @@ pub(crate) fn placeholders(n: usize) -> String {
     s
 }
 
-/// Formats epoch milliseconds as a UTC ISO-8601 string `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn iso8601_utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,13 +199,6 @@ mod tests {
         assert!(decode_json("x", Some("{".into())).is_err());
         assert_eq!(decode_map("x", None).unwrap(), JsonMap::new());
         assert!(decode_map("x", Some("[1]".into())).is_err());
-    }
-
-    #[test]
-    fn iso_timestamps_are_utc() {
-        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601_utc(1_700_000_000_123), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601_utc(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 
     #[test]
