@@ -101,6 +101,23 @@ pub struct Index {
 }
 
 impl Index {
+    /// An index `name` on `columns`, declared under the same name everywhere.
+    pub(crate) const fn on(name: &'static str, columns: &'static [&'static str]) -> Self {
+        Index {
+            name,
+            in_table_name: None,
+            columns,
+        }
+    }
+
+    /// The same index, declared as `name` where indexes live inside `CREATE TABLE`.
+    pub(crate) const fn declared_in_table_as(self, name: &'static str) -> Self {
+        Index {
+            in_table_name: Some(name),
+            ..self
+        }
+    }
+
     /// The logical name for a dialect that declares indexes inside `CREATE TABLE`.
     pub fn in_table_name(&self) -> &'static str {
         self.in_table_name.unwrap_or(self.name)
@@ -127,4 +144,34 @@ pub struct Table {
 /// A `NOT NULL` column without default (shorthand for the table definitions).
 pub(crate) const fn col(name: &'static str, ty: ColumnType) -> Column {
     Column::new(name, ty)
+}
+
+impl Table {
+    /// A base-schema table (version 1) without secondary indexes.
+    pub(crate) const fn new(
+        name: &'static str,
+        columns: &'static [Column],
+        primary_key: &'static [&'static str],
+    ) -> Self {
+        Table {
+            name,
+            columns,
+            primary_key,
+            indexes: &[],
+            since_version: 1,
+        }
+    }
+
+    /// The same table with these secondary indexes.
+    pub(crate) const fn with_indexes(self, indexes: &'static [Index]) -> Self {
+        Table { indexes, ..self }
+    }
+
+    /// The same table, introduced at schema version `version`.
+    pub(crate) const fn since(self, version: i64) -> Self {
+        Table {
+            since_version: version,
+            ..self
+        }
+    }
 }

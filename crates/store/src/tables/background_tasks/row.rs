@@ -105,9 +105,9 @@ impl BackgroundTaskUpdate {
 }
 
 /// The `background_tasks` table.
-pub(crate) const TABLE: Table = Table {
-    name: "background_tasks",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "background_tasks",
+    &[
         col("session_id", Key),
         col("task_id", Key),
         col("command", Text),
@@ -119,11 +119,10 @@ pub(crate) const TABLE: Table = Table {
         col("created_at", Int),
         col("updated_at", Int),
     ],
-    primary_key: &["session_id", "task_id"],
-    indexes: &[Index {
-        name: "idx_background_tasks_session_status",
-        in_table_name: Some("idx_bgtasks_session_status"),
-        columns: &["session_id", "status", "updated_at"],
-    }],
-    since_version: 1,
-};
+    &["session_id", "task_id"],
+)
+.with_indexes(&[Index::on(
+    "idx_background_tasks_session_status",
+    &["session_id", "status", "updated_at"],
+)
+.declared_in_table_as("idx_bgtasks_session_status")]);

@@ -122,9 +122,9 @@ impl CompactionRequest {
 }
 
 /// The `compactions` table.
-pub(crate) const TABLE: Table = Table {
-    name: "compactions",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "compactions",
+    &[
         col("session_id", Key),
         col("compact_seq", Int),
         col("note_seq", Int),
@@ -135,7 +135,5 @@ pub(crate) const TABLE: Table = Table {
         col("round_index", Int).null(),
         col("created_at", Int),
     ],
-    primary_key: &["session_id", "compact_seq"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id", "compact_seq"],
+);

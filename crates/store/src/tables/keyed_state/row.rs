@@ -6,29 +6,25 @@ use crate::ddl::model::{ColumnType, Table, col};
 use ColumnType::{Int, Key, Text};
 
 /// The `session_runtime_state` table.
-pub(crate) const RUNTIME_TABLE: Table = Table {
-    name: "session_runtime_state",
-    columns: &[
+pub(crate) const RUNTIME_TABLE: Table = Table::new(
+    "session_runtime_state",
+    &[
         col("session_id", Key),
         col("state_key", Key),
         col("value_json", Text).null(),
         col("updated_at", Int),
     ],
-    primary_key: &["session_id", "state_key"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id", "state_key"],
+);
 
 /// The `shared_state` table.
-pub(crate) const SHARED_TABLE: Table = Table {
-    name: "shared_state",
-    columns: &[
+pub(crate) const SHARED_TABLE: Table = Table::new(
+    "shared_state",
+    &[
         col("owner", Key),
         col("state_key", Key),
         col("value_json", Text).null(),
         col("updated_at", Int),
     ],
-    primary_key: &["owner", "state_key"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["owner", "state_key"],
+);

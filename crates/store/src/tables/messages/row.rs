@@ -102,9 +102,9 @@ pub fn sort_logical(rows: &mut [MessageRow]) {
 }
 
 /// The `messages` table.
-pub(crate) const TABLE: Table = Table {
-    name: "messages",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "messages",
+    &[
         col("session_id", Key),
         col("seq", Int),
         col("role", Label),
@@ -117,11 +117,9 @@ pub(crate) const TABLE: Table = Table {
         col("meta_json", Text).null(),
         col("created_at", Int),
     ],
-    primary_key: &["session_id", "seq"],
-    indexes: &[Index {
-        name: "idx_messages_session_state",
-        in_table_name: None,
-        columns: &["session_id", "state", "seq"],
-    }],
-    since_version: 1,
-};
+    &["session_id", "seq"],
+)
+.with_indexes(&[Index::on(
+    "idx_messages_session_state",
+    &["session_id", "state", "seq"],
+)]);

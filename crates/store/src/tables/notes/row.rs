@@ -43,9 +43,9 @@ impl StoredRow for NoteRow {
 }
 
 /// The `notes` table.
-pub(crate) const TABLE: Table = Table {
-    name: "notes",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "notes",
+    &[
         col("session_id", Key),
         col("note_id", Int),
         col("content", Text),
@@ -53,7 +53,5 @@ pub(crate) const TABLE: Table = Table {
         col("created_at", Int),
         col("updated_at", Int),
     ],
-    primary_key: &["session_id", "note_id"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id", "note_id"],
+);

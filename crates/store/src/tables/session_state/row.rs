@@ -64,16 +64,14 @@ pub struct WindowToken {
 }
 
 /// The `session_state` table.
-pub(crate) const TABLE: Table = Table {
-    name: "session_state",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "session_state",
+    &[
         col("session_id", Key),
         col("next_seq", Int).default_int(1),
         col("round_index", Int).default_int(0),
         col("last_compact_seq", Int).default_int(0),
         col("pending_json", Text).null(),
     ],
-    primary_key: &["session_id"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id"],
+);

@@ -168,9 +168,9 @@ impl NewSession {
 }
 
 /// The `sessions` table.
-pub(crate) const TABLE: Table = Table {
-    name: "sessions",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "sessions",
+    &[
         col("session_id", Key),
         col("created_at", Int),
         col("updated_at", Int),
@@ -185,11 +185,6 @@ pub(crate) const TABLE: Table = Table {
         col("lifecycle", Label).default_str("ephemeral"),
         col("metadata_json", Text).null(),
     ],
-    primary_key: &["session_id"],
-    indexes: &[Index {
-        name: "idx_sessions_parent",
-        in_table_name: None,
-        columns: &["parent_session_id"],
-    }],
-    since_version: 1,
-};
+    &["session_id"],
+)
+.with_indexes(&[Index::on("idx_sessions_parent", &["parent_session_id"])]);

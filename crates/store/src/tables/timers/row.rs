@@ -68,9 +68,9 @@ impl StoredRow for TimerRow {
 }
 
 /// The `timers` table.
-pub(crate) const TABLE: Table = Table {
-    name: "timers",
-    columns: &[
+pub(crate) const TABLE: Table = Table::new(
+    "timers",
+    &[
         col("session_id", Key),
         col("timer_id", Int),
         col("due_at", Int),
@@ -82,11 +82,6 @@ pub(crate) const TABLE: Table = Table {
         col("created_at", Int),
         col("updated_at", Int),
     ],
-    primary_key: &["session_id", "timer_id"],
-    indexes: &[Index {
-        name: "idx_timers_due",
-        in_table_name: None,
-        columns: &["status", "due_at"],
-    }],
-    since_version: 1,
-};
+    &["session_id", "timer_id"],
+)
+.with_indexes(&[Index::on("idx_timers_due", &["status", "due_at"])]);

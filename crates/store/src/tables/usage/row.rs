@@ -174,9 +174,9 @@ impl StatsDelta {
 }
 
 /// The `usage_rounds` table.
-pub(crate) const USAGE_ROUNDS_TABLE: Table = Table {
-    name: "usage_rounds",
-    columns: &[
+pub(crate) const USAGE_ROUNDS_TABLE: Table = Table::new(
+    "usage_rounds",
+    &[
         col("session_id", Key),
         col("round_index", Int),
         col("prompt_tokens", Int).null(),
@@ -185,15 +185,13 @@ pub(crate) const USAGE_ROUNDS_TABLE: Table = Table {
         col("model", Key).null(),
         col("created_at", Int),
     ],
-    primary_key: &["session_id", "round_index"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id", "round_index"],
+);
 
 /// The `session_stats` table.
-pub(crate) const SESSION_STATS_TABLE: Table = Table {
-    name: "session_stats",
-    columns: &[
+pub(crate) const SESSION_STATS_TABLE: Table = Table::new(
+    "session_stats",
+    &[
         col("session_id", Key),
         col("sends", Int).default_int(0),
         col("rounds", Int).default_int(0),
@@ -206,7 +204,5 @@ pub(crate) const SESSION_STATS_TABLE: Table = Table {
         col("last_send_at", Int).null(),
         col("updated_at", Int),
     ],
-    primary_key: &["session_id"],
-    indexes: &[],
-    since_version: 1,
-};
+    &["session_id"],
+);

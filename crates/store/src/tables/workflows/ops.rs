@@ -154,17 +154,15 @@ impl SessionStore {
         let id = run_id.to_owned();
         self.write(move |inner, tx| {
             let now = now_ms();
-            let sql = format!(
-                "UPDATE {} SET updated_at_ms = ? WHERE run_id = ? AND status = ? AND attempts = ?",
-                inner.t.workflow_runs
-            );
-            let params = [
-                Value::Int(now),
-                Value::from(id.as_str()),
-                Value::from(RUNNING),
-                Value::Int(attempt),
-            ];
-            if tx.execute(&sql, &params)? == 0 {
+            let live = update_live_attempt(
+                inner,
+                tx,
+                &id,
+                attempt,
+                "updated_at_ms = ?",
+                vec![Value::Int(now)],
+            )?;
+            if !live {
                 return Ok(false);
             }
             if steps.is_empty() {
@@ -272,22 +270,15 @@ impl SessionStore {
                 None => None,
             };
             let now = now_ms();
-            let sql = format!(
-                "UPDATE {} SET status = ?, result_json = ?, error = ?, finished_at_ms = ?, updated_at_ms = ?, owner = NULL \
-                 WHERE run_id = ? AND status = ? AND attempts = ?",
-                inner.t.workflow_runs
-            );
-            let params = [
+            let params = vec![
                 Value::from(finish.status.as_str()),
                 Value::from(finish.result.as_ref().map(encode_json)),
                 Value::from(finish.error.clone()),
                 Value::Int(finish.finished_at_ms.unwrap_or(now)),
                 Value::Int(now),
-                Value::from(id.as_str()),
-                Value::from(RUNNING),
-                Value::Int(attempt),
             ];
-            if tx.execute(&sql, &params)? == 0 {
+            let sets = "status = ?, result_json = ?, error = ?, finished_at_ms = ?, updated_at_ms = ?, owner = NULL";
+            if !update_live_attempt(inner, tx, &id, attempt, sets, params)? {
                 return Ok(false);
             }
             if let Some((parent, note)) = wake_target {
@@ -345,20 +336,14 @@ impl SessionStore {
         check_key("driver_session_id", driver_session_id)?;
         let (id, driver) = (run_id.to_owned(), driver_session_id.to_owned());
         self.write(move |inner, tx| {
-            let sql = format!(
-                "UPDATE {} SET driver_session_id = ?, updated_at_ms = ? WHERE run_id = ? AND status = ? AND attempts = ?",
-                inner.t.workflow_runs
-            );
-            Ok(tx.execute(
-                &sql,
-                &[
-                    Value::from(driver.as_str()),
-                    Value::Int(now_ms()),
-                    Value::from(id.as_str()),
-                    Value::from(RUNNING),
-                    Value::Int(attempt),
-                ],
-            )? > 0)
+            update_live_attempt(
+                inner,
+                tx,
+                &id,
+                attempt,
+                "driver_session_id = ?, updated_at_ms = ?",
+                vec![Value::from(driver.as_str()), Value::Int(now_ms())],
+            )
         })
         .await
     }
@@ -441,6 +426,28 @@ impl SessionStore {
         })
         .await
     }
+}
+
+/// `UPDATE … SET {sets}` of the run, only if it is `running` at `attempt` (the guard of every
+/// write of an attempt); `params` bind the placeholders of `sets`. `true` iff the run matched.
+fn update_live_attempt(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    run_id: &str,
+    attempt: i64,
+    sets: &str,
+    mut params: Vec<Value>,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE {} SET {sets} WHERE run_id = ? AND status = ? AND attempts = ?",
+        inner.t.workflow_runs
+    );
+    params.extend([
+        Value::from(run_id),
+        Value::from(RUNNING),
+        Value::Int(attempt),
+    ]);
+    Ok(tx.execute(&sql, &params)? > 0)
 }
 
 fn fetch_run(

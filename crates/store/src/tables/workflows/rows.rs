@@ -173,9 +173,9 @@ fn required_json(r: &Row, column: &str) -> Result<Json> {
 }
 
 /// The `workflow_runs` table.
-pub(crate) const RUNS_TABLE: Table = Table {
-    name: "workflow_runs",
-    columns: &[
+pub(crate) const RUNS_TABLE: Table = Table::new(
+    "workflow_runs",
+    &[
         col("run_id", Key),
         col("parent_session_id", Key).null(),
         col("workflow", Text),
@@ -194,26 +194,21 @@ pub(crate) const RUNS_TABLE: Table = Table {
         col("updated_at_ms", Int),
         col("finished_at_ms", Int).null(),
     ],
-    primary_key: &["run_id"],
-    indexes: &[
-        Index {
-            name: "idx_workflow_runs_parent",
-            in_table_name: None,
-            columns: &["parent_session_id", "created_at_ms"],
-        },
-        Index {
-            name: "idx_workflow_runs_status",
-            in_table_name: None,
-            columns: &["status"],
-        },
-    ],
-    since_version: 2,
-};
+    &["run_id"],
+)
+.with_indexes(&[
+    Index::on(
+        "idx_workflow_runs_parent",
+        &["parent_session_id", "created_at_ms"],
+    ),
+    Index::on("idx_workflow_runs_status", &["status"]),
+])
+.since(2);
 
 /// The `workflow_steps` table.
-pub(crate) const STEPS_TABLE: Table = Table {
-    name: "workflow_steps",
-    columns: &[
+pub(crate) const STEPS_TABLE: Table = Table::new(
+    "workflow_steps",
+    &[
         col("run_id", Key),
         col("step_key", Key),
         col("node_id", Key),
@@ -229,11 +224,7 @@ pub(crate) const STEPS_TABLE: Table = Table {
         col("seq", Int),
         col("finished_at_ms", Int),
     ],
-    primary_key: &["run_id", "step_key"],
-    indexes: &[Index {
-        name: "idx_workflow_steps_seq",
-        in_table_name: None,
-        columns: &["run_id", "seq"],
-    }],
-    since_version: 2,
-};
+    &["run_id", "step_key"],
+)
+.with_indexes(&[Index::on("idx_workflow_steps_seq", &["run_id", "seq"])])
+.since(2);
