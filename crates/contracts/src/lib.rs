@@ -4,7 +4,8 @@
 //! Messages and content parts ([`message`]), tool definitions and results ([`tool`]), the LLM
 //! contract ([`llm`]: [`LlmService`], request, response, stream chunk, token usage,
 //! capabilities), agent events with typed payloads ([`event`]), hook points with their context
-//! types and directives ([`hook`]), and the [`Error`] type with stable codes ([`error`]).
+//! types and directives ([`hook`]), the [`Error`] type with stable codes ([`error`]), and the
+//! wall clock with civil-date helpers shared by the store and the agent ([`clock`]).
 //!
 //! # Must not import
 //! Any other power-loop crate, any database driver, any HTTP client. Dependencies: serde,
@@ -21,6 +22,7 @@
 //! option structs are `#[non_exhaustive]` with builders so they can grow.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clock;
 pub mod error;
 pub mod event;
 pub mod hook;

@@ -18,7 +18,18 @@
 //! # Seams
 //! Defines [`db::Database`], [`db::Transaction`], [`db::Dialect`], [`db::Maintenance`],
 //! [`db::Lease`] and [`backend::BackendDescriptor`]; backends implement them. Every store
-//! operation is a synchronous transaction body run through [`run_tx`].
+//! operation is a synchronous transaction body run through [`run_tx`], which lives with the port
+//! in [`db`].
+//!
+//! # Layout
+//! - [`db`]: the port, the transaction runner and shared SQL text helpers.
+//! - `tables/<table>/`: one module per table (or pair of tables) holding its row type, the inputs
+//!   of its writes, its DDL definition, its hot statements and its operations.
+//! - [`ddl`] (the table model and its rendering; [`ddl::TABLES`] lists each table's definition),
+//!   [`schema`] (names, prefix, policy), [`migrate`] (the version ladder).
+//! - `store.rs` (the [`SessionStore`] handle), `options.rs`, `open.rs` ([`open_store`]),
+//!   `archive/` (export/import), `lease.rs`, `maintenance.rs`, `codec.rs` (column encodings).
+//! - Time comes from [`power_loop_contracts::clock`].
 //!
 //! # Feature flags
 //! - `conformance`: exports [`store_conformance_suite!`] and the scenario functions in
@@ -31,62 +42,70 @@
 pub mod backend;
 pub mod db;
 pub mod ddl;
-
-mod archive_check;
-mod background;
-pub mod blackboard;
-mod compaction;
 pub mod dsn;
-mod export;
-mod inputs;
+pub mod migrate;
+pub mod schema;
+
+mod archive;
+mod codec;
 mod lease;
 mod maintenance;
-mod messages;
-pub mod migrate;
-mod notes;
 mod open;
-pub mod pending;
-mod retention;
-mod runtime_state;
-pub mod schema;
-mod sessions;
+mod options;
 mod store;
-mod timers;
-pub mod types;
-mod usage;
-mod util;
-mod workflows;
+mod tables;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use tables::keyed_state::blackboard;
+pub use tables::session_state::pending;
+
+/// The row types and stored enums of every table under one path (each is defined with its
+/// table; the same items are re-exported at the crate root).
+pub mod types {
+    pub use crate::codec::JsonMap;
+    pub use crate::tables::background_tasks::row::BackgroundTaskRow;
+    pub use crate::tables::compactions::row::CompactionRow;
+    pub use crate::tables::messages::row::{MessageRow, MessageState, sort_logical};
+    pub use crate::tables::notes::row::NoteRow;
+    pub use crate::tables::session_state::row::{SessionStateRow, WindowToken};
+    pub use crate::tables::sessions::row::{
+        SessionKind, SessionRow, SessionStatus, SubagentLifecycle,
+    };
+    pub use crate::tables::timers::row::{TimerRow, timer_status};
+    pub use crate::tables::usage::row::{SessionStatsRow, UsageRoundRow};
+}
+
+pub use archive::document::SessionArchive;
 pub use backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn, SqliteSync};
 pub use blackboard::{Blackboard, BoardDocument, BoardEntry};
+pub use db::{run_tx, run_tx_exclusive};
 pub use dsn::{parse_dsn, redact_dsn};
-pub use export::SessionArchive;
-pub use inputs::{
-    BackgroundTaskUpdate, CompactionRequest, NewMessage, NewSession, PendingChange,
-    PendingUpdateFn, StatsDelta, TurnCommit, UsageRecord,
-};
 pub use lease::{SessionLease, session_lease_name};
 pub use maintenance::CHECKPOINT_MODES;
 pub use migrate::{drop_schema, ensure_schema, schema_lock_name};
-pub use open::{StoreOptions, open_store};
+pub use open::open_store;
+pub use options::StoreOptions;
 pub use pending::{PendingInteraction, PendingState};
+pub use power_loop_contracts::clock::now_ms;
 pub use schema::{
     CURRENT_SCHEMA_VERSION, DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MAX_TABLE_PREFIX_LEN,
     SchemaPolicy, TableNames, provisioning_ddl, schema_migrations_ddl, validate_table_prefix,
 };
 pub use store::SessionStore;
+pub use tables::background_tasks::row::BackgroundTaskUpdate;
+pub use tables::compactions::row::CompactionRequest;
+pub use tables::messages::input::{NewMessage, PendingChange, PendingUpdateFn, TurnCommit};
+pub use tables::sessions::id::{MAX_SESSION_ID_LEN, new_session_id, validate_session_id};
+pub use tables::sessions::row::NewSession;
+pub use tables::usage::row::{StatsDelta, UsageRecord};
+pub use tables::workflows::inputs::{
+    NewWorkflowRun, WorkflowRunFinish, WorkflowStepInput, WorkflowWake,
+};
+pub use tables::workflows::rows::{WorkflowRunRow, WorkflowRunStatus, WorkflowStepRow};
 pub use types::{
     BackgroundTaskRow, CompactionRow, JsonMap, MessageRow, MessageState, NoteRow, SessionKind,
     SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SubagentLifecycle, TimerRow,
     UsageRoundRow, WindowToken, sort_logical, timer_status,
-};
-pub use util::{
-    MAX_SESSION_ID_LEN, new_session_id, now_ms, run_tx, run_tx_exclusive, validate_session_id,
-};
-pub use workflows::{
-    NewWorkflowRun, WorkflowRunFinish, WorkflowRunRow, WorkflowRunStatus, WorkflowStepInput,
-    WorkflowStepRow, WorkflowWake,
 };

@@ -7,13 +7,12 @@
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
-use crate::db::{Database, Dialect, Transaction, TxMode, Value};
+use crate::db::{Database, Dialect, Transaction, TxMode, Value, run_tx, run_tx_exclusive};
 use crate::ddl::{TABLES, statement_table, statements_since_version};
 use crate::schema::{
     CURRENT_SCHEMA_VERSION, SchemaPolicy, provisioning_ddl, schema_migrations_ddl,
     validate_table_prefix,
 };
-use crate::util::{run_tx, run_tx_exclusive};
 
 /// The statements that upgrade a schema from `to_version - 1` to `to_version`: the dialect's DDL
 /// of every table of the model introduced at `to_version` (all `IF NOT EXISTS`). An error if the

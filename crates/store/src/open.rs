@@ -1,85 +1,16 @@
-//! `StoreOptions` and `open_store(dsn, options, backends)`.
+//! `open_store(dsn, options, backends)` and [`SessionStore::open_database`]: connecting and
+//! applying the schema policy.
 
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
-use crate::backend::{BackendDescriptor, ConnectOptions};
+use crate::backend::BackendDescriptor;
 use crate::db::Database;
 use crate::dsn::{parse_dsn, redact_dsn};
 use crate::migrate::ensure_schema;
-use crate::schema::{
-    DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, SchemaPolicy, validate_table_prefix,
-};
+use crate::options::StoreOptions;
 use crate::store::SessionStore;
-
-/// How a store is opened.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct StoreOptions {
-    /// Prefix of every table and index (default `pl_`; empty or `[A-Za-z_][A-Za-z0-9_]*`, ≤ 24).
-    pub table_prefix: String,
-    /// Schema policy (default `AutoCreate`).
-    pub schema_policy: SchemaPolicy,
-    /// Sub-agent nesting ceiling (≥ 1, default 3).
-    pub max_spawn_depth: u32,
-    /// Backend connection options.
-    pub connect: ConnectOptions,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            table_prefix: DEFAULT_TABLE_PREFIX.to_owned(),
-            schema_policy: SchemaPolicy::AutoCreate,
-            max_spawn_depth: DEFAULT_MAX_SPAWN_DEPTH,
-            connect: ConnectOptions::default(),
-        }
-    }
-}
-
-impl StoreOptions {
-    /// Default options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Sets the table prefix.
-    pub fn with_table_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.table_prefix = prefix.into();
-        self
-    }
-    /// Sets the schema policy.
-    pub fn with_schema_policy(mut self, policy: SchemaPolicy) -> Self {
-        self.schema_policy = policy;
-        self
-    }
-    /// Sets the maximum spawn depth.
-    pub fn with_max_spawn_depth(mut self, depth: u32) -> Self {
-        self.max_spawn_depth = depth;
-        self
-    }
-    /// Sets the connection options.
-    pub fn with_connect(mut self, connect: ConnectOptions) -> Self {
-        self.connect = connect;
-        self
-    }
-
-    /// Checks every option (prefix shape and length, spawn depth ≥ 1).
-    pub fn validate(&self) -> Result<()> {
-        validate_table_prefix(&self.table_prefix)?;
-        validate_spawn_depth(self.max_spawn_depth)?;
-        Ok(())
-    }
-}
-
-pub(crate) fn validate_spawn_depth(depth: u32) -> Result<()> {
-    if depth < 1 {
-        return Err(Error::invalid_argument(format!(
-            "max_spawn_depth must be ≥ 1, got {depth}"
-        )));
-    }
-    Ok(())
-}
 
 /// The cargo feature of the `power-loop` crate that compiles a backend in.
 fn feature_of(backend: &str) -> &'static str {
@@ -140,25 +71,6 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn options_validate() {
-        assert!(StoreOptions::default().validate().is_ok());
-        assert_eq!(StoreOptions::default().table_prefix, "pl_");
-        assert!(
-            StoreOptions::new()
-                .with_max_spawn_depth(0)
-                .validate()
-                .is_err()
-        );
-        assert!(
-            StoreOptions::new()
-                .with_table_prefix("bad prefix")
-                .validate()
-                .is_err()
-        );
-        assert!(StoreOptions::new().with_table_prefix("").validate().is_ok());
-    }
 
     #[tokio::test]
     async fn unknown_backend_and_bad_dsn_errors() {

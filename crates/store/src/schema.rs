@@ -17,22 +17,9 @@ pub const DEFAULT_MAX_SPAWN_DEPTH: u32 = 3;
 /// and lock names well inside MySQL's 64-character identifier limit.
 pub const MAX_TABLE_PREFIX_LEN: usize = 24;
 
-/// The logical tables of the store, in DDL order (the version table excluded).
-pub const LOGICAL_TABLES: [&str; 13] = [
-    "sessions",
-    "messages",
-    "compactions",
-    "usage_rounds",
-    "session_state",
-    "session_runtime_state",
-    "shared_state",
-    "background_tasks",
-    "session_stats",
-    "timers",
-    "notes",
-    "workflow_runs",
-    "workflow_steps",
-];
+/// The logical tables of the store, in DDL order (the version table excluded): the names of
+/// [`crate::ddl::TABLES`].
+pub use crate::ddl::tables::LOGICAL_TABLES;
 
 /// How `open_store` treats the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -163,22 +150,11 @@ impl TableNames {
 
     /// Every physical table name (data tables in DDL order, then the version table).
     pub fn all(&self) -> Vec<&str> {
-        vec![
-            &self.sessions,
-            &self.messages,
-            &self.compactions,
-            &self.usage_rounds,
-            &self.session_state,
-            &self.session_runtime_state,
-            &self.shared_state,
-            &self.background_tasks,
-            &self.session_stats,
-            &self.timers,
-            &self.notes,
-            &self.workflow_runs,
-            &self.workflow_steps,
-            &self.schema_migrations,
-        ]
+        LOGICAL_TABLES
+            .iter()
+            .chain(std::iter::once(&"schema_migrations"))
+            .filter_map(|logical| self.physical(logical))
+            .collect()
     }
 
     /// The physical name of a logical table (`None` for an unknown name).
@@ -278,6 +254,11 @@ mod tests {
         assert_eq!(t.physical("timers"), Some("x_timers"));
         assert_eq!(t.physical("nope"), None);
         assert_eq!(t.all().len(), 14);
+        assert_eq!(t.all()[0], "x_sessions");
+        assert_eq!(t.all()[13], "x_schema_migrations");
+        for logical in LOGICAL_TABLES {
+            assert_eq!(t.physical(logical), Some(format!("x_{logical}").as_str()));
+        }
         assert!(TableNames::new("bad-prefix").is_err());
     }
 

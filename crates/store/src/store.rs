@@ -1,20 +1,22 @@
 //! `SessionStore`: the one backend-neutral store (cheap to clone; an `Arc` inside).
 //!
 //! Every operation is expressed as SQL with `?` placeholders over the [`Database`] port and runs
-//! in one transaction through [`run_tx`]. The operations live in sibling modules (`sessions`,
-//! `messages`, `compaction`, `timers`, …) as further `impl SessionStore` blocks.
+//! in one transaction through [`run_tx`]. The operations live with their tables under
+//! `crate::tables` (`sessions`, `messages`, `timers`, …) as further `impl SessionStore` blocks;
+//! this file holds the handle, its options and the statements of the hot path.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use power_loop_contracts::{ErrorCode, Result};
 
-use crate::db::{Database, Row, Transaction, TxMode, Value};
-use crate::inputs::{NewMessage, StatsDelta, UsageRecord};
-use crate::open::{StoreOptions, validate_spawn_depth};
+use crate::db::{Database, Transaction, TxMode, run_tx};
+use crate::options::{StoreOptions, validate_spawn_depth};
 use crate::schema::{CURRENT_SCHEMA_VERSION, TableNames};
-use crate::types::JsonMap;
-use crate::util::{encode_json, encode_map, run_tx};
+use crate::tables::messages::sql::MessageSql;
+use crate::tables::session_state::sql::StateSql;
+use crate::tables::sessions::sql::SessionSql;
+use crate::tables::usage::sql::UsageSql;
 
 /// The durable session store (spec §8). Clone it freely: clones share one database handle.
 #[derive(Clone)]
@@ -32,41 +34,25 @@ impl std::fmt::Debug for SessionStore {
     }
 }
 
-/// Statements of the hot path, rendered once per store.
+/// Statements of the hot path, rendered once per store (each table's own module renders and
+/// runs them).
 pub(crate) struct HotSql {
-    pub(crate) lock_state: String,
-    pub(crate) read_state: String,
-    pub(crate) insert_message: String,
-    pub(crate) update_state: String,
-    pub(crate) touch_session: String,
-    pub(crate) upsert_stats: String,
-    pub(crate) upsert_usage: String,
+    /// `sessions`: touch and existence check.
+    pub(crate) sessions: SessionSql,
+    /// `session_state`: the row lock, the read and the write-back.
+    pub(crate) state: StateSql,
+    /// `messages`: the multi-row insert.
+    pub(crate) messages: MessageSql,
+    /// `usage_rounds` / `session_stats`: the turn's upserts.
+    pub(crate) usage: UsageSql,
 }
 
+/// What every clone of a [`SessionStore`] shares.
 pub(crate) struct Inner {
     pub(crate) db: Arc<dyn Database>,
     pub(crate) t: TableNames,
     pub(crate) max_spawn_depth: AtomicU32,
     pub(crate) sql: HotSql,
-}
-
-/// The `session_state` row as read (and, on server engines, locked) inside a write transaction.
-pub(crate) struct LockedState {
-    pub(crate) next_seq: i64,
-    pub(crate) round_index: i64,
-    pub(crate) last_compact_seq: i64,
-    pub(crate) pending_json: Option<String>,
-}
-
-impl LockedState {
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(LockedState {
-            next_seq: r.i64("next_seq")?,
-            round_index: r.i64("round_index")?,
-            last_compact_seq: r.i64("last_compact_seq")?,
-            pending_json: r.opt_text("pending_json")?,
-        })
-    }
 }
 
 impl SessionStore {
@@ -77,56 +63,10 @@ impl SessionStore {
         let t = TableNames::new(&options.table_prefix)?;
         let d = db.dialect();
         let sql = HotSql {
-            lock_state: format!(
-                "SELECT next_seq, round_index, last_compact_seq, pending_json FROM {} WHERE session_id = ?{}",
-                t.session_state,
-                d.for_update()
-            ),
-            read_state: format!(
-                "SELECT session_id, next_seq, round_index, last_compact_seq, pending_json FROM {} WHERE session_id = ?",
-                t.session_state
-            ),
-            insert_message: format!(
-                "INSERT INTO {} ({}) VALUES {MESSAGE_ROW_PLACEHOLDERS}",
-                t.messages,
-                crate::types::MessageRow::COLUMNS
-            ),
-            update_state: format!(
-                "UPDATE {} SET next_seq = ?, round_index = ?, last_compact_seq = ?, pending_json = ? WHERE session_id = ?",
-                t.session_state
-            ),
-            touch_session: format!(
-                "UPDATE {} SET updated_at = ? WHERE session_id = ?",
-                t.sessions
-            ),
-            upsert_stats: d.upsert(
-                &t.session_stats,
-                &["session_id"],
-                &["last_send_at", "updated_at"],
-                &[
-                    "sends",
-                    "rounds",
-                    "llm_calls",
-                    "tool_calls",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "total_tokens",
-                ],
-                &["first_send_at"],
-            ),
-            upsert_usage: d.upsert(
-                &t.usage_rounds,
-                &["session_id", "round_index"],
-                &[
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "total_tokens",
-                    "model",
-                    "created_at",
-                ],
-                &[],
-                &[],
-            ),
+            sessions: SessionSql::new(&t),
+            state: StateSql::new(&t, d),
+            messages: MessageSql::new(&t),
+            usage: UsageSql::new(&t, d),
         };
         Ok(SessionStore {
             inner: Arc::new(Inner {
@@ -225,212 +165,4 @@ impl SessionStore {
             }
         }
     }
-}
-
-impl Inner {
-    /// Reads the session's state row, locking it for the rest of the transaction on server
-    /// engines (the serialization point of seq / compact_seq / id allocation).
-    pub(crate) fn lock_state(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-    ) -> Result<Option<LockedState>> {
-        tx.fetch_optional(&self.sql.lock_state, &[Value::from(session_id)])?
-            .map(|r| LockedState::from_row(&r))
-            .transpose()
-    }
-
-    /// Like [`Inner::lock_state`] but `session.not_found` when absent.
-    pub(crate) fn lock_state_required(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-    ) -> Result<LockedState> {
-        self.lock_state(tx, session_id)?
-            .ok_or_else(|| power_loop_contracts::Error::session_not_found(session_id))
-    }
-
-    pub(crate) fn write_state(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        st: &LockedState,
-    ) -> Result<()> {
-        tx.execute_deferred(
-            &self.sql.update_state,
-            &[
-                Value::Int(st.next_seq),
-                Value::Int(st.round_index),
-                Value::Int(st.last_compact_seq),
-                Value::from(st.pending_json.clone()),
-                Value::from(session_id),
-            ],
-        )
-    }
-
-    pub(crate) fn touch_session(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        now: i64,
-    ) -> Result<()> {
-        tx.execute_deferred(
-            &self.sql.touch_session,
-            &[Value::Int(now), Value::from(session_id)],
-        )
-    }
-
-    pub(crate) fn session_exists(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-    ) -> Result<bool> {
-        let sql = format!(
-            "SELECT session_id FROM {} WHERE session_id = ?",
-            self.t.sessions
-        );
-        Ok(tx
-            .fetch_optional(&sql, &[Value::from(session_id)])?
-            .is_some())
-    }
-
-    /// Inserts one message row at `seq` (a deferred write).
-    pub(crate) fn insert_message(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        seq: i64,
-        m: &NewMessage,
-        state: &str,
-        now: i64,
-    ) -> Result<()> {
-        self.insert_messages(tx, session_id, seq, std::slice::from_ref(m), state, now)
-    }
-
-    /// Inserts `messages` at consecutive seqs from `first_seq`, as multi-row `INSERT`s of up to
-    /// [`MESSAGE_ROWS_PER_INSERT`] rows (deferred writes: one statement per chunk, not per row).
-    pub(crate) fn insert_messages(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        first_seq: i64,
-        messages: &[NewMessage],
-        state: &str,
-        now: i64,
-    ) -> Result<()> {
-        let mut seq = first_seq;
-        for chunk in messages.chunks(MESSAGE_ROWS_PER_INSERT) {
-            let mut params = Vec::with_capacity(chunk.len() * MESSAGE_COLUMN_COUNT);
-            for m in chunk {
-                push_message_params(&mut params, session_id, seq, m, state, now);
-                seq += 1;
-            }
-            if chunk.len() == 1 {
-                tx.execute_deferred(&self.sql.insert_message, &params)?;
-            } else {
-                let mut sql = self.sql.insert_message.clone();
-                for _ in 1..chunk.len() {
-                    sql.push_str(", ");
-                    sql.push_str(MESSAGE_ROW_PLACEHOLDERS);
-                }
-                tx.execute_deferred(&sql, &params)?;
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn upsert_usage(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        u: &UsageRecord,
-        now: i64,
-    ) -> Result<()> {
-        tx.execute_deferred(
-            &self.sql.upsert_usage,
-            &[
-                Value::from(session_id),
-                Value::Int(u.round_index),
-                Value::from(u.prompt_tokens),
-                Value::from(u.completion_tokens),
-                Value::from(u.total_tokens),
-                Value::from(u.model.clone()),
-                Value::Int(now),
-            ],
-        )
-    }
-
-    pub(crate) fn bump_stats(
-        &self,
-        tx: &mut dyn Transaction,
-        session_id: &str,
-        d: &StatsDelta,
-        now: i64,
-    ) -> Result<()> {
-        tx.execute_deferred(
-            &self.sql.upsert_stats,
-            &[
-                Value::from(session_id),
-                Value::Int(now),
-                Value::Int(now),
-                Value::Int(1),
-                Value::Int(d.rounds),
-                Value::Int(d.llm_calls),
-                Value::Int(d.tool_calls),
-                Value::Int(d.prompt_tokens),
-                Value::Int(d.completion_tokens),
-                Value::Int(d.total_tokens),
-                Value::Int(now),
-            ],
-        )
-    }
-}
-
-/// The columns of one message row ([`crate::types::MessageRow::COLUMNS`]).
-const MESSAGE_COLUMN_COUNT: usize = 11;
-
-/// The placeholders of one message row in an `INSERT … VALUES`.
-const MESSAGE_ROW_PLACEHOLDERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// Rows per multi-row message `INSERT` (64 × 11 = 704 parameters: far below every engine's
-/// limit, SQLite's old 999 included).
-pub(crate) const MESSAGE_ROWS_PER_INSERT: usize = 64;
-
-/// Appends one message row's parameters, in [`crate::types::MessageRow::COLUMNS`] order.
-fn push_message_params(
-    params: &mut Vec<Value>,
-    session_id: &str,
-    seq: i64,
-    m: &NewMessage,
-    state: &str,
-    now: i64,
-) {
-    let tool_calls = match &m.tool_calls {
-        Some(calls) if !calls.is_empty() => {
-            Value::Text(encode_json(&serde_json::Value::Array(calls.clone())))
-        }
-        _ => Value::Null,
-    };
-    let meta = match &m.meta {
-        Some(map) => encode_map(Some(map)),
-        None => Value::Text("{}".to_owned()),
-    };
-    params.extend([
-        Value::from(session_id),
-        Value::Int(seq),
-        Value::from(m.role.as_str()),
-        Value::from(m.name.clone()),
-        Value::from(m.content.clone()),
-        tool_calls,
-        Value::from(m.tool_call_id.clone()),
-        Value::from(m.round_index),
-        Value::from(state),
-        meta,
-        Value::Int(now),
-    ]);
-}
-
-/// Compact JSON text of a map (for callers building rows).
-pub(crate) fn map_text(m: &JsonMap) -> String {
-    encode_json(&serde_json::Value::Object(m.clone()))
 }

@@ -15,133 +15,11 @@ use power_loop_contracts::Result;
 use crate::db::Dialect;
 use crate::schema::provisioning_ddl;
 
-/// The logical type of a column; each dialect maps it to one physical type.
-///
-/// Deliberately exhaustive: a new logical type must be mapped by every dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ColumnType {
-    /// An identifier or short key: session, task and tool-call ids, model names, state keys
-    /// (indexable; MySQL `VARCHAR(255)`).
-    Key,
-    /// A short enumerated label such as `'active'` or `'root'` (MySQL `VARCHAR(32)`).
-    Label,
-    /// Free text or a JSON document of any length (MySQL `LONGTEXT`).
-    Text,
-    /// A 64-bit integer: counts, sequence numbers, epoch milliseconds.
-    Int,
-    /// A 0/1 flag stored in the smallest integer type (PostgreSQL `SMALLINT`, MySQL `TINYINT`).
-    Flag,
-}
+pub(crate) mod model;
+pub(crate) mod tables;
 
-/// A column's `DEFAULT` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ColumnDefault {
-    /// An integer literal, rendered as is.
-    Int(i64),
-    /// A string literal, rendered in single quotes (the model's literals contain no quote).
-    Str(&'static str),
-}
-
-impl std::fmt::Display for ColumnDefault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ColumnDefault::Int(v) => write!(f, "{v}"),
-            ColumnDefault::Str(s) => write!(f, "'{s}'"),
-        }
-    }
-}
-
-/// One column of a data table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Column {
-    /// Column name (no prefix).
-    pub name: &'static str,
-    /// Logical type.
-    pub ty: ColumnType,
-    /// `true` when the column accepts NULL.
-    pub nullable: bool,
-    /// The `DEFAULT`, if any.
-    pub default: Option<ColumnDefault>,
-}
-
-impl Column {
-    /// A `NOT NULL` column without default.
-    const fn new(name: &'static str, ty: ColumnType) -> Self {
-        Column {
-            name,
-            ty,
-            nullable: false,
-            default: None,
-        }
-    }
-
-    /// The same column, nullable.
-    const fn null(self) -> Self {
-        Column {
-            nullable: true,
-            ..self
-        }
-    }
-
-    /// The same column with an integer default.
-    const fn default_int(self, v: i64) -> Self {
-        Column {
-            default: Some(ColumnDefault::Int(v)),
-            ..self
-        }
-    }
-
-    /// The same column with a string default.
-    const fn default_str(self, s: &'static str) -> Self {
-        Column {
-            default: Some(ColumnDefault::Str(s)),
-            ..self
-        }
-    }
-}
-
-/// A secondary (non-unique) index of a data table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Index {
-    /// Logical index name; the physical name is `{prefix}{name}`.
-    pub name: &'static str,
-    /// The name used instead where the index is declared inside `CREATE TABLE` (MySQL), if it
-    /// differs: MySQL schemas have always carried the shorter `idx_bgtasks_session_status`.
-    pub in_table_name: Option<&'static str>,
-    /// Indexed columns, in order.
-    pub columns: &'static [&'static str],
-}
-
-impl Index {
-    /// The logical name for a dialect that declares indexes inside `CREATE TABLE`.
-    pub fn in_table_name(&self) -> &'static str {
-        self.in_table_name.unwrap_or(self.name)
-    }
-}
-
-/// One data table of spec §6.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Table {
-    /// Logical table name; the physical name is `{prefix}{name}`.
-    pub name: &'static str,
-    /// Columns in DDL order.
-    pub columns: &'static [Column],
-    /// Primary-key columns, in order.
-    pub primary_key: &'static [&'static str],
-    /// Secondary indexes, in DDL order.
-    pub indexes: &'static [Index],
-    /// The schema version that introduced the table (1 = the base schema): the migration step
-    /// to this version creates it on an older database.
-    pub since_version: i64,
-}
-
-mod tables;
-
-pub use tables::TABLES;
+pub use model::{Column, ColumnDefault, ColumnType, Index, Table};
+pub use tables::{LOGICAL_TABLES, TABLES};
 
 /// Where a dialect puts a one-column primary key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -378,12 +256,13 @@ pub fn assert_ddl_golden(dialect: &dyn Dialect, path: &std::path::Path) {
 mod tests {
     use super::ColumnType::{Flag, Int, Key, Label, Text};
     use super::*;
-    use crate::schema::LOGICAL_TABLES;
 
     #[test]
     fn tables_follow_the_logical_order_and_keys_name_real_columns() {
         let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
         assert_eq!(names, LOGICAL_TABLES);
+        assert_eq!(names[..2], ["sessions", "messages"]);
+        assert_eq!(names[11..], ["workflow_runs", "workflow_steps"]);
         for t in &TABLES {
             let has = |n: &str| t.columns.iter().any(|c| c.name == n);
             for k in t.primary_key {

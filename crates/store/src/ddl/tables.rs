@@ -1,270 +1,43 @@
-//! The data tables of the store (spec §6.1 plus the workflow journal): the one model every
-//! dialect's DDL is rendered from.
+//! The data tables of the store (spec §6.1 plus the workflow journal), in DDL order: the one
+//! list every dialect's DDL, the migration ladder and the table names are derived from. Each
+//! table's definition lives with the table's rows and operations under `crate::tables`.
 
-use super::{Column, ColumnType, Index, Table};
+use super::model::Table;
+use crate::tables::background_tasks::row::TABLE as BACKGROUND_TASKS;
+use crate::tables::compactions::row::TABLE as COMPACTIONS;
+use crate::tables::keyed_state::row::{RUNTIME_TABLE, SHARED_TABLE};
+use crate::tables::messages::row::TABLE as MESSAGES;
+use crate::tables::notes::row::TABLE as NOTES;
+use crate::tables::session_state::row::TABLE as SESSION_STATE;
+use crate::tables::sessions::row::TABLE as SESSIONS;
+use crate::tables::timers::row::TABLE as TIMERS;
+use crate::tables::usage::row::{SESSION_STATS_TABLE, USAGE_ROUNDS_TABLE};
+use crate::tables::workflows::rows::{RUNS_TABLE, STEPS_TABLE};
 
-use ColumnType::{Flag, Int, Key, Label, Text};
-
-const fn c(name: &'static str, ty: ColumnType) -> Column {
-    Column::new(name, ty)
-}
-
-/// The 13 data tables in DDL order (same order as [`crate::schema::LOGICAL_TABLES`]).
+/// The 13 data tables in DDL order.
 pub const TABLES: [Table; 13] = [
-    Table {
-        name: "sessions",
-        columns: &[
-            c("session_id", Key),
-            c("created_at", Int),
-            c("updated_at", Int),
-            c("system_prompt", Text).null(),
-            c("model", Key).null(),
-            c("config_json", Text).null(),
-            c("status", Label).default_str("active"),
-            c("kind", Label).default_str("root"),
-            c("parent_session_id", Key).null(),
-            c("spawn_tool_call_id", Key).null(),
-            c("spawn_depth", Int).default_int(0),
-            c("lifecycle", Label).default_str("ephemeral"),
-            c("metadata_json", Text).null(),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[Index {
-            name: "idx_sessions_parent",
-            in_table_name: None,
-            columns: &["parent_session_id"],
-        }],
-        since_version: 1,
-    },
-    Table {
-        name: "messages",
-        columns: &[
-            c("session_id", Key),
-            c("seq", Int),
-            c("role", Label),
-            c("name", Key).null(),
-            c("content", Text).null(),
-            c("tool_calls_json", Text).null(),
-            c("tool_call_id", Key).null(),
-            c("round_index", Int).null(),
-            c("state", Label).default_str("active"),
-            c("meta_json", Text).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "seq"],
-        indexes: &[Index {
-            name: "idx_messages_session_state",
-            in_table_name: None,
-            columns: &["session_id", "state", "seq"],
-        }],
-        since_version: 1,
-    },
-    Table {
-        name: "compactions",
-        columns: &[
-            c("session_id", Key),
-            c("compact_seq", Int),
-            c("note_seq", Int),
-            c("from_seq", Int),
-            c("to_seq", Int),
-            c("before_tokens", Int).null(),
-            c("after_tokens", Int).null(),
-            c("round_index", Int).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "compact_seq"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "usage_rounds",
-        columns: &[
-            c("session_id", Key),
-            c("round_index", Int),
-            c("prompt_tokens", Int).null(),
-            c("completion_tokens", Int).null(),
-            c("total_tokens", Int).null(),
-            c("model", Key).null(),
-            c("created_at", Int),
-        ],
-        primary_key: &["session_id", "round_index"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "session_state",
-        columns: &[
-            c("session_id", Key),
-            c("next_seq", Int).default_int(1),
-            c("round_index", Int).default_int(0),
-            c("last_compact_seq", Int).default_int(0),
-            c("pending_json", Text).null(),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "session_runtime_state",
-        columns: &[
-            c("session_id", Key),
-            c("state_key", Key),
-            c("value_json", Text).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "state_key"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "shared_state",
-        columns: &[
-            c("owner", Key),
-            c("state_key", Key),
-            c("value_json", Text).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["owner", "state_key"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "background_tasks",
-        columns: &[
-            c("session_id", Key),
-            c("task_id", Key),
-            c("command", Text),
-            c("status", Label),
-            c("return_code", Int).null(),
-            c("output_tail", Text).null(),
-            c("output_path", Text).null(),
-            c("last_seen_at", Int).default_int(0),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "task_id"],
-        indexes: &[Index {
-            name: "idx_background_tasks_session_status",
-            in_table_name: Some("idx_bgtasks_session_status"),
-            columns: &["session_id", "status", "updated_at"],
-        }],
-        since_version: 1,
-    },
-    Table {
-        name: "session_stats",
-        columns: &[
-            c("session_id", Key),
-            c("sends", Int).default_int(0),
-            c("rounds", Int).default_int(0),
-            c("llm_calls", Int).default_int(0),
-            c("tool_calls", Int).default_int(0),
-            c("prompt_tokens", Int).default_int(0),
-            c("completion_tokens", Int).default_int(0),
-            c("total_tokens", Int).default_int(0),
-            c("first_send_at", Int).null(),
-            c("last_send_at", Int).null(),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "timers",
-        columns: &[
-            c("session_id", Key),
-            c("timer_id", Int),
-            c("due_at", Int),
-            c("note", Text),
-            c("status", Label).default_str("armed"),
-            c("interval_s", Int).null(),
-            c("fire_count", Int).default_int(0),
-            c("last_fired_at", Int).null(),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "timer_id"],
-        indexes: &[Index {
-            name: "idx_timers_due",
-            in_table_name: None,
-            columns: &["status", "due_at"],
-        }],
-        since_version: 1,
-    },
-    Table {
-        name: "notes",
-        columns: &[
-            c("session_id", Key),
-            c("note_id", Int),
-            c("content", Text),
-            c("pinned", Flag).default_int(0),
-            c("created_at", Int),
-            c("updated_at", Int),
-        ],
-        primary_key: &["session_id", "note_id"],
-        indexes: &[],
-        since_version: 1,
-    },
-    Table {
-        name: "workflow_runs",
-        columns: &[
-            c("run_id", Key),
-            c("parent_session_id", Key).null(),
-            c("workflow", Text),
-            c("spec_json", Text),
-            c("input", Text),
-            c("status", Label),
-            c("detached", Flag),
-            c("attempts", Int).default_int(1),
-            c("woke", Flag).default_int(0),
-            c("driver_session_id", Key).null(),
-            c("result_json", Text).null(),
-            c("error", Text).null(),
-            c("owner", Key).null(),
-            c("heartbeat_at_ms", Int).null(),
-            c("created_at_ms", Int),
-            c("updated_at_ms", Int),
-            c("finished_at_ms", Int).null(),
-        ],
-        primary_key: &["run_id"],
-        indexes: &[
-            Index {
-                name: "idx_workflow_runs_parent",
-                in_table_name: None,
-                columns: &["parent_session_id", "created_at_ms"],
-            },
-            Index {
-                name: "idx_workflow_runs_status",
-                in_table_name: None,
-                columns: &["status"],
-            },
-        ],
-        since_version: 2,
-    },
-    Table {
-        name: "workflow_steps",
-        columns: &[
-            c("run_id", Key),
-            c("step_key", Key),
-            c("node_id", Key),
-            c("item_index", Int).null(),
-            c("parent_key", Key).null(),
-            c("status", Label),
-            c("session_id", Key).null(),
-            c("text", Text),
-            c("payload_json", Text).null(),
-            c("usage_json", Text),
-            c("error", Text).null(),
-            c("attempt", Int),
-            c("seq", Int),
-            c("finished_at_ms", Int),
-        ],
-        primary_key: &["run_id", "step_key"],
-        indexes: &[Index {
-            name: "idx_workflow_steps_seq",
-            in_table_name: None,
-            columns: &["run_id", "seq"],
-        }],
-        since_version: 2,
-    },
+    SESSIONS,
+    MESSAGES,
+    COMPACTIONS,
+    USAGE_ROUNDS_TABLE,
+    SESSION_STATE,
+    RUNTIME_TABLE,
+    SHARED_TABLE,
+    BACKGROUND_TASKS,
+    SESSION_STATS_TABLE,
+    TIMERS,
+    NOTES,
+    RUNS_TABLE,
+    STEPS_TABLE,
 ];
+
+/// The logical names of [`TABLES`], in the same order (the version table excluded).
+pub const LOGICAL_TABLES: [&str; TABLES.len()] = {
+    let mut names = [""; TABLES.len()];
+    let mut i = 0;
+    while i < TABLES.len() {
+        names[i] = TABLES[i].name;
+        i += 1;
+    }
+    names
+};

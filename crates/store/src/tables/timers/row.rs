@@ -1,0 +1,87 @@
+//! The `timers` table: durable one-shot and recurring timers — the row, the status labels and
+//! the table's definition.
+
+use power_loop_contracts::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::StoredRow;
+use crate::db::Row;
+use crate::ddl::model::{ColumnType, Index, Table, col};
+
+use ColumnType::{Int, Key, Label, Text};
+
+/// Timer status strings (spec §8.6).
+pub mod timer_status {
+    /// Waiting for its due time.
+    pub const ARMED: &str = "armed";
+    /// Claimed by a runner and being delivered.
+    pub const FIRING: &str = "firing";
+    /// One-shot timer that fired.
+    pub const FIRED: &str = "fired";
+    /// Cancelled before it fired.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// One timer (table `timers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TimerRow {
+    /// Session id.
+    pub session_id: String,
+    /// Per-session 1-based id.
+    pub timer_id: i64,
+    /// Due time, epoch ms.
+    pub due_at: i64,
+    /// The note delivered when it fires.
+    pub note: String,
+    /// `armed`, `firing`, `fired` or `cancelled` (see [`timer_status`]).
+    pub status: String,
+    /// Recurrence interval in seconds (`None` = one-shot).
+    pub interval_s: Option<i64>,
+    /// How many times it fired.
+    pub fire_count: i64,
+    /// Last firing time, epoch ms.
+    pub last_fired_at: Option<i64>,
+    /// Creation time, epoch ms.
+    pub created_at: i64,
+    /// Last change (for `firing` rows: the claim/heartbeat time), epoch ms.
+    pub updated_at: i64,
+}
+
+impl StoredRow for TimerRow {
+    const COLUMNS: &'static str = "session_id, timer_id, due_at, note, status, interval_s, fire_count, last_fired_at, created_at, updated_at";
+
+    fn from_row(r: &Row) -> Result<Self> {
+        Ok(TimerRow {
+            session_id: r.text("session_id")?,
+            timer_id: r.i64("timer_id")?,
+            due_at: r.i64("due_at")?,
+            note: r.text("note")?,
+            status: r.text("status")?,
+            interval_s: r.opt_i64("interval_s")?,
+            fire_count: r.i64("fire_count")?,
+            last_fired_at: r.opt_i64("last_fired_at")?,
+            created_at: r.i64("created_at")?,
+            updated_at: r.i64("updated_at")?,
+        })
+    }
+}
+
+/// The `timers` table.
+pub(crate) const TABLE: Table = Table::new(
+    "timers",
+    &[
+        col("session_id", Key),
+        col("timer_id", Int),
+        col("due_at", Int),
+        col("note", Text),
+        col("status", Label).default_str("armed"),
+        col("interval_s", Int).null(),
+        col("fire_count", Int).default_int(0),
+        col("last_fired_at", Int).null(),
+        col("created_at", Int),
+        col("updated_at", Int),
+    ],
+    &["session_id", "timer_id"],
+)
+.with_indexes(&[Index::on("idx_timers_due", &["status", "due_at"])]);

@@ -1,0 +1,6 @@
+//! The `usage_rounds` and `session_stats` tables: per-round usage and cumulative stats (spec
+//! §8.8).
+
+mod ops;
+pub(crate) mod row;
+pub(crate) mod sql;
