@@ -102,6 +102,8 @@ mod power_loop_dialects {
 }
 
 fn build_loop(llm: Arc<dyn LlmService>, store: SessionStore) -> Result<StatefulAgentLoop> {
+    // The loop's default retry layer, now wrapped around the provider by the caller.
+    let llm = power_loop::with_retry(llm, power_loop::RetryPolicy::default());
     StatefulAgentLoop::builder(llm)
         .store(store)
         .config(AgentLoopConfig::default())
