@@ -113,13 +113,23 @@ const TABLE: &[(&str, &[&str])] = &[
     ("power-loop-store-postgres", &["power-loop-store"]),
     ("power-loop-store-mysql", &["power-loop-store"]),
     ("power-loop-llm", &["power-loop-contracts"]),
-    ("power-loop-tools", &["power-loop-contracts", "power-loop-store"]),
+    (
+        "power-loop-tools",
+        &["power-loop-contracts", "power-loop-store"],
+    ),
     ("power-loop-sinks", &["power-loop-contracts"]),
     (
         "power-loop-agent",
-        &["power-loop-contracts", "power-loop-store", "power-loop-tools"],
+        &[
+            "power-loop-contracts",
+            "power-loop-store",
+            "power-loop-tools",
+        ],
     ),
-    ("power-loop-workflow", &["power-loop-agent", "power-loop-store"]),
+    (
+        "power-loop-workflow",
+        &["power-loop-agent", "power-loop-store"],
+    ),
     (
         "power-loop",
         &[
@@ -245,5 +255,8 @@ fn every_workspace_crate_has_a_row() {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "crates without a layering row: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "crates without a layering row: {missing:?}"
+    );
 }

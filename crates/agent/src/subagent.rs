@@ -286,7 +286,7 @@ pub async fn run_agent_spec(
         .config(cfg)
         .hooks(parent.hooks().clone())
         .event_bus(parent.event_bus().clone())
-        .runtime_env(Arc::clone(&parent.runtime_env()));
+        .runtime_env(Arc::clone(parent.runtime_env()));
     if let Some(r) = registry {
         b = b.tools(r);
     }

@@ -45,6 +45,14 @@ fn pending_error(sid: &str, p: &PendingState) -> Error {
     .with_detail("pending_tool_calls", serde_json::Value::Array(p.tool_calls.clone()))
 }
 
+/// The result of a session that still waits for user input.
+fn waiting_for_input(sid: &str, p: &PendingState) -> StatefulResult {
+    let mut r = StatefulResult::new(sid, RunStatus::WaitingForInput);
+    r.pending_tool_calls = calls_of(p);
+    r.pending_interactions = p.pending_interactions.clone();
+    r
+}
+
 fn calls_of(p: &PendingState) -> Vec<ToolCall> {
     p.tool_calls
         .iter()
@@ -203,6 +211,26 @@ impl StatefulAgentLoop {
         ))
     }
 
+    /// Runs the loop on the session's freshly loaded window (never cached afterwards), first
+    /// dispatching `pending` calls (with their round) when given.
+    async fn run_fresh(
+        &self,
+        store: &SessionStore,
+        sid: &str,
+        session_prompt: Option<String>,
+        cancel: Option<CancellationToken>,
+        pending: Option<(Vec<ToolCall>, u32)>,
+    ) -> Result<StatefulResult> {
+        let window = self.load_fresh(store, sid).await?;
+        let registry = self.shared.tools.clone();
+        let prompt = self.build_prompt(None, session_prompt, registry.as_ref());
+        let mut run = self.new_run(store, sid, registry, prompt, cancel, window);
+        if let Some((calls, round)) = pending {
+            run = run.with_pending_calls(calls, round);
+        }
+        self.finish_run(store, sid, run, false).await
+    }
+
     /// Continues a session: answers waiting interactions with `waiting_for_input`, else runs the
     /// pending tool calls through the normal dispatch (hooks, events, counted) and then the
     /// loop; with nothing pending, runs one more loop on the history.
@@ -235,26 +263,19 @@ impl StatefulAgentLoop {
             .as_ref()
             .filter(|p| !p.pending_interactions.is_empty())
         {
-            let mut r = StatefulResult::new(sid, RunStatus::WaitingForInput);
-            r.pending_tool_calls = calls_of(p);
-            r.pending_interactions = p.pending_interactions.clone();
-            return Ok(r);
+            return Ok(waiting_for_input(sid, p));
         }
-        let window = self.load_fresh(store, sid).await?;
-        let registry = self.shared.tools.clone();
-        let prompt = self.build_prompt(None, session.system_prompt, registry.as_ref());
-        let mut run = self.new_run(store, sid, registry, prompt, cancel, window);
-        if let Some(p) = pending.filter(|p| p.has_unresolved()) {
+        let calls = pending.filter(|p| p.has_unresolved()).map(|p| {
             let mut calls = calls_of(&p);
             for id in &p.tool_call_ids {
                 if !calls.iter().any(|c| &c.id == id) {
                     calls.push(ToolCall::new(id.clone(), "unknown", "{}"));
                 }
             }
-            let round = u32::try_from(p.round_index).unwrap_or(0);
-            run = run.with_pending_calls(calls, round);
-        }
-        self.finish_run(store, sid, run, false).await
+            (calls, u32::try_from(p.round_index).unwrap_or(0))
+        });
+        self.run_fresh(store, sid, session.system_prompt, cancel, calls)
+            .await
     }
 
     /// Answers a pending human-input interaction and continues the run when none remain.
@@ -322,19 +343,13 @@ impl StatefulAgentLoop {
             .await?;
         let left = store.get_pending(sid).await?;
         if let Some(p) = left.as_ref().filter(|p| !p.pending_interactions.is_empty()) {
-            let mut r = StatefulResult::new(sid, RunStatus::WaitingForInput);
-            r.pending_tool_calls = calls_of(p);
-            r.pending_interactions = p.pending_interactions.clone();
-            return Ok(r);
+            return Ok(waiting_for_input(sid, p));
         }
-        let window = self.load_fresh(store, sid).await?;
-        let registry = self.shared.tools.clone();
-        let prompt = self.build_prompt(None, session.system_prompt, registry.as_ref());
-        let mut run = self.new_run(store, sid, registry, prompt, cancel, window);
-        if let Some(p) = left.filter(|p| p.has_unresolved()) {
-            run = run.with_pending_calls(calls_of(&p), u32::try_from(p.round_index).unwrap_or(0));
-        }
-        self.finish_run(store, sid, run, false).await
+        let calls = left
+            .filter(|p| p.has_unresolved())
+            .map(|p| (calls_of(&p), u32::try_from(p.round_index).unwrap_or(0)));
+        self.run_fresh(store, sid, session.system_prompt, cancel, calls)
+            .await
     }
 
     /// Answers every unresolved tool call with `<aborted: reason>` (one transaction, which also
