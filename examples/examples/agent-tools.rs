@@ -7,8 +7,8 @@ use std::sync::Arc;
 use power_loop::hooks::ToolBeforeDirective;
 use power_loop::{
     AgentHooks, EventFilter, EventSink, JsonlOptions, JsonlSink, NewSessionOptions, ScriptedLlm,
-    StatefulAgentLoop, Step, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry, replay,
-    tool_fn,
+    ScriptedStep, StatefulAgentLoop, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry,
+    replay, tool_fn,
 };
 use serde_json::json;
 
@@ -39,8 +39,8 @@ async fn main() -> power_loop::Result<()> {
 
     // The model first calls `echo`, then answers.
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call("echo", json!({"text": "durable"})),
-        Step::text("The tool said DURABLE."),
+        ScriptedStep::tool_call("echo", json!({"text": "durable"})),
+        ScriptedStep::text("The tool said DURABLE."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(

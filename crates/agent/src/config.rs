@@ -1,9 +1,12 @@
 //! [`AgentLoopConfig`]: the loop configuration (plain data, `#[non_exhaustive]`, `with_*` builder).
+//!
+//! Retry is not configured here: wrap the provider once before handing it to the loop (e.g.
+//! `power_loop::with_retry(provider, policy)`); the retry layer reports its attempts to the loop
+//! through the request's `LlmCallObserver`, so the loop still emits `llm_retry_attempted`.
 
 use std::sync::Arc;
 
 use power_loop_contracts::ResponseFormat;
-use power_loop_llm::RetryPolicy;
 
 use crate::compaction::Compactor;
 use crate::memory::MemoryProvider;
@@ -32,9 +35,6 @@ pub struct AgentLoopConfig {
     pub structured_output_retries: u32,
     /// Hard per-run token budget (prompt + completion); `None` disables.
     pub max_tokens_per_run: Option<u64>,
-    /// The one retry layer around each LLM call (default: the provider-aware default policy;
-    /// `None` = a single attempt).
-    pub retry_policy: Option<RetryPolicy>,
     /// Long-term memory provider.
     pub memory: Option<Arc<dyn MemoryProvider>>,
     /// Token budget passed to `recall` (default 1500).
@@ -66,7 +66,6 @@ impl std::fmt::Debug for AgentLoopConfig {
             .field("response_format", &self.response_format)
             .field("structured_output", &self.structured_output)
             .field("max_tokens_per_run", &self.max_tokens_per_run)
-            .field("retry_policy", &self.retry_policy)
             .field("memory", &self.memory.is_some())
             .field("compactor", &self.compactor.is_some())
             .field("tool_batch_concurrency", &self.tool_batch_concurrency)
@@ -87,7 +86,6 @@ impl Default for AgentLoopConfig {
             structured_output: None,
             structured_output_retries: 2,
             max_tokens_per_run: None,
-            retry_policy: Some(RetryPolicy::default()),
             memory: None,
             memory_budget_tokens: 1500,
             compactor: None,
@@ -134,8 +132,6 @@ setters! {
     with_structured_output_retries(structured_output_retries: u32);
     /// Sets the per-run token budget.
     with_max_tokens_per_run(max_tokens_per_run: Option<u64>);
-    /// Sets the retry policy (`None` = one attempt).
-    with_retry_policy(retry_policy: Option<RetryPolicy>);
     /// Sets the memory provider.
     with_memory(memory: Option<Arc<dyn MemoryProvider>>);
     /// Sets the memory budget.

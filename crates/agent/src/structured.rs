@@ -7,8 +7,9 @@
 //! retried a bounded number of times.
 
 use power_loop_contracts::{Error, ErrorCode, JsonSchemaFormat, ResponseFormat, Result};
-// The balanced-object scan and trailing-comma repair are the LLM crate's (one implementation).
-use power_loop_llm::json::{extract_json_substring, remove_trailing_commas};
+// The balanced-object scan and trailing-comma repair live in the contracts crate (one
+// implementation, shared with the providers).
+use power_loop_contracts::llm::json::{extract_json_substring, remove_trailing_commas};
 use serde_json::Value;
 
 /// A named JSON schema the final answer must match.

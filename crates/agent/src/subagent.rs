@@ -235,8 +235,7 @@ pub async fn run_agent_spec(
         .with_max_rounds(spec.max_rounds)
         .with_max_tokens(Some(spec.max_tokens))
         .with_temperature(Some(spec.temperature))
-        .with_model(spec.model.clone())
-        .with_retry_policy(parent.config().retry_policy.clone());
+        .with_model(spec.model.clone());
     if let Some(schema) = &spec.output_schema {
         cfg = cfg.with_structured_output(Some(StructuredOutputSpec::from_output_schema(schema)));
     }
@@ -287,7 +286,7 @@ pub async fn run_agent_spec(
         .config(cfg)
         .hooks(parent.hooks().clone())
         .event_bus(parent.event_bus().clone())
-        .runtime_env(Arc::clone(&parent.shared.env));
+        .runtime_env(Arc::clone(parent.runtime_env()));
     if let Some(r) = registry {
         b = b.tools(r);
     }

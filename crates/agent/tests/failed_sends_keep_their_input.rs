@@ -119,11 +119,11 @@ async fn scenario(target: Target) {
     want.push(("cancelled during".into(), vec![]));
     assert_eq!(stored(&target, &sid).await, want);
 
-    // Degraded (the model keeps failing; another loop, as another worker would be).
+    // Degraded (the model keeps failing, no retry layer; another loop, as another worker would be).
     let failing = ScriptedLlm::new().fallback(Fallback::Error(ErrorCode::LlmServer));
     let degrading = StatefulAgentLoop::builder(Arc::new(failing))
         .store(store.clone())
-        .config(AgentLoopConfig::default().with_retry_policy(None))
+        .config(AgentLoopConfig::default())
         .build()
         .unwrap();
     let r = degrading.send(&sid, "degraded").await.unwrap();

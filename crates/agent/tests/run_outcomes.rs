@@ -10,8 +10,9 @@ use std::time::Duration;
 use power_loop_agent::{
     AgentLoopConfig, FollowUpOutcome, NewSessionOptions, RunStatus, SendOptions, StatefulAgentLoop,
 };
+use power_loop_contracts::LlmService;
 use power_loop_contracts::{Error, ErrorCode, ToolDefinition};
-use power_loop_llm::{RetryPolicy, ScriptedLlm, Step};
+use power_loop_llm::{LlmStack, RetryPolicy, ScriptedLlm, Step};
 use power_loop_tools::{HumanInputRequest, ToolRegistry, tool_fn};
 use serde_json::json;
 use support::*;
@@ -21,8 +22,16 @@ async fn setup(
     cfg: AgentLoopConfig,
     reg: ToolRegistry,
 ) -> (StatefulAgentLoop, String, tempfile::TempDir) {
+    setup_with(Arc::new(llm.clone()), cfg, reg).await
+}
+
+async fn setup_with(
+    llm: Arc<dyn LlmService>,
+    cfg: AgentLoopConfig,
+    reg: ToolRegistry,
+) -> (StatefulAgentLoop, String, tempfile::TempDir) {
     let (store, dir) = sqlite_store().await;
-    let lp = StatefulAgentLoop::builder(Arc::new(llm.clone()))
+    let lp = StatefulAgentLoop::builder(llm)
         .store(store)
         .config(cfg)
         .tools(reg)
@@ -59,8 +68,9 @@ async fn exhausted_retries_degrade_with_retry_events_and_a_persisted_marker() {
         .with_max_attempts(2)
         .with_base_delay(Duration::from_millis(1))
         .with_jitter(0.0);
-    let cfg = AgentLoopConfig::default().with_retry_policy(Some(policy));
-    let (lp, sid, _d) = setup(&llm, cfg, registry()).await;
+    // The caller wraps the provider once; the retry layer reports to the loop's observer.
+    let wrapped = LlmStack::new().retry(policy).wrap(Arc::new(llm.clone()));
+    let (lp, sid, _d) = setup_with(wrapped, AgentLoopConfig::default(), registry()).await;
     let log = record(lp.event_bus());
     let r = lp.send(&sid, "hi").await.unwrap();
     assert_eq!(r.status, RunStatus::Degraded);

@@ -109,6 +109,8 @@ pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
 ) -> Result<StatefulAgentLoop> {
+    // The loop's default retry layer, now wrapped around the provider by the caller.
+    let llm = power_loop::with_retry(llm, power_loop::RetryPolicy::default());
     StatefulAgentLoop::builder(llm)
         .store(store)
         .config(AgentLoopConfig::default())

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use power_loop::{LlmService, Result, Role, ScriptedLlm, Step, create_llm_service_from_env};
+use power_loop::{
+    LlmService, Result, Role, ScriptedLlm, ScriptedStep, create_llm_service_from_env,
+};
 
 const PROVIDER_VARS: &[&str] = &[
     "POWER_LOOP_PROVIDER",
@@ -27,7 +29,7 @@ pub(crate) fn offline_llm() -> Arc<dyn LlmService> {
             let history = req.messages.len();
             let users = req.messages.iter().filter(|m| m.role == Role::User).count();
             let last = req.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.text()).unwrap_or_default();
-            Step::text(format!(
+            ScriptedStep::text(format!(
                 "[offline scripted model] This conversation has {history} message(s), {users} from you. You said: {last}"
             ))
         })

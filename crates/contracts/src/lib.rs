@@ -3,7 +3,8 @@
 //! # Owns
 //! Messages and content parts ([`message`]), tool definitions and results ([`tool`]), the LLM
 //! contract ([`llm`]: [`LlmService`], request, response, stream chunk, token usage,
-//! capabilities), agent events with typed payloads ([`event`]), hook points with their context
+//! capabilities, the [`LlmCallObserver`] a retry layer reports attempts to, and reading JSON out of
+//! model text), agent events with typed payloads ([`event`]), hook points with their context
 //! types and directives ([`hook`]), the [`Error`] type with stable codes ([`error`]), and the
 //! wall clock with civil-date helpers shared by the store and the agent ([`clock`]).
 //!
@@ -34,9 +35,9 @@ pub use error::{BoxError, Error, ErrorCode, Result};
 pub use event::{AgentEvent, EventPayload, EventSink, EventType, StatusChanged};
 pub use hook::{Hook, HookFuture, HookPoint};
 pub use llm::{
-    BoxFuture, BoxStream, FinishReason, JsonSchemaFormat, LlmRequest, LlmResponse, LlmService,
-    LlmStream, NormalizedUsage, ProviderCapabilities, ResponseFormat, StreamAggregator,
-    StreamChunk, TokenUsage, ToolCallDelta, ToolChoice,
+    BoxFuture, BoxStream, FinishReason, JsonSchemaFormat, LlmCallObserver, LlmRequest, LlmResponse,
+    LlmService, LlmStream, NormalizedUsage, ProviderCapabilities, ResponseFormat, RetryAttempt,
+    StreamAggregator, StreamChunk, TokenUsage, ToolCallDelta, ToolChoice,
 };
 pub use message::{
     Content, ContentPart, FunctionCall, ImageUrl, Message, Role, ToolCall, ToolCallKind,

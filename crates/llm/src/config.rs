@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use power_loop_contracts::{Error, LlmService, ProviderCapabilities, Result};
+use power_loop_contracts::{Error, LlmService, Result};
+
+pub use crate::overrides::CapabilityOverrides;
 
 use crate::layers::LlmStack;
 use crate::retry::RetryPolicy;
 use crate::scripted::{Fallback, ScriptedLlm};
+use crate::util::duration_from_secs;
 
 /// Which transport a provider routing key selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,39 +32,6 @@ impl ProviderKind {
             "anthropic" | "claude" | "dashscope-anthropic" => ProviderKind::Anthropic,
             _ => ProviderKind::OpenAiCompatible,
         }
-    }
-}
-
-/// Per-field overrides of detected capabilities (`None` keeps the detected value).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CapabilityOverrides {
-    /// Image content parts.
-    pub supports_image_input: Option<bool>,
-    /// `data:` image URLs.
-    pub supports_data_url: Option<bool>,
-    /// Tool calling.
-    pub supports_tools: Option<bool>,
-    /// Streaming.
-    pub supports_stream: Option<bool>,
-}
-
-impl CapabilityOverrides {
-    /// Applies the set fields over `caps`.
-    pub fn apply(&self, mut caps: ProviderCapabilities) -> ProviderCapabilities {
-        if let Some(v) = self.supports_image_input {
-            caps.supports_image_input = v;
-        }
-        if let Some(v) = self.supports_data_url {
-            caps.supports_data_url = v;
-        }
-        if let Some(v) = self.supports_tools {
-            caps.supports_tools = v;
-        }
-        if let Some(v) = self.supports_stream {
-            caps.supports_stream = v;
-        }
-        caps
     }
 }
 
@@ -326,17 +296,6 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
         .with_detail("variable", name)
         .with_detail("value", value)),
     }
-}
-
-/// A positive, finite number of seconds as a [`Duration`] (`config.invalid` otherwise).
-pub(crate) fn duration_from_secs(field: &str, s: f64) -> Result<Duration> {
-    if !s.is_finite() || s <= 0.0 || s > 1.0e9 {
-        return Err(Error::config(format!(
-            "{field} must be a positive number of seconds, got {s}"
-        ))
-        .with_detail("field", field));
-    }
-    Ok(Duration::from_secs_f64(s))
 }
 
 /// Builds the bare provider service for `cfg` (no retry/timeout layers).

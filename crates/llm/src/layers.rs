@@ -254,6 +254,15 @@ impl LlmStack {
     }
 }
 
+/// Wraps `provider` in one retry layer: `LlmStack::new().retry(policy).wrap(provider)`.
+///
+/// Do it once, before handing the provider to the agent loop; the layer reports each attempt and
+/// retry to the request's [`LlmCallObserver`](power_loop_contracts::LlmCallObserver), which is
+/// how the loop emits `llm_retry_attempted`.
+pub fn with_retry(provider: Arc<dyn LlmService>, policy: RetryPolicy) -> Arc<dyn LlmService> {
+    LlmStack::new().retry(policy).wrap(provider)
+}
+
 /// A tower stack erased back into an [`LlmService`].
 struct StackedLlm {
     svc: BoxCloneSyncService<LlmRequest, LlmStream, Error>,

@@ -10,8 +10,10 @@
 //!   [`create_llm_service_from_config`] / [`create_llm_service_from_env`].
 //! - [`retry`] and [`layers`]: provider-aware retry ([`RetryPolicy`]), per-call timeout and a
 //!   concurrency limit as tower layers around `Arc<dyn LlmService>`, erased back into an
-//!   `Arc<dyn LlmService>` by [`LlmStack`].
-//! - [`json`]: extraction of a JSON object from model text.
+//!   `Arc<dyn LlmService>` by [`LlmStack`]. The outermost retry layer reports each attempt to the
+//!   request's [`power_loop_contracts::LlmCallObserver`], so a caller (the agent loop) sees its
+//!   retries without depending on this crate.
+//! - [`json`]: extraction of a JSON object from model text (re-exported from the contracts crate).
 //!
 //! # Must not import
 //! The store, tools, agent or workflow crates. Providers contain no retry code: retry lives in
@@ -34,6 +36,7 @@
 pub mod config;
 pub mod json;
 pub mod layers;
+mod overrides;
 pub mod retry;
 pub mod scripted;
 mod util;
@@ -47,10 +50,11 @@ pub mod anthropic;
 pub mod openai;
 
 pub use config::{
-    CapabilityOverrides, LlmProviderConfig, ProviderKind, create_llm_service_from_config,
-    create_llm_service_from_env, create_raw_llm_service,
+    LlmProviderConfig, ProviderKind, create_llm_service_from_config, create_llm_service_from_env,
+    create_raw_llm_service,
 };
-pub use layers::{LlmStack, LlmTowerService};
+pub use layers::{LlmStack, LlmTowerService, with_retry};
+pub use overrides::CapabilityOverrides;
 pub use retry::{RetryEvent, RetryPolicy, is_retryable_code};
 pub use scripted::{Fallback, ScriptedLlm, Step};
 

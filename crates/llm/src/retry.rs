@@ -13,6 +13,10 @@
 //! Exhaustion gives `llm.retry_exhausted` (the last error as source; `attempts` and
 //! `last_error_code` in details). `request.cancel` aborts a backoff sleep or a pending attempt
 //! promptly with `cancelled`.
+//!
+//! The layer takes the request's [`LlmCallObserver`](power_loop_contracts::LlmCallObserver) off
+//! it and reports every attempt (`on_attempt`) and every retry (`on_retry`, before the backoff
+//! sleep, together with [`RetryPolicy::on_retry`]) to it; layers beneath see no observer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,23 +28,9 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::util::{cancelled_error, llm_middleware_service, run_cancellable};
 
-/// What the retry layer reports before sleeping for a retry (e.g. for `llm_retry_attempted`).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct RetryEvent {
-    /// The attempt that failed (1-based).
-    pub attempt: u32,
-    /// The configured attempt limit.
-    pub max_attempts: u32,
-    /// How long the layer sleeps before the next attempt.
-    pub delay: Duration,
-    /// Code of the error that triggered the retry.
-    pub error_code: ErrorCode,
-    /// Message of that error.
-    pub error_message: String,
-    /// The server's requested wait, when it sent one.
-    pub retry_after: Option<Duration>,
-}
+/// What the retry layer reports before sleeping for a retry (e.g. for `llm_retry_attempted`):
+/// the contracts' [`RetryAttempt`](power_loop_contracts::RetryAttempt) under its historical name.
+pub use power_loop_contracts::RetryAttempt as RetryEvent;
 
 /// The observer callback type of [`RetryPolicy::on_retry`].
 pub type RetryObserver = Arc<dyn Fn(RetryEvent) + Send + Sync>;
@@ -170,17 +160,10 @@ pub fn retry_after_of(err: &Error) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// Whether the retry layer retries an error with this code (before the first chunk).
+/// Whether the retry layer retries an error with this code (before the first chunk): the
+/// retryable codes ([`ErrorCode::is_retryable`]) of the `llm.` family.
 pub fn is_retryable_code(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::LlmRateLimited
-            | ErrorCode::LlmOverloaded
-            | ErrorCode::LlmServer
-            | ErrorCode::LlmConnection
-            | ErrorCode::LlmTimeout
-            | ErrorCode::LlmStreamIncomplete
-    )
+    code.is_retryable() && code.as_str().starts_with("llm.")
 }
 
 /// Tower layer adding [`RetryPolicy`] retries (a no-op layer when built with `None`).
@@ -249,17 +232,22 @@ where
     }
 }
 
-async fn call_with_retry<S>(svc: S, policy: &RetryPolicy, req: LlmRequest) -> Result<LlmStream>
+async fn call_with_retry<S>(svc: S, policy: &RetryPolicy, mut req: LlmRequest) -> Result<LlmStream>
 where
     S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone,
 {
     let cancel = req.cancel.clone();
+    // This layer reports the call's attempts; the layers beneath it must not report them again.
+    let observer = req.observer.take();
     let max = policy.max_attempts.max(1);
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
         if cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
             return Err(cancelled_error("before a model call attempt"));
+        }
+        if let Some(o) = &observer {
+            o.on_attempt(attempt);
         }
         let result = run_cancellable(
             cancel.as_ref(),
@@ -286,15 +274,13 @@ where
         }
         let delay = policy.delay_for(attempt, &err);
         tracing::debug!(target: "power_loop::llm", attempt, ?delay, code = %err.code(), "retrying model call");
+        let event = RetryEvent::new(attempt, max, delay, err.code(), err.message())
+            .with_retry_after(retry_after_of(&err));
+        if let Some(o) = &observer {
+            o.on_retry(&event);
+        }
         if let Some(cb) = &policy.on_retry {
-            cb(RetryEvent {
-                attempt,
-                max_attempts: max,
-                delay,
-                error_code: err.code(),
-                error_message: err.message().to_owned(),
-                retry_after: retry_after_of(&err),
-            });
+            cb(event);
         }
         let sleep = tokio::time::sleep(delay);
         match &cancel {

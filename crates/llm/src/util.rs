@@ -1,8 +1,10 @@
 //! Small stream/cancellation helpers shared by providers and layers.
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures_util::StreamExt;
+
 use power_loop_contracts::{CancellationToken, Error, LlmStream, Result};
 
 /// The error a fired cancellation token produces.
@@ -104,4 +106,15 @@ pub(crate) fn fuse_on_error(stream: LlmStream) -> LlmStream {
             Some((item, next))
         },
     ))
+}
+
+/// A positive, finite number of seconds as a [`Duration`] (`config.invalid` otherwise).
+pub(crate) fn duration_from_secs(field: &str, s: f64) -> Result<Duration> {
+    if !s.is_finite() || s <= 0.0 || s > 1.0e9 {
+        return Err(Error::config(format!(
+            "{field} must be a positive number of seconds, got {s}"
+        ))
+        .with_detail("field", field));
+    }
+    Ok(Duration::from_secs_f64(s))
 }

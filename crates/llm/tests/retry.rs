@@ -219,3 +219,61 @@ async fn stacked_service_keeps_model_name_and_capabilities() {
     assert_eq!(svc.capabilities().provider, "scripted");
     svc.close().await.unwrap();
 }
+
+/// Records what a retry layer reports to a request's observer.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl power_loop_contracts::LlmCallObserver for Recorder {
+    fn on_attempt(&self, attempt: u32) {
+        self.0.lock().unwrap().push(format!("attempt {attempt}"));
+    }
+    fn on_retry(&self, retry: &power_loop_contracts::RetryAttempt) {
+        self.0.lock().unwrap().push(format!(
+            "retry {} of {}: {}",
+            retry.attempt, retry.max_attempts, retry.error_code
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_retry_layer_reports_attempts_and_retries_to_the_request_observer() {
+    let llm = ScriptedLlm::new()
+        .error(ErrorCode::LlmServer)
+        .error(ErrorCode::LlmConnection)
+        .text("ok");
+    let svc = power_loop_llm::with_retry(Arc::new(llm.clone()), fast().with_max_attempts(3));
+    let rec = Arc::new(Recorder::default());
+    let r = svc
+        .complete(LlmRequest::from_prompt("x").with_observer(rec.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.raw_text, "ok");
+    assert_eq!(
+        *rec.0.lock().unwrap(),
+        vec![
+            "attempt 1",
+            "retry 1 of 3: llm.server",
+            "attempt 2",
+            "retry 2 of 3: llm.connection",
+            "attempt 3",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn only_the_outermost_retry_layer_reports_to_the_observer() {
+    let llm = ScriptedLlm::new().error(ErrorCode::LlmServer).text("ok");
+    let inner = LlmStack::new()
+        .retry(fast().with_max_attempts(2))
+        .wrap(Arc::new(llm.clone()));
+    let outer = power_loop_llm::with_retry(inner, fast().with_max_attempts(3));
+    let rec = Arc::new(Recorder::default());
+    let r = outer
+        .complete(LlmRequest::from_prompt("x").with_observer(rec.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.raw_text, "ok");
+    assert_eq!(llm.call_count(), 2, "the inner layer retried once");
+    assert_eq!(*rec.0.lock().unwrap(), vec!["attempt 1"]);
+}

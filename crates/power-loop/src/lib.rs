@@ -43,20 +43,40 @@
 pub use power_loop_contracts::{
     AgentEvent, BoxFuture, BoxStream, CancellationToken, Content, ContentPart, Error, ErrorCode,
     EventPayload, EventSink, EventType, FinishReason, FunctionCall, Hook, HookFuture, HookPoint,
-    ImageUrl, JsonSchemaFormat, LlmRequest, LlmResponse, LlmService, LlmStream, Message,
-    NormalizedUsage, ProviderCapabilities, ResponseFormat, Result, Role, StatusChanged,
-    StreamAggregator, StreamChunk, TokenUsage, ToolCall, ToolCallDelta, ToolCallKind, ToolChoice,
-    ToolDefinition, ToolOutput, ToolResult,
+    ImageUrl, JsonSchemaFormat, LlmCallObserver, LlmRequest, LlmResponse, LlmService, LlmStream,
+    Message, NormalizedUsage, ProviderCapabilities, ResponseFormat, Result, RetryAttempt, Role,
+    StatusChanged, StreamAggregator, StreamChunk, TokenUsage, ToolCall, ToolCallDelta,
+    ToolCallKind, ToolChoice, ToolDefinition, ToolOutput, ToolResult,
 };
 
 /// Typed event payloads (one struct per event type).
 pub mod events {
-    pub use power_loop_contracts::event::*;
+    pub use power_loop_contracts::event::{
+        AgentErrorPayload, AgentEvent, AutoCompactStatus, BudgetExceededStatus, EventPayload,
+        EventSink, EventType, HitRoundLimitStatus, LlmCallCompletedPayload, LlmCallStartedPayload,
+        LlmDegradedPayload, LlmRetryAttemptedPayload, LoopCancelledPayload, MemoryFailedPayload,
+        MemoryRecalledPayload, RoundCompletedPayload, RoundStartedPayload,
+        RoundToolsPresentPayload, RoundUsageStatus, SessionEndedPayload, SessionStartedPayload,
+        StatusChanged, StreamCompletedPayload, StreamDeltaPayload, StreamStartedPayload,
+        SubagentCompletedPayload, SubagentLimitPayload, SubagentTaskStartPayload,
+        SubagentTextPayload, SystemLogPayload, TimerFiredPayload, TodoUpdatedPayload,
+        ToolCallCompletedPayload, ToolCallFailedPayload, ToolCallStartedPayload,
+        UsageUpdatedPayload, UserNotificationPayload, monotonic_seconds, next_event_seq,
+        wall_seconds,
+    };
 }
 
 /// Hook contexts and per-point directives.
 pub mod hooks {
-    pub use power_loop_contracts::hook::*;
+    pub use power_loop_contracts::hook::{
+        CompactAfterCtx, CompactBeforeCtx, CompactBeforeDirective, Hook, HookFuture, HookPoint,
+        LlmAfterCtx, LlmAfterDirective, LlmBeforeCtx, LlmBeforeDirective, MemoryRecalledCtx,
+        MemoryRecalledDirective, MessageAppendCtx, RoundDecideCtx, RoundDecideDirective,
+        RoundEndCtx, RoundStartCtx, RoundStartDirective, SessionEndCtx, SessionStartCtx,
+        TimerFireCtx, TimerFireDirective, ToolAfterCtx, ToolAfterDirective, ToolBeforeCtx,
+        ToolBeforeDirective, ToolErrorCtx, ToolErrorDirective, ToolsBatchAfterCtx,
+        ToolsBatchBeforeCtx, ToolsBatchDirective,
+    };
 }
 
 // ===== store =====
@@ -101,9 +121,15 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 #[cfg(feature = "anthropic")]
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
-    LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm, Step,
-    create_llm_service_from_config, create_llm_service_from_env,
+    LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
+    Step as ScriptedStep, create_llm_service_from_config, create_llm_service_from_env, with_retry,
 };
+
+/// The old name of [`ScriptedStep`] (one scripted-model answer), kept for compatibility.
+#[deprecated(
+    note = "renamed to `ScriptedStep`: it is one answer of the scripted model, not a run step"
+)]
+pub type Step = ScriptedStep;
 #[cfg(feature = "openai")]
 pub use power_loop_llm::{OpenAiConfig, OpenAiLlm};
 

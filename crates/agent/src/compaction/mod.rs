@@ -9,11 +9,11 @@ use power_loop_contracts::{BoxFuture, CancellationToken, LlmService, Message, Re
 
 mod default;
 mod micro;
-pub(crate) mod pipeline;
 mod recall;
 mod span;
 
 pub use default::{COMPACT_THRESHOLD_ENV, DefaultCompactor, context_window_for_model};
+pub(crate) use micro::would_rewrite;
 pub use micro::{MicroConfig, microcompact};
 pub use recall::{
     RECALL_COMPACTED_CONTENT_CHARS, RECALL_COMPACTED_MAX_LIMIT, RecallQuery, format_recall,

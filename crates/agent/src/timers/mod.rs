@@ -18,6 +18,7 @@ use power_loop_store::{TimerRow, now_ms};
 use crate::StatefulAgentLoop;
 
 pub use clock::format_current_time;
+pub(crate) use clock::utc_iso_now;
 pub use runner::{FiringOutcome, TimerFiring, TimerRunner, TimerRunnerOptions};
 pub use tools::{
     cancel_wakeup_tool, current_time_tool, list_wakeups_tool, register_timer_tools,

@@ -115,12 +115,14 @@ impl Target {
         })
     }
 
-    /// A loop over this store with `llm` and optional tools (default configuration).
+    /// A loop over this store with `llm` and optional tools (default configuration; the provider
+    /// behind the default retry layer, as the loop had it when retry was part of its config).
     pub(crate) fn agent_loop(
         &self,
         llm: Arc<dyn LlmService>,
         tools: Option<ToolRegistry>,
     ) -> Result<StatefulAgentLoop, String> {
+        let llm = power_loop_llm::with_retry(llm, power_loop_llm::RetryPolicy::default());
         let mut b = StatefulAgentLoop::builder(llm)
             .dsn(&self.dsn, self.options.clone(), BACKENDS)
             .config(AgentLoopConfig::default().with_session_lease(self.lease));

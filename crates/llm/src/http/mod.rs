@@ -40,7 +40,7 @@ pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client> {
 
 /// The reqwest client for a provider's `timeout_s` setting (validated like every duration).
 pub(crate) fn client_for_timeout_s(timeout_s: f64) -> Result<reqwest::Client> {
-    build_client(crate::config::duration_from_secs("timeout_s", timeout_s)?)
+    build_client(crate::util::duration_from_secs("timeout_s", timeout_s)?)
 }
 
 /// Sends one streaming request and returns the response once its head says success.

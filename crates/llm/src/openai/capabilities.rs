@@ -2,7 +2,7 @@
 
 use power_loop_contracts::ProviderCapabilities;
 
-use crate::config::CapabilityOverrides;
+use crate::overrides::CapabilityOverrides;
 
 /// (prefixes, provider family, image input)
 const RULES: &[(&[&str], &str, bool)] = &[

@@ -31,8 +31,8 @@ use power_loop_contracts::{
 
 pub use capabilities::resolve_capabilities;
 
-use crate::config::CapabilityOverrides;
 use crate::http;
+use crate::overrides::CapabilityOverrides;
 use crate::util::with_cancel;
 
 /// Configuration of the OpenAI-compatible transport.

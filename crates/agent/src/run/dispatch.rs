@@ -1,4 +1,4 @@
-//! Tool dispatch of one round (spec §2.5, improved): calls run concurrently when every tool of
+//! Tool dispatch of one round: calls run concurrently when every tool of
 //! the batch is concurrency-safe (bounded by `tool_batch_concurrency`), sequentially otherwise;
 //! results are persisted in call order either way (each result in its own transaction that also
 //! resolves it in the pending state). Cancellation mid-batch gives every unfinished call a
@@ -13,14 +13,14 @@ use power_loop_store::{PendingChange, PendingInteraction};
 use power_loop_tools::{ToolContext, ToolOutcome, ToolRegistry};
 use serde_json::Value;
 
+use super::state::{Extras, Run};
 use crate::convert::{call_args, truncate_output};
 use crate::result::{RunStatus, StatefulResult};
-use crate::run::{Extras, Run};
 
-pub(crate) struct BatchOutcome {
-    pub(crate) used_todo: bool,
-    pub(crate) waiting: Option<PendingInteraction>,
-    pub(crate) cancelled: bool,
+pub(super) struct BatchOutcome {
+    pub(super) used_todo: bool,
+    pub(super) waiting: Option<PendingInteraction>,
+    pub(super) cancelled: bool,
 }
 
 enum Prepared {
@@ -48,21 +48,20 @@ const CANCELLED_BEFORE: &str = "[cancelled: the run was cancelled before this to
 
 impl Run {
     fn ctx_for(&self, idx: u32, call_id: &str) -> ToolContext {
-        ToolContext::new(Arc::clone(&self.shared.env))
+        let mut ctx = ToolContext::new(Arc::clone(&self.ctx.env))
             .with_session(self.sid.clone())
             .with_round(idx)
             .with_tool_call_id(call_id)
             .with_cancel(self.cancel.child_token())
-            .with_store(Arc::new(self.store.clone()))
-            .with_extension(Arc::new(crate::StatefulAgentLoop::from_shared(Arc::clone(
-                &self.shared,
-            ))))
+            .with_store(Arc::new(self.store.clone()));
+        ctx.extensions = self.extensions.clone();
+        ctx
     }
 
     async fn prepare(&mut self, idx: u32, call: &ToolCall) -> Result<Prepared> {
         let mut name = call.name().to_owned();
         let mut args = call_args(call);
-        if let Some(h) = (!self.shared.hooks.is_empty()).then_some(&self.shared.hooks) {
+        if let Some(h) = (!self.ctx.hooks.is_empty()).then_some(&self.ctx.hooks) {
             let mut ctx = ToolBeforeCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
@@ -108,7 +107,7 @@ impl Run {
         name: &str,
         output: String,
     ) -> Result<()> {
-        let max = self.shared.config.tool_result_max_chars;
+        let max = self.ctx.config.tool_result_max_chars;
         let msg = Message::tool(call.id.clone(), truncate_output(output, max)).with_name(name);
         self.append(
             vec![msg],
@@ -134,11 +133,11 @@ impl Run {
         outcome: ToolOutcome,
     ) -> Result<bool> {
         if outcome.handler_ran {
-            self.tool_calls += 1;
+            self.tally.tool_calls += 1;
         }
         let mut output = outcome.output.content.clone();
         let mut failed = outcome.is_failed();
-        let hooks = (!self.shared.hooks.is_empty()).then(|| self.shared.hooks.clone());
+        let hooks = (!self.ctx.hooks.is_empty()).then(|| self.ctx.hooks.clone());
         let handler_error = failed
             && outcome.handler_ran
             && !matches!(outcome.error_code, Some(ErrorCode::Cancelled));
@@ -238,7 +237,7 @@ impl Run {
         Ok(stop)
     }
 
-    pub(crate) async fn run_batch(
+    pub(super) async fn run_batch(
         &mut self,
         idx: u32,
         calls: &[ToolCall],
@@ -249,16 +248,16 @@ impl Run {
             waiting: None,
             cancelled: false,
         };
-        if !self.shared.hooks.is_empty() {
+        if !self.ctx.hooks.is_empty() {
             let mut ctx = ToolsBatchBeforeCtx {
                 session_id: self.sid.clone(),
                 round_index: idx,
-                messages: self.history.to_vec(),
+                messages: self.window.history.to_vec(),
                 tool_calls: calls.to_vec(),
                 output: "[skipped by batch hook]".into(),
                 directive: ToolsBatchDirective::Continue,
             };
-            self.shared.hooks.run_tools_batch_before(&mut ctx).await?;
+            self.ctx.hooks.run_tools_batch_before(&mut ctx).await?;
             if ctx.directive == ToolsBatchDirective::Skip {
                 self.answer_all(calls, &ctx.output, idx).await?;
                 return Ok(out);
@@ -266,7 +265,7 @@ impl Run {
         }
         out.used_todo = calls.iter().any(|c| c.name() == "todo");
         let concurrent = calls.len() > 1
-            && self.shared.config.tool_batch_concurrency > 1
+            && self.ctx.config.tool_batch_concurrency > 1
             && calls
                 .iter()
                 .all(|c| registry.get(c.name()).is_some_and(|t| t.concurrency_safe()));
@@ -316,7 +315,7 @@ impl Run {
             .await;
             if let Some(req) = outcome.interrupt.clone() {
                 if outcome.handler_ran {
-                    self.tool_calls += 1;
+                    self.tally.tool_calls += 1;
                 }
                 let interaction = to_interaction(req, &call.id, &name);
                 self.record_interaction(interaction.clone(), idx).await?;
@@ -342,7 +341,7 @@ impl Run {
         out: &mut BatchOutcome,
     ) -> Result<()> {
         let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.shared.config.tool_batch_concurrency.max(1),
+            self.ctx.config.tool_batch_concurrency.max(1),
         ));
         let mut prepared = Vec::with_capacity(calls.len());
         let mut handles = AbortOnDrop(Vec::new());
@@ -405,7 +404,7 @@ impl Run {
                             elapsed_ms: 0,
                         });
                     if let Some(req) = outcome.interrupt.clone() {
-                        self.tool_calls += 1;
+                        self.tally.tool_calls += 1;
                         let interaction = to_interaction(req, &call.id, &name);
                         self.record_interaction(interaction.clone(), idx).await?;
                         out.waiting = Some(interaction);
@@ -430,7 +429,7 @@ impl Run {
 
     /// `resume`: executes the pending calls through the normal dispatch (hooks, events,
     /// counted), then the loop continues. Returns a terminal result when the batch ends the run.
-    pub(crate) async fn run_pending_calls(
+    pub(super) async fn run_pending_calls(
         &mut self,
         calls: Vec<ToolCall>,
         idx: u32,

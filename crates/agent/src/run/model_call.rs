@@ -1,9 +1,11 @@
-//! One main-loop LLM call: streamed, evented per attempt, retried by the llm crate's retry layer
-//! (the one retry layer), cancellable at every await point including mid-stream.
+//! One main-loop LLM call: streamed, evented per attempt, cancellable at every await point
+//! including mid-stream.
 //!
-//! Per attempt: `stream_started`, `llm_call_started`, deltas, `llm_call_completed`,
-//! `stream_completed` (paired per attempt); between attempts `llm_retry_attempted` (from the
-//! retry policy's observer).
+//! Retry is not the loop's: the caller wraps the provider in a retry layer once. That layer
+//! reports each attempt and each retry to the [`LlmCallObserver`] this module puts on the
+//! request, so the loop still emits, per attempt, `stream_started`, `llm_call_started`, deltas,
+//! `llm_call_completed`, `stream_completed` (paired per attempt) and between attempts
+//! `llm_retry_attempted`. Without a retry layer the call is one attempt.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,12 +14,14 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use power_loop_contracts::event::*;
 use power_loop_contracts::{
-    BoxFuture, Error, ErrorCode, EventPayload, LlmRequest, LlmResponse, LlmService, LlmStream,
-    Result, StreamAggregator, StreamChunk,
+    BoxFuture, Error, ErrorCode, EventPayload, LlmCallObserver, LlmRequest, LlmResponse,
+    LlmService, LlmStream, Message, NormalizedUsage, Result, RetryAttempt, StreamAggregator,
+    ToolChoice, ToolDefinition,
 };
-use power_loop_llm::{LlmStack, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 
+use super::state::Run;
+use crate::budget::usage_map;
 use crate::emit::Emitter;
 
 struct Tracker {
@@ -88,7 +92,82 @@ impl Ctx {
     }
 }
 
-/// Wraps the provider so every physical attempt is evented.
+impl Ctx {
+    /// Opens attempt `attempt` (its start events) unless it is already open or past.
+    fn begin_attempt(&self, attempt: u32) {
+        let current = self.tracker.attempt.load(Ordering::Acquire);
+        if attempt <= current
+            || self
+                .tracker
+                .attempt
+                .compare_exchange(current, attempt, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        self.tracker.closed.store(false, Ordering::Release);
+        if let Ok(mut t) = self.tracker.started_at.lock() {
+            *t = Instant::now();
+        }
+        let r = self
+            .emitter
+            .emit(EventType::StreamStarted, Some(self.round), true, || {
+                EventPayload::StreamStarted(StreamStartedPayload {
+                    stream_id: "main".into(),
+                })
+            });
+        self.note(r);
+        let r = self
+            .emitter
+            .emit(EventType::LlmCallStarted, Some(self.round), true, || {
+                EventPayload::LlmCallStarted(LlmCallStartedPayload {
+                    call_id: self.call_id(attempt),
+                    round_index: self.round,
+                    attempt,
+                    model: self.model.clone(),
+                })
+            });
+        self.note(r);
+    }
+}
+
+/// Hears the retry layer (if the provider has one): each attempt opens, each retry closes the
+/// failed attempt and emits `llm_retry_attempted`.
+struct AttemptObserver(Arc<Ctx>);
+
+impl LlmCallObserver for AttemptObserver {
+    fn on_attempt(&self, attempt: u32) {
+        self.0.begin_attempt(attempt);
+    }
+
+    fn on_retry(&self, retry: &RetryAttempt) {
+        let ctx = &self.0;
+        ctx.fail_attempt(retry.error_code.as_str());
+        let msg: String = retry.error_message.chars().take(500).collect();
+        let _ = ctx
+            .emitter
+            .emit(EventType::LlmRetryAttempted, Some(ctx.round), true, || {
+                EventPayload::LlmRetryAttempted(LlmRetryAttemptedPayload {
+                    attempt: retry.attempt.saturating_sub(1),
+                    max_attempts: retry.max_attempts,
+                    error_type: retry.error_code.as_str().to_owned(),
+                    error_message: msg,
+                    next_sleep_seconds: retry.delay.as_secs_f64(),
+                })
+            });
+    }
+}
+
+/// The code an attempt failed with: a retry layer that gave up names the last attempt's code.
+fn attempt_code(e: &Error) -> String {
+    match e.detail("last_error_code").and_then(|v| v.as_str()) {
+        Some(c) if e.code() == ErrorCode::LlmRetryExhausted => c.to_owned(),
+        _ => e.code().as_str().to_owned(),
+    }
+}
+
+/// Wraps the (possibly retried) provider: the first attempt opens when the call starts, and a
+/// call that fails before streaming closes the attempt that was open.
 struct Instrumented {
     inner: Arc<dyn LlmService>,
     ctx: Arc<Ctx>,
@@ -97,47 +176,12 @@ struct Instrumented {
 impl LlmService for Instrumented {
     fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
         Box::pin(async move {
-            let ctx = Arc::clone(&self.ctx);
-            let attempt = ctx.tracker.attempt.fetch_add(1, Ordering::AcqRel) + 1;
-            ctx.tracker.closed.store(false, Ordering::Release);
-            if let Ok(mut t) = ctx.tracker.started_at.lock() {
-                *t = Instant::now();
+            self.ctx.begin_attempt(1);
+            let r = self.inner.stream(request).await;
+            if let Err(e) = &r {
+                self.ctx.fail_attempt(&attempt_code(e));
             }
-            let r = ctx
-                .emitter
-                .emit(EventType::StreamStarted, Some(ctx.round), true, || {
-                    EventPayload::StreamStarted(StreamStartedPayload {
-                        stream_id: "main".into(),
-                    })
-                });
-            ctx.note(r);
-            let r = ctx
-                .emitter
-                .emit(EventType::LlmCallStarted, Some(ctx.round), true, || {
-                    EventPayload::LlmCallStarted(LlmCallStartedPayload {
-                        call_id: ctx.call_id(attempt),
-                        round_index: ctx.round,
-                        attempt,
-                        model: ctx.model.clone(),
-                    })
-                });
-            ctx.note(r);
-            match self.inner.stream(request).await {
-                Err(e) => {
-                    ctx.fail_attempt(e.code().as_str());
-                    Err(e)
-                }
-                Ok(stream) => {
-                    let c2 = Arc::clone(&ctx);
-                    let s = stream.map(move |item: Result<StreamChunk>| {
-                        if let Err(e) = &item {
-                            c2.fail_attempt(e.code().as_str());
-                        }
-                        item
-                    });
-                    Ok(Box::pin(s) as LlmStream)
-                }
-            }
+            r
         })
     }
 
@@ -153,7 +197,6 @@ impl LlmService for Instrumented {
 /// Runs one LLM call for round `round`.
 pub(crate) async fn call_llm(
     llm: &Arc<dyn LlmService>,
-    retry: Option<&RetryPolicy>,
     emitter: &Emitter,
     round: u32,
     model: String,
@@ -172,29 +215,11 @@ pub(crate) async fn call_llm(
             publish_error: Mutex::new(None),
         },
     });
-    let instrumented: Arc<dyn LlmService> = Arc::new(Instrumented {
+    request.observer = Some(Arc::new(AttemptObserver(Arc::clone(&ctx))));
+    let svc: Arc<dyn LlmService> = Arc::new(Instrumented {
         inner: Arc::clone(llm),
         ctx: Arc::clone(&ctx),
     });
-    let svc: Arc<dyn LlmService> = match retry {
-        Some(p) if p.max_attempts > 1 => {
-            let em = emitter.clone();
-            let policy = p.clone().on_retry(move |ev| {
-                let msg: String = ev.error_message.chars().take(500).collect();
-                let _ = em.emit(EventType::LlmRetryAttempted, Some(round), true, || {
-                    EventPayload::LlmRetryAttempted(LlmRetryAttemptedPayload {
-                        attempt: ev.attempt.saturating_sub(1),
-                        max_attempts: ev.max_attempts,
-                        error_type: ev.error_code.as_str().to_owned(),
-                        error_message: msg,
-                        next_sleep_seconds: ev.delay.as_secs_f64(),
-                    })
-                });
-            });
-            LlmStack::new().retry(policy).wrap(instrumented)
-        }
-        _ => instrumented,
-    };
     let result = consume(&svc, &ctx, request, cancel).await;
     if let Ok(mut slot) = ctx.tracker.publish_error.lock()
         && let Some(e) = slot.take()
@@ -301,4 +326,62 @@ async fn consume(
             })?;
     }
     Ok(resp)
+}
+
+impl Run {
+    pub(super) fn request(
+        &self,
+        messages: Arc<Vec<Message>>,
+        system_prompt: String,
+        tools: Arc<Vec<ToolDefinition>>,
+        max_tokens: Option<u32>,
+        temperature: Option<f64>,
+    ) -> LlmRequest {
+        let mut req = LlmRequest::shared(messages);
+        if !system_prompt.is_empty() {
+            req.system_prompt = Some(system_prompt);
+        }
+        if !tools.is_empty() {
+            req.tool_choice = Some(ToolChoice::Auto);
+        }
+        req.tools = tools;
+        req.max_tokens = max_tokens;
+        req.temperature = temperature;
+        req.model = self.cfg().model.clone();
+        req.response_format = self.cfg().effective_response_format();
+        req
+    }
+
+    pub(super) async fn call(&self, idx: u32, req: LlmRequest) -> Result<LlmResponse> {
+        let model = self
+            .cfg()
+            .model
+            .clone()
+            .unwrap_or_else(|| self.ctx.llm.model_name());
+        call_llm(&self.ctx.llm, &self.emitter, idx, model, req, &self.cancel).await
+    }
+
+    pub(super) fn record_usage(&mut self, idx: u32, resp: &LlmResponse) -> Result<NormalizedUsage> {
+        let n = self.tally.usage.record(&resp.token_usage);
+        let max_rounds = self.cfg().max_rounds;
+        let u = resp.token_usage;
+        self.emit(EventType::StatusChanged, Some(idx), || {
+            EventPayload::StatusChanged(StatusChanged::RoundUsage(RoundUsageStatus {
+                time_iso: crate::timers::utc_iso_now(),
+                round_index: idx,
+                round_number: idx + 1,
+                max_rounds,
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cache_read_tokens: u.prompt_cached_tokens.or(u.cached_tokens),
+                reasoning_tokens: u.completion_reasoning_tokens.or(u.reasoning_tokens),
+            }))
+        })?;
+        self.emit(EventType::UsageUpdated, Some(idx), || {
+            EventPayload::UsageUpdated(UsageUpdatedPayload {
+                usage: usage_map(&n),
+            })
+        })?;
+        Ok(n)
+    }
 }
