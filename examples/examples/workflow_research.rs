@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use power_loop::{
-    LlmRequest, NewSessionOptions, Role, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
-    WorkflowEngine, WorkflowRunOptions, WorkflowSpec, get_workflow_run, resume_run,
+    LlmRequest, NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
+    StoreOptions, WorkflowEngine, WorkflowRunOptions, WorkflowSpec, get_workflow_run, resume_run,
 };
 
 const SPEC: &str = r#"{
@@ -48,14 +48,16 @@ fn scripted_model(calls: Arc<AtomicUsize>) -> ScriptedLlm {
         calls.fetch_add(1, Ordering::Relaxed);
         let system = system_of(req);
         if system.starts_with("Break") {
-            Step::json(serde_json::json!({"subtopics": ["history", "utensils", "etiquette"]}))
+            ScriptedStep::json(
+                serde_json::json!({"subtopics": ["history", "utensils", "etiquette"]}),
+            )
         } else if let Some(t) = system.strip_prefix("Write 2 sentences on ") {
             let t = t.trim_end_matches('.');
-            Step::text(format!(
+            ScriptedStep::text(format!(
                 "{t} is central to the ceremony. Masters study {t} for years."
             ))
         } else {
-            Step::text("The ceremony joins its history, its utensils and its etiquette.")
+            ScriptedStep::text("The ceremony joins its history, its utensils and its etiquette.")
         }
     })
 }
