@@ -30,7 +30,10 @@ fn calculate(expr: &str) -> Result<f64, String> {
         .ok_or("expected `a op b`")?;
     let (a, rest) = expr.split_at(pos);
     let (op, b) = rest.split_at(1);
-    let (a, b): (f64, f64) = (a.parse().map_err(|_| format!("not a number: {a}"))?, b.parse().map_err(|_| format!("not a number: {b}"))?);
+    let (a, b): (f64, f64) = (
+        a.parse().map_err(|_| format!("not a number: {a}"))?,
+        b.parse().map_err(|_| format!("not a number: {b}"))?,
+    );
     match op {
         "+" => Ok(a + b),
         "-" => Ok(a - b),
@@ -50,8 +53,15 @@ fn offline_model() -> ScriptedLlm {
         let q = last.map(|m| m.text()).unwrap_or_default().to_lowercase();
         if q.contains("time") {
             Step::tool_call("current_time", json!({}))
-        } else if let Some(expr) = q.split("is ").nth(1).filter(|e| e.chars().any(|c| c.is_ascii_digit())) {
-            Step::tool_call("calculator", json!({"expression": expr.trim_end_matches('?')}))
+        } else if let Some(expr) = q
+            .split("is ")
+            .nth(1)
+            .filter(|e| e.chars().any(|c| c.is_ascii_digit()))
+        {
+            Step::tool_call(
+                "calculator",
+                json!({"expression": expr.trim_end_matches('?')}),
+            )
         } else {
             Step::text("I can tell the time and do arithmetic: ask 'what is 3 + 4?'.")
         }
@@ -61,7 +71,11 @@ fn offline_model() -> ScriptedLlm {
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let db = args.iter().position(|a| a == "--db").and_then(|i| args.get(i + 1)).cloned();
+    let db = args
+        .iter()
+        .position(|a| a == "--db")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let dir = tempfile::tempdir()?;
     let db = db.unwrap_or_else(|| dir.path().join("chat.db").display().to_string());
 
@@ -86,7 +100,10 @@ async fn main() -> power_loop::Result<()> {
         },
     ))?;
     // `current_time` is one of the timer tools; register only it.
-    for t in timer_tools().into_iter().filter(|t| t.definition().name == "current_time") {
+    for t in timer_tools()
+        .into_iter()
+        .filter(|t| t.definition().name == "current_time")
+    {
         tools.register_arc(t, false)?;
     }
     let agent = StatefulAgentLoop::builder(llm)
@@ -100,26 +117,34 @@ async fn main() -> power_loop::Result<()> {
         }
         Ok(())
     });
-    agent.event_bus().subscribe(EventType::ToolCallStarted, |e| {
-        if let EventPayload::ToolCallStarted(t) = &e.payload {
-            println!("  [tool {} {}]", t.name, t.tool_input);
-        }
-        Ok(())
-    });
+    agent
+        .event_bus()
+        .subscribe(EventType::ToolCallStarted, |e| {
+            if let EventPayload::ToolCallStarted(t) = &e.payload {
+                println!("  [tool {} {}]", t.name, t.tool_input);
+            }
+            Ok(())
+        });
 
     let system = "You are a helpful assistant. Use the calculator for arithmetic and current_time for the time.";
-    let mut sid = agent.new_session(NewSessionOptions::default().with_system_prompt(system)).await?;
+    let mut sid = agent
+        .new_session(NewSessionOptions::default().with_system_prompt(system))
+        .await?;
     println!("session {sid}. Type a message; /new starts over, /quit exits.");
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         print!("> ");
         std::io::stdout().flush()?;
-        let Some(line) = lines.next_line().await? else { break };
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
         match line.trim() {
             "" => continue,
             "/quit" => break,
             "/new" => {
-                sid = agent.new_session(NewSessionOptions::default().with_system_prompt(system)).await?;
+                sid = agent
+                    .new_session(NewSessionOptions::default().with_system_prompt(system))
+                    .await?;
                 println!("new session {sid}");
                 continue;
             }
@@ -133,7 +158,10 @@ async fn main() -> power_loop::Result<()> {
             }
         }
     }
-    println!("\nbye ({} messages in this session)", agent.get_messages(&sid, false).await?.len());
+    println!(
+        "\nbye ({} messages in this session)",
+        agent.get_messages(&sid, false).await?.len()
+    );
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use power_loop::{
     AgentLoopConfig, DefaultCompactor, EventPayload, EventType, NewSessionOptions, ScriptedLlm,
-    StatefulAgentLoop, Step, StatusChanged, StoreOptions, ToolRegistry, recall_compacted_tool,
+    StatefulAgentLoop, StatusChanged, Step, StoreOptions, ToolRegistry, recall_compacted_tool,
 };
 use serde_json::json;
 
@@ -23,7 +23,11 @@ async fn main() -> power_loop::Result<()> {
             Step::text("<summary>The user shared the launch code word.</summary>")
         } else if last.contains("code word?") {
             Step::tool_call("recall_compacted", json!({"query": "code word"}))
-        } else if req.messages.iter().any(|m| m.role == power_loop::Role::Tool) {
+        } else if req
+            .messages
+            .iter()
+            .any(|m| m.role == power_loop::Role::Tool)
+        {
             Step::text("From the folded history: the code word is 'marmalade'.")
         } else {
             Step::text("Noted.")
@@ -35,13 +39,20 @@ async fn main() -> power_loop::Result<()> {
     let mut tools = ToolRegistry::new();
     tools.register(recall_compacted_tool())?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .config(AgentLoopConfig::new().with_compactor(Some(Arc::new(compactor))))
         .tools(tools)
         .build()?;
     agent.event_bus().subscribe(EventType::StatusChanged, |e| {
         if let EventPayload::StatusChanged(StatusChanged::AutoCompact(a)) = &e.payload {
-            println!("  auto_compact {} ({} → {} tokens)", a.phase, a.before_tokens, a.after_tokens);
+            println!(
+                "  auto_compact {} ({} → {} tokens)",
+                a.phase, a.before_tokens, a.after_tokens
+            );
         }
         Ok(())
     });
@@ -54,7 +65,11 @@ async fn main() -> power_loop::Result<()> {
 
     let active = agent.get_messages(&sid, false).await?;
     let all = agent.get_messages(&sid, true).await?;
-    println!("active window: {} messages; with folded originals: {}", active.len(), all.len());
+    println!(
+        "active window: {} messages; with folded originals: {}",
+        active.len(),
+        all.len()
+    );
     assert!(all.len() > active.len());
     assert!(answer.final_text.contains("marmalade"));
     agent.close(std::time::Duration::from_secs(5)).await?;

@@ -45,7 +45,11 @@ impl Tool for Inventory {
         &self.definition
     }
 
-    fn call<'a>(&'a self, ctx: ToolContext, args: Value) -> BoxFuture<'a, power_loop::Result<ToolOutput>> {
+    fn call<'a>(
+        &'a self,
+        ctx: ToolContext,
+        args: Value,
+    ) -> BoxFuture<'a, power_loop::Result<ToolOutput>> {
         Box::pin(async move {
             // Long-running tools watch the run's cancellation token.
             if ctx.cancel.is_cancelled() {
@@ -53,7 +57,11 @@ impl Tool for Inventory {
             }
             // The schema was checked already: `item` is a non-empty string.
             let item = args["item"].as_str().unwrap_or_default();
-            let n = self.stock.lock().map(|m| m.get(item).copied().unwrap_or(0)).unwrap_or(0);
+            let n = self
+                .stock
+                .lock()
+                .map(|m| m.get(item).copied().unwrap_or(0))
+                .unwrap_or(0);
             Ok(ToolOutput::ok(format!("{item}: {n} in stock")).with_data("units", n))
         })
     }
@@ -66,23 +74,35 @@ impl Tool for Inventory {
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
-    let stock = Arc::new(Mutex::new(HashMap::from([("bolts".to_owned(), 120), ("nuts".to_owned(), 0)])));
+    let stock = Arc::new(Mutex::new(HashMap::from([
+        ("bolts".to_owned(), 120),
+        ("nuts".to_owned(), 0),
+    ])));
     let mut tools = ToolRegistry::new();
     tools.register(Inventory::new(Arc::clone(&stock)))?;
 
     // Outside a loop: validation is the same function the loop uses.
-    let err = tools.validate("stock_level", &json!({"item": 7})).expect_err("7 is not a string");
+    let err = tools
+        .validate("stock_level", &json!({"item": 7}))
+        .expect_err("7 is not a string");
     println!("validate: {} ({})", err.code(), err.message());
 
     let llm = Arc::new(ScriptedLlm::new().steps([
         // A bad call first: the model gets the validation error as the tool result.
         Step::tool_call("stock_level", json!({"sku": "bolts"})),
         // Then two good ones in one batch (run concurrently).
-        Step::tool_calls([("stock_level", json!({"item": "bolts"})), ("stock_level", json!({"item": "nuts"}))]),
+        Step::tool_calls([
+            ("stock_level", json!({"item": "bolts"})),
+            ("stock_level", json!({"item": "nuts"})),
+        ]),
         Step::text("120 bolts, no nuts."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;
@@ -92,8 +112,14 @@ async fn main() -> power_loop::Result<()> {
             println!("tool result: {}", m.text());
         }
     }
-    println!("final: {} ({} handler runs)", result.final_text, result.tool_calls);
-    assert_eq!(result.tool_calls, 2, "the invalid call never reached the handler");
+    println!(
+        "final: {} ({} handler runs)",
+        result.final_text, result.tool_calls
+    );
+    assert_eq!(
+        result.tool_calls, 2,
+        "the invalid call never reached the handler"
+    );
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())
 }

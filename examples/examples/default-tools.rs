@@ -24,7 +24,10 @@ async fn main() -> power_loop::Result<()> {
     println!("core tools: {}", tools.names().join(", "));
 
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call("write_file", json!({"path": "notes/todo.md", "content": "- ship the docs\n"})),
+        Step::tool_call(
+            "write_file",
+            json!({"path": "notes/todo.md", "content": "- ship the docs\n"}),
+        ),
         Step::tool_call("read_file", json!({"path": "notes/todo.md"})),
         Step::tool_call("grep", json!({"pattern": "ship"})),
         Step::tool_call("read_file", json!({"path": "/etc/hostname"})),
@@ -32,12 +35,21 @@ async fn main() -> power_loop::Result<()> {
         Step::text("Done."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .runtime_env(env)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;
-    agent.send(&sid, "Write a todo, read it, find it, peek at /etc, clean up.").await?;
+    agent
+        .send(
+            &sid,
+            "Write a todo, read it, find it, peek at /etc, clean up.",
+        )
+        .await?;
     for m in agent.get_messages(&sid, false).await? {
         if m.role == Role::Tool {
             let text = m.text();

@@ -13,11 +13,18 @@ use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions
 async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::new().text("Hello, world!"));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .build()?;
     let session = agent.new_session(NewSessionOptions::default()).await?;
     let result = agent.send(&session, "Say hello.").await?;
-    println!("{} ({}, {} round)", result.final_text, result.status, result.rounds);
+    println!(
+        "{} ({}, {} round)",
+        result.final_text, result.status, result.rounds
+    );
     assert_eq!(result.final_text, "Hello, world!");
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())

@@ -43,7 +43,9 @@ async fn main() -> power_loop::Result<()> {
     // Veto: nothing under /etc is ever deleted; the model is told why.
     hooks.on_tool_before(0, |ctx| {
         if ctx.tool_name == "delete_file"
-            && ctx.tool_args["path"].as_str().is_some_and(|p| p.starts_with("/etc"))
+            && ctx.tool_args["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/etc"))
         {
             ctx.directive = ToolBeforeDirective::Skip;
             ctx.output = "refused: /etc is protected".into();
@@ -85,10 +87,16 @@ async fn main() -> power_loop::Result<()> {
             ("delete_file", json!({"path": "/etc/passwd"})),
             ("lookup", json!({"name": "ADA"})),
         ]),
-        Step::text("Done: /etc was protected; Ada's record is on file. Her temporary password is hunter2."),
+        Step::text(
+            "Done: /etc was protected; Ada's record is on file. Her temporary password is hunter2.",
+        ),
     ]));
     let agent = StatefulAgentLoop::builder(llm.clone())
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .hooks(hooks)
         .build()?;
@@ -103,10 +111,25 @@ async fn main() -> power_loop::Result<()> {
     }
     let stored = agent.get_messages(&sid, false).await?;
     assert!(stored.iter().all(|m| !m.text().contains("hunter2")));
-    assert!(stored.iter().any(|m| m.text().ends_with("password is [redacted].")));
-    assert!(stored.iter().any(|m| m.text() == "refused: /etc is protected"));
-    assert!(stored.iter().any(|m| m.text() == "ada: card [card redacted]"));
-    let prompt = llm.last_request().and_then(|r| r.system_prompt).unwrap_or_default();
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.text().ends_with("password is [redacted]."))
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.text() == "refused: /etc is protected")
+    );
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.text() == "ada: card [card redacted]")
+    );
+    let prompt = llm
+        .last_request()
+        .and_then(|r| r.system_prompt)
+        .unwrap_or_default();
     assert!(prompt.ends_with("Never reveal card numbers."));
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())

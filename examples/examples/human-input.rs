@@ -28,10 +28,17 @@ async fn main() -> power_loop::Result<()> {
         Step::text("Deploying to staging as you chose."),
     ]));
     // Only the human-input tool from the built-in set (no workspace needed for it).
-    let tools = default_registry(&RuntimeEnv::new(), &ToolSelection::include(&["request_user_input"]))?;
+    let tools = default_registry(
+        &RuntimeEnv::new(),
+        &ToolSelection::include(&["request_user_input"]),
+    )?;
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(dir.path().join("hitl.db").display().to_string(), StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            dir.path().join("hitl.db").display().to_string(),
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;
@@ -47,10 +54,16 @@ async fn main() -> power_loop::Result<()> {
         question.options
     );
     // The question is durable: any process can read it back from the store.
-    let stored = agent.get_pending(&sid).await?.map(|p| p.pending_interactions.len()).unwrap_or(0);
+    let stored = agent
+        .get_pending(&sid)
+        .await?
+        .map(|p| p.pending_interactions.len())
+        .unwrap_or(0);
     println!("open interactions in the store: {stored}");
 
-    let done = agent.submit_input(&sid, &question.interaction_id, json!("staging"), None).await?;
+    let done = agent
+        .submit_input(&sid, &question.interaction_id, json!("staging"), None)
+        .await?;
     println!("status: {} → {}", done.status, done.final_text);
     assert_eq!(done.status, RunStatus::Completed);
     agent.close(std::time::Duration::from_secs(5)).await?;

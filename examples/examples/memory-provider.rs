@@ -21,10 +21,18 @@ struct FactMemory {
 }
 
 impl MemoryProvider for FactMemory {
-    fn recall<'a>(&'a self, _session_id: &'a str, _messages: &'a [Message], _budget_tokens: u64) -> BoxFuture<'a, power_loop::Result<Vec<Message>>> {
+    fn recall<'a>(
+        &'a self,
+        _session_id: &'a str,
+        _messages: &'a [Message],
+        _budget_tokens: u64,
+    ) -> BoxFuture<'a, power_loop::Result<Vec<Message>>> {
         Box::pin(async move {
             let facts = self.facts.lock().map(|f| f.clone()).unwrap_or_default();
-            Ok(facts.into_iter().map(|f| Message::system(format!("Known fact: {f}")).with_name("fact")).collect())
+            Ok(facts
+                .into_iter()
+                .map(|f| Message::system(format!("Known fact: {f}")).with_name("fact"))
+                .collect())
         })
     }
 
@@ -58,22 +66,40 @@ async fn main() -> power_loop::Result<()> {
             .filter(|m| m.name.as_deref().is_some_and(|n| n.starts_with("memory_")))
             .map(|m| m.text())
             .collect();
-        Step::text(if memories.is_empty() { "I know nothing yet.".to_owned() } else { memories.join(" ") })
+        Step::text(if memories.is_empty() {
+            "I know nothing yet.".to_owned()
+        } else {
+            memories.join(" ")
+        })
     }));
     let memory = Arc::new(FactMemory::default());
     let hooks = AgentHooks::new();
     hooks.on_memory_recalled(0, |ctx| {
-        println!("  memory.recalled: {} message(s) for session {}", ctx.recalled.len(), ctx.session_id);
+        println!(
+            "  memory.recalled: {} message(s) for session {}",
+            ctx.recalled.len(),
+            ctx.session_id
+        );
         Ok(())
     });
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .config(AgentLoopConfig::new().with_memory(Some(memory.clone())))
         .hooks(hooks)
         .build()?;
 
     let a = agent.new_session(NewSessionOptions::default()).await?;
-    println!("a: {}", agent.send(&a, "Remember: the deploy window is Tuesday 10:00.").await?.final_text);
+    println!(
+        "a: {}",
+        agent
+            .send(&a, "Remember: the deploy window is Tuesday 10:00.")
+            .await?
+            .final_text
+    );
     // Another session sees the fact: memory is not tied to one conversation.
     let b = agent.new_session(NewSessionOptions::default()).await?;
     let r = agent.send(&b, "When can we deploy?").await?;

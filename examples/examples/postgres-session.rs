@@ -17,7 +17,10 @@ use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
-    let Some(dsn) = std::env::var("POWER_LOOP_PG_DSN").ok().filter(|s| !s.is_empty()) else {
+    let Some(dsn) = std::env::var("POWER_LOOP_PG_DSN")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
         eprintln!(
             "postgres-session: set POWER_LOOP_PG_DSN to a database it may create tables in, \
              e.g. postgres://postgres@127.0.0.1:5432/test"
@@ -36,7 +39,13 @@ async fn main() -> power_loop::Result<()> {
         .dsn(dsn.clone(), options.clone(), power_loop::BACKENDS)
         .build()?;
     let sid = first.new_session(NewSessionOptions::default()).await?;
-    println!("{}", first.send(&sid, "My order number is 4711.").await?.final_text);
+    println!(
+        "{}",
+        first
+            .send(&sid, "My order number is 4711.")
+            .await?
+            .final_text
+    );
     first.close(std::time::Duration::from_secs(5)).await?;
 
     // A second loop, sharing nothing with the first but the DSN.
@@ -46,7 +55,11 @@ async fn main() -> power_loop::Result<()> {
     let answer = second.send(&sid, "What is my order number?").await?;
     println!("{}", answer.final_text);
     let history = second.get_messages(&sid, false).await?;
-    println!("{} messages stored on {}", history.len(), second.store().await?.backend_name());
+    println!(
+        "{} messages stored on {}",
+        history.len(),
+        second.store().await?.backend_name()
+    );
     second.close_session(&sid, true).await?;
     second.close(std::time::Duration::from_secs(5)).await?;
     Ok(())

@@ -35,7 +35,10 @@ fn charge_tool(crash: bool) -> power_loop::FnTool {
                 std::process::exit(137);
             }
             // A real tool would use ctx.tool_call_id as its idempotency key.
-            Ok(ToolOutput::ok(format!("charged {} (key {})", args["order"], ctx.tool_call_id)))
+            Ok(ToolOutput::ok(format!(
+                "charged {} (key {})",
+                args["order"], ctx.tool_call_id
+            )))
         },
     )
 }
@@ -80,12 +83,22 @@ async fn main() -> power_loop::Result<()> {
     assert_eq!(calls, 1);
 
     // A plain `send` now would fail with `session.pending`; `resume` finishes the run.
-    let err = lp.send(&sid, "hello?").await.expect_err("the session is pending");
+    let err = lp
+        .send(&sid, "hello?")
+        .await
+        .expect_err("the session is pending");
     println!("send on a pending session: {}", err.code());
     let result = lp.resume(&sid, None).await?;
-    println!("resumed: {} ({} tool call run)", result.final_text, result.tool_calls);
+    println!(
+        "resumed: {} ({} tool call run)",
+        result.final_text, result.tool_calls
+    );
     assert_eq!(result.status, RunStatus::Completed);
-    assert!(lp.get_pending(&sid).await?.is_none_or(|p| !p.has_unresolved()));
+    assert!(
+        lp.get_pending(&sid)
+            .await?
+            .is_none_or(|p| !p.has_unresolved())
+    );
     for m in lp.get_messages(&sid, false).await? {
         println!("{:>9}: {}", m.role.as_str(), m.text());
     }

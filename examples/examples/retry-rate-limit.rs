@@ -31,7 +31,11 @@ async fn main() -> power_loop::Result<()> {
         Step::rate_limited(wait),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .build()?;
     agent.event_bus().subscribe(EventFilter::All, |e| {
         match &e.payload {

@@ -16,7 +16,9 @@ async fn main() -> power_loop::Result<()> {
 
     // 1. Verify on an empty database: refused, with the DDL attached.
     let verify = StoreOptions::default().with_schema_policy(SchemaPolicy::Verify);
-    let err = power_loop::open_store(&dsn, verify.clone()).await.expect_err("no schema yet");
+    let err = power_loop::open_store(&dsn, verify.clone())
+        .await
+        .expect_err("no schema yet");
     println!("verify → {}", err.code());
     assert_eq!(err.code(), ErrorCode::StoreSchemaMissing);
 
@@ -25,8 +27,15 @@ async fn main() -> power_loop::Result<()> {
     println!("{} statements; the first:\n{}", ddl.len(), ddl[0]);
 
     // 3. Provision (AutoCreate is the default policy), then verify passes.
-    power_loop::open_store(&dsn, StoreOptions::default()).await?.close().await?;
+    power_loop::open_store(&dsn, StoreOptions::default())
+        .await?
+        .close()
+        .await?;
     let store = power_loop::open_store(&dsn, verify).await?;
-    println!("verify → ok on {} (schema version {})", store.backend_name(), power_loop::CURRENT_SCHEMA_VERSION);
+    println!(
+        "verify → ok on {} (schema version {})",
+        store.backend_name(),
+        power_loop::CURRENT_SCHEMA_VERSION
+    );
     store.close().await
 }

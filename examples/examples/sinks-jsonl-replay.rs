@@ -10,31 +10,46 @@
 use std::sync::Arc;
 
 use power_loop::{
-    EventFilter, EventSink, EventType, JsonlOptions, JsonlSink, LogSink, NewSessionOptions, ScriptedLlm,
-    StatefulAgentLoop, StoreOptions, replay,
+    EventFilter, EventSink, EventType, JsonlOptions, JsonlSink, LogSink, NewSessionOptions,
+    ScriptedLlm, StatefulAgentLoop, StoreOptions, replay,
 };
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let dir = tempfile::tempdir()?;
     let log_path = dir.path().join("logs").join("events.jsonl");
-    let llm = Arc::new(ScriptedLlm::new().text("first answer").then_text("second answer"));
+    let llm = Arc::new(
+        ScriptedLlm::new()
+            .text("first answer")
+            .then_text("second answer"),
+    );
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .build()?;
 
-    let sink = Arc::new(JsonlSink::open(&log_path, JsonlOptions::default().max_bytes(1 << 20))?);
+    let sink = Arc::new(JsonlSink::open(
+        &log_path,
+        JsonlOptions::default().max_bytes(1 << 20),
+    )?);
     let s = Arc::clone(&sink);
-    agent.event_bus().subscribe(EventFilter::All, move |e| s.handle(e));
+    agent
+        .event_bus()
+        .subscribe(EventFilter::All, move |e| s.handle(e));
     // A second sink: `session_ended` events as `tracing` records (visible once a subscriber,
     // e.g. tracing-subscriber's fmt, is installed; without one it costs almost nothing).
     let log = LogSink::new().events(vec![EventType::SessionEnded]);
     let log = Arc::new(log);
     let l = Arc::clone(&log);
-    agent.event_bus().subscribe(EventType::SessionEnded, move |e| {
-        println!("  log sink: {}", l.message(e)?);
-        l.handle(e)
-    });
+    agent
+        .event_bus()
+        .subscribe(EventType::SessionEnded, move |e| {
+            println!("  log sink: {}", l.message(e)?);
+            l.handle(e)
+        });
 
     let a = agent.new_session(NewSessionOptions::default()).await?;
     let b = agent.new_session(NewSessionOptions::default()).await?;
@@ -44,7 +59,11 @@ async fn main() -> power_loop::Result<()> {
     sink.close();
 
     let lines = std::fs::read_to_string(&log_path)?;
-    println!("{} lines written; the first:\n  {}", lines.lines().count(), lines.lines().next().unwrap_or_default());
+    println!(
+        "{} lines written; the first:\n  {}",
+        lines.lines().count(),
+        lines.lines().next().unwrap_or_default()
+    );
 
     // Replay: every event of session `b` that ended a run.
     let ended: Vec<_> = replay(&log_path)?
@@ -52,7 +71,12 @@ async fn main() -> power_loop::Result<()> {
         .filter(|e| e.event_type().as_str() == "session_ended")
         .collect();
     for e in &ended {
-        println!("replayed: seq={} {} session={}", e.seq, e.event_type(), e.session_id.as_deref().unwrap_or("-"));
+        println!(
+            "replayed: seq={} {} session={}",
+            e.seq,
+            e.event_type(),
+            e.session_id.as_deref().unwrap_or("-")
+        );
     }
     assert_eq!(ended.len(), 1);
     let total = replay(&log_path)?.count();

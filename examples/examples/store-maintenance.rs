@@ -14,7 +14,9 @@ use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreO
 async fn main() -> power_loop::Result<()> {
     let dir = tempfile::tempdir()?;
     let main_db = dir.path().join("main.db").display().to_string();
-    let llm = Arc::new(ScriptedLlm::from_fn(|_| Step::text("ok").with_tokens(12, 3)));
+    let llm = Arc::new(ScriptedLlm::from_fn(|_| {
+        Step::text("ok").with_tokens(12, 3)
+    }));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(main_db, StoreOptions::default(), power_loop::BACKENDS)
         .build()?;
@@ -23,12 +25,17 @@ async fn main() -> power_loop::Result<()> {
         let sid = agent
             .new_session(NewSessionOptions::default().with_system_prompt(format!("Topic: {topic}")))
             .await?;
-        agent.send(&sid, format!("a question about {topic}")).await?;
+        agent
+            .send(&sid, format!("a question about {topic}"))
+            .await?;
         ids.push(sid);
     }
     let store = agent.store().await?;
     for s in store.list_sessions(10).await? {
-        println!("session {} updated_at={} prompt={:?}", s.session_id, s.updated_at, s.system_prompt);
+        println!(
+            "session {} updated_at={} prompt={:?}",
+            s.session_id, s.updated_at, s.system_prompt
+        );
     }
     if let Some(stats) = agent.get_session_stats(&ids[0]).await? {
         println!("stats of {}: {stats:?}", ids[0]);
@@ -41,14 +48,23 @@ async fn main() -> power_loop::Result<()> {
     let other_dsn = dir.path().join("archive.db").display().to_string();
     let other = power_loop::open_store(&other_dsn, StoreOptions::default()).await?;
     let copy = other.import_session(&archive, Some("billing-copy")).await?;
-    println!("imported as {copy}: {} messages", other.load_active_messages(&copy, None).await?.len());
+    println!(
+        "imported as {copy}: {} messages",
+        other.load_active_messages(&copy, None).await?.len()
+    );
     other.close().await?;
 
     // Retention and space.
     let pruned = store.prune_compacted_messages(&ids[1], None, 0).await?;
     println!("pruned {pruned} folded-out messages (none were folded here)");
-    println!("deleted {} session(s)", agent.close_session(&ids[2], true).await?);
-    println!("checkpoint did work: {}", store.checkpoint("TRUNCATE").await?);
+    println!(
+        "deleted {} session(s)",
+        agent.close_session(&ids[2], true).await?
+    );
+    println!(
+        "checkpoint did work: {}",
+        store.checkpoint("TRUNCATE").await?
+    );
     println!("vacuum did work: {}", store.vacuum(false).await?);
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())

@@ -25,7 +25,11 @@ async fn main() -> power_loop::Result<()> {
             .with_delay(std::time::Duration::from_millis(20)),
     );
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .build()?;
 
     // 1. Print text deltas as they arrive.

@@ -33,7 +33,11 @@ async fn main() -> power_loop::Result<()> {
             .then_text("{\"city\": \"Oslo\", \"celsius\": -3.5}"),
     );
     let agent = StatefulAgentLoop::builder(llm.clone())
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .config(
             AgentLoopConfig::new()
                 .with_structured_output(Some(StructuredOutputSpec::new("Weather", schema))),
@@ -50,13 +54,19 @@ async fn main() -> power_loop::Result<()> {
         .last_request()
         .and_then(|r| r.messages.last().map(|m| m.text()))
         .unwrap_or_default();
-    println!("repair prompt: {}", repair.lines().next().unwrap_or_default());
+    println!(
+        "repair prompt: {}",
+        repair.lines().next().unwrap_or_default()
+    );
     assert_eq!(value["celsius"], json!(-3.5));
     assert!(result.structured_error.is_none());
 
     // The same validation is available on its own.
-    let err = power_loop::parse_structured("{\"city\": 1}", Some(&json!({"type": "object", "properties": {"city": {"type": "string"}}})))
-        .expect_err("a number is not a string");
+    let err = power_loop::parse_structured(
+        "{\"city\": 1}",
+        Some(&json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+    )
+    .expect_err("a number is not a string");
     println!("parse_structured error code: {}", err.code());
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())

@@ -23,7 +23,10 @@ async fn main() -> power_loop::Result<()> {
     // One scripted model serves parent and children, in call order.
     let llm = Arc::new(ScriptedLlm::new().steps([
         // parent, round 0: delegate
-        Step::tool_call("spawn_agent", json!({"task": "List two uses of durable timers.", "name": "researcher"})),
+        Step::tool_call(
+            "spawn_agent",
+            json!({"task": "List two uses of durable timers.", "name": "researcher"}),
+        ),
         // child: answers its task
         Step::text("1. follow up later; 2. poll a slow job."),
         // parent, round 1: uses the child's report
@@ -34,7 +37,11 @@ async fn main() -> power_loop::Result<()> {
     let mut tools = ToolRegistry::new();
     register_subagent_tools(&mut tools, true)?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .build()?;
 
@@ -42,7 +49,9 @@ async fn main() -> power_loop::Result<()> {
     let log = Arc::clone(&events);
     agent.event_bus().subscribe(EventFilter::All, move |e| {
         let line = match &e.payload {
-            EventPayload::SubagentTaskStart(p) => format!("start depth={} task={:?}", p.depth, p.task),
+            EventPayload::SubagentTaskStart(p) => {
+                format!("start depth={} task={:?}", p.depth, p.task)
+            }
             EventPayload::SubagentText(p) => format!("text {:?}", p.final_text),
             EventPayload::SubagentCompleted(p) => format!("completed status={}", p.status),
             _ => return Ok(()),
@@ -68,7 +77,15 @@ async fn main() -> power_loop::Result<()> {
         "required": ["verdict", "score"]
     }));
     spec.lifecycle = "linked".into();
-    let report = run_agent_spec(&agent, Some(&sid), &spec, "Plan: ship on Friday.", None, None).await?;
+    let report = run_agent_spec(
+        &agent,
+        Some(&sid),
+        &spec,
+        "Plan: ship on Friday.",
+        None,
+        None,
+    )
+    .await?;
     println!(
         "reviewer: status={} depth={} structured={}",
         report.status,
@@ -77,7 +94,10 @@ async fn main() -> power_loop::Result<()> {
     );
     let children = agent.store().await?.list_children(&sid).await?;
     println!("linked children kept in the store: {}", children.len());
-    assert_eq!(report.structured, Some(json!({"verdict": "approve", "score": 8})));
+    assert_eq!(
+        report.structured,
+        Some(json!({"verdict": "approve", "score": 8}))
+    );
     agent.close(std::time::Duration::from_secs(5)).await?;
     Ok(())
 }

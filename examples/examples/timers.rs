@@ -25,7 +25,10 @@ fn now_ms() -> i64 {
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call("schedule_wakeup", json!({"delay_seconds": 60, "note": "Check whether the export finished."})),
+        Step::tool_call(
+            "schedule_wakeup",
+            json!({"delay_seconds": 60, "note": "Check whether the export finished."}),
+        ),
         Step::text("I'll check back in a minute."),
         // answers to the two deliveries (the earlier-due timer fires first)
         Step::text("Woken up: sending the daily summary."),
@@ -35,18 +38,36 @@ async fn main() -> power_loop::Result<()> {
     register_timer_tools(&mut tools)?;
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(dir.path().join("timers.db").display().to_string(), StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            dir.path().join("timers.db").display().to_string(),
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;
-    println!("agent: {}", agent.send(&sid, "Start the export and check on it.").await?.final_text);
+    println!(
+        "agent: {}",
+        agent
+            .send(&sid, "Start the export and check on it.")
+            .await?
+            .final_text
+    );
 
     // A timer armed by the host: a recurring daily summary, first due in 30 s.
     agent
-        .schedule_timer(&sid, TimerDue::InSeconds(30), "Send the daily summary.", Some(86_400))
+        .schedule_timer(
+            &sid,
+            TimerDue::InSeconds(30),
+            "Send the daily summary.",
+            Some(86_400),
+        )
         .await?;
     for t in agent.list_timers(&sid).await? {
-        println!("armed: #{} {:?} every {:?}s", t.timer_id, t.note, t.interval_s);
+        println!(
+            "armed: #{} {:?} every {:?}s",
+            t.timer_id, t.note, t.interval_s
+        );
     }
 
     // A runner process would call `start()` and poll; here we fire "two minutes from now".
@@ -56,7 +77,14 @@ async fn main() -> power_loop::Result<()> {
         println!("fired #{} → {}", f.timer_id, f.outcome.as_str());
     }
     assert_eq!(firings.len(), 2);
-    for m in agent.get_messages(&sid, false).await?.iter().rev().take(2).rev() {
+    for m in agent
+        .get_messages(&sid, false)
+        .await?
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+    {
         println!("{:>9}: {}", m.role.as_str(), m.text().replace('\n', " "));
     }
     // The recurring timer is re-armed for tomorrow; the one-shot is done.
