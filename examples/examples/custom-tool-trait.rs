@@ -6,6 +6,8 @@
 //! so it can correct itself), and two read-only calls of one round running concurrently.
 //!
 //! Run: `cargo run -p examples --example custom-tool-trait`
+// An example asserts what it demonstrates: an unexpected outcome should stop it loudly.
+#![allow(clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,8 @@
 //! tool stands in for `kill -9`).
 //!
 //! Run: `cargo run -p examples --example resume-after-crash`
+// An example asserts what it demonstrates: an unexpected outcome should stop it loudly.
+#![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 

@@ -6,6 +6,8 @@
 //! has provisioned the schema (here with the default `AutoCreate` policy).
 //!
 //! Run: `cargo run -p examples --example schema-verify`
+// An example asserts what it demonstrates: an unexpected outcome should stop it loudly.
+#![allow(clippy::expect_used)]
 
 use power_loop::{ErrorCode, SchemaPolicy, SqliteDialect, StoreOptions};
 

@@ -6,6 +6,8 @@
 //! `structured_output_retries` times).
 //!
 //! Run: `cargo run -p examples --example structured-output`
+// An example asserts what it demonstrates: an unexpected outcome should stop it loudly.
+#![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 
