@@ -39,6 +39,9 @@
 //! Everything re-exported here is listed in the committed baseline under `api/` and guarded by
 //! `cargo xtask api-check`; error codes ([`ErrorCode`]) are frozen too.
 
+// docs.rs builds with `--cfg docsrs` on nightly: label items that need a cargo feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // ===== the shared language (contracts) =====
 pub use power_loop_contracts::{
     AgentEvent, BoxFuture, BoxStream, CancellationToken, Content, ContentPart, Error, ErrorCode,

@@ -1,0 +1,59 @@
+//! Retry: a rate-limited model call is retried after the server's `Retry-After`; a model that
+//! keeps failing ends the run as `degraded` instead of hanging.
+//!
+//! Shows: the loop's default retry (4 attempts, exponential backoff with jitter, honouring
+//! `Retry-After`), the `llm_retry_attempted` and `llm_degraded` events, and what a degraded run
+//! returns (a marker text persisted as the reply, status `degraded`: a caller must check the
+//! status, not only the text).
+//!
+//! Run: `cargo run -p examples --example retry-rate-limit`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use power_loop::{
+    EventFilter, EventPayload, NewSessionOptions, RunStatus, ScriptedLlm, StatefulAgentLoop, Step,
+    StoreOptions,
+};
+
+#[tokio::main]
+async fn main() -> power_loop::Result<()> {
+    let wait = Duration::from_millis(50);
+    let llm = Arc::new(ScriptedLlm::new().steps([
+        // send 1: two 429s, then an answer
+        Step::rate_limited(wait),
+        Step::rate_limited(wait),
+        Step::text("Answered on the third attempt."),
+        // send 2: four 429s: every attempt fails
+        Step::rate_limited(wait),
+        Step::rate_limited(wait),
+        Step::rate_limited(wait),
+        Step::rate_limited(wait),
+    ]));
+    let agent = StatefulAgentLoop::builder(llm)
+        .dsn(
+            "sqlite://:memory:",
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
+        .build()?;
+    agent.event_bus().subscribe(EventFilter::All, |e| {
+        match &e.payload {
+            EventPayload::LlmRetryAttempted(p) => println!("  retry: {p:?}"),
+            EventPayload::LlmDegraded(p) => println!("  degraded: {p:?}"),
+            _ => {}
+        }
+        Ok(())
+    });
+
+    let sid = agent.new_session(NewSessionOptions::default()).await?;
+    let r = agent.send(&sid, "first").await?;
+    println!("send 1: {} → {}", r.status, r.final_text);
+    assert_eq!(r.status, RunStatus::Completed);
+
+    let r = agent.send(&sid, "second").await?;
+    println!("send 2: {} → {}", r.status, r.final_text);
+    assert_eq!(r.status, RunStatus::Degraded);
+    agent.close(Duration::from_secs(5)).await?;
+    Ok(())
+}
