@@ -48,7 +48,7 @@ pub(crate) fn select_row<R: StoredRow>(
 /// `INSERT INTO {table} ({R::COLUMNS}) VALUES (?, …)`: a whole row, bound in column order.
 pub(crate) fn insert_row_sql<R: StoredRow>(table: &str) -> String {
     let cols: Vec<&str> = R::COLUMNS.split(", ").collect();
-    crate::db::insert_sql(table, &cols)
+    crate::db::sql::insert_sql(table, &cols)
 }
 
 /// Defines a stored string enum: `as_str`, `parse` (unknown labels are `store.decode`) and

@@ -22,12 +22,13 @@
 //! in [`db`].
 //!
 //! # Layout
-//! - [`db`]: the port, the transaction runner and shared SQL text helpers.
+//! - [`db`]: the port, the transaction runner ([`db::run`]) and shared SQL text ([`db::sql`]).
 //! - `tables/<table>/`: one module per table (or pair of tables) holding its row type, the inputs
 //!   of its writes, its DDL definition, its hot statements and its operations.
 //! - [`ddl`] (the table model and its rendering; [`ddl::TABLES`] lists each table's definition),
 //!   [`schema`] (names, prefix, policy), [`migrate`] (the version ladder).
-//! - `store.rs` (the [`SessionStore`] handle), `options.rs`, `open.rs` ([`open_store`]),
+//! - `store.rs` (the [`SessionStore`] handle), `open.rs` ([`StoreOptions`]), `connect.rs`
+//!   ([`open_store`]),
 //!   `archive/` (export/import), `lease.rs`, `maintenance.rs`, `codec.rs` (column encodings).
 //! - Time comes from [`power_loop_contracts::clock`].
 //!
@@ -48,10 +49,10 @@ pub mod schema;
 
 mod archive;
 mod codec;
+mod connect;
 mod lease;
 mod maintenance;
 mod open;
-mod options;
 mod store;
 mod tables;
 
@@ -59,10 +60,12 @@ mod tables;
 pub mod conformance;
 
 pub use tables::keyed_state::blackboard;
+#[doc(hidden)]
 pub use tables::session_state::pending;
 
-/// The row types and stored enums of every table under one path (each is defined with its
-/// table; the same items are re-exported at the crate root).
+/// The row types and stored enums of every table under their former path, kept for source
+/// compatibility (each is defined with its table and re-exported at the crate root: use those).
+#[doc(hidden)]
 pub mod types {
     pub use crate::codec::JsonMap;
     pub use crate::tables::background_tasks::row::BackgroundTaskRow;
@@ -80,32 +83,36 @@ pub mod types {
 pub use archive::document::SessionArchive;
 pub use backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn, SqliteSync};
 pub use blackboard::{Blackboard, BoardDocument, BoardEntry};
-pub use db::{run_tx, run_tx_exclusive};
+pub use codec::JsonMap;
+pub use connect::open_store;
+pub use db::run::{run_tx, run_tx_exclusive};
 pub use dsn::{parse_dsn, redact_dsn};
 pub use lease::{SessionLease, session_lease_name};
 pub use maintenance::CHECKPOINT_MODES;
 pub use migrate::{drop_schema, ensure_schema, schema_lock_name};
-pub use open::open_store;
-pub use options::StoreOptions;
-pub use pending::{PendingInteraction, PendingState};
+pub use open::StoreOptions;
 pub use power_loop_contracts::clock::now_ms;
 pub use schema::{
     CURRENT_SCHEMA_VERSION, DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MAX_TABLE_PREFIX_LEN,
     SchemaPolicy, TableNames, provisioning_ddl, schema_migrations_ddl, validate_table_prefix,
 };
 pub use store::SessionStore;
+pub use tables::background_tasks::row::BackgroundTaskRow;
 pub use tables::background_tasks::row::BackgroundTaskUpdate;
 pub use tables::compactions::row::CompactionRequest;
+pub use tables::compactions::row::CompactionRow;
 pub use tables::messages::input::{NewMessage, PendingChange, PendingUpdateFn, TurnCommit};
+pub use tables::messages::row::{MessageRow, MessageState, sort_logical};
+pub use tables::notes::row::NoteRow;
+pub use tables::session_state::pending::{PendingInteraction, PendingState};
+pub use tables::session_state::row::{SessionStateRow, WindowToken};
 pub use tables::sessions::id::{MAX_SESSION_ID_LEN, new_session_id, validate_session_id};
 pub use tables::sessions::row::NewSession;
+pub use tables::sessions::row::{SessionKind, SessionRow, SessionStatus, SubagentLifecycle};
+pub use tables::timers::row::{TimerRow, timer_status};
+pub use tables::usage::row::{SessionStatsRow, UsageRoundRow};
 pub use tables::usage::row::{StatsDelta, UsageRecord};
 pub use tables::workflows::inputs::{
     NewWorkflowRun, WorkflowRunFinish, WorkflowStepInput, WorkflowWake,
 };
 pub use tables::workflows::rows::{WorkflowRunRow, WorkflowRunStatus, WorkflowStepRow};
-pub use types::{
-    BackgroundTaskRow, CompactionRow, JsonMap, MessageRow, MessageState, NoteRow, SessionKind,
-    SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SubagentLifecycle, TimerRow,
-    UsageRoundRow, WindowToken, sort_logical, timer_status,
-};

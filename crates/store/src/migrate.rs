@@ -7,7 +7,8 @@
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
-use crate::db::{Database, Dialect, Transaction, TxMode, Value, run_tx, run_tx_exclusive};
+use crate::db::run::{run_tx, run_tx_exclusive};
+use crate::db::{Database, Dialect, Transaction, TxMode, Value};
 use crate::ddl::{TABLES, statement_table, statements_since_version};
 use crate::schema::{
     CURRENT_SCHEMA_VERSION, SchemaPolicy, provisioning_ddl, schema_migrations_ddl,

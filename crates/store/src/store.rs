@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use power_loop_contracts::{ErrorCode, Result};
 
-use crate::db::{Database, Transaction, TxMode, run_tx};
-use crate::options::{StoreOptions, validate_spawn_depth};
+use crate::db::run::run_tx;
+use crate::db::{Database, Transaction, TxMode};
+use crate::open::{StoreOptions, validate_spawn_depth};
 use crate::schema::{CURRENT_SCHEMA_VERSION, TableNames};
 use crate::tables::messages::sql::MessageSql;
 use crate::tables::session_state::sql::StateSql;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use power_loop_contracts::{Error, Result};
 
-use super::port::{BoxFuture, Database, Transaction, TxBody, TxMode};
+use super::{BoxFuture, Database, Transaction, TxBody, TxMode};
 
 /// Runs `f` inside one transaction of `db` and returns its result.
 ///

@@ -22,7 +22,7 @@ pub fn insert_sql(table: &str, cols: &[&str]) -> String {
     )
 }
 
-/// The columns of a [`Dialect::upsert`](super::port::Dialect::upsert) in their bind order: `key_cols`, `val_cols`,
+/// The columns of a [`Dialect::upsert`](super::Dialect::upsert) in their bind order: `key_cols`, `val_cols`,
 /// `add_cols`, then `insert_only_cols`.
 pub fn upsert_columns<'a>(
     key_cols: &[&'a str],

@@ -5,7 +5,8 @@ use power_loop_contracts::{Error, Result};
 
 use super::row::{BackgroundTaskRow, BackgroundTaskUpdate};
 use crate::codec::{StoredRow, select_rows};
-use crate::db::{Value, placeholders};
+use crate::db::Value;
+use crate::db::sql::placeholders;
 use crate::store::SessionStore;
 
 impl SessionStore {

@@ -7,7 +7,8 @@ use power_loop_contracts::clock::now_ms;
 
 use super::row::{CompactionRequest, CompactionRow};
 use crate::codec::{insert_row_sql, select_rows};
-use crate::db::{Value, placeholders};
+use crate::db::Value;
+use crate::db::sql::placeholders;
 use crate::store::SessionStore;
 use crate::tables::messages::input::NewMessage;
 

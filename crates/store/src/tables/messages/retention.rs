@@ -3,7 +3,8 @@
 use power_loop_contracts::Result;
 use power_loop_contracts::clock::now_ms;
 
-use crate::db::{Value, placeholders};
+use crate::db::Value;
+use crate::db::sql::placeholders;
 use crate::store::SessionStore;
 
 impl SessionStore {

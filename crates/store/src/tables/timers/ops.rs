@@ -13,7 +13,8 @@ use power_loop_contracts::{Error, ErrorCode, Result};
 
 use super::row::{TimerRow, timer_status};
 use crate::codec::{StoredRow, insert_row_sql, select_row, select_rows};
-use crate::db::{Transaction, Value, placeholders};
+use crate::db::sql::placeholders;
+use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 
 impl SessionStore {

@@ -5,7 +5,8 @@ use power_loop_contracts::clock::now_ms;
 
 use super::row::{SessionStatsRow, StatsDelta, UsageRecord, UsageRoundRow};
 use crate::codec::{select_row, select_rows};
-use crate::db::{Value, placeholders};
+use crate::db::Value;
+use crate::db::sql::placeholders;
 use crate::store::SessionStore;
 
 impl SessionStore {
