@@ -19,7 +19,7 @@ use axum::extract::{Json, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use power_loop::{
-    ErrorCode, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
+    ErrorCode, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -109,7 +109,7 @@ async fn main() -> power_loop::Result<()> {
         } else {
             Arc::new(ScriptedLlm::from_fn(|req| {
                 let last = req.messages.last().map(|m| m.text()).unwrap_or_default();
-                Step::text(format!("You said: {last}"))
+                ScriptedStep::text(format!("You said: {last}"))
             }))
         };
     let dir = tempfile::tempdir()?;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use power_loop::{
-    AgentLoopConfig, CancellationToken, NewSessionOptions, RunStatus, ScriptedLlm, SendOptions,
-    StatefulAgentLoop, Step, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
+    AgentLoopConfig, CancellationToken, NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep,
+    SendOptions, StatefulAgentLoop, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry,
+    tool_fn,
 };
 use serde_json::json;
 
@@ -32,7 +33,7 @@ fn busy_tools() -> power_loop::Result<ToolRegistry> {
 /// A model that never stops calling `poll`, 100 + 60 tokens a call.
 fn endless() -> Arc<ScriptedLlm> {
     Arc::new(ScriptedLlm::from_fn(|_| {
-        Step::tool_call("poll", json!({})).with_tokens(100, 60)
+        ScriptedStep::tool_call("poll", json!({})).with_tokens(100, 60)
     }))
 }
 
@@ -59,7 +60,7 @@ async fn main() -> power_loop::Result<()> {
     // 1. Cancel: the model takes 5 s; we cancel after 100 ms.
     let slow = Arc::new(
         ScriptedLlm::new()
-            .step(Step::text("too late").with_delay(Duration::from_secs(5)))
+            .step(ScriptedStep::text("too late").with_delay(Duration::from_secs(5)))
             .then_text("back again"),
     );
     let agent = build(slow, AgentLoopConfig::new(), None)?;

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use power_loop::{
-    EventPayload, EventType, NewSessionOptions, Role, ScriptedLlm, StatefulAgentLoop, Step,
+    EventPayload, EventType, NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
     StoreOptions, ToolDefinition, ToolOutput, ToolRegistry, timer_tools, tool_fn,
 };
 use serde_json::json;
@@ -48,22 +48,22 @@ fn offline_model() -> ScriptedLlm {
     ScriptedLlm::from_fn(|req| {
         let last = req.messages.last();
         if let Some(m) = last.filter(|m| m.role == Role::Tool) {
-            return Step::text(format!("The answer is {}.", m.text()));
+            return ScriptedStep::text(format!("The answer is {}.", m.text()));
         }
         let q = last.map(|m| m.text()).unwrap_or_default().to_lowercase();
         if q.contains("time") {
-            Step::tool_call("current_time", json!({}))
+            ScriptedStep::tool_call("current_time", json!({}))
         } else if let Some(expr) = q
             .split("is ")
             .nth(1)
             .filter(|e| e.chars().any(|c| c.is_ascii_digit()))
         {
-            Step::tool_call(
+            ScriptedStep::tool_call(
                 "calculator",
                 json!({"expression": expr.trim_end_matches('?')}),
             )
         } else {
-            Step::text("I can tell the time and do arithmetic: ask 'what is 3 + 4?'.")
+            ScriptedStep::text("I can tell the time and do arithmetic: ask 'what is 3 + 4?'.")
         }
     })
 }

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use power_loop::{
     AgentLoopConfig, DefaultCompactor, EventPayload, EventType, NewSessionOptions, ScriptedLlm,
-    StatefulAgentLoop, StatusChanged, Step, StoreOptions, ToolRegistry, recall_compacted_tool,
+    ScriptedStep, StatefulAgentLoop, StatusChanged, StoreOptions, ToolRegistry,
+    recall_compacted_tool,
 };
 use serde_json::json;
 
@@ -20,17 +21,17 @@ async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::from_fn(|req| {
         let last = req.messages.last().map(|m| m.text()).unwrap_or_default();
         if last.contains("--- transcript slice ---") {
-            Step::text("<summary>The user shared the launch code word.</summary>")
+            ScriptedStep::text("<summary>The user shared the launch code word.</summary>")
         } else if last.contains("code word?") {
-            Step::tool_call("recall_compacted", json!({"query": "code word"}))
+            ScriptedStep::tool_call("recall_compacted", json!({"query": "code word"}))
         } else if req
             .messages
             .iter()
             .any(|m| m.role == power_loop::Role::Tool)
         {
-            Step::text("From the folded history: the code word is 'marmalade'.")
+            ScriptedStep::text("From the folded history: the code word is 'marmalade'.")
         } else {
-            Step::text("Noted.")
+            ScriptedStep::text("Noted.")
         }
     }));
     let compactor = DefaultCompactor::new()

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use power_loop::{
-    BoxFuture, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions, Tool,
+    BoxFuture, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions, Tool,
     ToolContext, ToolDefinition, ToolOutput, ToolRegistry,
 };
 use serde_json::{Value, json};
@@ -91,13 +91,13 @@ async fn main() -> power_loop::Result<()> {
 
     let llm = Arc::new(ScriptedLlm::new().steps([
         // A bad call first: the model gets the validation error as the tool result.
-        Step::tool_call("stock_level", json!({"sku": "bolts"})),
+        ScriptedStep::tool_call("stock_level", json!({"sku": "bolts"})),
         // Then two good ones in one batch (run concurrently).
-        Step::tool_calls([
+        ScriptedStep::tool_calls([
             ("stock_level", json!({"item": "bolts"})),
             ("stock_level", json!({"item": "nuts"})),
         ]),
-        Step::text("120 bolts, no nuts."),
+        ScriptedStep::text("120 bolts, no nuts."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(

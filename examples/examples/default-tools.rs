@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, Role, RuntimeEnv, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
-    ToolSelection, default_registry,
+    NewSessionOptions, Role, RuntimeEnv, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
+    StoreOptions, ToolSelection, default_registry,
 };
 use serde_json::json;
 
@@ -24,15 +24,15 @@ async fn main() -> power_loop::Result<()> {
     println!("core tools: {}", tools.names().join(", "));
 
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call(
+        ScriptedStep::tool_call(
             "write_file",
             json!({"path": "notes/todo.md", "content": "- ship the docs\n"}),
         ),
-        Step::tool_call("read_file", json!({"path": "notes/todo.md"})),
-        Step::tool_call("grep", json!({"pattern": "ship"})),
-        Step::tool_call("read_file", json!({"path": "/etc/hostname"})),
-        Step::tool_call("bash", json!({"command": "rm -rf /"})),
-        Step::text("Done."),
+        ScriptedStep::tool_call("read_file", json!({"path": "notes/todo.md"})),
+        ScriptedStep::tool_call("grep", json!({"pattern": "ship"})),
+        ScriptedStep::tool_call("read_file", json!({"path": "/etc/hostname"})),
+        ScriptedStep::tool_call("bash", json!({"command": "rm -rf /"})),
+        ScriptedStep::text("Done."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(

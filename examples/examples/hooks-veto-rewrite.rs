@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use power_loop::hooks::ToolBeforeDirective;
 use power_loop::{
-    AgentHooks, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
+    AgentHooks, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
     ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
 };
 use serde_json::json;
@@ -83,11 +83,11 @@ async fn main() -> power_loop::Result<()> {
     });
 
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_calls([
+        ScriptedStep::tool_calls([
             ("delete_file", json!({"path": "/etc/passwd"})),
             ("lookup", json!({"name": "ADA"})),
         ]),
-        Step::text(
+        ScriptedStep::text(
             "Done: /etc was protected; Ada's record is on file. Her temporary password is hunter2.",
         ),
     ]));

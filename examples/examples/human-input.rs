@@ -9,15 +9,15 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, RunStatus, RuntimeEnv, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
-    ToolSelection, default_registry,
+    NewSessionOptions, RunStatus, RuntimeEnv, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
+    StoreOptions, ToolSelection, default_registry,
 };
 use serde_json::json;
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call(
+        ScriptedStep::tool_call(
             "request_user_input",
             json!({
                 "kind": "choice",
@@ -25,7 +25,7 @@ async fn main() -> power_loop::Result<()> {
                 "options": [{"id": "staging", "label": "Staging"}, {"id": "prod", "label": "Production"}]
             }),
         ),
-        Step::text("Deploying to staging as you chose."),
+        ScriptedStep::text("Deploying to staging as you chose."),
     ]));
     // Only the human-input tool from the built-in set (no workspace needed for it).
     let tools = default_registry(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use power_loop::{
     AgentHooks, AgentLoopConfig, BoxFuture, MemoryProvider, MemorySnapshot, Message,
-    NewSessionOptions, Role, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
+    NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
 };
 
 /// Remembers every sentence the user starts with "remember", recalls them all.
@@ -66,7 +66,7 @@ async fn main() -> power_loop::Result<()> {
             .filter(|m| m.name.as_deref().is_some_and(|n| n.starts_with("memory_")))
             .map(|m| m.text())
             .collect();
-        Step::text(if memories.is_empty() {
+        ScriptedStep::text(if memories.is_empty() {
             "I know nothing yet.".to_owned()
         } else {
             memories.join(" ")

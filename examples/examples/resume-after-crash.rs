@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, RunStatus, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions,
+    NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
     ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
 };
 use serde_json::json;
@@ -77,7 +77,7 @@ async fn main() -> power_loop::Result<()> {
     println!("child exited with {:?}", status.code());
 
     // A fresh process (here: a fresh loop) picks the session up from the store.
-    let llm = ScriptedLlm::new().steps([Step::text("Order A-17 is charged.")]);
+    let llm = ScriptedLlm::new().steps([ScriptedStep::text("Order A-17 is charged.")]);
     let lp = agent(&dsn, llm, false)?;
     let pending = lp.get_pending(&sid).await?;
     let calls = pending.as_ref().map(|p| p.tool_call_ids.len()).unwrap_or(0);

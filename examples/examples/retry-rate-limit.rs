@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop::{
-    EventFilter, EventPayload, NewSessionOptions, RunStatus, ScriptedLlm, StatefulAgentLoop, Step,
-    StoreOptions,
+    EventFilter, EventPayload, NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep,
+    StatefulAgentLoop, StoreOptions,
 };
 
 #[tokio::main]
@@ -21,14 +21,14 @@ async fn main() -> power_loop::Result<()> {
     let wait = Duration::from_millis(50);
     let llm = Arc::new(ScriptedLlm::new().steps([
         // send 1: two 429s, then an answer
-        Step::rate_limited(wait),
-        Step::rate_limited(wait),
-        Step::text("Answered on the third attempt."),
+        ScriptedStep::rate_limited(wait),
+        ScriptedStep::rate_limited(wait),
+        ScriptedStep::text("Answered on the third attempt."),
         // send 2: four 429s: every attempt fails
-        Step::rate_limited(wait),
-        Step::rate_limited(wait),
-        Step::rate_limited(wait),
-        Step::rate_limited(wait),
+        ScriptedStep::rate_limited(wait),
+        ScriptedStep::rate_limited(wait),
+        ScriptedStep::rate_limited(wait),
+        ScriptedStep::rate_limited(wait),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(

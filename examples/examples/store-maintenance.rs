@@ -8,14 +8,14 @@
 
 use std::sync::Arc;
 
-use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions};
+use power_loop::{NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions};
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let dir = tempfile::tempdir()?;
     let main_db = dir.path().join("main.db").display().to_string();
     let llm = Arc::new(ScriptedLlm::from_fn(|_| {
-        Step::text("ok").with_tokens(12, 3)
+        ScriptedStep::text("ok").with_tokens(12, 3)
     }));
     let agent = StatefulAgentLoop::builder(llm)
         .dsn(main_db, StoreOptions::default(), power_loop::BACKENDS)

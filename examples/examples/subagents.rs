@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex};
 
 use power_loop::{
-    AgentSpec, EventFilter, EventPayload, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step,
-    StoreOptions, ToolRegistry,
+    AgentSpec, EventFilter, EventPayload, NewSessionOptions, ScriptedLlm, ScriptedStep,
+    StatefulAgentLoop, StoreOptions, ToolRegistry,
 };
 // The sub-agent tools and `run_agent_spec` live in the agent crate (not re-exported by the
 // façade at the time of writing).
@@ -23,16 +23,16 @@ async fn main() -> power_loop::Result<()> {
     // One scripted model serves parent and children, in call order.
     let llm = Arc::new(ScriptedLlm::new().steps([
         // parent, round 0: delegate
-        Step::tool_call(
+        ScriptedStep::tool_call(
             "spawn_agent",
             json!({"task": "List two uses of durable timers.", "name": "researcher"}),
         ),
         // child: answers its task
-        Step::text("1. follow up later; 2. poll a slow job."),
+        ScriptedStep::text("1. follow up later; 2. poll a slow job."),
         // parent, round 1: uses the child's report
-        Step::text("My researcher says: follow-ups and polling."),
+        ScriptedStep::text("My researcher says: follow-ups and polling."),
         // declarative child with an output schema
-        Step::json(json!({"verdict": "approve", "score": 8})),
+        ScriptedStep::json(json!({"verdict": "approve", "score": 8})),
     ]));
     let mut tools = ToolRegistry::new();
     register_subagent_tools(&mut tools, true)?;

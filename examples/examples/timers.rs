@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, ScriptedLlm, StatefulAgentLoop, Step, StoreOptions, TimerDue, TimerRunner,
-    TimerRunnerOptions, ToolRegistry, register_timer_tools,
+    NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions, TimerDue,
+    TimerRunner, TimerRunnerOptions, ToolRegistry, register_timer_tools,
 };
 use serde_json::json;
 
@@ -25,14 +25,14 @@ fn now_ms() -> i64 {
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::new().steps([
-        Step::tool_call(
+        ScriptedStep::tool_call(
             "schedule_wakeup",
             json!({"delay_seconds": 60, "note": "Check whether the export finished."}),
         ),
-        Step::text("I'll check back in a minute."),
+        ScriptedStep::text("I'll check back in a minute."),
         // answers to the two deliveries (the earlier-due timer fires first)
-        Step::text("Woken up: sending the daily summary."),
-        Step::text("Woken up: checking the export now."),
+        ScriptedStep::text("Woken up: sending the daily summary."),
+        ScriptedStep::text("Woken up: checking the export now."),
     ]));
     let mut tools = ToolRegistry::new();
     register_timer_tools(&mut tools)?;
