@@ -16,7 +16,7 @@ OFFLINE=(
   hello-world quickstart store-sqlite-basic agent-tools streaming-events structured-output
   hooks-veto-rewrite custom-tool-trait default-tools subagents timers compaction-recall
   sinks-jsonl-replay resume-after-crash cancel-and-budgets retry-rate-limit memory-provider
-  human-input schema-verify store-maintenance axum-handler chatbot-tools
+  human-input schema-verify store-maintenance axum-handler chatbot-tools workflow_research
 )
 TIMEOUT="${TIMEOUT:-120}"
 
