@@ -9,8 +9,10 @@ CACHE="${POWER_LOOP_PEERS_CACHE:-$HOME/.cache/power-loop-peers}"
 mkdir -p "$CACHE"
 
 apt_install() { # apt_install PACKAGE...: installs the Debian packages, updating the index once if needed
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+    # Waits for the dpkg lock (another apt may be running) instead of failing at once.
+    local apt=(apt-get -o DPkg::Lock::Timeout=600)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q "$@" >/dev/null 2>&1 \
+        || { "${apt[@]}" update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -q "$@" >/dev/null; }
 }
 
 # peer NAME CHECK-CMD INSTALL-CMD...: installs NAME when CHECK-CMD fails.
