@@ -22,23 +22,29 @@ fn from(pairs: &[(&str, &str)]) -> power_loop_contracts::Result<LlmProviderConfi
 fn missing_variables_are_all_named() {
     let err = from(&[]).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
-    for v in [
-        "POWER_LOOP_BASE_URL",
-        "POWER_LOOP_API_KEY",
-        "POWER_LOOP_MODEL",
-    ] {
+    for v in ["POWER_LOOP_BASE_URL", "POWER_LOOP_MODEL"] {
         assert!(
             err.message().contains(v),
             "{v} not named in: {}",
             err.message()
         );
     }
+    // An OpenAI-compatible server may need no key (a local llama.cpp, Ollama): none is sent.
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "http://127.0.0.1:8080/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "");
+    // The Anthropic transport needs one; ANTHROPIC_API_KEY fills it.
     let err = from(&[
         ("POWER_LOOP_BASE_URL", "http://x/v1"),
         ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_PROVIDER", "anthropic"),
     ])
     .unwrap_err();
-    assert!(err.message().contains("POWER_LOOP_API_KEY"));
+    assert!(err.message().contains("POWER_LOOP_API_KEY"), "{err}");
+    assert!(err.message().contains("ANTHROPIC_API_KEY"), "{err}");
     assert!(!err.message().contains("POWER_LOOP_MODEL"));
     // Empty counts as missing.
     let err = from(&[
@@ -171,9 +177,13 @@ fn echo_provider_fills_defaults_and_works_offline() {
 fn validate_names_every_missing_field() {
     let err = LlmProviderConfig::default().validate().unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
-    for f in ["base_url", "api_key", "model"] {
+    for f in ["base_url", "model"] {
         assert!(err.message().contains(f));
     }
+    let err = LlmProviderConfig::new("anthropic", "", "", "")
+        .validate()
+        .unwrap_err();
+    assert!(err.message().contains("api_key"), "{err}");
     assert!(!LlmProviderConfig::default().is_ready());
     let ok = LlmProviderConfig::new("openai", "http://x/v1", "k", "m");
     assert!(ok.is_ready());
@@ -200,4 +210,62 @@ fn anthropic_without_feature_is_a_config_error() {
     let err = create_llm_service_from_config(&c).err().unwrap();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
     assert!(err.message().contains("anthropic"));
+}
+
+#[test]
+fn vendor_keys_fill_a_missing_key() {
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.openai.com/v1"),
+        ("POWER_LOOP_MODEL", "gpt-4o-mini"),
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "sk-openai");
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.anthropic.com"),
+        ("POWER_LOOP_MODEL", "claude-x"),
+        ("POWER_LOOP_PROVIDER", "anthropic"),
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "sk-ant");
+    // An explicit key wins over the vendor's variable.
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.openai.com/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_API_KEY", "mine"),
+        ("OPENAI_API_KEY", "sk-openai"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "mine");
+}
+
+#[test]
+fn unknown_providers_are_named_in_the_error() {
+    let err = from(&[
+        ("POWER_LOOP_BASE_URL", "http://x/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_PROVIDER", "opnai"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid);
+    assert!(err.message().contains("`opnai`"), "{err}");
+    assert!(err.message().contains("POWER_LOOP_PROVIDER"), "{err}");
+    assert!(err.message().contains("anthropic"), "{err}");
+    let err = LlmProviderConfig::new("nope", "http://x/v1", "k", "m")
+        .validate()
+        .unwrap_err();
+    assert!(err.message().contains("`nope`"), "{err}");
+    assert_eq!(
+        ProviderKind::parse(" Ollama ").unwrap(),
+        ProviderKind::OpenAiCompatible
+    );
+    assert_eq!(
+        ProviderKind::parse("CLAUDE").unwrap(),
+        ProviderKind::Anthropic
+    );
+    assert_eq!(ProviderKind::parse("stub").unwrap(), ProviderKind::Echo);
+    assert!(ProviderKind::parse("").is_err());
 }

@@ -84,13 +84,17 @@ pub mod hooks {
 
 // ===== store =====
 pub use power_loop_store::{
-    BackendDescriptor, BackgroundTaskRow, CURRENT_SCHEMA_VERSION, CompactionRow, ConnectOptions,
-    DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MessageRow, MessageState, NewMessage,
-    NewSession, NoteRow, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
+    BackendDescriptor, BackgroundTaskRow, CHECKPOINT_MODES, CURRENT_SCHEMA_VERSION,
+    CompactionRequest, CompactionRow, ConnectOptions, DEFAULT_MAX_SPAWN_DEPTH,
+    DEFAULT_TABLE_PREFIX, DsnTarget, MAX_SESSION_ID_LEN, MessageRow, MessageState, NewMessage,
+    NewSession, NoteRow, ParsedDsn, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
     SessionKind, SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus,
-    SessionStore, SqliteSync, StoreOptions, SubagentLifecycle, TimerRow, WindowToken, parse_dsn,
-    provisioning_ddl,
+    SessionStore, SqliteSync, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, WindowToken,
+    new_session_id, parse_dsn, provisioning_ddl, redact_dsn, validate_session_id,
 };
+
+/// Timer status strings (`armed`, `firing`, `fired`, `cancelled`) as stored in [`TimerRow`].
+pub use power_loop_store::timer_status;
 
 pub use power_loop_store::db::{Database, Dialect};
 
@@ -138,8 +142,9 @@ pub use power_loop_llm::{OpenAiConfig, OpenAiLlm};
 
 // ===== tools =====
 pub use power_loop_tools::{
-    BubblewrapShell, CommandPolicy, FnTool, LocalShell, PolicyRule, RuntimeEnv, ShellBackend, Tool,
-    ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry, tool_fn,
+    BubblewrapShell, CommandPolicy, FnTool, HumanInputRequest, LocalShell, PolicyRule, RuntimeEnv,
+    ShellBackend, Tool, ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry,
+    tool_fn,
 };
 
 // ===== the agent loop =====

@@ -5,6 +5,8 @@ mod detach;
 mod progress;
 mod show;
 
+pub(crate) use show::human_time;
+
 use std::path::Path;
 
 use power_loop::{
