@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use power_loop::{
     AgentLoopConfig, Error, ErrorCode, LlmService, Result, SchemaPolicy, SessionStore,
-    StatefulAgentLoop,
+    StatefulAgentLoop, ToolRegistry,
 };
 
 use crate::open::{Access, open_store, store_options};
@@ -86,11 +86,13 @@ pub(crate) fn build_loop_with(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
     config: AgentLoopConfig,
+    tools: Option<ToolRegistry>,
 ) -> Result<StatefulAgentLoop> {
-    StatefulAgentLoop::builder(llm)
-        .store(store)
-        .config(config)
-        .build()
+    let mut b = StatefulAgentLoop::builder(llm).store(store).config(config);
+    if let Some(t) = tools {
+        b = b.tools(t);
+    }
+    b.build()
 }
 
 /// [`build_loop_with`] and the default configuration.
@@ -98,7 +100,7 @@ pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
 ) -> Result<StatefulAgentLoop> {
-    build_loop_with(llm, store, AgentLoopConfig::default())
+    build_loop_with(llm, store, AgentLoopConfig::default(), None)
 }
 
 /// `session.not_found` for `--session ID` with the way out.

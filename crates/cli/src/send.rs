@@ -8,7 +8,7 @@ use clap::Args;
 use power_loop::{
     AgentLoopConfig, CancellationToken, Error, ErrorCode, EventPayload, EventType,
     NewSessionOptions, Result, RunStatus, SendOptions, SessionStore, StatefulAgentLoop,
-    StatefulResult, validate_session_id,
+    StatefulResult, ToolRegistry, register_timer_tools, validate_session_id,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -50,6 +50,17 @@ pub(crate) struct TurnArgs {
     /// Sampling temperature (default: the provider's, e.g. POWER_LOOP_TEMPERATURE).
     #[arg(long, value_name = "T")]
     pub(crate) temperature: Option<f64>,
+    /// Round cap per send (default 24); reaching it exits 5.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_rounds: Option<u32>,
+    /// Token budget per send (prompt + completion); spending it exits 5.
+    #[arg(long, value_name = "TOKENS")]
+    pub(crate) token_budget: Option<u64>,
+    /// Give the model the durable timer tools (schedule_wakeup, list_wakeups, cancel_wakeup,
+    /// current_time); `power-loop timers run` fires the wakeups. Without tools, a tool call
+    /// the model makes stays pending (exit 6).
+    #[arg(long)]
+    pub(crate) timer_tools: bool,
 }
 
 /// Arguments of `send`.
@@ -90,14 +101,32 @@ fn check_turn(t: &TurnArgs) -> Result<()> {
     if t.max_tokens == Some(0) {
         return Err(exit::usage("--max-tokens must be at least 1"));
     }
+    if t.max_rounds == Some(0) {
+        return Err(exit::usage("--max-rounds must be at least 1"));
+    }
     Ok(())
 }
 
 /// The loop configuration of the flags: unset values defer to the provider's settings.
 fn loop_config(t: &TurnArgs) -> AgentLoopConfig {
-    AgentLoopConfig::default()
+    let mut c = AgentLoopConfig::default()
         .with_max_tokens(t.max_tokens)
         .with_temperature(t.temperature)
+        .with_max_tokens_per_run(t.token_budget);
+    if let Some(n) = t.max_rounds {
+        c = c.with_max_rounds(n);
+    }
+    c
+}
+
+/// The tools of the flags (`--timer-tools`), or none.
+fn tools(t: &TurnArgs) -> Result<Option<ToolRegistry>> {
+    if !t.timer_tools {
+        return Ok(None);
+    }
+    let mut registry = ToolRegistry::new();
+    register_timer_tools(&mut registry)?;
+    Ok(Some(registry))
 }
 
 /// The prompt: the argument, or stdin for `-` or a missing argument with a pipe on stdin.
@@ -199,8 +228,11 @@ async fn send_inner(cli: &Cli, args: &SendArgs, sid_out: &Mutex<Option<String>>)
     let text = read_prompt(args.text.as_deref())?;
     let (llm, _offline) = provider::choose_with(cli.offline, args.turn.model.as_deref())?;
     let config = loop_config(&args.turn);
-    let (agent, store, sid) =
-        session(cli, &args.turn, |store| build_loop_with(llm, store, config)).await?;
+    let tools = tools(&args.turn)?;
+    let (agent, store, sid) = session(cli, &args.turn, |store| {
+        build_loop_with(llm, store, config, tools)
+    })
+    .await?;
     if let Ok(mut slot) = sid_out.lock() {
         *slot = Some(sid.clone());
     }
@@ -369,8 +401,11 @@ pub(crate) async fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
     check_turn(&args.turn)?;
     let (llm, _offline) = provider::choose_with(cli.offline, args.turn.model.as_deref())?;
     let config = loop_config(&args.turn);
-    let (agent, store, sid) =
-        session(cli, &args.turn, |store| build_loop_with(llm, store, config)).await?;
+    let tools = tools(&args.turn)?;
+    let (agent, store, sid) = session(cli, &args.turn, |store| {
+        build_loop_with(llm, store, config, tools)
+    })
+    .await?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     watch(&agent, &seen, true);
     let current: Arc<Mutex<Option<CancellationToken>>> = Arc::new(Mutex::new(None));

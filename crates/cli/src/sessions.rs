@@ -60,8 +60,11 @@ pub(crate) enum SessionsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Id for the imported session (one file only; default: the archived id).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "new_ids")]
         id: Option<String>,
+        /// Give every imported session a fresh generated id (copies next to the originals).
+        #[arg(long)]
+        new_ids: bool,
     },
     /// Delete root sessions (with their sub-agents, messages, timers, runs) not updated for a
     /// while.
@@ -94,8 +97,12 @@ pub(crate) async fn run(cli: &Cli, cmd: &SessionsCommand) -> Result<()> {
         SessionsCommand::List { .. }
         | SessionsCommand::Show { .. }
         | SessionsCommand::Export { .. } => Access::ReadOnly,
-        SessionsCommand::Prune { .. } | SessionsCommand::Delete { .. } => Access::Existing,
-        SessionsCommand::Import { id, files } => {
+        SessionsCommand::Prune { older_than, .. } => {
+            output::parse_duration_ms(older_than)?;
+            Access::Existing
+        }
+        SessionsCommand::Delete { .. } => Access::Existing,
+        SessionsCommand::Import { id, files, .. } => {
             if id.is_some() && files.len() > 1 {
                 return Err(exit::usage("--id needs exactly one archive file"));
             }
@@ -120,7 +127,9 @@ async fn dispatch(store: &SessionStore, cmd: &SessionsCommand) -> Result<()> {
                 None => Err(exit::usage("--all needs --out DIR")),
             },
         },
-        SessionsCommand::Import { files, id } => import(store, files, id.as_deref()).await,
+        SessionsCommand::Import { files, id, new_ids } => {
+            import(store, files, id.as_deref(), *new_ids).await
+        }
         SessionsCommand::Prune {
             older_than,
             dry_run,
@@ -247,7 +256,12 @@ async fn export_all(store: &SessionStore, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn import(store: &SessionStore, files: &[PathBuf], id: Option<&str>) -> Result<()> {
+async fn import(
+    store: &SessionStore,
+    files: &[PathBuf],
+    id: Option<&str>,
+    new_ids: bool,
+) -> Result<()> {
     let bar = output::progress(files.len() as u64, "importing");
     let mut ids = String::new();
     for file in files {
@@ -263,7 +277,12 @@ async fn import(store: &SessionStore, files: &[PathBuf], id: Option<&str>) -> Re
                 format!("`{}` is not a session archive: {e}", file.display()),
             )
         })?;
-        let new_id = store.import_session(&archive, id).await?;
+        let target = match id {
+            Some(id) => Some(id.to_owned()),
+            None if new_ids => None,
+            None => Some(archive.session_id.clone()),
+        };
+        let new_id = store.import_session(&archive, target.as_deref()).await?;
         ids.push_str(&new_id);
         ids.push('\n');
         bar.inc(1);
