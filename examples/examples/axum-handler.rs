@@ -18,9 +18,7 @@ use axum::Router;
 use axum::extract::{Json, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use power_loop::{
-    ErrorCode, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
-};
+use power_loop::{ErrorCode, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -114,11 +112,7 @@ async fn main() -> power_loop::Result<()> {
         };
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("web.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("web.db").display().to_string())
         .build()?;
     let app = Router::new()
         .route("/chat", post(chat))

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use power_loop::{
     EventPayload, EventType, NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
-    StoreOptions, ToolDefinition, ToolOutput, ToolRegistry, timer_tools, tool_fn,
+    ToolDefinition, ToolOutput, ToolRegistry, timer_tools, tool_fn,
 };
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -107,7 +107,7 @@ async fn main() -> power_loop::Result<()> {
         tools.register_arc(t, false)?;
     }
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(db, StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(db)
         .tools(tools)
         .build()?;
     agent.event_bus().subscribe(EventType::StreamDelta, |e| {

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use power_loop::{NewSessionOptions, StatefulAgentLoop, StoreOptions};
+use power_loop::{NewSessionOptions, StatefulAgentLoop};
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
@@ -37,11 +37,7 @@ async fn main() -> power_loop::Result<()> {
         .unwrap_or_else(|| "In one sentence: what is an agent loop?".to_owned());
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("real.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("real.db").display().to_string())
         .build()?;
     let sid = agent
         .new_session(NewSessionOptions::default().with_system_prompt("Answer briefly."))

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use power_loop::{
     EventFilter, EventPayload, NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep,
-    StatefulAgentLoop, StoreOptions,
+    StatefulAgentLoop,
 };
 
 #[tokio::main]
@@ -31,11 +31,7 @@ async fn main() -> power_loop::Result<()> {
         ScriptedStep::rate_limited(wait),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .build()?;
     agent.event_bus().subscribe(EventFilter::All, |e| {
         match &e.payload {

@@ -12,7 +12,7 @@
 //!
 //! let llm = Arc::new(ScriptedLlm::new().text("Hello! How can I help?"));
 //! let agent = StatefulAgentLoop::builder(llm)
-//!     .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+//!     .dsn("sqlite://:memory:")
 //!     .build()?;
 //! let session = agent.new_session(NewSessionOptions::default()).await?;
 //! let result = agent.send(&session, "hi").await?;
