@@ -103,7 +103,7 @@ async fn main() -> power_loop::Result<()> {
     let serve = std::env::args().any(|a| a == "--serve");
     let llm: Arc<dyn power_loop::LlmService> =
         if serve && std::env::var("POWER_LOOP_BASE_URL").is_ok() {
-            power_loop::create_llm_service_from_env()?
+            power_loop::LlmProviderConfig::build_from_env()?
         } else {
             Arc::new(ScriptedLlm::from_fn(|req| {
                 let last = req.messages.last().map(|m| m.text()).unwrap_or_default();

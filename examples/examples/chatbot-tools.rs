@@ -80,7 +80,7 @@ async fn main() -> power_loop::Result<()> {
     let db = db.unwrap_or_else(|| dir.path().join("chat.db").display().to_string());
 
     let llm: Arc<dyn power_loop::LlmService> = if std::env::var("POWER_LOOP_BASE_URL").is_ok() {
-        power_loop::create_llm_service_from_env()?
+        power_loop::LlmProviderConfig::build_from_env()?
     } else {
         eprintln!("(no POWER_LOOP_BASE_URL: using the offline scripted model)");
         Arc::new(offline_model())

@@ -11,7 +11,7 @@ async fn main() -> power_loop::Result<()> {
     let dir = tempfile::tempdir()?;
     let dsn = dir.path().join("quickstart.db").display().to_string();
 
-    // The scripted model stands in for a provider (see `create_llm_service_from_env`).
+    // The scripted model stands in for a provider (see `LlmProviderConfig::build_from_env`).
     let llm = Arc::new(
         ScriptedLlm::new()
             .text("Hi! I'm a scripted model.")

@@ -3,10 +3,7 @@
 
 use std::sync::Arc;
 
-use power_loop::{
-    LlmProviderConfig, LlmService, Result, Role, ScriptedLlm, ScriptedStep,
-    create_llm_service_from_config,
-};
+use power_loop::{LlmProviderConfig, LlmService, Result, Role, ScriptedLlm, ScriptedStep};
 
 /// The variables that select a provider (with their `OPENAI_COMPAT_*` fallbacks).
 const SELECTING_VARS: &[&str] = &[
@@ -69,7 +66,7 @@ pub(crate) fn choose_with(
             temperature = cfg.temperature,
             "power-loop: provider configured from the environment"
         );
-        return Ok((create_llm_service_from_config(&cfg)?, false));
+        return Ok((cfg.build()?, false));
     }
     eprintln!(
         "power-loop: OFFLINE — no provider configured; the built-in scripted model answers \

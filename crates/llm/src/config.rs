@@ -451,25 +451,47 @@ fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
     )))
 }
 
-/// Builds the provider for `cfg` wrapped in the default stack: per-call timeout
-/// (`timeout_s × attempts`), one retry layer ([`LlmProviderConfig::retry_policy`]) and no
-/// concurrency limit. The echo provider is returned without layers.
+/// The old name of [`LlmProviderConfig::build`], kept as an alias.
+#[deprecated(
+    note = "use `cfg.build()` (LlmProviderConfig::build): one naming scheme for the provider entry points"
+)]
 pub fn create_llm_service_from_config(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
-    let raw = create_raw_llm_service(cfg)?;
-    if cfg.kind() == ProviderKind::Echo {
-        return Ok(raw);
-    }
-    let policy = cfg.retry_policy();
-    let per_call = Duration::from_secs_f64(cfg.timeout_s)
-        .saturating_mul(policy.max_attempts.max(1))
-        .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
-    Ok(LlmStack::new()
-        .retry(policy)
-        .call_timeout(per_call)
-        .wrap(raw))
+    cfg.build()
 }
 
-/// [`LlmProviderConfig::from_env`] + [`create_llm_service_from_config`].
+impl LlmProviderConfig {
+    /// Builds the provider for this config wrapped in the default stack: per-call timeout
+    /// (`timeout_s × attempts`), one retry layer ([`LlmProviderConfig::retry_policy`]) and no
+    /// concurrency limit. The echo provider is returned without layers.
+    ///
+    /// The provider entry points are this type's: `LlmProviderConfig::from_env()?.build()?`,
+    /// or [`LlmProviderConfig::new`] / [`from_lookup`](Self::from_lookup) then `build()`.
+    pub fn build(&self) -> Result<Arc<dyn LlmService>> {
+        let raw = create_raw_llm_service(self)?;
+        if self.kind() == ProviderKind::Echo {
+            return Ok(raw);
+        }
+        let policy = self.retry_policy();
+        let per_call = Duration::from_secs_f64(self.timeout_s)
+            .saturating_mul(policy.max_attempts.max(1))
+            .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
+        Ok(LlmStack::new()
+            .retry(policy)
+            .call_timeout(per_call)
+            .wrap(raw))
+    }
+
+    /// [`from_env`](Self::from_env) then [`build`](Self::build): the provider the
+    /// `POWER_LOOP_*` variables describe.
+    pub fn build_from_env() -> Result<Arc<dyn LlmService>> {
+        Self::from_env()?.build()
+    }
+}
+
+/// The old name of [`LlmProviderConfig::build_from_env`], kept as an alias.
+#[deprecated(
+    note = "use `LlmProviderConfig::build_from_env()` (or `from_env()?.build()`): one naming scheme for the provider entry points"
+)]
 pub fn create_llm_service_from_env() -> Result<Arc<dyn LlmService>> {
-    create_llm_service_from_config(&LlmProviderConfig::from_env()?)
+    LlmProviderConfig::build_from_env()
 }

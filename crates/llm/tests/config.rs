@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use power_loop_contracts::{ErrorCode, LlmRequest};
-use power_loop_llm::{LlmProviderConfig, ProviderKind, create_llm_service_from_config};
+use power_loop_llm::{LlmProviderConfig, ProviderKind};
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let m: HashMap<String, String> = pairs
@@ -156,7 +156,7 @@ fn echo_provider_fills_defaults_and_works_offline() {
     assert_eq!(c.base_url, "echo://local");
     assert_eq!(c.api_key, "echo");
     assert_eq!(c.model, "echo");
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -166,7 +166,7 @@ fn echo_provider_fills_defaults_and_works_offline() {
         .unwrap();
     assert_eq!(r.raw_text, "pong");
     let c = from(&[("POWER_LOOP_PROVIDER", "stub")]).unwrap();
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     let r = rt
         .block_on(svc.complete(LlmRequest::from_prompt("say this")))
         .unwrap();
@@ -188,9 +188,7 @@ fn validate_names_every_missing_field() {
     let ok = LlmProviderConfig::new("openai", "http://x/v1", "k", "m");
     assert!(ok.is_ready());
     ok.validate().unwrap();
-    let err = create_llm_service_from_config(&LlmProviderConfig::default())
-        .err()
-        .unwrap();
+    let err = (LlmProviderConfig::default().build()).err().unwrap();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
 }
 
@@ -198,7 +196,7 @@ fn validate_names_every_missing_field() {
 #[test]
 fn factory_builds_a_layered_openai_service() {
     let c = LlmProviderConfig::new("deepseek", "http://127.0.0.1:9/v1", "k", "deepseek-chat");
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     assert_eq!(svc.model_name(), "deepseek-chat");
     assert_eq!(svc.capabilities().provider, "deepseek");
 }
@@ -207,7 +205,7 @@ fn factory_builds_a_layered_openai_service() {
 #[test]
 fn anthropic_without_feature_is_a_config_error() {
     let c = LlmProviderConfig::new("anthropic", "http://x", "k", "m");
-    let err = create_llm_service_from_config(&c).err().unwrap();
+    let err = c.build().err().unwrap();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
     assert!(err.message().contains("anthropic"));
 }
@@ -268,4 +266,12 @@ fn unknown_providers_are_named_in_the_error() {
     );
     assert_eq!(ProviderKind::parse("stub").unwrap(), ProviderKind::Echo);
     assert!(ProviderKind::parse("").is_err());
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_factory_names_are_aliases() {
+    let c = LlmProviderConfig::new("echo", "", "", "");
+    let svc = power_loop_llm::create_llm_service_from_config(&c).unwrap();
+    assert_eq!(svc.model_name(), c.build().unwrap().model_name());
 }

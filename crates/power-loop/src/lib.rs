@@ -129,8 +129,11 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
     LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
-    Step as ScriptedStep, create_llm_service_from_config, create_llm_service_from_env, with_retry,
+    Step as ScriptedStep, with_retry,
 };
+/// Deprecated aliases of [`LlmProviderConfig::build`] and [`LlmProviderConfig::build_from_env`].
+#[allow(deprecated)]
+pub use power_loop_llm::{create_llm_service_from_config, create_llm_service_from_env};
 
 /// The old name of [`ScriptedStep`] (one scripted-model answer), kept for compatibility.
 #[deprecated(
