@@ -99,10 +99,13 @@ pub use power_loop_store::timer_status;
 pub use power_loop_store::db::{Database, Dialect};
 
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use power_loop_store_mysql::{MySqlDatabase, MySqlDialect};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use power_loop_store_postgres::{PostgresDatabase, PostgresDialect};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
 
 /// The store backends compiled into this build (chosen by cargo features).
@@ -126,6 +129,7 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 
 // ===== LLM providers =====
 #[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
     LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
@@ -141,6 +145,7 @@ pub use power_loop_llm::{create_llm_service_from_config, create_llm_service_from
 )]
 pub type Step = ScriptedStep;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use power_loop_llm::{OpenAiConfig, OpenAiLlm};
 
 // ===== tools =====
@@ -189,12 +194,16 @@ pub use power_loop_workflow::{
 
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use power_loop_sinks::metrics::PrometheusBackend;
 #[cfg(feature = "statsd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub use power_loop_sinks::metrics::{StatsdBackend, StatsdLabels, StatsdOptions};
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use power_loop_sinks::otel::OtelBridge;
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use power_loop_sinks::otlp::{OtlpOptions, OtlpPipeline};
 pub use power_loop_sinks::{
     BadLine, BadLineKind, JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink,
