@@ -84,13 +84,15 @@ pub mod hooks {
 
 // ===== store =====
 pub use power_loop_store::{
-    BackendDescriptor, BackgroundTaskRow, CHECKPOINT_MODES, CURRENT_SCHEMA_VERSION,
-    CompactionRequest, CompactionRow, ConnectOptions, DEFAULT_MAX_SPAWN_DEPTH,
-    DEFAULT_TABLE_PREFIX, DsnTarget, MAX_SESSION_ID_LEN, MessageRow, MessageState, NewMessage,
-    NewSession, NoteRow, ParsedDsn, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
-    SessionKind, SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus,
-    SessionStore, SqliteSync, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, WindowToken,
-    new_session_id, parse_dsn, provisioning_ddl, redact_dsn, validate_session_id,
+    BackendDescriptor, BackgroundTaskRow, BackgroundTaskUpdate, Blackboard, BoardDocument,
+    BoardEntry, CHECKPOINT_MODES, CURRENT_SCHEMA_VERSION, CompactionRequest, CompactionRow,
+    ConnectOptions, DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, DsnTarget, JsonMap,
+    MAX_SESSION_ID_LEN, MessageRow, MessageState, NewMessage, NewSession, NoteRow, ParsedDsn,
+    PendingChange, PendingInteraction, PendingState, SchemaPolicy, SessionArchive, SessionKind,
+    SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SessionStore,
+    SqliteSync, StatsDelta, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, TurnCommit,
+    UsageRecord, UsageRoundRow, WindowToken, new_session_id, parse_dsn, provisioning_ddl,
+    redact_dsn, validate_session_id,
 };
 
 /// Timer status strings (`armed`, `firing`, `fired`, `cancelled`) as stored in [`TimerRow`].
