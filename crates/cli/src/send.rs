@@ -154,13 +154,12 @@ fn non_empty(text: String) -> Result<String> {
     Ok(text)
 }
 
-/// Opens the store and picks the session: `--session` must exist, `--new-session` creates,
-/// neither makes a fresh one.
-async fn session(
-    cli: &Cli,
-    t: &TurnArgs,
-    agent_of: impl FnOnce(SessionStore) -> Result<StatefulAgentLoop>,
-) -> Result<(StatefulAgentLoop, SessionStore, String)> {
+/// Picks the provider, opens the store, builds the loop of the flags and picks the session:
+/// `--session` must exist, `--new-session` creates, neither makes a fresh one.
+async fn start(cli: &Cli, t: &TurnArgs) -> Result<(StatefulAgentLoop, SessionStore, String)> {
+    let (llm, _offline) = provider::choose_with(cli.offline, t.model.as_deref())?;
+    let config = loop_config(t);
+    let tools = tools(t)?;
     // Continuing a session needs an existing store: a mistyped --dsn creates nothing.
     let access = if t.session.is_some() {
         Access::Existing
@@ -168,7 +167,7 @@ async fn session(
         Access::Create
     };
     let store = open_store(cli, access).await?;
-    let agent = agent_of(store.clone())?;
+    let agent = build_loop_with(llm, store.clone(), config, tools)?;
     let sid = match (&t.session, &t.new_session) {
         (Some(id), _) => {
             if !store.session_exists(id).await? {
@@ -226,13 +225,7 @@ struct Seen {
 async fn send_inner(cli: &Cli, args: &SendArgs, sid_out: &Mutex<Option<String>>) -> Result<u8> {
     check_turn(&args.turn)?;
     let text = read_prompt(args.text.as_deref())?;
-    let (llm, _offline) = provider::choose_with(cli.offline, args.turn.model.as_deref())?;
-    let config = loop_config(&args.turn);
-    let tools = tools(&args.turn)?;
-    let (agent, store, sid) = session(cli, &args.turn, |store| {
-        build_loop_with(llm, store, config, tools)
-    })
-    .await?;
+    let (agent, store, sid) = start(cli, &args.turn).await?;
     if let Ok(mut slot) = sid_out.lock() {
         *slot = Some(sid.clone());
     }
@@ -399,13 +392,7 @@ pub(crate) fn print_json_failure(
 /// `chat`: reads lines from stdin and streams each answer; Ctrl-C cancels the answer in flight.
 pub(crate) async fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
     check_turn(&args.turn)?;
-    let (llm, _offline) = provider::choose_with(cli.offline, args.turn.model.as_deref())?;
-    let config = loop_config(&args.turn);
-    let tools = tools(&args.turn)?;
-    let (agent, store, sid) = session(cli, &args.turn, |store| {
-        build_loop_with(llm, store, config, tools)
-    })
-    .await?;
+    let (agent, store, sid) = start(cli, &args.turn).await?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     watch(&agent, &seen, true);
     let current: Arc<Mutex<Option<CancellationToken>>> = Arc::new(Mutex::new(None));

@@ -110,15 +110,9 @@ pub use power_loop_store_postgres::{PostgresDatabase, PostgresDialect};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
 
-/// The store backends compiled into this build (chosen by cargo features).
-pub const BACKENDS: &[BackendDescriptor] = &[
-    #[cfg(feature = "sqlite")]
-    power_loop_store_sqlite::BACKEND,
-    #[cfg(feature = "postgres")]
-    power_loop_store_postgres::BACKEND,
-    #[cfg(feature = "mysql")]
-    power_loop_store_mysql::BACKEND,
-];
+/// The store backends compiled into this build (chosen by cargo features; the same list
+/// `StatefulAgentLoop::builder(llm).dsn(..)` opens a DSN on).
+pub const BACKENDS: &[BackendDescriptor] = power_loop_agent::COMPILED_BACKENDS;
 
 /// Opens a store by DSN on the backends compiled into this build.
 ///
