@@ -103,6 +103,14 @@ pub(crate) fn build_loop(
     build_loop_with(llm, store, AgentLoopConfig::default(), None)
 }
 
+/// A registry with the durable timer tools (`schedule_wakeup`, `list_wakeups`,
+/// `cancel_wakeup`, `current_time`): `--timer-tools` of `send`, `chat` and `timers run`.
+pub(crate) fn timer_registry() -> Result<ToolRegistry> {
+    let mut registry = ToolRegistry::new();
+    power_loop::register_timer_tools(&mut registry)?;
+    Ok(registry)
+}
+
 /// `session.not_found` for `--session ID` with the way out.
 pub(crate) fn unknown_session(id: &str) -> Error {
     Error::new(

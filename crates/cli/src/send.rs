@@ -8,7 +8,7 @@ use clap::Args;
 use power_loop::{
     AgentLoopConfig, CancellationToken, Error, ErrorCode, EventPayload, EventType,
     NewSessionOptions, Result, RunStatus, SendOptions, SessionStore, StatefulAgentLoop,
-    StatefulResult, ToolRegistry, register_timer_tools, validate_session_id,
+    StatefulResult, ToolRegistry, validate_session_id,
 };
 use tokio::io::AsyncBufReadExt;
 
@@ -124,9 +124,7 @@ fn tools(t: &TurnArgs) -> Result<Option<ToolRegistry>> {
     if !t.timer_tools {
         return Ok(None);
     }
-    let mut registry = ToolRegistry::new();
-    register_timer_tools(&mut registry)?;
-    Ok(Some(registry))
+    crate::commands::timer_registry().map(Some)
 }
 
 /// The prompt: the argument, or stdin for `-` or a missing argument with a pipe on stdin.

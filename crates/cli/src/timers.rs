@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Subcommand;
-use power_loop::{Result, TimerRow, TimerRunner, TimerRunnerOptions, timer_status};
+use power_loop::{
+    AgentLoopConfig, Result, TimerRow, TimerRunner, TimerRunnerOptions, timer_status,
+};
 
 use crate::open::{Access, open_store};
 use crate::{Cli, commands, exit, output, provider};
@@ -48,6 +50,10 @@ pub(crate) enum TimersCommand {
         /// Print one JSON line per firing.
         #[arg(long)]
         json: bool,
+        /// Give the woken sessions the durable timer tools (as `send --timer-tools` does), so
+        /// a model can schedule its next wakeup.
+        #[arg(long)]
+        timer_tools: bool,
     },
 }
 
@@ -64,19 +70,20 @@ pub(crate) async fn run(cli: &Cli, cmd: &TimersCommand) -> Result<()> {
             once,
             concurrency,
             json,
+            timer_tools,
         } => {
             let poll = output::parse_duration_ms(poll)?;
             if poll <= 0 {
                 return Err(exit::usage("--poll must be positive"));
             }
-            runner(
-                cli,
-                Duration::from_millis(poll.unsigned_abs()),
-                *once,
-                *concurrency,
-                *json,
-            )
-            .await
+            let flags = RunnerFlags {
+                poll: Duration::from_millis(poll.unsigned_abs()),
+                once: *once,
+                concurrency: *concurrency,
+                json: *json,
+                timer_tools: *timer_tools,
+            };
+            runner(cli, &flags).await
         }
     }
 }
@@ -147,16 +154,32 @@ fn stop_on_signals(stop: Arc<AtomicBool>, wake: Arc<tokio::sync::Notify>) -> Res
     Ok(())
 }
 
-async fn runner(
-    cli: &Cli,
+/// The flags of `timers run`.
+#[derive(Debug, Clone, Copy)]
+struct RunnerFlags {
     poll: Duration,
     once: bool,
     concurrency: usize,
     json: bool,
-) -> Result<()> {
+    timer_tools: bool,
+}
+
+async fn runner(cli: &Cli, flags: &RunnerFlags) -> Result<()> {
+    let RunnerFlags {
+        poll,
+        once,
+        concurrency,
+        json,
+        timer_tools,
+    } = *flags;
     let (llm, _offline) = provider::choose(cli.offline)?;
     let store = open_store(cli, Access::Existing).await?;
-    let lp = commands::build_loop(llm, store.clone())?;
+    let tools = if timer_tools {
+        Some(commands::timer_registry()?)
+    } else {
+        None
+    };
+    let lp = commands::build_loop_with(llm, store.clone(), AgentLoopConfig::default(), tools)?;
     let opts = TimerRunnerOptions::default()
         .with_poll_interval(poll)
         .with_concurrency(concurrency.max(1));
