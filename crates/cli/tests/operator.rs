@@ -111,6 +111,8 @@ fn a_closed_pipe_is_not_a_panic() {
         &["schema", "print-ddl"][..],
         &["--dsn", "pl.db", "sessions", "list"],
         &["--dsn", "pl.db", "sessions", "export", "p1"],
+        &["--dsn", "pl.db", "workflow", "list"],
+        &["--dsn", "pl.db", "store", "stats"],
     ] {
         let mut child = support::cmd(dir.path(), &[], args)
             .stdin(Stdio::null())
