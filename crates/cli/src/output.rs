@@ -57,7 +57,11 @@ pub(crate) fn print_table(t: &Table, empty: &str) -> Result<()> {
         return Ok(());
     }
     let text = t.to_string();
-    let trimmed: Vec<&str> = text.lines().map(str::trim_end).collect();
+    // The preset draws its (blank) left border as one space: flush the table left.
+    let trimmed: Vec<&str> = text
+        .lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
+        .collect();
     line(trimmed.join("\n"))
 }
 
