@@ -378,3 +378,45 @@ fn help_documents_exit_codes_and_examples() {
         "{h}"
     );
 }
+
+#[test]
+fn chat_ctrl_c_cancels_the_answer_in_flight_and_goes_on() {
+    let fake = Fake::start(|n| {
+        if n == 0 {
+            Reply::Stall(Duration::from_secs(30))
+        } else {
+            Reply::Text(vec!["second answer".into()])
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env = provider_env(&fake);
+    let mut child = support::cmd(dir.path(), &pairs(&env), &["chat", "--new-session", "ch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a long question\n").unwrap();
+    let start = Instant::now();
+    while fake.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"and now?\n/exit\n").unwrap();
+    drop(stdin);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("second answer"), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cancel"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(fake.requests().len(), 2);
+}

@@ -507,3 +507,59 @@ fn timers_list_run_once_and_sigterm_drains_the_runner() {
         show(&o)
     );
 }
+
+#[test]
+fn timers_run_with_timer_tools_lets_the_woken_model_use_them() {
+    use support::{Fake, Reply, pairs, provider_env};
+    let fake = Fake::start(|n| {
+        if n == 1 {
+            Reply::ToolCall("current_time".into())
+        } else {
+            Reply::Text(vec!["noted".into()])
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let env = provider_env(&fake);
+    let o = run(
+        d,
+        &pairs(&env),
+        &["--dsn", "w.db", "send", "--new-session", "w", "hi"],
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    arm_timer(&d.join("w.db"), "w", -10);
+    let o = run(
+        d,
+        &pairs(&env),
+        &[
+            "--dsn",
+            "w.db",
+            "timers",
+            "run",
+            "--once",
+            "--timer-tools",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["outcome"], "delivered", "{v}");
+    // The timer call asked for current_time, got its result, then answered.
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
+    let tools: Vec<&str> = reqs[1].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"schedule_wakeup"), "{tools:?}");
+    let last = reqs[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "tool", "{last}");
+}
