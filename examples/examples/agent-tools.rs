@@ -7,8 +7,7 @@ use std::sync::Arc;
 use power_loop::hooks::ToolBeforeDirective;
 use power_loop::{
     AgentHooks, EventFilter, EventSink, JsonlOptions, JsonlSink, NewSessionOptions, ScriptedLlm,
-    ScriptedStep, StatefulAgentLoop, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry,
-    replay, tool_fn,
+    ScriptedStep, StatefulAgentLoop, ToolDefinition, ToolOutput, ToolRegistry, replay, tool_fn,
 };
 use serde_json::json;
 
@@ -43,11 +42,7 @@ async fn main() -> power_loop::Result<()> {
         ScriptedStep::text("The tool said DURABLE."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("agent.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("agent.db").display().to_string())
         .tools(tools)
         .hooks(hooks)
         .build()?;

@@ -18,9 +18,7 @@ use axum::Router;
 use axum::extract::{Json, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use power_loop::{
-    ErrorCode, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
-};
+use power_loop::{ErrorCode, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,7 +103,7 @@ async fn main() -> power_loop::Result<()> {
     let serve = std::env::args().any(|a| a == "--serve");
     let llm: Arc<dyn power_loop::LlmService> =
         if serve && std::env::var("POWER_LOOP_BASE_URL").is_ok() {
-            power_loop::create_llm_service_from_env()?
+            power_loop::LlmProviderConfig::build_from_env()?
         } else {
             Arc::new(ScriptedLlm::from_fn(|req| {
                 let last = req.messages.last().map(|m| m.text()).unwrap_or_default();
@@ -114,11 +112,7 @@ async fn main() -> power_loop::Result<()> {
         };
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("web.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("web.db").display().to_string())
         .build()?;
     let app = Router::new()
         .route("/chat", post(chat))

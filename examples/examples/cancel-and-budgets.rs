@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use power_loop::{
     AgentLoopConfig, CancellationToken, NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep,
-    SendOptions, StatefulAgentLoop, StoreOptions, ToolDefinition, ToolOutput, ToolRegistry,
-    tool_fn,
+    SendOptions, StatefulAgentLoop, ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
 };
 use serde_json::json;
 
@@ -43,11 +42,7 @@ fn build(
     tools: Option<ToolRegistry>,
 ) -> power_loop::Result<StatefulAgentLoop> {
     let mut b = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .config(config);
     if let Some(t) = tools {
         b = b.tools(t);

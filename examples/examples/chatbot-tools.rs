@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use power_loop::{
     EventPayload, EventType, NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
-    StoreOptions, ToolDefinition, ToolOutput, ToolRegistry, timer_tools, tool_fn,
+    ToolDefinition, ToolOutput, ToolRegistry, timer_tools, tool_fn,
 };
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -80,7 +80,7 @@ async fn main() -> power_loop::Result<()> {
     let db = db.unwrap_or_else(|| dir.path().join("chat.db").display().to_string());
 
     let llm: Arc<dyn power_loop::LlmService> = if std::env::var("POWER_LOOP_BASE_URL").is_ok() {
-        power_loop::create_llm_service_from_env()?
+        power_loop::LlmProviderConfig::build_from_env()?
     } else {
         eprintln!("(no POWER_LOOP_BASE_URL: using the offline scripted model)");
         Arc::new(offline_model())
@@ -107,7 +107,7 @@ async fn main() -> power_loop::Result<()> {
         tools.register_arc(t, false)?;
     }
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(db, StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(db)
         .tools(tools)
         .build()?;
     agent.event_bus().subscribe(EventType::StreamDelta, |e| {

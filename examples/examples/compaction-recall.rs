@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use power_loop::{
     AgentLoopConfig, DefaultCompactor, EventPayload, EventType, NewSessionOptions, ScriptedLlm,
-    ScriptedStep, StatefulAgentLoop, StatusChanged, StoreOptions, ToolRegistry,
-    recall_compacted_tool,
+    ScriptedStep, StatefulAgentLoop, StatusChanged, ToolRegistry, recall_compacted_tool,
 };
 use serde_json::json;
 
@@ -40,11 +39,7 @@ async fn main() -> power_loop::Result<()> {
     let mut tools = ToolRegistry::new();
     tools.register(recall_compacted_tool())?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .config(AgentLoopConfig::new().with_compactor(Some(Arc::new(compactor))))
         .tools(tools)
         .build()?;

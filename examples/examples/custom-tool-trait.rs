@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use power_loop::{
-    BoxFuture, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions, Tool,
-    ToolContext, ToolDefinition, ToolOutput, ToolRegistry,
+    BoxFuture, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, Tool, ToolContext,
+    ToolDefinition, ToolOutput, ToolRegistry,
 };
 use serde_json::{Value, json};
 
@@ -100,11 +100,7 @@ async fn main() -> power_loop::Result<()> {
         ScriptedStep::text("120 bolts, no nuts."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use power_loop::{
     NewSessionOptions, Role, RuntimeEnv, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
-    StoreOptions, ToolSelection, default_registry,
+    ToolSelection, default_registry,
 };
 use serde_json::json;
 
@@ -35,11 +35,7 @@ async fn main() -> power_loop::Result<()> {
         ScriptedStep::text("Done."),
     ]));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .tools(tools)
         .runtime_env(env)
         .build()?;

@@ -7,17 +7,13 @@
 
 use std::sync::Arc;
 
-use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions};
+use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop};
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::new().text("Hello, world!"));
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .build()?;
     let session = agent.new_session(NewSessionOptions::default()).await?;
     let result = agent.send(&session, "Say hello.").await?;

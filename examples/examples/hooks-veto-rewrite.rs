@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use power_loop::hooks::ToolBeforeDirective;
 use power_loop::{
-    AgentHooks, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
-    ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
+    AgentHooks, NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, ToolDefinition,
+    ToolOutput, ToolRegistry, tool_fn,
 };
 use serde_json::json;
 
@@ -92,11 +92,7 @@ async fn main() -> power_loop::Result<()> {
         ),
     ]));
     let agent = StatefulAgentLoop::builder(llm.clone())
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .tools(tools)
         .hooks(hooks)
         .build()?;

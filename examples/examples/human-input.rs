@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use power_loop::{
     NewSessionOptions, RunStatus, RuntimeEnv, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
-    StoreOptions, ToolSelection, default_registry,
+    ToolSelection, default_registry,
 };
 use serde_json::json;
 
@@ -34,11 +34,7 @@ async fn main() -> power_loop::Result<()> {
     )?;
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("hitl.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("hitl.db").display().to_string())
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;

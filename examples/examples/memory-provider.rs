@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use power_loop::{
     AgentHooks, AgentLoopConfig, BoxFuture, MemoryProvider, MemorySnapshot, Message,
-    NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
+    NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
 };
 
 /// Remembers every sentence the user starts with "remember", recalls them all.
@@ -83,11 +83,7 @@ async fn main() -> power_loop::Result<()> {
         Ok(())
     });
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .config(AgentLoopConfig::new().with_memory(Some(memory.clone())))
         .hooks(hooks)
         .build()?;

@@ -36,7 +36,8 @@ async fn main() -> power_loop::Result<()> {
     );
 
     let first = StatefulAgentLoop::builder(llm.clone())
-        .dsn(dsn.clone(), options.clone(), power_loop::BACKENDS)
+        .dsn(dsn.clone())
+        .store_options(options.clone())
         .build()?;
     let sid = first.new_session(NewSessionOptions::default()).await?;
     println!(
@@ -50,7 +51,8 @@ async fn main() -> power_loop::Result<()> {
 
     // A second loop, sharing nothing with the first but the DSN.
     let second = StatefulAgentLoop::builder(llm)
-        .dsn(dsn, options, power_loop::BACKENDS)
+        .dsn(dsn)
+        .store_options(options)
         .build()?;
     let answer = second.send(&sid, "What is my order number?").await?;
     println!("{}", answer.final_text);

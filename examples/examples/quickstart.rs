@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
-use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions};
+use power_loop::{NewSessionOptions, ScriptedLlm, StatefulAgentLoop};
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let dir = tempfile::tempdir()?;
     let dsn = dir.path().join("quickstart.db").display().to_string();
 
-    // The scripted model stands in for a provider (see `create_llm_service_from_env`).
+    // The scripted model stands in for a provider (see `LlmProviderConfig::build_from_env`).
     let llm = Arc::new(
         ScriptedLlm::new()
             .text("Hi! I'm a scripted model.")
             .then_text("You said your name is Ada."),
     );
     let agent = StatefulAgentLoop::builder(llm.clone())
-        .dsn(dsn.clone(), StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(dsn.clone())
         .build()?;
     let sid = agent
         .new_session(NewSessionOptions::default().with_system_prompt("Be brief."))
@@ -28,9 +28,7 @@ async fn main() -> power_loop::Result<()> {
     agent.close(std::time::Duration::from_secs(5)).await?;
 
     // A brand-new loop (as in another process) resumes the session by id from the store.
-    let agent2 = StatefulAgentLoop::builder(llm.clone())
-        .dsn(dsn, StoreOptions::default(), power_loop::BACKENDS)
-        .build()?;
+    let agent2 = StatefulAgentLoop::builder(llm.clone()).dsn(dsn).build()?;
     let second = agent2.send(&sid, "my name is Ada").await?;
     println!("assistant: {}", second.final_text);
     let request = llm.last_request().map(|r| r.messages.len()).unwrap_or(0);

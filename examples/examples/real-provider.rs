@@ -1,6 +1,6 @@
 //! A real model from the environment: the provider is read from `POWER_LOOP_*` variables.
 //!
-//! Shows: `create_llm_service_from_env()` (provider, base URL, key, model, timeout and retries
+//! Shows: `LlmProviderConfig::build_from_env()` (provider, base URL, key, model, timeout and retries
 //! from the environment, wrapped in the retry and timeout layers) driving a durable session on a
 //! SQLite file. Needs a reachable provider (network or a local server); CI only builds it.
 //!
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use power_loop::{NewSessionOptions, StatefulAgentLoop, StoreOptions};
+use power_loop::{NewSessionOptions, StatefulAgentLoop};
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
@@ -30,18 +30,14 @@ async fn main() -> power_loop::Result<()> {
         std::process::exit(2);
     }
     // A missing or malformed variable is a `config.invalid` error naming it.
-    let llm: Arc<dyn power_loop::LlmService> = power_loop::create_llm_service_from_env()?;
+    let llm: Arc<dyn power_loop::LlmService> = power_loop::LlmProviderConfig::build_from_env()?;
 
     let prompt = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "In one sentence: what is an agent loop?".to_owned());
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("real.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("real.db").display().to_string())
         .build()?;
     let sid = agent
         .new_session(NewSessionOptions::default().with_system_prompt("Answer briefly."))

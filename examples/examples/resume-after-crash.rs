@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions,
-    ToolDefinition, ToolOutput, ToolRegistry, tool_fn,
+    NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep, StatefulAgentLoop, ToolDefinition,
+    ToolOutput, ToolRegistry, tool_fn,
 };
 use serde_json::json;
 
@@ -49,7 +49,7 @@ fn agent(dsn: &str, llm: ScriptedLlm, crash: bool) -> power_loop::Result<Statefu
     let mut tools = ToolRegistry::new();
     tools.register(charge_tool(crash))?;
     StatefulAgentLoop::builder(Arc::new(llm))
-        .dsn(dsn, StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(dsn)
         .tools(tools)
         .build()
 }

@@ -1,8 +1,9 @@
 //! Retry: a rate-limited model call is retried after the server's `Retry-After`; a model that
 //! keeps failing ends the run as `degraded` instead of hanging.
 //!
-//! Shows: the loop's default retry (4 attempts, exponential backoff with jitter, honouring
-//! `Retry-After`), the `llm_retry_attempted` and `llm_degraded` events, and what a degraded run
+//! Shows: the default retry layer wrapped around the provider (`power_loop::with_retry` with
+//! `RetryPolicy::default()`: 4 attempts, exponential backoff with jitter, honouring
+//! `Retry-After`; `LlmProviderConfig::build` adds it for real providers), the `llm_retry_attempted` and `llm_degraded` events, and what a degraded run
 //! returns (a marker text persisted as the reply, status `degraded`: a caller must check the
 //! status, not only the text).
 //!
@@ -12,14 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop::{
-    EventFilter, EventPayload, NewSessionOptions, RunStatus, ScriptedLlm, ScriptedStep,
-    StatefulAgentLoop, StoreOptions,
+    EventFilter, EventPayload, NewSessionOptions, RetryPolicy, RunStatus, ScriptedLlm,
+    ScriptedStep, StatefulAgentLoop,
 };
 
 #[tokio::main]
 async fn main() -> power_loop::Result<()> {
     let wait = Duration::from_millis(50);
-    let llm = Arc::new(ScriptedLlm::new().steps([
+    let scripted = Arc::new(ScriptedLlm::new().steps([
         // send 1: two 429s, then an answer
         ScriptedStep::rate_limited(wait),
         ScriptedStep::rate_limited(wait),
@@ -30,12 +31,10 @@ async fn main() -> power_loop::Result<()> {
         ScriptedStep::rate_limited(wait),
         ScriptedStep::rate_limited(wait),
     ]));
+    // The loop makes one attempt per call; retry wraps the provider before it reaches the loop.
+    let llm = power_loop::with_retry(scripted, RetryPolicy::default());
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .build()?;
     agent.event_bus().subscribe(EventFilter::All, |e| {
         match &e.payload {

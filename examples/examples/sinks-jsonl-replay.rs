@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use power_loop::{
     EventFilter, EventSink, EventType, JsonlOptions, JsonlSink, LogSink, NewSessionOptions,
-    ScriptedLlm, StatefulAgentLoop, StoreOptions, replay,
+    ScriptedLlm, StatefulAgentLoop, replay,
 };
 
 #[tokio::main]
@@ -24,11 +24,7 @@ async fn main() -> power_loop::Result<()> {
             .then_text("second answer"),
     );
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .build()?;
 
     let sink = Arc::new(JsonlSink::open(

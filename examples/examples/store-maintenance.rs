@@ -17,9 +17,7 @@ async fn main() -> power_loop::Result<()> {
     let llm = Arc::new(ScriptedLlm::from_fn(|_| {
         ScriptedStep::text("ok").with_tokens(12, 3)
     }));
-    let agent = StatefulAgentLoop::builder(llm)
-        .dsn(main_db, StoreOptions::default(), power_loop::BACKENDS)
-        .build()?;
+    let agent = StatefulAgentLoop::builder(llm).dsn(main_db).build()?;
     let mut ids = Vec::new();
     for topic in ["billing", "search", "onboarding"] {
         let sid = agent

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use power_loop::{
     EventFilter, EventPayload, EventType, NewSessionOptions, ScriptedLlm, StatefulAgentLoop,
-    StoreOptions,
 };
 
 #[tokio::main]
@@ -25,11 +24,7 @@ async fn main() -> power_loop::Result<()> {
             .with_delay(std::time::Duration::from_millis(20)),
     );
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .build()?;
 
     // 1. Print text deltas as they arrive.

@@ -12,8 +12,7 @@
 use std::sync::Arc;
 
 use power_loop::{
-    AgentLoopConfig, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StoreOptions,
-    StructuredOutputSpec,
+    AgentLoopConfig, NewSessionOptions, ScriptedLlm, StatefulAgentLoop, StructuredOutputSpec,
 };
 use serde_json::json;
 
@@ -35,11 +34,7 @@ async fn main() -> power_loop::Result<()> {
             .then_text("{\"city\": \"Oslo\", \"celsius\": -3.5}"),
     );
     let agent = StatefulAgentLoop::builder(llm.clone())
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .config(
             AgentLoopConfig::new()
                 .with_structured_output(Some(StructuredOutputSpec::new("Weather", schema))),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use power_loop::{
     AgentSpec, EventFilter, EventPayload, NewSessionOptions, ScriptedLlm, ScriptedStep,
-    StatefulAgentLoop, StoreOptions, ToolRegistry,
+    StatefulAgentLoop, ToolRegistry,
 };
 // The sub-agent tools and `run_agent_spec` live in the agent crate (not re-exported by the
 // façade at the time of writing).
@@ -37,11 +37,7 @@ async fn main() -> power_loop::Result<()> {
     let mut tools = ToolRegistry::new();
     register_subagent_tools(&mut tools, true)?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            "sqlite://:memory:",
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn("sqlite://:memory:")
         .tools(tools)
         .build()?;
 

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use power_loop::{
-    NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, StoreOptions, TimerDue,
-    TimerRunner, TimerRunnerOptions, ToolRegistry, register_timer_tools,
+    NewSessionOptions, ScriptedLlm, ScriptedStep, StatefulAgentLoop, TimerDue, TimerRunner,
+    TimerRunnerOptions, ToolRegistry, register_timer_tools,
 };
 use serde_json::json;
 
@@ -38,11 +38,7 @@ async fn main() -> power_loop::Result<()> {
     register_timer_tools(&mut tools)?;
     let dir = tempfile::tempdir()?;
     let agent = StatefulAgentLoop::builder(llm)
-        .dsn(
-            dir.path().join("timers.db").display().to_string(),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(dir.path().join("timers.db").display().to_string())
         .tools(tools)
         .build()?;
     let sid = agent.new_session(NewSessionOptions::default()).await?;

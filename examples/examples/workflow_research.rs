@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use power_loop::{
     LlmRequest, NewSessionOptions, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop,
-    StoreOptions, WorkflowEngine, WorkflowRunOptions, WorkflowSpec, get_workflow_run, resume_run,
+    WorkflowEngine, WorkflowRunOptions, WorkflowSpec, get_workflow_run, resume_run,
 };
 
 const SPEC: &str = r#"{
@@ -68,7 +68,7 @@ async fn main() -> power_loop::Result<()> {
     let dsn = dir.path().join("research.db").display().to_string();
     let calls = Arc::new(AtomicUsize::new(0));
     let agent = StatefulAgentLoop::builder(Arc::new(scripted_model(calls.clone())))
-        .dsn(dsn, StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(dsn)
         .build()?;
     let parent = agent
         .new_session(NewSessionOptions::default().with_system_prompt("You coordinate research."))

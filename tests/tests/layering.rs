@@ -16,20 +16,20 @@ fn workspace_manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml")
 }
 
-/// The names of every crate in the normal dependency tree of `krate` (itself included).
+/// The names of every crate in the normal dependency tree of `krate` (itself included), every
+/// optional dependency on.
 fn resolved(krate: &str) -> BTreeSet<String> {
+    resolved_with(krate, "--all-features")
+}
+
+/// Like [`resolved`] with a feature flag of `cargo tree` (`--all-features` or
+/// `--no-default-features`).
+fn resolved_with(krate: &str, features: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let run = |offline: bool| {
         let mut cmd = Command::new(&cargo);
         cmd.args([
-            "tree",
-            "-e",
-            "normal",
-            "--all-features",
-            "--prefix",
-            "none",
-            "-p",
-            krate,
+            "tree", "-e", "normal", features, "--prefix", "none", "-p", krate,
         ])
         .arg("--manifest-path")
         .arg(workspace_manifest());
@@ -118,12 +118,18 @@ const TABLE: &[(&str, &[&str])] = &[
         &["power-loop-contracts", "power-loop-store"],
     ),
     ("power-loop-sinks", &["power-loop-contracts"]),
+    // The backends only behind the agent's `sqlite` / `postgres` / `mysql` features: the
+    // descriptors `AgentLoopBuilder::dsn` opens a DSN on (checked below: without them the agent
+    // resolves no backend and no driver).
     (
         "power-loop-agent",
         &[
             "power-loop-contracts",
             "power-loop-store",
             "power-loop-tools",
+            "power-loop-store-sqlite",
+            "power-loop-store-postgres",
+            "power-loop-store-mysql",
         ],
     ),
     (
@@ -220,9 +226,22 @@ fn tools_resolve_at_most_the_store_core() {
 #[test]
 fn agent_resolves_contracts_store_and_tools_only() {
     // Not the llm crate: the loop takes any `Arc<dyn LlmService>`, wrapped by the caller.
-    let mut forbidden = DB_DRIVERS.to_vec();
-    forbidden.extend(["reqwest", "tower"]);
-    assert_row("power-loop-agent", &forbidden);
+    assert_row("power-loop-agent", &["reqwest", "tower"]);
+    // Without its backend features the agent resolves no backend and no database driver.
+    let deps = resolved_with("power-loop-agent", "--no-default-features");
+    let backends: Vec<&String> = deps
+        .iter()
+        .filter(|d| d.starts_with("power-loop-store-"))
+        .collect();
+    assert!(
+        backends.is_empty(),
+        "agent without features resolves {backends:?}"
+    );
+    let drivers: Vec<&&str> = DB_DRIVERS.iter().filter(|d| deps.contains(**d)).collect();
+    assert!(
+        drivers.is_empty(),
+        "agent without features resolves {drivers:?}"
+    );
 }
 
 #[test]

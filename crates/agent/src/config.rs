@@ -20,10 +20,12 @@ pub struct AgentLoopConfig {
     pub system_prompt: Option<String>,
     /// Round cap per run (default 24).
     pub max_rounds: u32,
-    /// Sampling temperature sent on every call (`None` defers to the provider; default `Some(0.0)`).
+    /// Sampling temperature sent on every call (default `None`: the provider's own setting, e.g.
+    /// `POWER_LOOP_TEMPERATURE`, goes on the wire; a loop default never overrides it).
     pub temperature: Option<f64>,
-    /// Completion cap per call (`None` defers to the provider; default `Some(8000)`); also the
-    /// compactor's context budget.
+    /// Completion cap per call (default `None`: the provider's own setting, e.g.
+    /// `POWER_LOOP_MAX_TOKENS`, goes on the wire); also the compactor's context budget (8000
+    /// when unset).
     pub max_tokens: Option<u32>,
     /// Model override placed on every request.
     pub model: Option<String>,
@@ -79,8 +81,8 @@ impl Default for AgentLoopConfig {
         AgentLoopConfig {
             system_prompt: None,
             max_rounds: 24,
-            temperature: Some(0.0),
-            max_tokens: Some(8000),
+            temperature: None,
+            max_tokens: None,
             model: None,
             response_format: None,
             structured_output: None,

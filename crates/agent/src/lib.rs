@@ -6,15 +6,19 @@
 //! the memory-provider and compactor seams, the system-prompt builder and the active-window cache.
 //!
 //! # Must not import
-//! Concrete store backends or LLM providers (only their traits; tests use the SQLite backend and
-//! the scripted model as dev-dependencies).
+//! LLM providers (only the `LlmService` trait; tests use the scripted model as a
+//! dev-dependency) and, in its code, concrete store backends: the loop sees only the store's
+//! `Database` port. The backend crates are optional dependencies whose only use is the
+//! [`COMPILED_BACKENDS`] list `AgentLoopBuilder::dsn` opens a DSN on.
 //!
 //! # Seams
 //! Uses `power_loop_contracts::{LlmService, Hook}`, `power_loop_tools::Tool` and the store's
 //! `SessionStore`; defines [`memory::MemoryProvider`] and [`compaction::Compactor`].
 //!
 //! # Feature flags
-//! None.
+//! - `sqlite`, `postgres`, `mysql`: put that backend's descriptor in [`COMPILED_BACKENDS`], so
+//!   `StatefulAgentLoop::builder(llm).dsn("app.db")` finds it (the `power-loop` façade turns
+//!   on the ones it is built with). Off by default.
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
@@ -37,7 +41,7 @@ pub mod subagent;
 pub mod timers;
 mod window;
 
-pub use agent_loop::{AgentLoopBuilder, NewSessionOptions, StatefulAgentLoop};
+pub use agent_loop::{AgentLoopBuilder, COMPILED_BACKENDS, NewSessionOptions, StatefulAgentLoop};
 pub use budget::RunUsage;
 pub use bus::{AgentEventBus, BusOptions, EventFilter, OverflowPolicy, SubscriptionId};
 pub use compaction::{

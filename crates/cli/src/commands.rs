@@ -1,91 +1,65 @@
-//! The subcommands.
+//! Dispatch of the subcommands to their modules, the loop every model-driven command builds,
+//! and the `schema` commands.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use power_loop::{
-    AgentLoopConfig, Error, ErrorCode, EventPayload, EventType, LlmService, NewSessionOptions,
-    Result, SchemaPolicy, SessionArchive, SessionStore, StatefulAgentLoop, StatefulResult,
-    StoreOptions,
+    AgentLoopConfig, Error, ErrorCode, LlmService, Result, SchemaPolicy, SessionStore,
+    StatefulAgentLoop, ToolRegistry,
 };
-use tokio::io::AsyncBufReadExt;
 
-use crate::{Cli, Command, SchemaCommand, SessionsCommand, provider};
+use crate::open::{Access, open_store, store_options};
+use crate::{Cli, Command, SchemaCommand, exit, output};
 
-pub(crate) fn store_options(cli: &Cli) -> StoreOptions {
-    StoreOptions::default().with_table_prefix(cli.table_prefix.clone())
-}
-
+/// Opens the store for a command that writes (created on first use).
 pub(crate) async fn open(cli: &Cli) -> Result<SessionStore> {
-    power_loop::open_store(&cli.dsn, store_options(cli)).await
+    open_store(cli, Access::Create).await
 }
 
-/// Runs the command; `Ok(false)` exits 1 without an error message (the output said why).
-pub(crate) async fn run(cli: Cli) -> Result<bool> {
-    if let Command::Workflow(cmd) = &cli.command {
-        return crate::workflow::run(&cli, cmd).await;
-    }
-    run_other(cli).await.map(|()| true)
-}
-
-async fn run_other(cli: Cli) -> Result<()> {
+/// Runs the command; returns the process exit code.
+pub(crate) async fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
-        Command::Send {
-            session,
-            json,
-            system,
-            text,
-        } => {
-            let (llm, _offline) = provider::choose(cli.offline)?;
-            let store = open(&cli).await?;
-            let agent = build_loop(llm, store.clone())?;
-            let sid = ensure_session(&agent, &store, session.as_deref(), system.as_deref()).await?;
-            let result = agent.send(&sid, text.as_str()).await;
-            agent.close(std::time::Duration::from_secs(10)).await?;
-            let result = result?;
-            print_send(&result, *json)?;
-            store.close().await
-        }
-        Command::Chat { session, system } => {
-            let (llm, _offline) = provider::choose(cli.offline)?;
-            let store = open(&cli).await?;
-            let agent = build_loop(llm, store.clone())?;
-            let sid = ensure_session(&agent, &store, session.as_deref(), system.as_deref()).await?;
-            chat(&agent, &sid).await?;
-            agent.close(std::time::Duration::from_secs(10)).await?;
-            store.close().await
-        }
-        Command::Sessions(cmd) => {
-            let store = open(&cli).await?;
-            let r = sessions(&store, cmd).await;
-            store.close().await?;
-            r
-        }
-        Command::Schema(SchemaCommand::PrintDdl) => {
+        Command::Workflow(cmd) => crate::workflow::run(&cli, cmd)
+            .await
+            .map(|ok| if ok { exit::OK } else { exit::ERROR }),
+        Command::Send(args) => crate::send::send(&cli, args).await,
+        Command::Chat(args) => crate::send::chat(&cli, args).await.map(|()| exit::OK),
+        Command::Sessions(cmd) => crate::sessions::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Store(cmd) => crate::maint::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Timers(cmd) => crate::timers::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Events(cmd) => crate::events::run(cmd).map(|()| exit::OK),
+        Command::Schema(cmd) => schema(&cli, cmd).await.map(|()| exit::OK),
+    }
+}
+
+async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
+    match cmd {
+        SchemaCommand::PrintDdl => {
             let parsed = power_loop::parse_dsn(&cli.dsn)?;
             let dialect: Box<dyn power_loop_dialects::Dialect> =
                 power_loop_dialects::for_backend(parsed.backend)?;
+            let mut text = String::new();
             for stmt in power_loop::provisioning_ddl(dialect.as_ref(), &cli.table_prefix)? {
-                println!("{stmt};");
+                text.push_str(&stmt);
+                text.push_str(";\n");
             }
-            Ok(())
+            output::out(&text)
         }
-        Command::Workflow(_) => Err(Error::new(
-            ErrorCode::Internal,
-            "workflow commands are dispatched before this point",
-        )),
-        Command::Schema(SchemaCommand::Verify) => {
-            let store = power_loop::open_store(
-                &cli.dsn,
-                store_options(&cli).with_schema_policy(SchemaPolicy::Verify),
-            )
-            .await?;
-            println!(
+        SchemaCommand::Verify => {
+            let store = crate::open::open_store(cli, Access::ReadOnly).await?;
+            debug_assert_eq!(
+                store_options(cli)
+                    .with_schema_policy(SchemaPolicy::Verify)
+                    .schema_policy,
+                SchemaPolicy::Verify
+            );
+            let r = output::line(format!(
                 "schema ok: version {} on {}",
                 store.schema_version(),
                 store.backend_name()
-            );
-            store.close().await
+            ));
+            store.close().await?;
+            r
         }
     }
 }
@@ -105,167 +79,45 @@ mod power_loop_dialects {
     }
 }
 
+/// The loop of a model-driven command: the provider comes with its own retry and timeout
+/// layers (from its configuration), so none is added here; `config` carries the command
+/// line's per-call settings (unset values defer to the provider's).
+pub(crate) fn build_loop_with(
+    llm: Arc<dyn LlmService>,
+    store: SessionStore,
+    config: AgentLoopConfig,
+    tools: Option<ToolRegistry>,
+) -> Result<StatefulAgentLoop> {
+    let mut b = StatefulAgentLoop::builder(llm).store(store).config(config);
+    if let Some(t) = tools {
+        b = b.tools(t);
+    }
+    b.build()
+}
+
+/// [`build_loop_with`] and the default configuration.
 pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
 ) -> Result<StatefulAgentLoop> {
-    // The loop's default retry layer, now wrapped around the provider by the caller.
-    let llm = power_loop::with_retry(llm, power_loop::RetryPolicy::default());
-    StatefulAgentLoop::builder(llm)
-        .store(store)
-        .config(AgentLoopConfig::default())
-        .build()
+    build_loop_with(llm, store, AgentLoopConfig::default(), None)
 }
 
-async fn ensure_session(
-    agent: &StatefulAgentLoop,
-    store: &SessionStore,
-    session: Option<&str>,
-    system: Option<&str>,
-) -> Result<String> {
-    match session {
-        Some(id) if store.session_exists(id).await? => Ok(id.to_owned()),
-        Some(id) => {
-            let mut new = power_loop::NewSession::new().with_id(id);
-            new.system_prompt = system.map(str::to_owned);
-            store.create_session(new).await
-        }
-        None => {
-            let mut opts = NewSessionOptions::default();
-            if let Some(s) = system {
-                opts = opts.with_system_prompt(s);
-            }
-            agent.new_session(opts).await
-        }
-    }
+/// A registry with the durable timer tools (`schedule_wakeup`, `list_wakeups`,
+/// `cancel_wakeup`, `current_time`): `--timer-tools` of `send`, `chat` and `timers run`.
+pub(crate) fn timer_registry() -> Result<ToolRegistry> {
+    let mut registry = ToolRegistry::new();
+    power_loop::register_timer_tools(&mut registry)?;
+    Ok(registry)
 }
 
-fn print_send(result: &StatefulResult, json: bool) -> Result<()> {
-    if json {
-        let v = serde_json::json!({
-            "session_id": result.session_id,
-            "final_text": result.final_text,
-            "status": result.status.as_str(),
-            "rounds": result.rounds,
-            "usage": serde_json::to_value(result.usage)?,
-        });
-        println!("{}", serde_json::to_string(&v)?);
-    } else {
-        println!("{}", result.final_text);
-        println!("session: {}", result.session_id);
-    }
-    Ok(())
-}
-
-async fn chat(agent: &StatefulAgentLoop, sid: &str) -> Result<()> {
-    let streamed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = streamed.clone();
-    agent
-        .event_bus()
-        .subscribe(EventType::StreamDelta, move |ev| {
-            if let EventPayload::StreamDelta(d) = &ev.payload {
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(d.text.as_bytes());
-                let _ = out.flush();
-            }
-            Ok(())
-        });
-    eprintln!("session: {sid}  (type /exit to quit, /session to print the id)");
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    loop {
-        eprint!("> ");
-        let _ = std::io::stderr().flush();
-        let Some(line) = lines.next_line().await.map_err(Error::from)? else {
-            break;
-        };
-        let line = line.trim();
-        match line {
-            "" => continue,
-            "/exit" | "/quit" => break,
-            "/session" => {
-                println!("{sid}");
-                continue;
-            }
-            _ => {}
-        }
-        streamed.store(false, std::sync::atomic::Ordering::Relaxed);
-        match agent.send(sid, line).await {
-            Ok(r) => {
-                if !streamed.load(std::sync::atomic::Ordering::Relaxed) {
-                    print!("{}", r.final_text);
-                }
-                println!();
-                if r.status.as_str() != "completed" {
-                    eprintln!("[{}]", r.status.as_str());
-                }
-            }
-            Err(e) if e.code() == ErrorCode::SessionPending => {
-                eprintln!("{e}");
-                let healed = agent.heal_pending(sid).await?;
-                eprintln!("healed {healed} unfinished tool call(s); send again");
-            }
-            Err(e) => eprintln!("error: {e}"),
-        }
-    }
-    Ok(())
-}
-
-async fn sessions(store: &SessionStore, cmd: &SessionsCommand) -> Result<()> {
-    match cmd {
-        SessionsCommand::List { limit } => {
-            for s in store.list_sessions(*limit).await? {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    s.session_id,
-                    s.kind.as_str(),
-                    s.status.as_str(),
-                    s.updated_at
-                );
-            }
-        }
-        SessionsCommand::Show { id, all } => {
-            if !store.session_exists(id).await? {
-                return Err(Error::session_not_found(id));
-            }
-            let rows = if *all {
-                store.load_all_messages(id).await?
-            } else {
-                store.load_active_messages(id, None).await?
-            };
-            for m in rows {
-                let calls = m.tool_calls.as_ref().map_or(0, Vec::len);
-                let suffix = if calls > 0 {
-                    format!(" [{calls} tool call(s)]")
-                } else {
-                    String::new()
-                };
-                println!(
-                    "#{} {}: {}{suffix}",
-                    m.seq,
-                    m.role,
-                    m.content.unwrap_or_default()
-                );
-            }
-        }
-        SessionsCommand::Export { id, out } => {
-            let archive = store.export_session(id).await?;
-            let text = serde_json::to_string_pretty(&archive)?;
-            match out {
-                Some(path) => std::fs::write(path, text)?,
-                None => println!("{text}"),
-            }
-        }
-        SessionsCommand::Import { file, id } => {
-            let text = std::fs::read_to_string(file)?;
-            let archive: SessionArchive = serde_json::from_str(&text).map_err(|e| {
-                Error::new(
-                    ErrorCode::StoreArchiveInvalid,
-                    format!("`{}` is not a session archive: {e}", file.display()),
-                )
-            })?;
-            println!("{}", store.import_session(&archive, id.as_deref()).await?);
-        }
-    }
-    Ok(())
+/// `session.not_found` for `--session ID` with the way out.
+pub(crate) fn unknown_session(id: &str) -> Error {
+    Error::new(
+        ErrorCode::SessionNotFound,
+        format!(
+            "session not found: `{id}`; list sessions with `power-loop sessions list`, or create it with `--new-session {id}`"
+        ),
+    )
+    .with_detail("session_id", id)
 }

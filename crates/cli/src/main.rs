@@ -1,26 +1,60 @@
 //! `power-loop`: chat with a durable agent session, send one-shot messages, and operate the store.
 //!
 //! The provider comes from the `POWER_LOOP_*` environment variables (`POWER_LOOP_BASE_URL`,
-//! `POWER_LOOP_API_KEY`, `POWER_LOOP_MODEL`, `POWER_LOOP_PROVIDER`, …). When none is set the tool
-//! runs offline on the scripted model and says so on stderr.
+//! `POWER_LOOP_API_KEY`, `POWER_LOOP_MODEL`, `POWER_LOOP_PROVIDER`, …). When neither
+//! `POWER_LOOP_BASE_URL` nor `POWER_LOOP_PROVIDER` is set the tool runs offline on the scripted
+//! model and says so on stderr.
+//!
+//! Layout: one module per command group (`send` for send/chat, `sessions`, `maint` for
+//! store/schema, `timers`, `events`, `workflow`), plus `exit` (exit codes), `output` (tables,
+//! times, pipe-safe printing), `open` (opening the store read-only or for writing) and
+//! `provider`. It depends on the `power-loop` façade only.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod commands;
+mod events;
+mod exit;
+mod maint;
+mod open;
+mod output;
 mod provider;
+mod send;
+mod sessions;
+mod timers;
 mod workflow;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  completed            3  degraded (the model call failed after retries)
+  1  error (store, configuration, I/O)
+  2  usage error          4  cancelled (Ctrl-C)
+  5  stopped by a budget or the round limit
+  6  waiting for input, or a pending tool call
+
+Examples:
+  power-loop send \"Summarize our plan.\"             # new session; answer on stdout, id on stderr
+  power-loop send --session SID \"And the risks?\"    # continue an existing session
+  echo \"hello\" | power-loop send --json              # prompt from stdin, one JSON object out
+  power-loop sessions list --dsn postgres://app@db/app
+  power-loop schema print-ddl | head -3
+
+Provider: POWER_LOOP_BASE_URL / POWER_LOOP_PROVIDER select one (POWER_LOOP_MODEL, POWER_LOOP_API_KEY,
+or OPENAI_API_KEY / ANTHROPIC_API_KEY); otherwise the offline scripted model answers.
+Logs: -v (info), -vv (debug), or RUST_LOG=power_loop=debug.";
+
 /// Command line of the `power-loop` tool.
 #[derive(Debug, Parser)]
 #[command(
     name = "power-loop",
     version,
-    about = "A durable agent session on your own store."
+    about = "A durable agent session on your own store.",
+    after_help = AFTER_HELP
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Store DSN: a SQLite path (default `power-loop.db`), `sqlite:///abs/path.db`,
     /// `postgres://…` or `mysql://…`.
     #[arg(
@@ -29,55 +63,49 @@ struct Cli {
         env = "POWER_LOOP_DSN",
         default_value = "power-loop.db"
     )]
-    dsn: String,
+    pub(crate) dsn: String,
     /// Table prefix of the store.
     #[arg(long, global = true, default_value = "pl_")]
-    table_prefix: String,
+    pub(crate) table_prefix: String,
     /// Force the offline scripted model even when a provider is configured.
     #[arg(long, global = true)]
-    offline: bool,
+    pub(crate) offline: bool,
+    /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides the filter).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Interactive chat; the answer streams as it arrives. `/exit` quits, `/session` prints the id.
-    Chat {
-        /// Continue this session (created when it does not exist).
-        #[arg(long)]
-        session: Option<String>,
-        /// System prompt for a new session.
-        #[arg(long)]
-        system: Option<String>,
-    },
-    /// Send one message and print the answer and the session id.
-    Send {
-        /// Continue this session (created when it does not exist).
-        #[arg(long)]
-        session: Option<String>,
-        /// Print one JSON object (`session_id`, `final_text`, `usage`, `status`, `rounds`).
-        #[arg(long)]
-        json: bool,
-        /// System prompt for a new session.
-        #[arg(long)]
-        system: Option<String>,
-        /// The message.
-        text: String,
-    },
-    /// Inspect and move sessions.
+    Chat(send::ChatArgs),
+    /// Send one message; the answer goes to stdout, status and the session id to stderr.
+    #[command(after_help = send::SEND_HELP)]
+    Send(send::SendArgs),
+    /// Inspect, move, prune and delete sessions.
     #[command(subcommand)]
-    Sessions(SessionsCommand),
+    Sessions(sessions::SessionsCommand),
+    /// Store maintenance: vacuum, checkpoint, stats.
+    #[command(subcommand)]
+    Store(maint::StoreCommand),
     /// Schema provisioning.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Durable timers: list them, or run a timer runner process (SIGTERM drains it).
+    #[command(subcommand)]
+    Timers(timers::TimersCommand),
+    /// Event logs written by the JSONL sink.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Workflow specs.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
 }
 
 #[derive(Debug, Subcommand)]
-enum WorkflowCommand {
+pub(crate) enum WorkflowCommand {
     /// Check a WorkflowSpec JSON file and list every problem; exits 1 when it is invalid.
     Validate {
         /// The spec file.
@@ -146,58 +174,48 @@ enum WorkflowCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum SessionsCommand {
-    /// List the most recent sessions.
-    List {
-        /// How many.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
-    /// Print a session's messages.
-    Show {
-        /// Session id.
-        id: String,
-        /// Include compacted-out messages.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Export a session to a JSON archive (stdout or `--out`).
-    Export {
-        /// Session id.
-        id: String,
-        /// Output file.
-        #[arg(long)]
-        out: Option<std::path::PathBuf>,
-    },
-    /// Import a JSON archive; prints the new session id.
-    Import {
-        /// Archive file.
-        file: std::path::PathBuf,
-        /// Id for the imported session (default: the archived id).
-        #[arg(long)]
-        id: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum SchemaCommand {
+pub(crate) enum SchemaCommand {
     /// Print the provisioning DDL for the DSN's backend (run it as a user with DDL rights).
     PrintDdl,
     /// Check that the schema exists and matches this build (opens with SchemaPolicy::Verify).
     Verify,
 }
 
+/// Installs the stderr log subscriber for `-v` / `RUST_LOG`.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let from_env = std::env::var("RUST_LOG").is_ok_and(|v| !v.trim().is_empty());
+    if verbose == 0 && !from_env {
+        return;
+    }
+    let filter = if from_env {
+        EnvFilter::from_default_env()
+    } else {
+        EnvFilter::new(match verbose {
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        })
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::clap_error(e),
+    };
+    init_logging(cli.verbose);
     if let Command::Workflow(WorkflowCommand::Validate { file, json }) = &cli.command {
         // no store, provider or runtime needed
         return match workflow::validate(file, *json) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("power-loop: {e}");
-                ExitCode::FAILURE
-            }
+            Err(e) => exit::report(&e),
         };
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -208,15 +226,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("power-loop: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(exit::ERROR);
         }
     };
-    match rt.block_on(commands::run(cli)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("power-loop: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let code = match rt.block_on(commands::run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => exit::report(&e),
+    };
+    // Do not wait for a blocked stdin reader or a stuck connection at exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }

@@ -83,7 +83,7 @@ fn second_process_continues_the_first_conversation() {
     let first = cli(
         dir.path(),
         &url,
-        &["send", "--session", "s1", "--json", "first question"],
+        &["send", "--new-session", "s1", "--json", "first question"],
     );
     assert!(
         first.status.success(),
@@ -107,8 +107,9 @@ fn second_process_continues_the_first_conversation() {
         String::from_utf8_lossy(&second.stderr)
     );
     let out = String::from_utf8_lossy(&second.stdout);
-    assert!(out.contains("answer 2"), "{out}");
-    assert!(out.contains("session: s1"), "{out}");
+    assert_eq!(out, "answer 2\n");
+    // Status goes to stderr, never into the answer.
+    assert!(String::from_utf8_lossy(&second.stderr).contains("session: s1"));
 
     let bodies = bodies.lock().unwrap();
     assert_eq!(bodies.len(), 2);
@@ -139,19 +140,19 @@ fn second_process_continues_the_first_conversation() {
 #[test]
 fn offline_mode_says_so_and_keeps_history() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |text: &str| {
+    let run = |flag: &str, text: &str| {
         Command::new(env!("CARGO_BIN_EXE_power-loop"))
             .current_dir(dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(["send", "--session", "s", text])
+            .args(["send", flag, "s", text])
             .output()
             .unwrap()
     };
-    let a = run("one");
+    let a = run("--new-session", "one");
     assert!(a.status.success());
     assert!(String::from_utf8_lossy(&a.stderr).contains("OFFLINE"));
-    let b = run("two");
+    let b = run("--session", "two");
     let out = String::from_utf8_lossy(&b.stdout);
     assert!(out.contains("3 message(s), 2 from you"), "{out}");
     assert!(dir.path().join("power-loop.db").exists());

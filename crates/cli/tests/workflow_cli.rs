@@ -292,7 +292,7 @@ fn list_is_a_table_with_human_dates_and_filters_by_session() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_spec(dir.path(), "s.json", &pair("one", "two"));
     cli(dir.path(), None)
-        .args(["send", "--session", "boss", "hello"])
+        .args(["send", "--new-session", "boss", "hello"])
         .assert()
         .code(0);
     cli(dir.path(), None)
@@ -362,7 +362,7 @@ fn detach_prints_the_run_id_at_once_and_the_run_finishes_in_the_background() {
     let (url, _seen) = start_server(dir.path().join("never"));
     let f = write_spec(dir.path(), "s.json", &pair("slow", "slow too"));
     cli(dir.path(), Some(&url))
-        .args(["send", "--session", "boss", "hello"])
+        .args(["send", "--new-session", "boss", "hello"])
         .assert()
         .code(0);
     let t = Instant::now();

@@ -24,13 +24,79 @@ pub enum ProviderKind {
     OpenAiCompatible,
 }
 
+/// The OpenAI-compatible routing keys [`ProviderKind::parse`] accepts (besides the echo and
+/// Anthropic keys): hosted APIs speaking the chat-completions wire format and local servers.
+pub const OPENAI_COMPATIBLE_PROVIDERS: &[&str] = &[
+    "openai",
+    "openai-compatible",
+    "openai_compatible",
+    "openai-compat",
+    "compat",
+    "azure",
+    "deepseek",
+    "dashscope",
+    "qwen",
+    "moonshot",
+    "kimi",
+    "zhipu",
+    "glm",
+    "groq",
+    "together",
+    "openrouter",
+    "mistral",
+    "xai",
+    "gemini",
+    "fireworks",
+    "perplexity",
+    "siliconflow",
+    "ollama",
+    "vllm",
+    "sglang",
+    "llamacpp",
+    "llama.cpp",
+    "llama-cpp",
+    "lmstudio",
+    "lm-studio",
+    "localai",
+    "local",
+];
+
+/// The echo routing keys.
+const ECHO_PROVIDERS: &[&str] = &["echo", "stub", "scripted"];
+/// The Anthropic routing keys.
+const ANTHROPIC_PROVIDERS: &[&str] = &["anthropic", "claude", "dashscope-anthropic"];
+
 impl ProviderKind {
-    /// Routes a provider key (case- and whitespace-insensitive).
+    /// Routes a provider key (case- and whitespace-insensitive) without checking it: anything
+    /// that is not an echo or Anthropic key is OpenAI-compatible (the reference behaviour).
+    /// Configuration paths use [`ProviderKind::parse`], which refuses unknown keys.
     pub fn from_key(key: &str) -> ProviderKind {
-        match key.trim().to_ascii_lowercase().as_str() {
-            "echo" | "stub" | "scripted" => ProviderKind::Echo,
-            "anthropic" | "claude" | "dashscope-anthropic" => ProviderKind::Anthropic,
-            _ => ProviderKind::OpenAiCompatible,
+        Self::parse(key).unwrap_or(ProviderKind::OpenAiCompatible)
+    }
+
+    /// Routes a provider key (case- and whitespace-insensitive); an unknown key is a
+    /// `config.invalid` error naming it and listing the known keys.
+    pub fn parse(key: &str) -> Result<ProviderKind> {
+        let k = key.trim().to_ascii_lowercase();
+        if ECHO_PROVIDERS.contains(&k.as_str()) {
+            Ok(ProviderKind::Echo)
+        } else if ANTHROPIC_PROVIDERS.contains(&k.as_str()) {
+            Ok(ProviderKind::Anthropic)
+        } else if OPENAI_COMPATIBLE_PROVIDERS.contains(&k.as_str()) {
+            Ok(ProviderKind::OpenAiCompatible)
+        } else {
+            let known: Vec<&str> = ECHO_PROVIDERS
+                .iter()
+                .chain(ANTHROPIC_PROVIDERS)
+                .chain(OPENAI_COMPATIBLE_PROVIDERS)
+                .copied()
+                .collect();
+            Err(Error::config(format!(
+                "unknown LLM provider `{}`; use one of: {} (any OpenAI-compatible server works as `openai` with its base URL)",
+                key.trim(),
+                known.join(", ")
+            ))
+            .with_detail("provider", key.trim()))
         }
     }
 }
@@ -43,7 +109,9 @@ pub struct LlmProviderConfig {
     pub provider: String,
     /// Endpoint base URL (required).
     pub base_url: String,
-    /// Credential (required).
+    /// Credential (required by the Anthropic transport; may be empty for an OpenAI-compatible
+    /// server that needs none, e.g. a local llama.cpp or Ollama: no `Authorization` header is
+    /// sent then).
     pub api_key: String,
     /// Model name (required).
     pub model: String,
@@ -138,7 +206,7 @@ impl LlmProviderConfig {
         if self.base_url.trim().is_empty() {
             missing.push("base_url");
         }
-        if self.api_key.trim().is_empty() {
+        if self.api_key.trim().is_empty() && self.kind() == ProviderKind::Anthropic {
             missing.push("api_key");
         }
         if self.model.trim().is_empty() {
@@ -149,7 +217,7 @@ impl LlmProviderConfig {
 
     /// Checks the config: `config.invalid` naming every missing required field, or a bad number.
     pub fn validate(&self) -> Result<()> {
-        if self.kind() != ProviderKind::Echo {
+        if ProviderKind::parse(&self.provider)? != ProviderKind::Echo {
             let missing = self.missing_fields();
             if !missing.is_empty() {
                 return Err(Error::config(format!(
@@ -186,8 +254,11 @@ impl LlmProviderConfig {
     /// Reads the config through `lookup` (a variable name → value function, e.g. a map in tests).
     ///
     /// For each suffix, `{prefix}_{SUFFIX}` if set and non-empty, else `{fallback}_{SUFFIX}`, else
-    /// the default. Suffixes: `BASE_URL`, `API_KEY`, `MODEL` (required unless the provider is
-    /// `echo`/`stub`, which fills `echo://local` / `echo` / `echo`), `PROVIDER`, `TIMEOUT_S`,
+    /// the default. Suffixes: `BASE_URL`, `MODEL` (required unless the provider is
+    /// `echo`/`stub`, which fills `echo://local` / `echo` / `echo`), `API_KEY` (when unset:
+    /// `ANTHROPIC_API_KEY` for the Anthropic transport, `OPENAI_API_KEY` for the OpenAI-compatible
+    /// one; an OpenAI-compatible server may have none), `PROVIDER` (an unknown key is an error
+    /// naming it, see [`ProviderKind::parse`]), `TIMEOUT_S`,
     /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_SLEEP`, and
     /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_TOOLS` / `SUPPORTS_STREAM`
     /// (`1/true/yes/on`, `0/false/no/off`). A missing required variable or an unparsable value is a
@@ -210,10 +281,22 @@ impl LlmProviderConfig {
             None
         };
         let mut cfg = LlmProviderConfig::default();
-        if let Some((_, v)) = get("PROVIDER") {
+        if let Some((name, v)) = get("PROVIDER") {
+            ProviderKind::parse(&v).map_err(|e| {
+                Error::config(format!("{} (from {name})", e.message()))
+                    .with_detail("variable", name.as_str())
+                    .with_source(e)
+            })?;
             cfg.provider = v;
         }
-        let echo = cfg.kind() == ProviderKind::Echo;
+        let kind = cfg.kind();
+        let echo = kind == ProviderKind::Echo;
+        // The vendor's own variable fills a missing key: ANTHROPIC_API_KEY for the Anthropic
+        // transport, OPENAI_API_KEY for the OpenAI-compatible one.
+        let vendor_key = match kind {
+            ProviderKind::Anthropic => "ANTHROPIC_API_KEY",
+            _ => "OPENAI_API_KEY",
+        };
         let mut missing = Vec::new();
         for (suffix, default) in [
             ("BASE_URL", "echo://local"),
@@ -223,6 +306,18 @@ impl LlmProviderConfig {
             let value = match get(suffix) {
                 Some((_, v)) => v,
                 None if echo => default.to_owned(),
+                None if suffix == "API_KEY" => match lookup(vendor_key)
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                {
+                    Some(v) => v,
+                    // A key-less OpenAI-compatible server (llama.cpp, Ollama, vLLM) needs none.
+                    None if kind == ProviderKind::OpenAiCompatible => String::new(),
+                    None => {
+                        missing.push(format!("{prefix}_API_KEY (or {vendor_key})"));
+                        String::new()
+                    }
+                },
                 None => {
                     missing.push(format!("{prefix}_{suffix}"));
                     String::new()
@@ -356,25 +451,47 @@ fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
     )))
 }
 
-/// Builds the provider for `cfg` wrapped in the default stack: per-call timeout
-/// (`timeout_s × attempts`), one retry layer ([`LlmProviderConfig::retry_policy`]) and no
-/// concurrency limit. The echo provider is returned without layers.
+/// The old name of [`LlmProviderConfig::build`], kept as an alias.
+#[deprecated(
+    note = "use `cfg.build()` (LlmProviderConfig::build): one naming scheme for the provider entry points"
+)]
 pub fn create_llm_service_from_config(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
-    let raw = create_raw_llm_service(cfg)?;
-    if cfg.kind() == ProviderKind::Echo {
-        return Ok(raw);
-    }
-    let policy = cfg.retry_policy();
-    let per_call = Duration::from_secs_f64(cfg.timeout_s)
-        .saturating_mul(policy.max_attempts.max(1))
-        .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
-    Ok(LlmStack::new()
-        .retry(policy)
-        .call_timeout(per_call)
-        .wrap(raw))
+    cfg.build()
 }
 
-/// [`LlmProviderConfig::from_env`] + [`create_llm_service_from_config`].
+impl LlmProviderConfig {
+    /// Builds the provider for this config wrapped in the default stack: per-call timeout
+    /// (`timeout_s × attempts`), one retry layer ([`LlmProviderConfig::retry_policy`]) and no
+    /// concurrency limit. The echo provider is returned without layers.
+    ///
+    /// The provider entry points are this type's: `LlmProviderConfig::from_env()?.build()?`,
+    /// or [`LlmProviderConfig::new`] / [`from_lookup`](Self::from_lookup) then `build()`.
+    pub fn build(&self) -> Result<Arc<dyn LlmService>> {
+        let raw = create_raw_llm_service(self)?;
+        if self.kind() == ProviderKind::Echo {
+            return Ok(raw);
+        }
+        let policy = self.retry_policy();
+        let per_call = Duration::from_secs_f64(self.timeout_s)
+            .saturating_mul(policy.max_attempts.max(1))
+            .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
+        Ok(LlmStack::new()
+            .retry(policy)
+            .call_timeout(per_call)
+            .wrap(raw))
+    }
+
+    /// [`from_env`](Self::from_env) then [`build`](Self::build): the provider the
+    /// `POWER_LOOP_*` variables describe.
+    pub fn build_from_env() -> Result<Arc<dyn LlmService>> {
+        Self::from_env()?.build()
+    }
+}
+
+/// The old name of [`LlmProviderConfig::build_from_env`], kept as an alias.
+#[deprecated(
+    note = "use `LlmProviderConfig::build_from_env()` (or `from_env()?.build()`): one naming scheme for the provider entry points"
+)]
 pub fn create_llm_service_from_env() -> Result<Arc<dyn LlmService>> {
-    create_llm_service_from_config(&LlmProviderConfig::from_env()?)
+    LlmProviderConfig::build_from_env()
 }

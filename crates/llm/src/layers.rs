@@ -210,6 +210,7 @@ impl futures_core::Stream for PermitStream {
 /// Builder of the middleware stack around a provider.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
+#[must_use = "a stack does nothing until `wrap(provider)`"]
 pub struct LlmStack {
     /// Retry policy (`None`: no retry layer).
     pub retry: Option<RetryPolicy>,

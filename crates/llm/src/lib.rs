@@ -7,7 +7,8 @@
 //! - [`scripted`]: [`ScriptedLlm`], an offline model driven by a script (tests, examples, the
 //!   CLI's offline mode, benchmarks).
 //! - [`config`]: [`LlmProviderConfig`], [`LlmProviderConfig::from_env`] and the factories
-//!   [`create_llm_service_from_config`] / [`create_llm_service_from_env`].
+//!   [`LlmProviderConfig::build`] / [`LlmProviderConfig::build_from_env`] (the old
+//!   `create_llm_service_from_*` names are deprecated aliases).
 //! - [`retry`] and [`layers`]: provider-aware retry ([`RetryPolicy`]), per-call timeout and a
 //!   concurrency limit as tower layers around `Arc<dyn LlmService>`, erased back into an
 //!   `Arc<dyn LlmService>` by [`LlmStack`]. The outermost retry layer reports each attempt to the
@@ -49,9 +50,10 @@ pub mod anthropic;
 #[cfg(feature = "openai")]
 pub mod openai;
 
+#[allow(deprecated)]
 pub use config::{
-    LlmProviderConfig, ProviderKind, create_llm_service_from_config, create_llm_service_from_env,
-    create_raw_llm_service,
+    LlmProviderConfig, OPENAI_COMPATIBLE_PROVIDERS, ProviderKind, create_llm_service_from_config,
+    create_llm_service_from_env, create_raw_llm_service,
 };
 pub use layers::{LlmStack, LlmTowerService, with_retry};
 pub use overrides::CapabilityOverrides;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use power_loop_contracts::{ErrorCode, LlmRequest};
-use power_loop_llm::{LlmProviderConfig, ProviderKind, create_llm_service_from_config};
+use power_loop_llm::{LlmProviderConfig, ProviderKind};
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     let m: HashMap<String, String> = pairs
@@ -22,23 +22,29 @@ fn from(pairs: &[(&str, &str)]) -> power_loop_contracts::Result<LlmProviderConfi
 fn missing_variables_are_all_named() {
     let err = from(&[]).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
-    for v in [
-        "POWER_LOOP_BASE_URL",
-        "POWER_LOOP_API_KEY",
-        "POWER_LOOP_MODEL",
-    ] {
+    for v in ["POWER_LOOP_BASE_URL", "POWER_LOOP_MODEL"] {
         assert!(
             err.message().contains(v),
             "{v} not named in: {}",
             err.message()
         );
     }
+    // An OpenAI-compatible server may need no key (a local llama.cpp, Ollama): none is sent.
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "http://127.0.0.1:8080/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "");
+    // The Anthropic transport needs one; ANTHROPIC_API_KEY fills it.
     let err = from(&[
         ("POWER_LOOP_BASE_URL", "http://x/v1"),
         ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_PROVIDER", "anthropic"),
     ])
     .unwrap_err();
-    assert!(err.message().contains("POWER_LOOP_API_KEY"));
+    assert!(err.message().contains("POWER_LOOP_API_KEY"), "{err}");
+    assert!(err.message().contains("ANTHROPIC_API_KEY"), "{err}");
     assert!(!err.message().contains("POWER_LOOP_MODEL"));
     // Empty counts as missing.
     let err = from(&[
@@ -150,7 +156,7 @@ fn echo_provider_fills_defaults_and_works_offline() {
     assert_eq!(c.base_url, "echo://local");
     assert_eq!(c.api_key, "echo");
     assert_eq!(c.model, "echo");
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,7 +166,7 @@ fn echo_provider_fills_defaults_and_works_offline() {
         .unwrap();
     assert_eq!(r.raw_text, "pong");
     let c = from(&[("POWER_LOOP_PROVIDER", "stub")]).unwrap();
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     let r = rt
         .block_on(svc.complete(LlmRequest::from_prompt("say this")))
         .unwrap();
@@ -171,16 +177,18 @@ fn echo_provider_fills_defaults_and_works_offline() {
 fn validate_names_every_missing_field() {
     let err = LlmProviderConfig::default().validate().unwrap_err();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
-    for f in ["base_url", "api_key", "model"] {
+    for f in ["base_url", "model"] {
         assert!(err.message().contains(f));
     }
+    let err = LlmProviderConfig::new("anthropic", "", "", "")
+        .validate()
+        .unwrap_err();
+    assert!(err.message().contains("api_key"), "{err}");
     assert!(!LlmProviderConfig::default().is_ready());
     let ok = LlmProviderConfig::new("openai", "http://x/v1", "k", "m");
     assert!(ok.is_ready());
     ok.validate().unwrap();
-    let err = create_llm_service_from_config(&LlmProviderConfig::default())
-        .err()
-        .unwrap();
+    let err = (LlmProviderConfig::default().build()).err().unwrap();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
 }
 
@@ -188,7 +196,7 @@ fn validate_names_every_missing_field() {
 #[test]
 fn factory_builds_a_layered_openai_service() {
     let c = LlmProviderConfig::new("deepseek", "http://127.0.0.1:9/v1", "k", "deepseek-chat");
-    let svc = create_llm_service_from_config(&c).unwrap();
+    let svc = c.build().unwrap();
     assert_eq!(svc.model_name(), "deepseek-chat");
     assert_eq!(svc.capabilities().provider, "deepseek");
 }
@@ -197,7 +205,73 @@ fn factory_builds_a_layered_openai_service() {
 #[test]
 fn anthropic_without_feature_is_a_config_error() {
     let c = LlmProviderConfig::new("anthropic", "http://x", "k", "m");
-    let err = create_llm_service_from_config(&c).err().unwrap();
+    let err = c.build().err().unwrap();
     assert_eq!(err.code(), ErrorCode::ConfigInvalid);
     assert!(err.message().contains("anthropic"));
+}
+
+#[test]
+fn vendor_keys_fill_a_missing_key() {
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.openai.com/v1"),
+        ("POWER_LOOP_MODEL", "gpt-4o-mini"),
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "sk-openai");
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.anthropic.com"),
+        ("POWER_LOOP_MODEL", "claude-x"),
+        ("POWER_LOOP_PROVIDER", "anthropic"),
+        ("OPENAI_API_KEY", "sk-openai"),
+        ("ANTHROPIC_API_KEY", "sk-ant"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "sk-ant");
+    // An explicit key wins over the vendor's variable.
+    let c = from(&[
+        ("POWER_LOOP_BASE_URL", "https://api.openai.com/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_API_KEY", "mine"),
+        ("OPENAI_API_KEY", "sk-openai"),
+    ])
+    .unwrap();
+    assert_eq!(c.api_key, "mine");
+}
+
+#[test]
+fn unknown_providers_are_named_in_the_error() {
+    let err = from(&[
+        ("POWER_LOOP_BASE_URL", "http://x/v1"),
+        ("POWER_LOOP_MODEL", "m"),
+        ("POWER_LOOP_PROVIDER", "opnai"),
+    ])
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ConfigInvalid);
+    assert!(err.message().contains("`opnai`"), "{err}");
+    assert!(err.message().contains("POWER_LOOP_PROVIDER"), "{err}");
+    assert!(err.message().contains("anthropic"), "{err}");
+    let err = LlmProviderConfig::new("nope", "http://x/v1", "k", "m")
+        .validate()
+        .unwrap_err();
+    assert!(err.message().contains("`nope`"), "{err}");
+    assert_eq!(
+        ProviderKind::parse(" Ollama ").unwrap(),
+        ProviderKind::OpenAiCompatible
+    );
+    assert_eq!(
+        ProviderKind::parse("CLAUDE").unwrap(),
+        ProviderKind::Anthropic
+    );
+    assert_eq!(ProviderKind::parse("stub").unwrap(), ProviderKind::Echo);
+    assert!(ProviderKind::parse("").is_err());
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_factory_names_are_aliases() {
+    let c = LlmProviderConfig::new("echo", "", "", "");
+    let svc = power_loop_llm::create_llm_service_from_config(&c).unwrap();
+    assert_eq!(svc.model_name(), c.build().unwrap().model_name());
 }

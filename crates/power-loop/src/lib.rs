@@ -12,7 +12,7 @@
 //!
 //! let llm = Arc::new(ScriptedLlm::new().text("Hello! How can I help?"));
 //! let agent = StatefulAgentLoop::builder(llm)
-//!     .dsn("sqlite://:memory:", StoreOptions::default(), power_loop::BACKENDS)
+//!     .dsn("sqlite://:memory:")
 //!     .build()?;
 //! let session = agent.new_session(NewSessionOptions::default()).await?;
 //! let result = agent.send(&session, "hi").await?;
@@ -84,32 +84,35 @@ pub mod hooks {
 
 // ===== store =====
 pub use power_loop_store::{
-    BackendDescriptor, BackgroundTaskRow, CURRENT_SCHEMA_VERSION, CompactionRow, ConnectOptions,
-    DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MessageRow, MessageState, NewMessage,
-    NewSession, NoteRow, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
-    SessionKind, SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus,
-    SessionStore, SqliteSync, StoreOptions, SubagentLifecycle, TimerRow, WindowToken, parse_dsn,
-    provisioning_ddl,
+    BackendDescriptor, BackgroundTaskRow, BackgroundTaskUpdate, Blackboard, BoardDocument,
+    BoardEntry, CHECKPOINT_MODES, CURRENT_SCHEMA_VERSION, CompactionRequest, CompactionRow,
+    ConnectOptions, DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, DsnTarget, JsonMap,
+    MAX_SESSION_ID_LEN, MessageRow, MessageState, NewMessage, NewSession, NoteRow, ParsedDsn,
+    PendingChange, PendingInteraction, PendingState, SchemaPolicy, SessionArchive, SessionKind,
+    SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SessionStore,
+    SqliteSync, StatsDelta, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, TurnCommit,
+    UsageRecord, UsageRoundRow, WindowToken, new_session_id, parse_dsn, provisioning_ddl,
+    redact_dsn, validate_session_id,
 };
+
+/// Timer status strings (`armed`, `firing`, `fired`, `cancelled`) as stored in [`TimerRow`].
+pub use power_loop_store::timer_status;
 
 pub use power_loop_store::db::{Database, Dialect};
 
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use power_loop_store_mysql::{MySqlDatabase, MySqlDialect};
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use power_loop_store_postgres::{PostgresDatabase, PostgresDialect};
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
 
-/// The store backends compiled into this build (chosen by cargo features).
-pub const BACKENDS: &[BackendDescriptor] = &[
-    #[cfg(feature = "sqlite")]
-    power_loop_store_sqlite::BACKEND,
-    #[cfg(feature = "postgres")]
-    power_loop_store_postgres::BACKEND,
-    #[cfg(feature = "mysql")]
-    power_loop_store_mysql::BACKEND,
-];
+/// The store backends compiled into this build (chosen by cargo features; the same list
+/// `StatefulAgentLoop::builder(llm).dsn(..)` opens a DSN on).
+pub const BACKENDS: &[BackendDescriptor] = power_loop_agent::COMPILED_BACKENDS;
 
 /// Opens a store by DSN on the backends compiled into this build.
 ///
@@ -122,11 +125,15 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 
 // ===== LLM providers =====
 #[cfg(feature = "anthropic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
     LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
-    Step as ScriptedStep, create_llm_service_from_config, create_llm_service_from_env, with_retry,
+    Step as ScriptedStep, with_retry,
 };
+/// Deprecated aliases of [`LlmProviderConfig::build`] and [`LlmProviderConfig::build_from_env`].
+#[allow(deprecated)]
+pub use power_loop_llm::{create_llm_service_from_config, create_llm_service_from_env};
 
 /// The old name of [`ScriptedStep`] (one scripted-model answer), kept for compatibility.
 #[deprecated(
@@ -134,12 +141,14 @@ pub use power_loop_llm::{
 )]
 pub type Step = ScriptedStep;
 #[cfg(feature = "openai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openai")))]
 pub use power_loop_llm::{OpenAiConfig, OpenAiLlm};
 
 // ===== tools =====
 pub use power_loop_tools::{
-    BubblewrapShell, CommandPolicy, FnTool, LocalShell, PolicyRule, RuntimeEnv, ShellBackend, Tool,
-    ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry, tool_fn,
+    BubblewrapShell, CommandPolicy, FnTool, HumanInputRequest, LocalShell, PolicyRule, RuntimeEnv,
+    ShellBackend, Tool, ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry,
+    tool_fn,
 };
 
 // ===== the agent loop =====
@@ -181,12 +190,16 @@ pub use power_loop_workflow::{
 
 // ===== sinks =====
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use power_loop_sinks::metrics::PrometheusBackend;
 #[cfg(feature = "statsd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "statsd")))]
 pub use power_loop_sinks::metrics::{StatsdBackend, StatsdLabels, StatsdOptions};
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use power_loop_sinks::otel::OtelBridge;
 #[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub use power_loop_sinks::otlp::{OtlpOptions, OtlpPipeline};
 pub use power_loop_sinks::{
     BadLine, BadLineKind, JsonlOptions, JsonlSink, LogSink, MetricsBackend, MetricsSink,

@@ -380,3 +380,21 @@ fn jsonl_replay_equals_the_live_stream() {
         );
     }
 }
+
+#[test]
+fn replay_of_a_missing_log_is_an_error_not_an_empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-events.jsonl");
+    let err = power_loop_sinks::replay_report(&missing).unwrap_err();
+    assert_eq!(err.code().as_str(), "io");
+    assert!(err.message().contains("no-such-events.jsonl"), "{err}");
+    assert!(power_loop_sinks::replay(&missing).is_err());
+    // A rotated file alone is a log.
+    std::fs::write(dir.path().join("no-such-events.jsonl.1"), "").unwrap();
+    assert!(
+        power_loop_sinks::replay_report(&missing)
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}

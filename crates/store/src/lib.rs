@@ -106,6 +106,7 @@ pub use tables::messages::row::{MessageRow, MessageState, sort_logical};
 pub use tables::notes::row::NoteRow;
 pub use tables::session_state::pending::{PendingInteraction, PendingState};
 pub use tables::session_state::row::{SessionStateRow, WindowToken};
+pub use tables::sessions::admin::StoreStats;
 pub use tables::sessions::id::{MAX_SESSION_ID_LEN, new_session_id, validate_session_id};
 pub use tables::sessions::row::NewSession;
 pub use tables::sessions::row::{SessionKind, SessionRow, SessionStatus, SubagentLifecycle};

@@ -74,11 +74,9 @@ fn agent(call: Value) -> (StatefulAgentLoop, Arc<Mutex<Vec<Vec<String>>>>) {
     ))
     .unwrap();
     let lp = StatefulAgentLoop::builder(Arc::new(llm))
-        .dsn(
-            "sqlite://:memory:",
-            power_loop_store::StoreOptions::default(),
-            &[power_loop_store_sqlite::BACKEND],
-        )
+        .dsn("sqlite://:memory:")
+        .store_options(power_loop_store::StoreOptions::default())
+        .backends(&[power_loop_store_sqlite::BACKEND])
         .tools(reg)
         .build()
         .unwrap();

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use power_loop_contracts::ErrorCode;
 use power_loop_contracts::{Error, LlmService, Message, Result};
 use power_loop_store::{
     BackendDescriptor, JsonMap, NewSession, PendingState, SessionStatsRow, SessionStore,
-    StoreOptions, open_store,
+    StoreOptions, open_store, parse_dsn, redact_dsn,
 };
 use power_loop_tools::{RuntimeEnv, ToolRegistry};
 use tokio::sync::OnceCell;
@@ -39,8 +40,11 @@ enum StoreSource {
     },
 }
 
+mod backends;
 mod entry;
 mod guard;
+
+pub use backends::COMPILED_BACKENDS;
 
 /// What the clones of one loop share.
 pub(crate) struct Shared {
@@ -68,10 +72,14 @@ impl Shared {
     }
 }
 
-/// Builds a [`StatefulAgentLoop`].
+/// Builds a [`StatefulAgentLoop`]: `StatefulAgentLoop::builder(llm).dsn("app.db").build()?`
+/// is enough (the backends compiled in are found, options default).
+#[must_use = "a builder does nothing until `build()` or `open()`"]
 pub struct AgentLoopBuilder {
     llm: Arc<dyn LlmService>,
     source: Option<(StoreSource, Option<SessionStore>)>,
+    store_options: Option<StoreOptions>,
+    backends: Option<Vec<BackendDescriptor>>,
     config: AgentLoopConfig,
     tools: Option<ToolRegistry>,
     hooks: Option<AgentHooks>,
@@ -95,22 +103,36 @@ impl AgentLoopBuilder {
         self
     }
 
-    /// Opens a store from a DSN lazily, once, on first use (the loop owns and closes it).
-    /// `backends` are the compiled-in backend descriptors (e.g. `power_loop_store_sqlite::BACKEND`).
-    pub fn dsn(
-        mut self,
-        dsn: impl Into<String>,
-        options: StoreOptions,
-        backends: &[BackendDescriptor],
-    ) -> Self {
+    /// Opens a store from a DSN lazily, once, on first use (the loop owns and closes it):
+    /// `sqlite:///abs/path.db`, a file path such as `app.db`, `:memory:`, `postgres://…` or
+    /// `mysql://…`. The backends compiled into this build are used ([`COMPILED_BACKENDS`];
+    /// override with [`backends`](Self::backends)) with default [`StoreOptions`] (see
+    /// [`store_options`](Self::store_options)). A malformed DSN, an unknown scheme or a
+    /// backend that is not compiled in fails at [`build`](Self::build); [`open`](Self::open)
+    /// also connects, so an unreachable server fails at start-up.
+    pub fn dsn(mut self, dsn: impl Into<String>) -> Self {
         self.source = Some((
             StoreSource::Dsn {
                 dsn: dsn.into(),
-                options,
-                backends: backends.to_vec(),
+                options: StoreOptions::default(),
+                backends: Vec::new(),
             },
             None,
         ));
+        self
+    }
+
+    /// The store options a [`dsn`](Self::dsn) store is opened with (table prefix, schema
+    /// policy, connection settings; default [`StoreOptions::default`]).
+    pub fn store_options(mut self, options: StoreOptions) -> Self {
+        self.store_options = Some(options);
+        self
+    }
+
+    /// The backends a [`dsn`](Self::dsn) store may be opened on (default: those compiled in,
+    /// [`COMPILED_BACKENDS`]).
+    pub fn backends(mut self, backends: &[BackendDescriptor]) -> Self {
+        self.backends = Some(backends.to_vec());
         self
     }
 
@@ -151,14 +173,52 @@ impl AgentLoopBuilder {
         self
     }
 
-    /// Builds the loop (no I/O).
+    /// Builds the loop (no I/O). Checks a [`dsn`](Self::dsn) now: a malformed DSN or an
+    /// unknown scheme is `store.dsn_invalid`, a backend that is not compiled in
+    /// `store.backend_unavailable`, bad options `invalid_argument`.
     pub fn build(mut self) -> Result<StatefulAgentLoop> {
-        let Some((source, opened)) = self.source.take() else {
+        let Some((mut source, opened)) = self.source.take() else {
             return Err(Error::config(
-                "StatefulAgentLoop needs a store: call .store(store) or .dsn(dsn, options, backends)",
+                "StatefulAgentLoop needs a store: call .dsn(\"app.db\") or .store(store)",
             ));
         };
+        if let StoreSource::Dsn {
+            dsn,
+            options,
+            backends,
+        } = &mut source
+        {
+            if let Some(o) = self.store_options.take() {
+                *options = o;
+            }
+            *backends = self
+                .backends
+                .take()
+                .unwrap_or_else(|| COMPILED_BACKENDS.to_vec());
+            options.validate()?;
+            let parsed = parse_dsn(dsn)?;
+            if !backends.iter().any(|b| b.name == parsed.backend) {
+                return Err(Error::new(
+                    ErrorCode::StoreBackendUnavailable,
+                    format!(
+                        "the DSN `{}` needs the {} backend, which is not compiled in; enable the `{}` cargo feature of power-loop",
+                        redact_dsn(dsn),
+                        parsed.backend,
+                        parsed.backend
+                    ),
+                )
+                .with_detail("backend", parsed.backend));
+            }
+        }
         Ok(self.assemble(source, opened))
+    }
+
+    /// Builds the loop and opens its store now ([`StatefulAgentLoop::connect`]): a service
+    /// fails at start-up on an unreachable server or a missing schema, not at the first send.
+    pub async fn open(self) -> Result<StatefulAgentLoop> {
+        let lp = self.build()?;
+        lp.connect().await?;
+        Ok(lp)
     }
 
     fn assemble(self, source: StoreSource, opened: Option<SessionStore>) -> StatefulAgentLoop {
@@ -234,6 +294,8 @@ impl StatefulAgentLoop {
         AgentLoopBuilder {
             llm,
             source: None,
+            store_options: None,
+            backends: None,
             config: AgentLoopConfig::default(),
             tools: None,
             hooks: None,
@@ -275,6 +337,12 @@ impl StatefulAgentLoop {
     /// Active-window cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.shared.cache.stats()
+    }
+
+    /// Opens the store now if it is not open yet (a DSN-built loop opens it lazily otherwise):
+    /// call it at start-up to fail fast on an unreachable server or a missing schema.
+    pub async fn connect(&self) -> Result<()> {
+        self.store().await.map(|_| ())
     }
 
     /// The store (opened on first use for a DSN-built loop).

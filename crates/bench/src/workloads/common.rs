@@ -124,7 +124,8 @@ impl Target {
     ) -> Result<StatefulAgentLoop, String> {
         let llm = power_loop_llm::with_retry(llm, power_loop_llm::RetryPolicy::default());
         let mut b = StatefulAgentLoop::builder(llm)
-            .dsn(&self.dsn, self.options.clone(), BACKENDS)
+            .dsn(&self.dsn)
+            .store_options(self.options.clone())
             .config(AgentLoopConfig::default().with_session_lease(self.lease));
         if let Some(t) = tools {
             b = b.tools(t);

@@ -89,9 +89,9 @@ pub(crate) fn spawn(
             "run_id": run_id, "status": "running", "detached": true,
             "log": log_path.display().to_string(),
         });
-        println!("{}", serde_json::to_string(&v)?);
+        crate::output::line(serde_json::to_string(&v)?)?;
     } else {
-        println!("{run_id}");
+        crate::output::line(run_id)?;
         eprintln!(
             "power-loop: workflow run {run_id} goes on in the background (log: {}); \
              `power-loop workflow status {run_id}` shows its progress",

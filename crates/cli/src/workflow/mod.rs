@@ -5,6 +5,8 @@ mod detach;
 mod progress;
 mod show;
 
+pub(crate) use show::human_time;
+
 use std::path::Path;
 
 use power_loop::{
@@ -129,11 +131,11 @@ pub(crate) fn print_outcome(out: &RunOutcome, json: bool) -> Result<()> {
                     .map_or(serde_json::Value::Null, Into::into),
             );
         }
-        println!("{}", serde_json::to_string(&v)?);
+        crate::output::line(serde_json::to_string(&v)?)?;
     } else {
-        println!("{}", out.result.summary());
+        crate::output::line(out.result.summary())?;
         if let Some(id) = &out.run_id {
-            println!("run: {id} (attempt {})", out.attempt);
+            crate::output::line(format!("run: {id} (attempt {})", out.attempt))?;
         }
     }
     Ok(())
@@ -180,11 +182,15 @@ fn print_verdict(
             Err(e) => e.problems_value(),
         };
         let line = serde_json::json!({"valid": verdict.is_ok(), "problems": problems});
-        println!("{}", serde_json::to_string(&line)?);
+        crate::output::line(serde_json::to_string(&line)?)?;
     } else {
         match verdict {
-            Ok(spec) => println!("valid: {} ({} nodes)", spec.name, spec.node_count()),
-            Err(e) => println!("{e}"),
+            Ok(spec) => crate::output::line(format!(
+                "valid: {} ({} nodes)",
+                spec.name,
+                spec.node_count()
+            ))?,
+            Err(e) => crate::output::line(e)?,
         }
     }
     Ok(())

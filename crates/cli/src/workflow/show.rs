@@ -16,7 +16,7 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
         .with_detail("run_id", run_id));
     };
     if json {
-        println!("{}", serde_json::to_string(&v.to_value())?);
+        crate::output::line(serde_json::to_string(&v.to_value())?)?;
         return Ok(());
     }
     let mut out = vec![
@@ -73,7 +73,7 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
     } else if let Some(e) = &v.error {
         out.push(format!("error:     {}", one_line(e)));
     }
-    println!("{}", out.join("\n"));
+    crate::output::line(out.join("\n"))?;
     Ok(())
 }
 
@@ -87,11 +87,11 @@ pub(crate) async fn list(
     let runs = list_runs(store, parent, limit).await?;
     if json {
         let rows: Vec<serde_json::Value> = runs.iter().map(summary_value).collect();
-        println!("{}", serde_json::to_string(&rows)?);
+        crate::output::line(serde_json::to_string(&rows)?)?;
         return Ok(());
     }
     if runs.is_empty() {
-        println!("no workflow runs");
+        crate::output::line("no workflow runs")?;
         return Ok(());
     }
     let header = [
@@ -128,9 +128,9 @@ pub(crate) async fn list(
             .trim_end()
             .to_owned()
     };
-    println!("{}", fmt(header.to_vec()));
+    crate::output::line(fmt(header.to_vec()))?;
     for row in &rows {
-        println!("{}", fmt(row.iter().map(String::as_str).collect()));
+        crate::output::line(fmt(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
 }

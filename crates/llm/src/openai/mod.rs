@@ -156,10 +156,11 @@ impl LlmService for OpenAiLlm {
             let body = body::build_body(&inner.cfg, &inner.caps, &request);
             tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
             let cancel = request.cancel.clone();
-            let post = inner
-                .client
-                .post(&inner.url)
-                .bearer_auth(&inner.cfg.api_key);
+            let mut post = inner.client.post(&inner.url);
+            if !inner.cfg.api_key.trim().is_empty() {
+                // A key-less local server (llama.cpp, Ollama) gets no Authorization header.
+                post = post.bearer_auth(&inner.cfg.api_key);
+            }
             let resp = http::send_streaming(
                 "the OpenAI-compatible server",
                 &inner.url,

@@ -138,12 +138,24 @@ fn stream_order(events: Vec<AgentEvent>) -> Vec<AgentEvent> {
 /// gaps allowed), then `path`. Blank lines are ignored; every other line that is not an event is
 /// reported as a [`BadLine`] with its file, 1-based line number and [`BadLineKind`]. The events
 /// come back in stream order (by `seq`, per process run) with their `seq`, `ts` and `mono`
-/// exactly as written. Fails only when a file that exists cannot be read.
+/// exactly as written. Fails when neither `path` nor a rotated file of it exists, or when a
+/// file cannot be read.
 pub fn replay_report(path: impl AsRef<Path>) -> Result<Replay> {
     let path = path.as_ref();
     let mut files = rotated_files(path)?;
     if path.exists() {
         files.push(path.to_path_buf());
+    }
+    if files.is_empty() {
+        // A mistyped path is an error, not an empty log.
+        return Err(io_err(
+            path,
+            "find",
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file (nor rotated files next to it)",
+            ),
+        ));
     }
     let mut out = Replay {
         files: files.clone(),
@@ -196,7 +208,7 @@ pub fn replay_report(path: impl AsRef<Path>) -> Result<Replay> {
 }
 
 /// The events of a JSONL log in stream order (see [`replay_report`], which also reports the
-/// lines it skipped). Fails only when a file that exists cannot be read.
+/// lines it skipped). Fails when the log does not exist or a file cannot be read.
 pub fn replay(path: impl AsRef<Path>) -> Result<impl Iterator<Item = AgentEvent>> {
     Ok(replay_report(path)?.events.into_iter())
 }

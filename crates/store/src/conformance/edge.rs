@@ -1,4 +1,5 @@
-//! Scenarios for fleet timer claims, unknown-session errors and large/unicode content.
+//! Scenarios for fleet timer claims, unknown-session errors, large/unicode content and the
+//! operator operations (delete, idle listing, stats).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +15,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::types::timer_status as ts;
-use crate::{CompactionRequest, NewMessage, NewSession};
+use crate::{CompactionRequest, NewMessage, NewSession, now_ms};
 
 fn code(e: &Error) -> &'static str {
     e.code().as_str()
@@ -198,4 +199,60 @@ pub async fn large_and_unicode_content_round_trips(ctx: Ctx) {
             .as_deref(),
         Some(quoted)
     );
+}
+
+pub async fn delete_session_removes_everything_and_refuses_unknown_ids(ctx: Ctx) {
+    let s = ctx.store().await;
+    let root = s.create_session(NewSession::new()).await.unwrap();
+    let child = s
+        .create_session(NewSession::new().with_parent(&root))
+        .await
+        .unwrap();
+    let keep = s.create_session(NewSession::new()).await.unwrap();
+    s.append_message(&root, NewMessage::user("hello"))
+        .await
+        .unwrap();
+    s.append_message(&child, NewMessage::user("child"))
+        .await
+        .unwrap();
+    s.append_message(&keep, NewMessage::user("kept"))
+        .await
+        .unwrap();
+    let before = s.stats().await.unwrap();
+    assert_eq!(before.rows(&s.tables().sessions), Some(3));
+    assert_eq!(before.rows(&s.tables().messages), Some(3));
+    assert_eq!(before.backend, s.backend_name());
+
+    // Only root sessions older than the cutoff are prune candidates (children go with them).
+    let idle = s
+        .list_sessions_updated_before(now_ms() + 60_000, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = idle.iter().map(|r| r.session_id.as_str()).collect();
+    assert!(
+        ids.contains(&root.as_str()) && ids.contains(&keep.as_str()),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&child.as_str()), "{ids:?}");
+    assert!(
+        s.list_sessions_updated_before(0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let deleted = s.delete_session(&root).await.unwrap();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(!s.session_exists(&root).await.unwrap());
+    assert!(!s.session_exists(&child).await.unwrap());
+    assert!(s.session_exists(&keep).await.unwrap());
+    let after = s.stats().await.unwrap();
+    assert_eq!(after.rows(&s.tables().sessions), Some(1));
+    assert_eq!(after.rows(&s.tables().messages), Some(1));
+
+    let e = s.delete_session(&root).await.unwrap_err();
+    assert_eq!(e.code().as_str(), "session.not_found");
+    let e = s.delete_session("never-existed").await.unwrap_err();
+    assert_eq!(e.code().as_str(), "session.not_found");
+    assert_eq!(s.stats().await.unwrap().rows(&s.tables().sessions), Some(1));
 }

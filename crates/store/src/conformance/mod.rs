@@ -219,6 +219,7 @@ pub const SCENARIOS: &[&str] = &[
     "workflow_stale_runs_are_listed",
     "workflow_runs_go_with_their_parent_session",
     "schema_v1_database_is_migrated",
+    "delete_session_removes_everything_and_refuses_unknown_ids",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -278,6 +279,7 @@ macro_rules! store_conformance_suite {
             workflow_stale_runs_are_listed,
             workflow_runs_go_with_their_parent_session,
             schema_v1_database_is_migrated,
+            delete_session_removes_everything_and_refuses_unknown_ids,
         );
     };
 }

@@ -172,6 +172,7 @@ pub struct WorkflowEngine {
 
 /// Builds a [`WorkflowEngine`].
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `build()`"]
 pub struct WorkflowEngineBuilder {
     lp: StatefulAgentLoop,
     opts: RunOptions,

@@ -1,5 +1,6 @@
 //! The `sessions` table: sessions and the sub-agent tree (spec §8.2).
 
+pub(crate) mod admin;
 pub(crate) mod id;
 pub(crate) mod ops;
 pub(crate) mod row;
