@@ -20,11 +20,8 @@ pub(crate) async fn open(cli: &Cli) -> Result<SessionStore> {
     power_loop::open_store(&cli.dsn, store_options(cli)).await
 }
 
-/// Runs the command; `Ok(false)` exits 1 without an error message (the output said why).
+/// Runs a command other than `workflow …` (`main` dispatches those to [`crate::workflow`]).
 pub(crate) async fn run(cli: Cli) -> Result<bool> {
-    if let Command::Workflow(cmd) = &cli.command {
-        return crate::workflow::run(&cli, cmd).await;
-    }
     run_other(cli).await.map(|()| true)
 }
 
@@ -62,10 +59,8 @@ async fn run_other(cli: Cli) -> Result<()> {
             r
         }
         Command::Schema(SchemaCommand::PrintDdl) => {
-            let parsed = power_loop::parse_dsn(&cli.dsn)?;
-            let dialect: Box<dyn power_loop_dialects::Dialect> =
-                power_loop_dialects::for_backend(parsed.backend)?;
-            for stmt in power_loop::provisioning_ddl(dialect.as_ref(), &cli.table_prefix)? {
+            let backend = power_loop::backend_for_dsn(&cli.dsn, power_loop::BACKENDS)?;
+            for stmt in power_loop::provisioning_ddl(backend.dialect, &cli.table_prefix)? {
                 println!("{stmt};");
             }
             Ok(())
@@ -86,21 +81,6 @@ async fn run_other(cli: Cli) -> Result<()> {
                 store.backend_name()
             );
             store.close().await
-        }
-    }
-}
-
-/// Dialects by backend name, for `schema print-ddl` (no connection needed).
-mod power_loop_dialects {
-    pub(crate) use power_loop::Dialect;
-    use power_loop::{Error, Result};
-
-    pub(crate) fn for_backend(name: &str) -> Result<Box<dyn Dialect>> {
-        match name {
-            "sqlite" => Ok(Box::new(power_loop::SqliteDialect)),
-            "postgres" => Ok(Box::new(power_loop::PostgresDialect)),
-            "mysql" => Ok(Box::new(power_loop::MySqlDialect::default())),
-            other => Err(Error::config(format!("no dialect for backend `{other}`"))),
         }
     }
 }

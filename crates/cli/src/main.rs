@@ -211,7 +211,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(commands::run(cli)) {
+    // `Ok(false)` exits 1 without an error message (the output said why).
+    let work = async {
+        if let Command::Workflow(cmd) = &cli.command {
+            return workflow::run(&cli, cmd).await;
+        }
+        commands::run(cli).await
+    };
+    match rt.block_on(work) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

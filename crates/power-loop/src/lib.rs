@@ -88,8 +88,8 @@ pub use power_loop_store::{
     DEFAULT_MAX_SPAWN_DEPTH, DEFAULT_TABLE_PREFIX, MessageRow, MessageState, NewMessage,
     NewSession, NoteRow, PendingInteraction, PendingState, SchemaPolicy, SessionArchive,
     SessionKind, SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus,
-    SessionStore, SqliteSync, StoreOptions, SubagentLifecycle, TimerRow, WindowToken, parse_dsn,
-    provisioning_ddl,
+    SessionStore, SqliteSync, StatsDelta, StoreOptions, SubagentLifecycle, TimerRow, TurnCommit,
+    UsageRecord, WindowToken, backend_for_dsn, parse_dsn, provisioning_ddl,
 };
 
 pub use power_loop_store::db::{Database, Dialect};

@@ -21,12 +21,16 @@ pub struct MySqlDialect {
     upsert_style: UpsertStyle,
 }
 
+/// The portable dialect (`VALUES(col)` upserts), accepted by MariaDB and every MySQL 8.x: the
+/// default, and the one the backend descriptor carries for connection-free rendering.
+pub(crate) const PORTABLE: MySqlDialect = MySqlDialect {
+    upsert_style: UpsertStyle::ValuesFunction,
+};
+
 impl Default for MySqlDialect {
     /// The portable form (`VALUES(col)`), accepted by MariaDB and every MySQL 8.x.
     fn default() -> Self {
-        MySqlDialect {
-            upsert_style: UpsertStyle::ValuesFunction,
-        }
+        PORTABLE
     }
 }
 

@@ -13,10 +13,10 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::resume::rehydrate;
 use crate::engine::{RunOptions, RunOutcome, create_run, execute};
 use crate::journal::{WAKE_NOTE_PREFIX, wake_note};
 use crate::result::{RunStatus, WorkflowResult};
-use crate::resume::rehydrate;
 use crate::spec::WorkflowSpec;
 
 /// A run going on in the background.

@@ -39,7 +39,6 @@ mod journal;
 mod pyrepr;
 mod reference;
 mod result;
-mod resume;
 mod serialize;
 mod spec;
 mod template;
@@ -49,6 +48,7 @@ mod walk;
 
 pub use budget::SharedBudget;
 pub use detached::{RunHandle, register_wake_guard, resume_detached, start_detached};
+pub use engine::resume::resume_run;
 pub use engine::{
     BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, Progress, ProgressFn, RunOptions, RunOutcome,
     WorkflowEngine, WorkflowEngineBuilder,
@@ -61,7 +61,6 @@ pub use reference::{Reference, resolve_reference};
 pub use result::{
     AgentResult, LeafStatus, ResultMap, RunStatus, WorkflowResult, usage_from_value, usage_value,
 };
-pub use resume::resume_run;
 pub use spec::{
     AgentNode, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems,
     ForeachNode, MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,

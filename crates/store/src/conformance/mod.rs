@@ -28,11 +28,13 @@ use crate::{SchemaPolicy, SessionStore, StoreOptions};
 
 mod advanced;
 mod basic;
+mod concurrency;
 mod edge;
 mod migration;
 pub mod port;
 mod property;
 pub mod support;
+mod tables;
 mod turns;
 mod validation;
 mod workflow_attempts;
@@ -42,9 +44,11 @@ mod workflows;
 pub mod scenarios {
     pub use super::advanced::*;
     pub use super::basic::*;
+    pub use super::concurrency::*;
     pub use super::edge::*;
     pub use super::migration::*;
     pub use super::property::*;
+    pub use super::tables::*;
     pub use super::turns::*;
     pub use super::validation::*;
     pub use super::workflow_attempts::*;
@@ -53,6 +57,11 @@ pub mod scenarios {
 
 #[doc(hidden)]
 pub use tokio as __tokio;
+
+/// A failed store call's stable error code, as the scenarios compare it.
+fn code(e: &power_loop_contracts::Error) -> &'static str {
+    e.code().as_str()
+}
 
 /// A boxed scenario future.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;

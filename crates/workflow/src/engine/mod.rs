@@ -7,6 +7,7 @@
 
 mod leaf;
 mod nodes;
+pub(crate) mod resume;
 mod state;
 
 use std::collections::HashMap;
@@ -265,7 +266,7 @@ impl WorkflowEngine {
 
     /// Resumes the run `run_id` with this engine's options (see [`crate::resume_run`]).
     pub async fn resume(&self, run_id: &str) -> Result<RunOutcome> {
-        crate::resume::resume_run(&self.lp, run_id, self.opts.clone()).await
+        resume::resume_run(&self.lp, run_id, self.opts.clone()).await
     }
 }
 

@@ -7,7 +7,7 @@ use power_loop_agent::StatefulAgentLoop;
 use power_loop_contracts::Result;
 use power_loop_store::{WorkflowRunRow, now_ms};
 
-use crate::engine::{RunOptions, RunOutcome, execute, run_error};
+use super::{RunOptions, RunOutcome, execute, run_error};
 use crate::journal::{Journal, new_owner, replay_cache};
 use crate::spec::WorkflowSpec;
 
