@@ -1,4 +1,4 @@
-//! The PostgreSQL [`Dialect`]: `$n` placeholders, the PostgreSQL DDL of spec §6.1, `ON CONFLICT`
+//! The PostgreSQL [`Dialect`]: `$n` placeholders, the PostgreSQL DDL of the store tables, `ON CONFLICT`
 //! upserts and `FOR UPDATE` row locks.
 
 use std::borrow::Cow;

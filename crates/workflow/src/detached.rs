@@ -1,4 +1,4 @@
-//! Detached runs (spec §6.2, beyond the reference): a run started in the background from a
+//! Detached runs (beyond the reference): a run started in the background from a
 //! session, whose finish arms the parent's wake timer in the same store transaction, and the
 //! `timer.fire` guard that lets exactly one wake per attempt through.
 

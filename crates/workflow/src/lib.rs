@@ -1,7 +1,7 @@
 //! Workflows: deterministic multi-agent control flow over sub-agent leaves.
 //!
 //! A [`WorkflowSpec`] is a JSON tree of `agent` leaves and `sequence` / `parallel` / `foreach` /
-//! `branch` containers (tools-workflows spec §4). This crate validates it all at once
+//! `branch` containers. This crate validates it all at once
 //! ([`WorkflowSpecError`] lists every problem with its path), renders `{{ name }}` templates
 //! ([`render_template`]), resolves references to earlier results ([`Reference`]), and defines
 //! what a run produces ([`AgentResult`], [`WorkflowResult`]) and the token pool its leaves share

@@ -1,4 +1,4 @@
-//! Python-style renderings used inside validation messages (spec §0.1), so messages read like the
+//! Python-style renderings used inside validation messages, so messages read like the
 //! reference's: `(got True)`, `(got None)`, sorted lists `['a', 'b']`, case paths `['k']`.
 
 use std::fmt::Write as _;

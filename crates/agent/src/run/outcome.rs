@@ -138,7 +138,7 @@ impl Run {
         Ok(Step::Done(Box::new(r)))
     }
 
-    /// The round cap (spec §2.7, improved): the limit message and the summary reply are both
+    /// The round cap (improved): the limit message and the summary reply are both
     /// persisted, no tools are offered, usage is counted.
     pub(super) async fn round_limit(&mut self) -> Result<StatefulResult> {
         let max = self.cfg().max_rounds;

@@ -1,5 +1,5 @@
 //! [`WorkflowEngine`]: runs a validated [`WorkflowSpec`] over a [`StatefulAgentLoop`]
-//! (spec §5, with the departures listed in docs/workflows.md "Running").
+//! (the departures listed in docs/workflows.md "Running").
 //!
 //! A run gets a driver session (the linked parent of its leaves), walks the node tree with
 //! boxed futures (bounded concurrency by per-node semaphores), and, with a journal, records

@@ -1,4 +1,4 @@
-//! Resuming a journaled run in any process (spec §6.3, beyond the reference): a
+//! Resuming a journaled run in any process (beyond the reference): a
 //! compare-and-set on the attempt counter admits one resumer, the stored spec is validated
 //! again, every completed step — each foreach item's leaves included — is replayed from the
 //! journal, and only unfinished work runs.

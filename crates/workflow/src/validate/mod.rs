@@ -1,4 +1,4 @@
-//! Validation (spec §4.4): JSON → [`WorkflowSpec`], collecting every problem before failing.
+//! Validation: JSON → [`WorkflowSpec`], collecting every problem before failing.
 //!
 //! Order of problems: unknown top-level keys, `name`, `input`, `budget`, `metadata`, then either
 //! the missing `root` or the duplicate-id problem followed by node problems in depth-first

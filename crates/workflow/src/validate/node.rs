@@ -1,5 +1,6 @@
 //! The node walk of validation: one function per node type, each reporting its own problems in
-//! the order of spec §4.4 before walking its children.
+//! a fixed order (unknown keys first, then the type's fields; the order per node type is listed
+//! in `docs/workflows.md`, "Validation") before walking its children.
 
 use power_loop_agent::AgentSpec;
 use serde_json::{Map, Value};

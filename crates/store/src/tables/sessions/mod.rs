@@ -1,4 +1,4 @@
-//! The `sessions` table: sessions and the sub-agent tree (spec §8.2).
+//! The `sessions` table: sessions and the sub-agent tree.
 
 pub(crate) mod id;
 pub(crate) mod ops;
