@@ -36,7 +36,6 @@ mod error;
 mod executor;
 mod introspect;
 mod journal;
-mod pyrepr;
 mod reference;
 mod result;
 mod serialize;

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::pyrepr::sorted_list;
 use crate::result::ResultMap;
+use power_loop_tools::pyrepr::sorted_list;
 
 /// A parsed reference string, split at the first `.`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

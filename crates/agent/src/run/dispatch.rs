@@ -313,24 +313,45 @@ impl Run {
                 args.clone(),
             )
             .await;
-            if let Some(req) = outcome.interrupt.clone() {
-                if outcome.handler_ran {
-                    self.tally.tool_calls += 1;
-                }
-                let interaction = to_interaction(req, &call.id, &name);
-                self.record_interaction(interaction.clone(), idx).await?;
-                out.waiting = Some(interaction);
-                stopped = Some(SKIPPED_HUMAN);
-                continue;
-            }
-            if self
-                .complete_call(idx, registry, call, &name, &args, outcome)
+            let counted = outcome.handler_ran;
+            if let Some(why) = self
+                .settle(idx, registry, call, (&name, &args), outcome, counted, out)
                 .await?
             {
-                stopped = Some(SKIPPED_AFTER);
+                stopped = Some(why);
             }
         }
         Ok(())
+    }
+
+    /// Settles one finished call of a batch: an interrupt records the pending interaction and
+    /// stops the batch (`SKIPPED_HUMAN`; the call counts toward the tally when `counted`);
+    /// otherwise the result is completed, and a stop-after verdict stops the batch
+    /// (`SKIPPED_AFTER`). Returns why the rest of the batch is skipped, if it is.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &mut self,
+        idx: u32,
+        registry: &ToolRegistry,
+        call: &ToolCall,
+        (name, args): (&str, &Value),
+        outcome: ToolOutcome,
+        counted: bool,
+        out: &mut BatchOutcome,
+    ) -> Result<Option<&'static str>> {
+        if let Some(req) = outcome.interrupt.clone() {
+            if counted {
+                self.tally.tool_calls += 1;
+            }
+            let interaction = to_interaction(req, &call.id, name);
+            self.record_interaction(interaction.clone(), idx).await?;
+            out.waiting = Some(interaction);
+            return Ok(Some(SKIPPED_HUMAN));
+        }
+        let stop = self
+            .complete_call(idx, registry, call, name, args, outcome)
+            .await?;
+        Ok(stop.then_some(SKIPPED_AFTER))
     }
 
     async fn batch_concurrent(
@@ -403,19 +424,12 @@ impl Run {
                             handler_ran: true,
                             elapsed_ms: 0,
                         });
-                    if let Some(req) = outcome.interrupt.clone() {
-                        self.tally.tool_calls += 1;
-                        let interaction = to_interaction(req, &call.id, &name);
-                        self.record_interaction(interaction.clone(), idx).await?;
-                        out.waiting = Some(interaction);
-                        stopped = Some(SKIPPED_HUMAN);
-                        continue;
-                    }
-                    if self
-                        .complete_call(idx, registry, call, &name, &args, outcome)
+                    // A concurrent call's interrupt always counts (as before the refactor).
+                    if let Some(why) = self
+                        .settle(idx, registry, call, (&name, &args), outcome, true, out)
                         .await?
                     {
-                        stopped = Some(SKIPPED_AFTER);
+                        stopped = Some(why);
                     }
                 }
                 (Prepared::Run { name, .. }, None) => {

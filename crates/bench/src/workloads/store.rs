@@ -16,11 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use power_loop::{
-    ConnectOptions, NewMessage, NewSession, SessionStore, StatsDelta, StoreOptions, TurnCommit,
-    UsageRecord,
+    ConnectOptions, Database, NewMessage, NewSession, SessionStore, SqliteDatabase, StatsDelta,
+    StoreOptions, TurnCommit, UsageRecord,
 };
-use power_loop::Database;
-use power_loop::SqliteDatabase;
 use serde_json::json;
 
 use self::raw::{RawTurns, raw_cold_load};

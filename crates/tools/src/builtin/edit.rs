@@ -9,7 +9,8 @@ use crate::confined::FsFault;
 use crate::confined::blocking::run_blocking;
 use crate::confined::ops::{Node, open_node, read_capped, write_atomic};
 use crate::paths::{Located, locate};
-use crate::text::{bool_arg, plural, pyrepr_str, str_arg};
+use crate::pyrepr::repr_str;
+use crate::text::{bool_arg, plural, str_arg};
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
 /// A text file loaded for modification, normalized to LF without BOM.
@@ -345,14 +346,14 @@ fn apply_patch(
                 [] => {
                     return Err(failed(format!(
                         "Could not locate anchor for hunk {i} in {raw_path}: {}",
-                        pyrepr_str(anchor)
+                        repr_str(anchor)
                     )));
                 }
                 [one] => search_from = one + 1,
                 _ => {
                     return Err(failed(format!(
                         "Anchor for hunk {i} is ambiguous in {raw_path}: {}",
-                        pyrepr_str(anchor)
+                        repr_str(anchor)
                     )));
                 }
             }

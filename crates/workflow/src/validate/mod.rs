@@ -11,8 +11,8 @@ mod refs;
 use serde_json::{Map, Value};
 
 use crate::error::{SpecProblem, WorkflowSpecError};
-use crate::pyrepr::sorted_list;
 use crate::spec::{BudgetSpec, WorkflowSpec};
+use power_loop_tools::pyrepr::sorted_list;
 
 use prewalk::IdIndex;
 
