@@ -109,16 +109,7 @@ impl Run {
     ) -> Result<()> {
         let max = self.ctx.config.tool_result_max_chars;
         let msg = Message::tool(call.id.clone(), truncate_output(output, max)).with_name(name);
-        self.append(
-            vec![msg],
-            Some(idx),
-            Extras {
-                pending: PendingChange::ResolveToolResults,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|_| ())
+        self.append_tool_results(vec![msg], idx).await
     }
 
     /// Hooks `tool.error` / `tool.after`, events, persistence for one executed call. Returns
@@ -200,38 +191,28 @@ impl Run {
             failed = ctx.failed;
             stop = ctx.directive == ToolAfterDirective::Break;
         }
+        let completed = ToolCallCompletedPayload {
+            name: name.to_owned(),
+            output: output.clone(),
+            tool_input: args.clone(),
+            tool_call_id: call.id.clone(),
+            failed,
+        };
         if failed {
-            let (n, o, a, id) = (
-                name.to_owned(),
-                output.clone(),
-                args.clone(),
-                call.id.clone(),
-            );
+            let failed = ToolCallFailedPayload {
+                name: completed.name.clone(),
+                output: completed.output.clone(),
+                tool_input: completed.tool_input.clone(),
+                tool_call_id: completed.tool_call_id.clone(),
+            };
             self.emitter
                 .emit(EventType::ToolCallFailed, Some(idx), false, || {
-                    EventPayload::ToolCallFailed(ToolCallFailedPayload {
-                        name: n,
-                        output: o,
-                        tool_input: a,
-                        tool_call_id: id,
-                    })
+                    EventPayload::ToolCallFailed(failed)
                 })?;
         }
-        let (n, o, a, id) = (
-            name.to_owned(),
-            output.clone(),
-            args.clone(),
-            call.id.clone(),
-        );
         self.emitter
             .emit(EventType::ToolCallCompleted, Some(idx), false, || {
-                EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
-                    name: n,
-                    output: o,
-                    tool_input: a,
-                    tool_call_id: id,
-                    failed,
-                })
+                EventPayload::ToolCallCompleted(completed)
             })?;
         self.persist_result(idx, call, name, output).await?;
         Ok(stop)
@@ -459,15 +440,7 @@ impl Run {
                     .with_name(c.name())
                 })
                 .collect();
-            self.append(
-                msgs,
-                Some(idx),
-                Extras {
-                    pending: PendingChange::ResolveToolResults,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            self.append_tool_results(msgs, idx).await?;
             return Ok(None);
         };
         let outcome = self.run_batch(idx, &calls, &registry).await?;

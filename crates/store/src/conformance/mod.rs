@@ -26,7 +26,7 @@ use power_loop_contracts::Result;
 use crate::db::Database;
 use crate::{SchemaPolicy, SessionStore, StoreOptions};
 
-mod advanced;
+mod archive_schema;
 mod basic;
 mod concurrency;
 mod edge;
@@ -42,7 +42,7 @@ mod workflows;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
-    pub use super::advanced::*;
+    pub use super::archive_schema::*;
     pub use super::basic::*;
     pub use super::concurrency::*;
     pub use super::edge::*;
