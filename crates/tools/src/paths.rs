@@ -200,6 +200,14 @@ pub fn display_path(env: &RuntimeEnv, p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// An I/O error's description without any path in it.
+pub(crate) fn io_why(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => rustix::io::Errno::from_raw_os_error(n).to_string(),
+        None => e.kind().to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,13 +266,5 @@ mod tests {
         std::fs::create_dir(d.path().join("real")).unwrap();
         std::os::unix::fs::symlink(d.path().join("real"), d.path().join("inlink")).unwrap();
         assert!(resolve_path(&e, "inlink/f").is_ok());
-    }
-}
-
-/// An I/O error's description without any path in it.
-pub(crate) fn io_why(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => rustix::io::Errno::from_raw_os_error(n).to_string(),
-        None => e.kind().to_string(),
     }
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use power_loop_contracts::event::*;
 use power_loop_contracts::hook::*;
 use power_loop_contracts::{ErrorCode, EventPayload, Message, Result, ToolCall, ToolOutput};
-use power_loop_store::{PendingChange, PendingInteraction};
+use power_loop_store::PendingInteraction;
 use power_loop_tools::{ToolContext, ToolOutcome, ToolRegistry};
 use serde_json::Value;
 
-use super::state::{Extras, Run};
+use super::state::Run;
 use crate::convert::{call_args, truncate_output};
 use crate::result::{RunStatus, StatefulResult};
 

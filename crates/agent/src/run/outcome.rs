@@ -7,7 +7,7 @@ use std::sync::Arc;
 use power_loop_contracts::event::*;
 use power_loop_contracts::hook::SessionEndCtx;
 use power_loop_contracts::{Error, ErrorCode, EventPayload, Message, Result, ToolCall};
-use power_loop_store::{PendingChange, PendingInteraction};
+use power_loop_store::PendingInteraction;
 
 use super::state::{Extras, Run, Step};
 use crate::budget::usage_map;
