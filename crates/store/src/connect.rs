@@ -111,4 +111,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
     }
+
+    #[test]
+    fn backend_for_dsn_picks_the_descriptor_or_says_why_not() {
+        let e = backend_for_dsn("postgres://u@h/db", &[]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StoreBackendUnavailable);
+        let e = backend_for_dsn("ftp://x", &[]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StoreDsnInvalid);
+    }
 }
