@@ -90,6 +90,25 @@ impl Run {
         Ok(Prepared::Run { name, args })
     }
 
+    /// Runs `name(args)` for call `call_id` of round `idx` through `registry`, in this run's
+    /// tool context, on the current task.
+    async fn invoke_here(
+        &self,
+        idx: u32,
+        registry: &ToolRegistry,
+        call_id: &str,
+        name: &str,
+        args: &Value,
+    ) -> ToolOutcome {
+        Self::invoke(
+            registry.clone(),
+            self.ctx_for(idx, call_id),
+            name.to_owned(),
+            args.clone(),
+        )
+        .await
+    }
+
     async fn invoke(
         registry: ToolRegistry,
         ctx: ToolContext,
@@ -156,13 +175,7 @@ impl Run {
                     failed = false;
                 }
                 ToolErrorDirective::Retry => {
-                    let again = Self::invoke(
-                        registry.clone(),
-                        self.ctx_for(idx, &call.id),
-                        name.to_owned(),
-                        args.clone(),
-                    )
-                    .await;
+                    let again = self.invoke_here(idx, registry, &call.id, name, args).await;
                     if again.is_failed() {
                         output = format!("Error (retry failed): {}", again.output.content);
                         failed = true;
@@ -287,13 +300,9 @@ impl Run {
                 }
                 Prepared::Run { name, args } => (name, args),
             };
-            let outcome = Self::invoke(
-                registry.clone(),
-                self.ctx_for(idx, &call.id),
-                name.clone(),
-                args.clone(),
-            )
-            .await;
+            let outcome = self
+                .invoke_here(idx, registry, &call.id, &name, &args)
+                .await;
             let counted = outcome.handler_ran;
             if let Some(why) = self
                 .settle(idx, registry, call, (&name, &args), outcome, counted, out)
