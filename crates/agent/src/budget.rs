@@ -1,4 +1,4 @@
-//! Per-run usage accounting and the hard token budget (spec §7.3).
+//! Per-run usage accounting and the hard token budget.
 
 use power_loop_contracts::{NormalizedUsage, TokenUsage};
 use serde::{Deserialize, Serialize};

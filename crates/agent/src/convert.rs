@@ -1,4 +1,4 @@
-//! Conversions between pipeline messages and store rows (spec §2.9), shared by the warm and the
+//! Conversions between pipeline messages and store rows, shared by the warm and the
 //! cold path so both build byte-identical prompts.
 //!
 //! Multimodal content is stored as the JSON text of its parts with `meta.content_parts = true`

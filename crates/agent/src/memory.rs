@@ -1,4 +1,4 @@
-//! The memory-provider seam (spec §7.5): `recall` once per run before round 0 (recalled messages
+//! The memory-provider seam: `recall` once per run before round 0 (recalled messages
 //! are injected as `system` messages named `memory_*`, never persisted), `remember` at the end of
 //! every run.
 

@@ -1,4 +1,4 @@
-//! The system-prompt builder (spec §7.7) and the tool catalog.
+//! The system-prompt builder and the tool catalog.
 
 use std::sync::Arc;
 

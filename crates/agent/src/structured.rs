@@ -1,4 +1,4 @@
-//! Structured output (spec §7.4): a JSON-schema answer format, the lenient JSON extraction of
+//! Structured output: a JSON-schema answer format, the lenient JSON extraction of
 //! [`parse_structured`], and full JSON-Schema validation (the `jsonschema` crate, no remote refs).
 //!
 //! The loop uses it when [`AgentLoopConfig::structured_output`](crate::AgentLoopConfig) is set:

@@ -1,4 +1,4 @@
-//! Declarative sub-agents (tools-workflows spec §2.16, §3): a strict [`AgentSpec`],
+//! Declarative sub-agents: a strict [`AgentSpec`],
 //! [`run_agent_spec`], and the `spawn_agent` / `run_agent` tools.
 //!
 //! A child runs in its own session (linked to the parent, one level deeper; the store enforces

@@ -1,4 +1,4 @@
-//! The per-session active-window cache (store spec §11): a rebuildable accelerator keyed by the
+//! The per-session active-window cache: a rebuildable accelerator keyed by the
 //! store token `(next_seq, last_compact_seq)`. It holds only the durable projection (messages as
 //! converted from stored rows), never transient content, so a cold loop builds the same prompt.
 

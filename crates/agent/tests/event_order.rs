@@ -1,4 +1,4 @@
-//! Event-order tests with exact payloads (spec §4.3) for the main run shapes.
+//! Event-order tests with exact payloads for the main run shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;

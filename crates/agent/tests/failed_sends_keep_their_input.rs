@@ -1,6 +1,6 @@
 //! A send that ends without an answer still leaves its user message durable, exactly once
-//! (spec §2.1 step 6 persists the input before the pipeline; §2.11 "rows appended before the
-//! failure stay"). Since the input is committed together with the run's first durable write,
+//! (the reference persists the input before the pipeline, and rows appended before a failure
+//! stay). Since the input is committed together with the run's first durable write,
 //! these are the paths where it must be committed alone or must not be committed twice: the
 //! error path before the first model call (a failing `llm.before` hook), the error path after a
 //! tool round (the input went in with the tool-call record), cancellation before the first round

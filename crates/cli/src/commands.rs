@@ -35,11 +35,9 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
 async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
     match cmd {
         SchemaCommand::PrintDdl => {
-            let parsed = power_loop::parse_dsn(&cli.dsn)?;
-            let dialect: Box<dyn power_loop_dialects::Dialect> =
-                power_loop_dialects::for_backend(parsed.backend)?;
+            let backend = power_loop::backend_for_dsn(&cli.dsn, power_loop::BACKENDS)?;
             let mut text = String::new();
-            for stmt in power_loop::provisioning_ddl(dialect.as_ref(), &cli.table_prefix)? {
+            for stmt in power_loop::provisioning_ddl(backend.dialect, &cli.table_prefix)? {
                 text.push_str(&stmt);
                 text.push_str(";\n");
             }
@@ -62,37 +60,6 @@ async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
             r
         }
     }
-}
-
-/// Dialects by backend name, for `schema print-ddl` (no connection needed).
-mod power_loop_dialects {
-    pub(crate) use power_loop::Dialect;
-    use power_loop::{Error, Result};
-
-    pub(crate) fn for_backend(name: &str) -> Result<Box<dyn Dialect>> {
-        match name {
-            "sqlite" => Ok(Box::new(power_loop::SqliteDialect)),
-            "postgres" => Ok(Box::new(power_loop::PostgresDialect)),
-            "mysql" => Ok(Box::new(power_loop::MySqlDialect::default())),
-            other => Err(Error::config(format!("no dialect for backend `{other}`"))),
-        }
-    }
-}
-
-/// The loop of a model-driven command: the provider comes with its own retry and timeout
-/// layers (from its configuration), so none is added here; `config` carries the command
-/// line's per-call settings (unset values defer to the provider's).
-pub(crate) fn build_loop_with(
-    llm: Arc<dyn LlmService>,
-    store: SessionStore,
-    config: AgentLoopConfig,
-    tools: Option<ToolRegistry>,
-) -> Result<StatefulAgentLoop> {
-    let mut b = StatefulAgentLoop::builder(llm).store(store).config(config);
-    if let Some(t) = tools {
-        b = b.tools(t);
-    }
-    b.build()
 }
 
 /// [`build_loop_with`] and the default configuration.

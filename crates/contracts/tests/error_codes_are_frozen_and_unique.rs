@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use power_loop_contracts::{Error, ErrorCode};
 
-/// The codes frozen by the reference kernel's spec (agent-loop.md §5, tools-workflows.md §0.3).
+/// The codes the reference (Python) kernel already emits: frozen, as users match on them.
 const SPEC_CODES: &[(&str, ErrorCode)] = &[
     ("power_loop.error", ErrorCode::Internal),
     ("session.not_found", ErrorCode::SessionNotFound),

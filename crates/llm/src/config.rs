@@ -1,4 +1,4 @@
-//! Provider configuration, `from_env()` and the service factories (spec §6.3, §6.4).
+//! Provider configuration, `from_env()` and the service factories.
 
 use std::sync::Arc;
 use std::time::Duration;

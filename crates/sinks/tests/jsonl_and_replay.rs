@@ -17,6 +17,22 @@ fn tool_event(i: usize) -> AgentEvent {
     .with_round(0)
 }
 
+/// A JSONL sink with default options on `events.jsonl` in a fresh temporary directory (keep the
+/// directory alive for the test).
+fn fresh_sink() -> (tempfile::TempDir, std::path::PathBuf, JsonlSink) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let sink = JsonlSink::open(&path, JsonlOptions::default()).unwrap();
+    (dir, path, sink)
+}
+
+/// A `session_started` event of the main scope.
+fn started() -> AgentEvent {
+    AgentEvent::new(EventPayload::SessionStarted(SessionStartedPayload {
+        scope: "main".into(),
+    }))
+}
+
 #[test]
 fn lines_have_contract_key_order_and_sanitized_payload_with_content_opted_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,12 +111,8 @@ fn rotation_keeps_backup_count_files_and_replay_is_ordered() {
 
 #[test]
 fn replay_skips_garbage_and_torn_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("events.jsonl");
-    let sink = JsonlSink::open(&path, JsonlOptions::default()).unwrap();
-    let a = AgentEvent::new(EventPayload::SessionStarted(SessionStartedPayload {
-        scope: "main".into(),
-    }));
+    let (_dir, path, sink) = fresh_sink();
+    let a = started();
     sink.handle(&a).unwrap();
     sink.write_line("not json").unwrap();
     sink.write_line(r#"{"type": "no_such_event", "payload": {}}"#)
@@ -145,9 +157,7 @@ fn event_filter_and_close() {
 
 #[test]
 fn tool_content_is_left_out_by_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("events.jsonl");
-    let sink = JsonlSink::open(&path, JsonlOptions::default()).unwrap();
+    let (_dir, path, sink) = fresh_sink();
     sink.handle(&tool_event(1)).unwrap();
     sink.handle(
         &AgentEvent::new(EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
@@ -220,12 +230,8 @@ fn rotation_loses_no_line_within_the_kept_backups() {
 
 #[test]
 fn replay_reports_bad_lines_with_file_line_and_kind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("events.jsonl");
-    let sink = JsonlSink::open(&path, JsonlOptions::default()).unwrap();
-    let a = AgentEvent::new(EventPayload::SessionStarted(SessionStartedPayload {
-        scope: "main".into(),
-    }));
+    let (_dir, path, sink) = fresh_sink();
+    let a = started();
     sink.handle(&a).unwrap();
     sink.write_line("not json").unwrap(); // line 2
     sink.write_line(r#"{"type": "no_such_event", "payload": {}}"#) // line 3

@@ -11,32 +11,37 @@ use serde_json::json;
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
 
+impl Recorder {
+    fn record(&self, line: String) -> Result<()> {
+        self.0.lock().unwrap().push(line);
+        Ok(())
+    }
+}
+
 impl MetricsBackend for Recorder {
     fn incr(&self, name: &str, value: u64, labels: &[(&str, &str)]) -> Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("incr {name} {value} {labels:?}"));
-        Ok(())
+        self.record(format!("incr {name} {value} {labels:?}"))
     }
     fn observe(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("observe {name} {value} {labels:?}"));
-        Ok(())
+        self.record(format!("observe {name} {value} {labels:?}"))
     }
     fn gauge(&self, name: &str, value: f64, labels: &[(&str, &str)]) -> Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("gauge {name} {value} {labels:?}"));
-        Ok(())
+        self.record(format!("gauge {name} {value} {labels:?}"))
     }
 }
 
 fn ev(p: EventPayload) -> AgentEvent {
     AgentEvent::new(p).with_session("s").with_round(0)
+}
+
+/// A successful `llm_call_completed` of model `gpt` that took `duration_ms`.
+fn llm_done(duration_ms: f64) -> AgentEvent {
+    ev(EventPayload::LlmCallCompleted(LlmCallCompletedPayload {
+        model: "gpt".into(),
+        success: true,
+        duration_ms,
+        ..Default::default()
+    }))
 }
 
 #[test]
@@ -64,15 +69,7 @@ fn metrics_mapping_counts_each_tool_once() {
         },
     )))
     .unwrap();
-    sink.handle(&ev(EventPayload::LlmCallCompleted(
-        LlmCallCompletedPayload {
-            model: "gpt".into(),
-            success: true,
-            duration_ms: 12.5,
-            ..Default::default()
-        },
-    )))
-    .unwrap();
+    sink.handle(&llm_done(12.5)).unwrap();
     sink.handle(&ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
         usage: serde_json::from_value(json!({"prompt_tokens": 1})).unwrap(),
     })))
@@ -176,15 +173,7 @@ fn prometheus_exposition_uses_total_suffix_and_labels() {
     use power_loop_sinks::metrics::PrometheusBackend;
     let prom = Arc::new(PrometheusBackend::new());
     let sink = MetricsSink::new(prom.clone());
-    sink.handle(&ev(EventPayload::LlmCallCompleted(
-        LlmCallCompletedPayload {
-            model: "gpt".into(),
-            success: true,
-            duration_ms: 3.0,
-            ..Default::default()
-        },
-    )))
-    .unwrap();
+    sink.handle(&llm_done(3.0)).unwrap();
     sink.handle(&ev(EventPayload::ToolCallFailed(ToolCallFailedPayload {
         name: "bash".into(),
         ..Default::default()

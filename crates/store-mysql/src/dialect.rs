@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use power_loop_store::db::Dialect;
+use power_loop_store::db::sql::{insert_sql, upsert_columns};
 use power_loop_store::ddl::{ColumnType, DdlStyle, IndexPlacement, SingleColumnKey, render_ddl};
 
 /// How `INSERT … ON DUPLICATE KEY UPDATE` refers to the values of the row being inserted.
@@ -21,12 +22,16 @@ pub struct MySqlDialect {
     upsert_style: UpsertStyle,
 }
 
+/// The portable dialect (`VALUES(col)` upserts), accepted by MariaDB and every MySQL 8.x: the
+/// default, and the one the backend descriptor carries for connection-free rendering.
+pub(crate) const PORTABLE: MySqlDialect = MySqlDialect {
+    upsert_style: UpsertStyle::ValuesFunction,
+};
+
 impl Default for MySqlDialect {
     /// The portable form (`VALUES(col)`), accepted by MariaDB and every MySQL 8.x.
     fn default() -> Self {
-        MySqlDialect {
-            upsert_style: UpsertStyle::ValuesFunction,
-        }
+        PORTABLE
     }
 }
 
@@ -71,14 +76,6 @@ impl MySqlDialect {
             UpsertStyle::ValuesFunction => format!("VALUES({col})"),
             UpsertStyle::RowAlias => format!("{NEW_ROW}.{col}"),
         }
-    }
-
-    fn insert_head(table: &str, cols: &[&str]) -> String {
-        let placeholders = vec!["?"; cols.len()].join(", ");
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({placeholders})",
-            cols.join(", ")
-        )
     }
 }
 
@@ -127,14 +124,8 @@ impl Dialect for MySqlDialect {
         add_cols: &[&str],
         insert_only_cols: &[&str],
     ) -> String {
-        let cols: Vec<&str> = key_cols
-            .iter()
-            .chain(val_cols)
-            .chain(add_cols)
-            .chain(insert_only_cols)
-            .copied()
-            .collect();
-        let mut sql = Self::insert_head(table, &cols);
+        let cols = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
+        let mut sql = insert_sql(table, &cols);
         if self.upsert_style == UpsertStyle::RowAlias {
             sql.push_str(" AS ");
             sql.push_str(NEW_ROW);
@@ -163,7 +154,7 @@ impl Dialect for MySqlDialect {
     /// downgrade truncation and NOT NULL errors to warnings). With `CLIENT_FOUND_ROWS` the matched
     /// count is 1 whether the row was inserted or already existed.
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String {
-        let mut sql = Self::insert_head(table, cols);
+        let mut sql = insert_sql(table, cols);
         if let Some(k) = key_cols.first().or(cols.first()) {
             sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {k} = {k}"));
         }

@@ -1,6 +1,6 @@
 //! Parsing of `mysql://user:password@host:port/database` URLs.
 //!
-//! Spec §4.3: host defaults to `localhost`, port to `3306`, user and password are percent-decoded
+//! The host defaults to `localhost`, port to `3306`, user and password are percent-decoded
 //! (no user → driver default; no password → empty), the database is the path without its leading
 //! `/` (none when empty). The query string is ignored.
 
@@ -105,7 +105,7 @@ impl MySqlUrl {
         if base != "mysql" && base != "mariadb" {
             return Err(invalid(dsn, &format!("scheme `{scheme}` is not mysql")));
         }
-        // Drop fragment and query string (ignored, spec §4.3).
+        // Drop fragment and query string (ignored).
         let rest = rest.split(['?', '#']).next().unwrap_or("");
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i + 1..]),

@@ -53,6 +53,7 @@ pub use dsn::MySqlUrl;
 pub const BACKEND: BackendDescriptor = BackendDescriptor {
     name: "mysql",
     open,
+    dialect: &dialect::PORTABLE,
 };
 
 fn open(

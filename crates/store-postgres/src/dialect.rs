@@ -1,10 +1,11 @@
-//! The PostgreSQL [`Dialect`]: `$n` placeholders, the PostgreSQL DDL of spec §6.1, `ON CONFLICT`
+//! The PostgreSQL [`Dialect`]: `$n` placeholders, the PostgreSQL DDL of the store tables, `ON CONFLICT`
 //! upserts and `FOR UPDATE` row locks.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use power_loop_store::db::Dialect;
+use power_loop_store::db::sql::{insert_sql, upsert_columns};
 use power_loop_store::ddl::{ColumnType, DdlStyle, SingleColumnKey, render_ddl};
 
 /// SQL rendering for PostgreSQL.
@@ -33,20 +34,6 @@ const fn column_type(ty: ColumnType) -> &'static str {
         ColumnType::Key | ColumnType::Label | ColumnType::Text => "TEXT",
         ColumnType::Int => "BIGINT",
         ColumnType::Flag => "SMALLINT",
-    }
-}
-
-impl PostgresDialect {
-    /// The placeholder list `?, ?, …` for `n` values.
-    fn placeholders(n: usize) -> String {
-        let mut s = String::with_capacity(n * 3);
-        for i in 0..n {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            s.push('?');
-        }
-        s
     }
 }
 
@@ -85,17 +72,10 @@ impl Dialect for PostgresDialect {
         add_cols: &[&str],
         insert_only_cols: &[&str],
     ) -> String {
-        let cols: Vec<&str> = key_cols
-            .iter()
-            .chain(val_cols)
-            .chain(add_cols)
-            .chain(insert_only_cols)
-            .copied()
-            .collect();
+        let cols = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
         let mut sql = format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT ({}) ",
-            cols.join(", "),
-            Self::placeholders(cols.len()),
+            "{} ON CONFLICT ({}) ",
+            insert_sql(table, &cols),
             key_cols.join(", ")
         );
         let sets: Vec<String> = val_cols
@@ -118,11 +98,7 @@ impl Dialect for PostgresDialect {
     }
 
     fn insert_ignore(&self, table: &str, cols: &[&str], _key_cols: &[&str]) -> String {
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT DO NOTHING",
-            cols.join(", "),
-            Self::placeholders(cols.len())
-        )
+        format!("{} ON CONFLICT DO NOTHING", insert_sql(table, cols))
     }
 
     fn for_update(&self) -> &'static str {

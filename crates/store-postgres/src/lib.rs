@@ -48,6 +48,7 @@ pub use dialect::PostgresDialect;
 pub const BACKEND: BackendDescriptor = BackendDescriptor {
     name: "postgres",
     open: open_backend,
+    dialect: &PostgresDialect,
 };
 
 fn open_backend(

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use power_loop_store::db::Dialect;
+use power_loop_store::db::sql::{insert_sql, upsert_columns};
 use power_loop_store::ddl::{ColumnType, DdlStyle, render_ddl};
 
 /// The SQLite dialect: `?` placeholders kept as they are, `ON CONFLICT … DO UPDATE` upserts, and
@@ -46,14 +47,7 @@ impl Dialect for SqliteDialect {
         add_cols: &[&str],
         insert_only_cols: &[&str],
     ) -> String {
-        let all: Vec<&str> = key_cols
-            .iter()
-            .chain(val_cols)
-            .chain(add_cols)
-            .chain(insert_only_cols)
-            .copied()
-            .collect();
-        let placeholders = vec!["?"; all.len()].join(", ");
+        let all = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
         let mut sets: Vec<String> = val_cols
             .iter()
             .map(|c| format!("{c} = excluded.{c}"))
@@ -69,23 +63,19 @@ impl Dialect for SqliteDialect {
             format!("DO UPDATE SET {}", sets.join(", "))
         };
         format!(
-            "INSERT INTO {table} ({}) VALUES ({placeholders}) ON CONFLICT ({}) {action}",
-            all.join(", "),
+            "{} ON CONFLICT ({}) {action}",
+            insert_sql(table, &all),
             key_cols.join(", ")
         )
     }
 
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String {
-        let placeholders = vec!["?"; cols.len()].join(", ");
         let target = if key_cols.is_empty() {
             String::new()
         } else {
             format!(" ({})", key_cols.join(", "))
         };
-        format!(
-            "INSERT INTO {table} ({}) VALUES ({placeholders}) ON CONFLICT{target} DO NOTHING",
-            cols.join(", ")
-        )
+        format!("{} ON CONFLICT{target} DO NOTHING", insert_sql(table, cols))
     }
 
     fn for_update(&self) -> &'static str {

@@ -50,6 +50,7 @@ pub use dialect::SqliteDialect;
 pub const BACKEND: BackendDescriptor = BackendDescriptor {
     name: "sqlite",
     open: open_backend,
+    dialect: &SqliteDialect,
 };
 
 fn open_backend(

@@ -7,17 +7,16 @@
 //! the append returned `Ok`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+use support::open_store as open;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use power_loop_store::backend::ConnectOptions;
-use power_loop_store::db::Database;
-use power_loop_store::{NewMessage, NewSession, SessionStore, StoreOptions};
-use power_loop_store_sqlite::SqliteDatabase;
+use power_loop_store::{NewMessage, NewSession};
 use rand::Rng;
 
 const CHILD_ENV: &str = "POWER_LOOP_CRASH_CHILD_DB";
@@ -28,17 +27,6 @@ const KILLS: usize = 32;
 fn content_for(seq: i64) -> String {
     let body = "0123456789abcdef".repeat(usize::try_from(seq % 97 + 1).unwrap() * 4);
     format!("seq={seq};{body};end={seq}")
-}
-
-async fn open(path: &Path) -> SessionStore {
-    let db: Arc<dyn Database> = Arc::new(
-        SqliteDatabase::open_file(path, &ConnectOptions::default())
-            .await
-            .unwrap(),
-    );
-    SessionStore::open_database(db, &StoreOptions::new())
-        .await
-        .unwrap()
 }
 
 /// The child: appends forever (1–3 messages per transaction) until killed.

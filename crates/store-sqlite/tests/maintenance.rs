@@ -1,22 +1,13 @@
 //! Maintenance: checkpoint modes, vacuum that really shrinks the file, online backup.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod support;
+use support::footprint;
 
 use power_loop_contracts::ErrorCode;
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{Database, TxMode};
 use power_loop_store_sqlite::SqliteDatabase;
-
-/// Size of the database file plus its write-ahead log.
-fn footprint(path: &Path) -> u64 {
-    let main = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    main + std::fs::metadata(Path::new(&wal))
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
 
 async fn fill(db: &SqliteDatabase, rows: i64) {
     db.transact(

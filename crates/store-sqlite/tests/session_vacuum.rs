@@ -1,33 +1,11 @@
 //! Through `SessionStore`: deleting a large session and vacuuming really shrinks the file.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::sync::Arc;
+mod support;
+use support::footprint;
+use support::open_store as open;
 
-use power_loop_store::backend::ConnectOptions;
-use power_loop_store::db::Database;
-use power_loop_store::{NewMessage, NewSession, SessionStore, StoreOptions};
-use power_loop_store_sqlite::SqliteDatabase;
-
-fn footprint(path: &Path) -> u64 {
-    let main = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    main + std::fs::metadata(Path::new(&wal))
-        .map(|m| m.len())
-        .unwrap_or(0)
-}
-
-async fn open(path: &Path) -> SessionStore {
-    let db: Arc<dyn Database> = Arc::new(
-        SqliteDatabase::open_file(path, &ConnectOptions::default())
-            .await
-            .unwrap(),
-    );
-    SessionStore::open_database(db, &StoreOptions::new())
-        .await
-        .unwrap()
-}
+use power_loop_store::{NewMessage, NewSession};
 
 async fn shrink_after_close_session(incremental: bool) {
     let dir = tempfile::tempdir().unwrap();

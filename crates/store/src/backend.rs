@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use power_loop_contracts::Result;
 
-use crate::db::{BoxFuture, Database};
+use crate::db::{BoxFuture, Database, Dialect};
 
 /// Where a parsed DSN points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,12 +77,16 @@ pub struct BackendDescriptor {
     pub name: &'static str,
     /// Opens a database for a DSN naming this backend.
     pub open: OpenFn,
+    /// The backend's SQL dialect (its DDL and statement rendering), usable without a connection:
+    /// `schema print-ddl` renders the provisioning script with it.
+    pub dialect: &'static dyn Dialect,
 }
 
 impl std::fmt::Debug for BackendDescriptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackendDescriptor")
             .field("name", &self.name)
+            .field("dialect", &self.dialect.name())
             .finish_non_exhaustive()
     }
 }

@@ -21,6 +21,42 @@ fn feature_of(backend: &str) -> &'static str {
     }
 }
 
+/// The descriptor among `backends` (the ones compiled in) that serves `dsn`, without
+/// connecting: what `open_store` would use, e.g. for its [`BackendDescriptor::dialect`].
+///
+/// Errors: `store.dsn_invalid` (malformed DSN or unknown scheme) and
+/// `store.backend_unavailable` (backend not compiled in; names the cargo feature).
+pub fn backend_for_dsn<'a>(
+    dsn: &str,
+    backends: &'a [BackendDescriptor],
+) -> Result<&'a BackendDescriptor> {
+    find_backend(dsn, backends).map(|(desc, _)| desc)
+}
+
+/// [`backend_for_dsn`], also returning the parsed DSN.
+fn find_backend<'a>(
+    dsn: &str,
+    backends: &'a [BackendDescriptor],
+) -> Result<(&'a BackendDescriptor, crate::backend::ParsedDsn)> {
+    let parsed = parse_dsn(dsn)?;
+    match backends.iter().find(|b| b.name == parsed.backend) {
+        Some(desc) => Ok((desc, parsed)),
+        None => {
+            let feature = feature_of(parsed.backend);
+            Err(Error::new(
+                ErrorCode::StoreBackendUnavailable,
+                format!(
+                    "the DSN `{}` needs the {} backend, which is not compiled in; enable the `{feature}` cargo feature of power-loop",
+                    redact_dsn(dsn),
+                    parsed.backend
+                ),
+            )
+            .with_detail("backend", parsed.backend)
+            .with_detail("feature", feature))
+        }
+    }
+}
+
 /// Opens a store: parses `dsn` strictly, picks the backend among `backends` (the ones compiled
 /// in), connects, applies the schema policy, and returns the store.
 ///
@@ -34,20 +70,7 @@ pub async fn open_store(
     backends: &[BackendDescriptor],
 ) -> Result<SessionStore> {
     options.validate()?;
-    let parsed = parse_dsn(dsn)?;
-    let Some(desc) = backends.iter().find(|b| b.name == parsed.backend) else {
-        let feature = feature_of(parsed.backend);
-        return Err(Error::new(
-            ErrorCode::StoreBackendUnavailable,
-            format!(
-                "the DSN `{}` needs the {} backend, which is not compiled in; enable the `{feature}` cargo feature of power-loop",
-                redact_dsn(dsn),
-                parsed.backend
-            ),
-        )
-        .with_detail("backend", parsed.backend)
-        .with_detail("feature", feature));
-    };
+    let (desc, parsed) = find_backend(dsn, backends)?;
     let db: Arc<dyn Database> = (desc.open)(parsed, options.connect.clone()).await?;
     match SessionStore::open_database(Arc::clone(&db), &options).await {
         Ok(store) => Ok(store),
@@ -87,5 +110,13 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn backend_for_dsn_picks_the_descriptor_or_says_why_not() {
+        let e = backend_for_dsn("postgres://u@h/db", &[]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StoreBackendUnavailable);
+        let e = backend_for_dsn("ftp://x", &[]).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StoreDsnInvalid);
     }
 }

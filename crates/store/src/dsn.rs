@@ -1,4 +1,5 @@
-//! Strict DSN parsing (spec §5.2, "Required Rust behavior").
+//! Strict DSN parsing: an unknown scheme or a malformed DSN is an error (`store.dsn_invalid`)
+//! before anything is created, never a fallback to another backend or path.
 //!
 //! | DSN | Backend | Target |
 //! |---|---|---|

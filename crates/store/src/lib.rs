@@ -84,7 +84,7 @@ pub use archive::document::SessionArchive;
 pub use backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn, SqliteSync};
 pub use blackboard::{Blackboard, BoardDocument, BoardEntry};
 pub use codec::JsonMap;
-pub use connect::open_store;
+pub use connect::{backend_for_dsn, open_store};
 pub use db::run::{run_tx, run_tx_exclusive};
 pub use dsn::{parse_dsn, redact_dsn};
 pub use lease::{SessionLease, session_lease_name};

@@ -1,4 +1,4 @@
-//! Maintenance forwarding (spec §2.1, §8.1): checkpoint / vacuum / backup go to the backend's
+//! Maintenance forwarding: checkpoint / vacuum / backup go to the backend's
 //! [`crate::db::Maintenance`] capability when it has one (SQLite) and are no-ops otherwise.
 
 use power_loop_contracts::{Error, Result};

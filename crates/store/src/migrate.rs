@@ -1,4 +1,4 @@
-//! `ensure_schema` (spec §7.1) and the portable `schema_migrations` version ladder.
+//! `ensure_schema` and the portable `schema_migrations` version ladder.
 //!
 //! The version lives in the single-row table `{p}schema_migrations` (never in `PRAGMA
 //! user_version`), so the ladder is the same on every backend. `AutoCreate` runs under

@@ -1,4 +1,4 @@
-//! Table names, table-prefix validation, the schema-version table and `SchemaPolicy` (spec §5.3, §6, §7).
+//! Table names, table-prefix validation, the schema-version table and `SchemaPolicy`.
 
 use power_loop_contracts::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,7 @@ pub(crate) fn stamp_sql_inline(dialect: &dyn Dialect, prefix: &str, version: i64
     out
 }
 
-/// The complete script an operator runs so that a later `Verify` open succeeds (spec §7.2):
+/// The complete script an operator runs so that a later `Verify` open succeeds:
 /// the version table, every data-table statement, then the idempotent version stamp. Re-running
 /// it is harmless.
 pub fn provisioning_ddl(dialect: &dyn Dialect, prefix: &str) -> Result<Vec<String>> {

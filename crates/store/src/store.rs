@@ -19,7 +19,7 @@ use crate::tables::session_state::sql::StateSql;
 use crate::tables::sessions::sql::SessionSql;
 use crate::tables::usage::sql::UsageSql;
 
-/// The durable session store (spec §8). Clone it freely: clones share one database handle.
+/// The durable session store. Clone it freely: clones share one database handle.
 #[derive(Clone)]
 pub struct SessionStore {
     pub(crate) inner: Arc<Inner>,

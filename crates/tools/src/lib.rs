@@ -39,6 +39,7 @@ mod env;
 mod paths;
 mod policy;
 mod presets;
+pub mod pyrepr;
 mod registry;
 mod shell;
 mod store_adapter;

@@ -133,10 +133,7 @@ pub(crate) fn locate(env: &RuntimeEnv, raw: &str) -> Result<Located> {
         };
         Error::new(
             ErrorCode::ToolFailed,
-            format!(
-                "cannot resolve path {raw_trim}: {}",
-                crate::confined::ops::io_why(&e)
-            ),
+            format!("cannot resolve path {raw_trim}: {}", io_why(&e)),
         )
         .with_detail("reason", reason)
     })?;
@@ -201,6 +198,14 @@ pub fn display_path(env: &RuntimeEnv, p: &Path) -> String {
         return format!("@home/{}", rel.to_string_lossy());
     }
     p.to_string_lossy().into_owned()
+}
+
+/// An I/O error's description without any path in it.
+pub(crate) fn io_why(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => rustix::io::Errno::from_raw_os_error(n).to_string(),
+        None => e.kind().to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Text helpers shared by the tools: truncation, line splitting, Python-style rendering.
+//! Text helpers shared by the tools: truncation, line splitting, lenient argument reading
+//! (Python-style rendering is in [`crate::pyrepr`]).
 
 /// Maximum characters of a tool result.
 pub const RESULT_MAX_CHARS: usize = 50_000;
@@ -52,41 +53,6 @@ pub(crate) fn splitlines(text: &str) -> Vec<&str> {
         out.push(&text[start..]);
     }
     out
-}
-
-/// Python `repr()` of a string.
-pub(crate) fn pyrepr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python `repr()` of a list of strings.
-pub(crate) fn pyrepr_list(items: &[&str]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| pyrepr_str(s)).collect();
-    format!("[{}]", inner.join(", "))
 }
 
 /// `"s"` when `n != 1`.
@@ -161,13 +127,6 @@ mod tests {
         let t = truncate_chars(&s);
         assert!(t.contains("... (10080 chars omitted) ..."));
         assert_eq!(truncate_chars("short"), "short");
-    }
-
-    #[test]
-    fn repr() {
-        assert_eq!(pyrepr_str("it's"), "\"it's\"");
-        assert_eq!(pyrepr_str("a\nb"), "'a\\nb'");
-        assert_eq!(pyrepr_list(&["bar", "foo"]), "['bar', 'foo']");
     }
 
     #[test]

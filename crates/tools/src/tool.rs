@@ -34,37 +34,28 @@ pub trait Tool: Send + Sync {
     }
 }
 
-impl<T: Tool + ?Sized> Tool for Arc<T> {
-    fn definition(&self) -> &ToolDefinition {
-        (**self).definition()
-    }
-    fn call<'a>(
-        &'a self,
-        ctx: ToolContext,
-        args: serde_json::Value,
-    ) -> BoxFuture<'a, Result<ToolOutput>> {
-        (**self).call(ctx, args)
-    }
-    fn concurrency_safe(&self) -> bool {
-        (**self).concurrency_safe()
-    }
+/// Forwards [`Tool`] through smart pointers, so `Arc<dyn Tool>` and `Box<dyn Tool>` are tools.
+macro_rules! forward_tool {
+    ($($ptr:ident),*) => {$(
+        impl<T: Tool + ?Sized> Tool for $ptr<T> {
+            fn definition(&self) -> &ToolDefinition {
+                (**self).definition()
+            }
+            fn call<'a>(
+                &'a self,
+                ctx: ToolContext,
+                args: serde_json::Value,
+            ) -> BoxFuture<'a, Result<ToolOutput>> {
+                (**self).call(ctx, args)
+            }
+            fn concurrency_safe(&self) -> bool {
+                (**self).concurrency_safe()
+            }
+        }
+    )*};
 }
 
-impl<T: Tool + ?Sized> Tool for Box<T> {
-    fn definition(&self) -> &ToolDefinition {
-        (**self).definition()
-    }
-    fn call<'a>(
-        &'a self,
-        ctx: ToolContext,
-        args: serde_json::Value,
-    ) -> BoxFuture<'a, Result<ToolOutput>> {
-        (**self).call(ctx, args)
-    }
-    fn concurrency_safe(&self) -> bool {
-        (**self).concurrency_safe()
-    }
-}
+forward_tool!(Arc, Box);
 
 /// A type map of host objects a tool may need (e.g. the agent loop handle for `spawn_agent`).
 ///

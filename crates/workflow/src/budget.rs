@@ -1,4 +1,4 @@
-//! [`SharedBudget`]: one token pool for every leaf of a run (spec §5.4).
+//! [`SharedBudget`]: one token pool for every leaf of a run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

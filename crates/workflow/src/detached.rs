@@ -1,4 +1,4 @@
-//! Detached runs (spec §6.2, beyond the reference): a run started in the background from a
+//! Detached runs (beyond the reference): a run started in the background from a
 //! session, whose finish arms the parent's wake timer in the same store transaction, and the
 //! `timer.fire` guard that lets exactly one wake per attempt through.
 
@@ -13,10 +13,10 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::resume::rehydrate;
 use crate::engine::{RunOptions, RunOutcome, create_run, execute};
 use crate::journal::{WAKE_NOTE_PREFIX, wake_note};
 use crate::result::{RunStatus, WorkflowResult};
-use crate::resume::rehydrate;
 use crate::spec::WorkflowSpec;
 
 /// A run going on in the background.

@@ -39,7 +39,7 @@ impl std::fmt::Display for SpecProblem {
     }
 }
 
-/// Every problem found in a workflow spec, in a stable order (spec §4.4).
+/// Every problem found in a workflow spec, in a stable order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkflowSpecError {

@@ -1,4 +1,4 @@
-//! The executor seam (spec §5.6): how one agent leaf runs. The engine hands a [`LeafRequest`] to
+//! The executor seam: how one agent leaf runs. The engine hands a [`LeafRequest`] to
 //! a [`LeafExecutor`] and reads back a [`LeafOutcome`]; [`InProcessExecutor`] (the default) runs
 //! the leaf as a linked sub-agent session of the run's driver session, on a sibling loop of the
 //! parent. A subprocess executor implements the same trait.

@@ -1,4 +1,4 @@
-//! Introspection of journaled runs (spec §6.4, beyond the reference: every journaled run,
+//! Introspection of journaled runs (beyond the reference: every journaled run,
 //! synchronous or detached, with per-step progress).
 
 use power_loop_contracts::Result;

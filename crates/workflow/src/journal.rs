@@ -1,4 +1,4 @@
-//! The run journal on the store (spec §6.1, beyond the reference: dedicated tables, one row per
+//! The run journal on the store (beyond the reference: dedicated tables, one row per
 //! step including each foreach item, attempt-checked writes). This module converts between the
 //! engine's results and the store's rows.
 

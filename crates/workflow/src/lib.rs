@@ -1,7 +1,7 @@
 //! Workflows: deterministic multi-agent control flow over sub-agent leaves.
 //!
 //! A [`WorkflowSpec`] is a JSON tree of `agent` leaves and `sequence` / `parallel` / `foreach` /
-//! `branch` containers (tools-workflows spec §4). This crate validates it all at once
+//! `branch` containers. This crate validates it all at once
 //! ([`WorkflowSpecError`] lists every problem with its path), renders `{{ name }}` templates
 //! ([`render_template`]), resolves references to earlier results ([`Reference`]), and defines
 //! what a run produces ([`AgentResult`], [`WorkflowResult`]) and the token pool its leaves share
@@ -36,10 +36,8 @@ mod error;
 mod executor;
 mod introspect;
 mod journal;
-mod pyrepr;
 mod reference;
 mod result;
-mod resume;
 mod serialize;
 mod spec;
 mod template;
@@ -49,6 +47,7 @@ mod walk;
 
 pub use budget::SharedBudget;
 pub use detached::{RunHandle, register_wake_guard, resume_detached, start_detached};
+pub use engine::resume::resume_run;
 pub use engine::{
     BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, Progress, ProgressFn, RunOptions, RunOutcome,
     WorkflowEngine, WorkflowEngineBuilder,
@@ -61,7 +60,6 @@ pub use reference::{Reference, resolve_reference};
 pub use result::{
     AgentResult, LeafStatus, ResultMap, RunStatus, WorkflowResult, usage_from_value, usage_value,
 };
-pub use resume::resume_run;
 pub use spec::{
     AgentNode, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems,
     ForeachNode, MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,

@@ -1,10 +1,10 @@
 //! References to earlier results: `node_id` (the node's text) or `node_id.key` (a field of its
-//! structured payload), used by `items_from`, `branch.on` and `inputs_from` (spec §4.3).
+//! structured payload), used by `items_from`, `branch.on` and `inputs_from`.
 
 use serde_json::Value;
 
-use crate::pyrepr::sorted_list;
 use crate::result::ResultMap;
+use power_loop_tools::pyrepr::sorted_list;
 
 /// A parsed reference string, split at the first `.`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -32,8 +32,9 @@ impl Reference {
     }
 
     /// Resolves this reference (written `raw` in messages) against the results so far: the
-    /// node's text as a JSON string, or the payload field. The error says what is missing, in
-    /// the words of spec §4.3 (the engine turns it into a run error).
+    /// node's text as a JSON string, or the payload field. The error says what is missing
+    /// (the unknown node, the missing or non-object payload, the missing field), worded as the
+    /// reference words it; the engine turns it into a run error.
     pub fn resolve(&self, raw: &str, results: &ResultMap) -> Result<Value, String> {
         let Some(res) = results.get(&self.node_id) else {
             return Err(format!(

@@ -1,4 +1,4 @@
-//! What a run produces (spec §5.5): per-leaf [`AgentResult`]s and the run's [`WorkflowResult`].
+//! What a run produces: per-leaf [`AgentResult`]s and the run's [`WorkflowResult`].
 //!
 //! The engine fills these; they live here so the journal, resume and the CLI share one shape.
 

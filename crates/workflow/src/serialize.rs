@@ -1,4 +1,4 @@
-//! The JSON form of a spec (spec §4.5), as stored in run journals: defaults are left out, and
+//! The JSON form of a spec, as stored in run journals: defaults are left out, and
 //! [`WorkflowSpec::from_value`] of the output rebuilds an equal spec.
 
 use serde_json::{Map, Value};

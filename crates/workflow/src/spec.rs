@@ -1,8 +1,8 @@
-//! The workflow DSL as typed values (tools-workflows spec §4.1–§4.2).
+//! The workflow DSL as typed values.
 //!
 //! A [`WorkflowSpec`] is only ever built by validation ([`WorkflowSpec::from_value`] /
 //! [`WorkflowSpec::from_json_str`]) or by hand in Rust; either way [`WorkflowSpec::to_value`] gives
-//! the JSON form (§4.5) that parses back to an equal spec.
+//! the JSON form that parses back to an equal spec.
 
 use power_loop_agent::AgentSpec;
 use serde_json::{Map, Value};

@@ -1,4 +1,4 @@
-//! `{{ name }}` templating (spec §4.3, with two documented departures: non-string values render
+//! `{{ name }}` templating (with two documented departures: non-string values render
 //! as JSON, and the engine renders an agent leaf's `system_prompt` too).
 
 use serde_json::{Map, Value};

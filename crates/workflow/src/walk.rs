@@ -34,7 +34,7 @@ impl WorkflowSpec {
     }
 
     /// Ids that `items_from`, `on` and `inputs_from` may name: agent ids and foreach ids that are
-    /// not inside any foreach body (spec §4.3), sorted.
+    /// not inside any foreach body, sorted.
     pub fn referenceable_ids(&self) -> BTreeSet<String> {
         self.nodes()
             .into_iter()
@@ -43,7 +43,7 @@ impl WorkflowSpec {
             .collect()
     }
 
-    /// Ids whose results a run journals and a resume replays (spec §6.3): the same set as
+    /// Ids whose results a run journals and a resume replays: the same set as
     /// [`WorkflowSpec::referenceable_ids`] — leaves outside foreach bodies and foreach aggregates
     /// that are not themselves inside a body.
     pub fn replayable_node_ids(&self) -> BTreeSet<String> {

@@ -118,12 +118,7 @@ async fn round_limit_and_leaf_error_are_failed_leaves() {
         {"type": "agent", "id": "a", "spec": {"name": "a", "system_prompt": "loop", "max_rounds": 2}},
         leaf("b", "p", "x")]}}),
     );
-    let r = WorkflowEngine::builder(lp)
-        .build()
-        .run(&s)
-        .await
-        .unwrap()
-        .result;
+    let r = run_default(lp, &s).await;
     let a = r.results.get("a").unwrap();
     assert_ne!(a.status, LeafStatus::Completed);
     assert_eq!(r.status, RunStatus::Failed);
@@ -148,12 +143,7 @@ async fn budget_floor_refuses_new_leaves_and_stops_a_sequential_foreach() {
         "root": {"type": "foreach", "id": "fe", "items": [1, 2, 3, 4, 5], "as": "n", "parallel": false,
             "body": leaf("w", "p", "item {{n}}")}}),
     );
-    let r = WorkflowEngine::builder(lp)
-        .build()
-        .run(&s)
-        .await
-        .unwrap()
-        .result;
+    let r = run_default(lp, &s).await;
     assert_eq!(r.status, RunStatus::BudgetExceeded);
     assert_eq!(llm.call_count(), 2);
     let fe = r.results.get("fe").unwrap();
@@ -243,12 +233,7 @@ async fn branch_on_a_payload_and_a_reference_to_a_node_that_has_not_run() {
             "shallow": leaf("skim", "skim", "s")}},
         {"type": "branch", "on": "skim", "cases": {"x": leaf("never", "p", "x")}}
     ]}}));
-    let r = WorkflowEngine::builder(lp)
-        .build()
-        .run(&s)
-        .await
-        .unwrap()
-        .result;
+    let r = run_default(lp, &s).await;
     assert_eq!(
         r.results.get("plan").unwrap().payload,
         Some(json!({"mode": "deep", "topics": ["x", "y"]}))
@@ -282,12 +267,7 @@ async fn branch_default_no_match_and_unparsable_payload() {
         {"type": "branch", "on": "k", "cases": {"a": leaf("a", "p", "x")}, "default": leaf("dd", "p", "x")},
         {"type": "branch", "on": "k", "cases": {"a": leaf("a2", "p", "x")}}
     ]}}));
-    let r = WorkflowEngine::builder(lp.clone())
-        .build()
-        .run(&s)
-        .await
-        .unwrap()
-        .result;
+    let r = run_default(lp.clone(), &s).await;
     assert_eq!(r.results.get("dd").unwrap().text, "dflt");
     assert_eq!(
         r.errors,
@@ -298,12 +278,7 @@ async fn branch_default_no_match_and_unparsable_payload() {
         json!({"name": "p", "root": {"type": "agent", "id": "bad", "spec": {"name": "b", "system_prompt": "bad", "max_rounds": 1},
         "output_schema": {"name": "O", "schema": {"type": "object"}}}}),
     );
-    let r = WorkflowEngine::builder(lp)
-        .build()
-        .run(&s)
-        .await
-        .unwrap()
-        .result;
+    let r = run_default(lp, &s).await;
     let bad = r.results.get("bad").unwrap();
     assert_eq!(bad.payload, None);
     assert!(!r.ok());

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The JSON shapes of results (spec §5.5): eight keys per leaf, the run's six keys, `ok()` and
+//! The JSON shapes of results: eight keys per leaf, the run's six keys, `ok()` and
 //! `summary()`.
 
 use power_loop_agent::RunUsage;

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The workflow tools (§6.5): every problem of an invalid spec at once, nesting refused, leaves
+//! The workflow tools: every problem of an invalid spec at once, nesting refused, leaves
 //! without the workflow tools, synchronous runs journaled, `workflow_status` output.
 
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,4 @@
-//! [`DefaultCompactor`] (spec §1.6), with the trigger measured against the model's context window
+//! [`DefaultCompactor`], with the trigger measured against the model's context window
 //! instead of the reply cap, a malformed `CONTEXT_COMPACT_THRESHOLD` reported and ignored, the
 //! summary call's usage returned in the plan, and a failed summary reported as
 //! `compaction.failed` (the pipeline turns it into an `auto_compact` `failed` event). Unlike the

@@ -1,4 +1,4 @@
-//! Microcompaction (spec §1.11): large tool outputs, except the most recent `hot_tail` ones, are
+//! Microcompaction: large tool outputs, except the most recent `hot_tail` ones, are
 //! replaced in the in-memory history by a pointer to a spill file under `<home>/.cache/`. Store
 //! rows are never modified. Improvements: spill files are named by session and seq (a re-send
 //! rewrites the same file instead of piling up new ones), and without a home directory (or when

@@ -1,4 +1,4 @@
-//! The `recall_compacted` tool (spec §1.10 / tools §2.12): reads back messages a compaction
+//! The `recall_compacted` tool: reads back messages a compaction
 //! folded out of the calling session's active window.
 
 use std::sync::Arc;

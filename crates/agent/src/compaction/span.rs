@@ -1,4 +1,4 @@
-//! Span selection of the default compactor (spec §1.6): the protected head, the tail of the last
+//! Span selection of the default compactor: the protected head, the tail of the last
 //! `keep_last_n` exchanges, the atomic-pair guard, and (improvement) a token-targeted cut at
 //! tool-pair boundaries inside an exchange, so one long user turn with many tool rounds can still
 //! be folded.

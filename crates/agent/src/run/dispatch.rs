@@ -9,11 +9,11 @@ use std::sync::Arc;
 use power_loop_contracts::event::*;
 use power_loop_contracts::hook::*;
 use power_loop_contracts::{ErrorCode, EventPayload, Message, Result, ToolCall, ToolOutput};
-use power_loop_store::{PendingChange, PendingInteraction};
+use power_loop_store::PendingInteraction;
 use power_loop_tools::{ToolContext, ToolOutcome, ToolRegistry};
 use serde_json::Value;
 
-use super::state::{Extras, Run};
+use super::state::Run;
 use crate::convert::{call_args, truncate_output};
 use crate::result::{RunStatus, StatefulResult};
 
@@ -90,6 +90,25 @@ impl Run {
         Ok(Prepared::Run { name, args })
     }
 
+    /// Runs `name(args)` for call `call_id` of round `idx` through `registry`, in this run's
+    /// tool context, on the current task.
+    async fn invoke_here(
+        &self,
+        idx: u32,
+        registry: &ToolRegistry,
+        call_id: &str,
+        name: &str,
+        args: &Value,
+    ) -> ToolOutcome {
+        Self::invoke(
+            registry.clone(),
+            self.ctx_for(idx, call_id),
+            name.to_owned(),
+            args.clone(),
+        )
+        .await
+    }
+
     async fn invoke(
         registry: ToolRegistry,
         ctx: ToolContext,
@@ -109,16 +128,7 @@ impl Run {
     ) -> Result<()> {
         let max = self.ctx.config.tool_result_max_chars;
         let msg = Message::tool(call.id.clone(), truncate_output(output, max)).with_name(name);
-        self.append(
-            vec![msg],
-            Some(idx),
-            Extras {
-                pending: PendingChange::ResolveToolResults,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|_| ())
+        self.append_tool_results(vec![msg], idx).await
     }
 
     /// Hooks `tool.error` / `tool.after`, events, persistence for one executed call. Returns
@@ -165,13 +175,7 @@ impl Run {
                     failed = false;
                 }
                 ToolErrorDirective::Retry => {
-                    let again = Self::invoke(
-                        registry.clone(),
-                        self.ctx_for(idx, &call.id),
-                        name.to_owned(),
-                        args.clone(),
-                    )
-                    .await;
+                    let again = self.invoke_here(idx, registry, &call.id, name, args).await;
                     if again.is_failed() {
                         output = format!("Error (retry failed): {}", again.output.content);
                         failed = true;
@@ -200,38 +204,28 @@ impl Run {
             failed = ctx.failed;
             stop = ctx.directive == ToolAfterDirective::Break;
         }
+        let completed = ToolCallCompletedPayload {
+            name: name.to_owned(),
+            output: output.clone(),
+            tool_input: args.clone(),
+            tool_call_id: call.id.clone(),
+            failed,
+        };
         if failed {
-            let (n, o, a, id) = (
-                name.to_owned(),
-                output.clone(),
-                args.clone(),
-                call.id.clone(),
-            );
+            let failed = ToolCallFailedPayload {
+                name: completed.name.clone(),
+                output: completed.output.clone(),
+                tool_input: completed.tool_input.clone(),
+                tool_call_id: completed.tool_call_id.clone(),
+            };
             self.emitter
                 .emit(EventType::ToolCallFailed, Some(idx), false, || {
-                    EventPayload::ToolCallFailed(ToolCallFailedPayload {
-                        name: n,
-                        output: o,
-                        tool_input: a,
-                        tool_call_id: id,
-                    })
+                    EventPayload::ToolCallFailed(failed)
                 })?;
         }
-        let (n, o, a, id) = (
-            name.to_owned(),
-            output.clone(),
-            args.clone(),
-            call.id.clone(),
-        );
         self.emitter
             .emit(EventType::ToolCallCompleted, Some(idx), false, || {
-                EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
-                    name: n,
-                    output: o,
-                    tool_input: a,
-                    tool_call_id: id,
-                    failed,
-                })
+                EventPayload::ToolCallCompleted(completed)
             })?;
         self.persist_result(idx, call, name, output).await?;
         Ok(stop)
@@ -306,31 +300,48 @@ impl Run {
                 }
                 Prepared::Run { name, args } => (name, args),
             };
-            let outcome = Self::invoke(
-                registry.clone(),
-                self.ctx_for(idx, &call.id),
-                name.clone(),
-                args.clone(),
-            )
-            .await;
-            if let Some(req) = outcome.interrupt.clone() {
-                if outcome.handler_ran {
-                    self.tally.tool_calls += 1;
-                }
-                let interaction = to_interaction(req, &call.id, &name);
-                self.record_interaction(interaction.clone(), idx).await?;
-                out.waiting = Some(interaction);
-                stopped = Some(SKIPPED_HUMAN);
-                continue;
-            }
-            if self
-                .complete_call(idx, registry, call, &name, &args, outcome)
+            let outcome = self
+                .invoke_here(idx, registry, &call.id, &name, &args)
+                .await;
+            let counted = outcome.handler_ran;
+            if let Some(why) = self
+                .settle(idx, registry, call, (&name, &args), outcome, counted, out)
                 .await?
             {
-                stopped = Some(SKIPPED_AFTER);
+                stopped = Some(why);
             }
         }
         Ok(())
+    }
+
+    /// Settles one finished call of a batch: an interrupt records the pending interaction and
+    /// stops the batch (`SKIPPED_HUMAN`; the call counts toward the tally when `counted`);
+    /// otherwise the result is completed, and a stop-after verdict stops the batch
+    /// (`SKIPPED_AFTER`). Returns why the rest of the batch is skipped, if it is.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &mut self,
+        idx: u32,
+        registry: &ToolRegistry,
+        call: &ToolCall,
+        (name, args): (&str, &Value),
+        outcome: ToolOutcome,
+        counted: bool,
+        out: &mut BatchOutcome,
+    ) -> Result<Option<&'static str>> {
+        if let Some(req) = outcome.interrupt.clone() {
+            if counted {
+                self.tally.tool_calls += 1;
+            }
+            let interaction = to_interaction(req, &call.id, name);
+            self.record_interaction(interaction.clone(), idx).await?;
+            out.waiting = Some(interaction);
+            return Ok(Some(SKIPPED_HUMAN));
+        }
+        let stop = self
+            .complete_call(idx, registry, call, name, args, outcome)
+            .await?;
+        Ok(stop.then_some(SKIPPED_AFTER))
     }
 
     async fn batch_concurrent(
@@ -403,19 +414,12 @@ impl Run {
                             handler_ran: true,
                             elapsed_ms: 0,
                         });
-                    if let Some(req) = outcome.interrupt.clone() {
-                        self.tally.tool_calls += 1;
-                        let interaction = to_interaction(req, &call.id, &name);
-                        self.record_interaction(interaction.clone(), idx).await?;
-                        out.waiting = Some(interaction);
-                        stopped = Some(SKIPPED_HUMAN);
-                        continue;
-                    }
-                    if self
-                        .complete_call(idx, registry, call, &name, &args, outcome)
+                    // A concurrent call's interrupt always counts (as before the refactor).
+                    if let Some(why) = self
+                        .settle(idx, registry, call, (&name, &args), outcome, true, out)
                         .await?
                     {
-                        stopped = Some(SKIPPED_AFTER);
+                        stopped = Some(why);
                     }
                 }
                 (Prepared::Run { name, .. }, None) => {
@@ -445,15 +449,7 @@ impl Run {
                     .with_name(c.name())
                 })
                 .collect();
-            self.append(
-                msgs,
-                Some(idx),
-                Extras {
-                    pending: PendingChange::ResolveToolResults,
-                    ..Default::default()
-                },
-            )
-            .await?;
+            self.append_tool_results(msgs, idx).await?;
             return Ok(None);
         };
         let outcome = self.run_batch(idx, &calls, &registry).await?;

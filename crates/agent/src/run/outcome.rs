@@ -7,7 +7,7 @@ use std::sync::Arc;
 use power_loop_contracts::event::*;
 use power_loop_contracts::hook::SessionEndCtx;
 use power_loop_contracts::{Error, ErrorCode, EventPayload, Message, Result, ToolCall};
-use power_loop_store::{PendingChange, PendingInteraction};
+use power_loop_store::PendingInteraction;
 
 use super::state::{Extras, Run, Step};
 use crate::budget::usage_map;
@@ -26,6 +26,25 @@ pub(super) fn is_degraded(e: &Error) -> Option<&'static str> {
 }
 
 impl Run {
+    /// Persists `text` as the run's last assistant message of round `idx` (the terminal write)
+    /// and finishes the run with `status` after `idx + 1` rounds.
+    pub(super) async fn end_with_answer(
+        &mut self,
+        status: RunStatus,
+        text: String,
+        idx: u32,
+        reason: &str,
+    ) -> Result<Step> {
+        let extras = Extras {
+            terminal: true,
+            ..Default::default()
+        };
+        self.append(vec![Message::assistant(text.clone())], Some(idx), extras)
+            .await?;
+        let r = self.finish(status, text, idx + 1, reason).await?;
+        Ok(Step::Done(Box::new(r)))
+    }
+
     /// Finalize: `session.end` hook, `session_ended`, memory `remember`; builds the result.
     pub(super) async fn finish(
         &mut self,
@@ -123,22 +142,11 @@ impl Run {
             })
         })?;
         let text = format!("[degraded: LLM {reason} — {code}: {short}]");
-        self.append(
-            vec![Message::assistant(text.clone())],
-            Some(idx),
-            Extras {
-                terminal: true,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let r = self
-            .finish(RunStatus::Degraded, text, idx + 1, "degraded")
-            .await?;
-        Ok(Step::Done(Box::new(r)))
+        self.end_with_answer(RunStatus::Degraded, text, idx, "degraded")
+            .await
     }
 
-    /// The round cap (spec §2.7, improved): the limit message and the summary reply are both
+    /// The round cap (improved): the limit message and the summary reply are both
     /// persisted, no tools are offered, usage is counted.
     pub(super) async fn round_limit(&mut self) -> Result<StatefulResult> {
         let max = self.cfg().max_rounds;
@@ -217,16 +225,7 @@ impl Run {
             .iter()
             .map(|c| Message::tool(c.id.clone(), output).with_name(c.name()))
             .collect();
-        self.append(
-            msgs,
-            Some(idx),
-            Extras {
-                pending: PendingChange::ResolveToolResults,
-                ..Default::default()
-            },
-        )
-        .await
-        .map(|_| ())
+        self.append_tool_results(msgs, idx).await
     }
 
     /// Records a human-input interaction in the pending state.

@@ -283,19 +283,9 @@ impl Run {
                         if ctx.directive == LlmAfterDirective::Break {
                             let text = ctx.output.raw_text.trim().to_owned();
                             self.record_usage(idx, &ctx.output)?;
-                            self.append(
-                                vec![Message::assistant(text.clone())],
-                                Some(idx),
-                                Extras {
-                                    terminal: true,
-                                    ..Default::default()
-                                },
-                            )
-                            .await?;
-                            let r = self
-                                .finish(RunStatus::Completed, text, idx + 1, "hook_break")
-                                .await?;
-                            return Ok(Step::Done(Box::new(r)));
+                            return self
+                                .end_with_answer(RunStatus::Completed, text, idx, "hook_break")
+                                .await;
                         }
                         ctx.output
                     }

@@ -242,6 +242,16 @@ impl Run {
         (self.phase.hooks_on && !self.ctx.hooks.is_empty()).then_some(&self.ctx.hooks)
     }
 
+    /// Appends the `tool` result messages of round `idx`, removing their call ids from the
+    /// pending state in the same transaction.
+    pub(super) async fn append_tool_results(&mut self, msgs: Vec<Message>, idx: u32) -> Result<()> {
+        let extras = Extras {
+            pending: power_loop_store::PendingChange::ResolveToolResults,
+            ..Default::default()
+        };
+        self.append(msgs, Some(idx), extras).await.map(|_| ())
+    }
+
     /// Appends messages through the `message.append` hook and persists them (with `extras`) in
     /// ONE transaction. Returns the seqs.
     pub(super) async fn append(

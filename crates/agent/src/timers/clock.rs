@@ -5,59 +5,18 @@
 
 use std::path::PathBuf;
 
-const WEEKDAYS: [&str; 7] = [
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-];
+use power_loop_contracts::clock::{CivilDateTime, now_secs};
 
 /// `YYYY-MM-DD HH:MM:SS {TZ abbrev} ({Weekday})` for the epoch-seconds instant `secs`.
 pub fn format_current_time(secs: i64) -> String {
     let (offset, abbrev) = local_zone(secs).unwrap_or((0, "UTC".to_owned()));
-    let local = secs + offset;
-    let days = local.div_euclid(86_400);
-    let rem = local.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let weekday = WEEKDAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} {abbrev} ({weekday})",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let local = CivilDateTime::from_epoch_secs(secs.saturating_add(offset));
+    format!("{} {abbrev} ({})", local.date_time(), local.weekday)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` in UTC for now (the `time_iso` of round-usage events).
 pub(crate) fn utc_iso_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    CivilDateTime::from_epoch_secs(now_secs()).iso8601()
 }
 
 fn zone_file() -> Option<PathBuf> {
@@ -141,15 +100,11 @@ mod tests {
     #[test]
     fn formats_utc_and_weekday() {
         // 2026-11-26 00:00:00 UTC is a Thursday.
-        let s = 1_795_651_200;
-        let (y, m, d) = civil_from_days(s / 86_400);
-        assert_eq!((y, m, d), (2026, 11, 26));
-        assert_eq!(
-            WEEKDAYS[usize::try_from((s / 86_400) % 7).unwrap()],
-            "Thursday"
-        );
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let t = CivilDateTime::from_epoch_secs(1_795_651_200);
+        assert_eq!(t.date_time(), "2026-11-26 00:00:00");
+        assert_eq!(t.weekday.name(), "Thursday");
+        let leap = CivilDateTime::from_epoch_secs(11_016 * 86_400 + 3_661);
+        assert_eq!(leap.iso8601(), "2000-02-29T01:01:01");
     }
 
     #[test]

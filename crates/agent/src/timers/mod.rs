@@ -1,4 +1,4 @@
-//! Durable wake-up timers (store spec §8.6, tools spec §2.11): the loop-level scheduling API,
+//! Durable wake-up timers: the loop-level scheduling API,
 //! the agent tools (`schedule_wakeup`, `list_wakeups`, `cancel_wakeup`, `current_time`) and the
 //! [`TimerRunner`] that fires due timers by sending the timer's note into its session.
 //!

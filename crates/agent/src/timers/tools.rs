@@ -1,4 +1,4 @@
-//! The wake-up timer tools of tools spec §2.11: `schedule_wakeup`, `list_wakeups`,
+//! The wake-up timer tools: `schedule_wakeup`, `list_wakeups`,
 //! `cancel_wakeup` and `current_time`. They reach the session's store through the
 //! [`StatefulAgentLoop`] the loop puts into every tool context.
 

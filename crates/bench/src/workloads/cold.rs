@@ -9,14 +9,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use power_loop_agent::{NewSessionOptions, StatefulAgentLoop};
-use power_loop_llm::{ScriptedLlm, Step};
-use power_loop_store::{NewMessage, open_store};
+use power_loop::{NewMessage, open_store};
+use power_loop::{NewSessionOptions, StatefulAgentLoop};
+use power_loop::{ScriptedLlm, ScriptedStep};
 use serde_json::json;
 
-use super::common::{
-    ANSWER, BACKENDS, Target, close, err, expect_completed, peak_rss_mb, round2, runtime,
-};
+use super::common::{ANSWER, Target, close, err, expect_completed, peak_rss_mb, round2, runtime};
 use crate::args::Args;
 
 /// `--workload W3`.
@@ -91,7 +89,7 @@ async fn prepare(target: &Target, turns: usize) -> Result<String, String> {
         .await
         .map_err(err)?;
     close(&lp).await?;
-    let store = open_store(&target.dsn, target.options.clone(), BACKENDS)
+    let store = open_store(&target.dsn, target.options.clone())
         .await
         .map_err(err)?;
     let mut i = 0;
@@ -125,7 +123,7 @@ pub(crate) fn run_child(args: &Args) -> Result<serde_json::Value, String> {
     }
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
-    let llm = ScriptedLlm::from_fn(|_req| Step::text(ANSWER)).record_requests(false);
+    let llm = ScriptedLlm::from_fn(|_req| ScriptedStep::text(ANSWER)).record_requests(false);
     let (cold, warm) = rt.block_on(async {
         let t = Instant::now();
         let lp: StatefulAgentLoop = target.agent_loop(Arc::new(llm), None)?;

@@ -4,21 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use power_loop_agent::{AgentLoopConfig, RunStatus, StatefulAgentLoop, StatefulResult};
-use power_loop_contracts::{LlmService, ToolDefinition, ToolOutput};
-use power_loop_store::{BackendDescriptor, ConnectOptions, StoreOptions, open_store};
-use power_loop_tools::{ToolRegistry, tool_fn};
+use power_loop::{AgentLoopConfig, RunStatus, StatefulAgentLoop, StatefulResult};
+use power_loop::{ConnectOptions, StoreOptions, open_store};
+use power_loop::{LlmService, ToolDefinition, ToolOutput};
+use power_loop::{ToolRegistry, tool_fn};
 use serde_json::json;
 
 use super::ScratchDir;
 use crate::args::Args;
 
-/// The compiled-in store backends the workloads can run on.
-pub(crate) const BACKENDS: &[BackendDescriptor] = &[
-    power_loop_store_sqlite::BACKEND,
-    power_loop_store_postgres::BACKEND,
-    power_loop_store_mysql::BACKEND,
-];
+/// The compiled-in store backends the workloads can run on (the façade's list: the bench
+/// enables its `sqlite`, `postgres` and `mysql` features).
+pub(crate) use power_loop::BACKENDS;
 
 /// The 20-word scripted answer of every text turn.
 pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four percent while costs rose six \
@@ -122,7 +119,7 @@ impl Target {
         llm: Arc<dyn LlmService>,
         tools: Option<ToolRegistry>,
     ) -> Result<StatefulAgentLoop, String> {
-        let llm = power_loop_llm::with_retry(llm, power_loop_llm::RetryPolicy::default());
+        let llm = power_loop::with_retry(llm, power_loop::RetryPolicy::default());
         let mut b = StatefulAgentLoop::builder(llm)
             .dsn(&self.dsn)
             .store_options(self.options.clone())
@@ -140,7 +137,7 @@ impl Target {
         workload: &str,
         expected: &[(String, usize)],
     ) -> Result<usize, String> {
-        let store = open_store(&self.dsn, self.options.clone(), BACKENDS)
+        let store = open_store(&self.dsn, self.options.clone())
             .await
             .map_err(|e| format!("{workload}: reopening the store to check messages: {e}"))?;
         let mut total = 0;
@@ -183,7 +180,7 @@ pub(crate) async fn close(lp: &StatefulAgentLoop) -> Result<(), String> {
 /// Fails unless the send completed with a final answer.
 pub(crate) fn expect_completed(
     workload: &str,
-    r: power_loop_contracts::Result<StatefulResult>,
+    r: power_loop::Result<StatefulResult>,
 ) -> Result<StatefulResult, String> {
     let r = r.map_err(|e| format!("{workload}: send failed: {e}"))?;
     if r.status != RunStatus::Completed {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use power_loop_agent::NewSessionOptions;
-use power_loop_llm::{ScriptedLlm, Step};
+use power_loop::NewSessionOptions;
+use power_loop::{ScriptedLlm, ScriptedStep};
 use serde_json::json;
 
 use super::common::{ANSWER, Target, close, err, expect_completed, peak_rss_mb, round1, runtime};
@@ -24,7 +24,7 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
     let in_flight = args.usize_or("in-flight", 100)?.clamp(1, sessions);
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
-    let llm = ScriptedLlm::from_fn(|_req| Step::text(ANSWER)).record_requests(false);
+    let llm = ScriptedLlm::from_fn(|_req| ScriptedStep::text(ANSWER)).record_requests(false);
     let lp = target.agent_loop(Arc::new(llm), None)?;
     let (sids, elapsed) = rt.block_on(async {
         // Open the store before the clock starts (a server pool connects here).

@@ -15,17 +15,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use power_loop_store::db::{Database, Dialect};
-use power_loop_store::{
-    ConnectOptions, NewMessage, NewSession, SessionStore, StatsDelta, StoreOptions, TurnCommit,
-    UsageRecord,
+use power_loop::{
+    ConnectOptions, Database, NewMessage, NewSession, SessionStore, SqliteDatabase, StatsDelta,
+    StoreOptions, TurnCommit, UsageRecord,
 };
-use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
-use rusqlite::{Connection, params};
 use serde_json::json;
 
+use self::raw::{RawTurns, raw_cold_load};
 use super::ScratchDir;
 use crate::args::Args;
+
+mod raw;
 
 const SESSION: &str = "bench-session";
 
@@ -180,182 +180,4 @@ async fn cold_load(path: &Path, window: usize) -> Result<(f64, f64), String> {
     }
     store.close().await.map_err(err)?;
     Ok((opened.as_secs_f64() * 1e3, loaded.as_secs_f64() * 1e3))
-}
-
-/// The same window read with raw rusqlite on a fresh connection (for scale): milliseconds.
-fn raw_cold_load(path: &Path, window: usize) -> Result<f64, String> {
-    let conn = Connection::open(path).map_err(err)?;
-    let t = Instant::now();
-    let mut stmt = conn
-        .prepare(
-            "SELECT session_id, seq, role, name, content, tool_calls_json, tool_call_id, round_index, state, meta_json, created_at \
-             FROM pl_messages WHERE session_id = ? AND state = 'active' ORDER BY seq",
-        )
-        .map_err(err)?;
-    type RawRow = (
-        String,
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        String,
-        Option<String>,
-        i64,
-    );
-    let rows: Vec<RawRow> = stmt
-        .query_map([SESSION], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-            ))
-        })
-        .map_err(err)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(err)?;
-    let ms = t.elapsed().as_secs_f64() * 1e3;
-    if rows.len() != window {
-        return Err(format!(
-            "raw load returned {} rows, expected {window}",
-            rows.len()
-        ));
-    }
-    Ok(ms)
-}
-
-/// The same writes as `commit_turn`, with raw rusqlite on one connection.
-struct RawTurns {
-    conn: Connection,
-    upsert_usage: String,
-    upsert_stats: String,
-}
-
-impl RawTurns {
-    fn open(path: &Path) -> Result<Self, String> {
-        let conn = Connection::open(path).map_err(err)?;
-        conn.set_prepared_statement_cache_capacity(256);
-        conn.busy_timeout(Duration::from_millis(5000))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-             PRAGMA foreign_keys=ON;",
-        )
-        .map_err(err)?;
-        let d = SqliteDialect;
-        for stmt in d.ddl("pl_") {
-            conn.execute_batch(&stmt).map_err(err)?;
-        }
-        let now = now_ms();
-        conn.execute(
-            "INSERT INTO pl_sessions (session_id, created_at, updated_at, config_json, metadata_json) VALUES (?, ?, ?, '{}', '{}')",
-            params![SESSION, now, now],
-        )
-        .map_err(err)?;
-        conn.execute(
-            "INSERT INTO pl_session_state (session_id) VALUES (?)",
-            params![SESSION],
-        )
-        .map_err(err)?;
-        let upsert_usage = d.upsert(
-            "pl_usage_rounds",
-            &["session_id", "round_index"],
-            &[
-                "prompt_tokens",
-                "completion_tokens",
-                "total_tokens",
-                "model",
-                "created_at",
-            ],
-            &[],
-            &[],
-        );
-        let upsert_stats = d.upsert(
-            "pl_session_stats",
-            &["session_id"],
-            &["last_send_at", "updated_at"],
-            &[
-                "sends",
-                "rounds",
-                "llm_calls",
-                "tool_calls",
-                "prompt_tokens",
-                "completion_tokens",
-                "total_tokens",
-            ],
-            &["first_send_at"],
-        );
-        Ok(RawTurns {
-            conn,
-            upsert_usage,
-            upsert_stats,
-        })
-    }
-
-    fn run(&mut self, start: usize, n: usize) -> Result<(), String> {
-        for i in start..start + n {
-            self.turn(i).map_err(err)?;
-        }
-        Ok(())
-    }
-
-    fn turn(&mut self, i: usize) -> rusqlite::Result<()> {
-        let c = &self.conn;
-        let round = i64::try_from(i).unwrap_or(i64::MAX);
-        let now = now_ms();
-        c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let (mut next_seq, _round, last_compact, pending): (i64, i64, i64, Option<String>) = c
-            .prepare_cached(
-                "SELECT next_seq, round_index, last_compact_seq, pending_json FROM pl_session_state WHERE session_id = ?",
-            )?
-            .query_row([SESSION], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        let mut insert = c.prepare_cached(
-            "INSERT INTO pl_messages (session_id, seq, role, name, content, tool_calls_json, tool_call_id, round_index, state, meta_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        for (role, text) in [("user", user_text(i)), ("assistant", assistant_text(i))] {
-            insert.execute(params![
-                SESSION,
-                next_seq,
-                role,
-                None::<String>,
-                text,
-                None::<String>,
-                None::<String>,
-                round,
-                "active",
-                "{}",
-                now
-            ])?;
-            next_seq += 1;
-        }
-        c.prepare_cached(
-            "UPDATE pl_session_state SET next_seq = ?, round_index = ?, last_compact_seq = ?, pending_json = ? WHERE session_id = ?",
-        )?
-        .execute(params![next_seq, round, last_compact, pending, SESSION])?;
-        c.prepare_cached("UPDATE pl_sessions SET updated_at = ? WHERE session_id = ?")?
-            .execute(params![now, SESSION])?;
-        c.prepare_cached(&self.upsert_usage)?.execute(params![
-            SESSION,
-            round,
-            120,
-            80,
-            200,
-            "bench-model",
-            now
-        ])?;
-        c.prepare_cached(&self.upsert_stats)?
-            .execute(params![SESSION, now, now, 1, 1, 1, 0, 120, 80, 200, now])?;
-        c.prepare_cached("COMMIT")?.execute([])?;
-        Ok(())
-    }
 }

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use power_loop_agent::NewSessionOptions;
-use power_loop_contracts::Role;
-use power_loop_llm::{ScriptedLlm, Step};
+use power_loop::NewSessionOptions;
+use power_loop::Role;
+use power_loop::{ScriptedLlm, ScriptedStep};
 use serde_json::json;
 
 use super::common::{
@@ -24,8 +24,8 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
     let rt = runtime()?;
     // After a tool result answer in text; otherwise call the tool.
     let llm = ScriptedLlm::from_fn(|req| match req.messages.last() {
-        Some(m) if m.role == Role::Tool => Step::text(ANSWER),
-        _ => Step::tool_call("echo", json!({"text": "ping"})),
+        Some(m) if m.role == Role::Tool => ScriptedStep::text(ANSWER),
+        _ => ScriptedStep::tool_call("echo", json!({"text": "ping"})),
     })
     .record_requests(false);
     let lp = target.agent_loop(Arc::new(llm), Some(echo_registry()?))?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use power_loop_agent::{EventFilter, NewSessionOptions};
-use power_loop_llm::{ScriptedLlm, Step};
+use power_loop::{EventFilter, NewSessionOptions};
+use power_loop::{ScriptedLlm, ScriptedStep};
 use serde_json::json;
 
 use super::common::{
@@ -30,7 +30,7 @@ fn run(args: &Args, name: &str, count_events: bool) -> Result<serde_json::Value,
     let sends = args.usize_or("sends", 1000)?.max(1);
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
-    let llm = ScriptedLlm::from_fn(|_req| Step::text(ANSWER)).record_requests(false);
+    let llm = ScriptedLlm::from_fn(|_req| ScriptedStep::text(ANSWER)).record_requests(false);
     let lp = target.agent_loop(Arc::new(llm), None)?;
     let events = Arc::new(AtomicU64::new(0));
     if count_events {

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use power_loop_llm::{ScriptedLlm, Step};
-use power_loop_workflow::{RunOptions, WorkflowEngine, WorkflowSpec};
+use power_loop::{ScriptedLlm, ScriptedStep};
+use power_loop::{WorkflowEngine, WorkflowRunOptions as RunOptions, WorkflowSpec};
 use serde_json::json;
 
 use super::common::{ANSWER, Target, close, err, peak_rss_mb, round1, runtime};
@@ -51,7 +51,7 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
     let spec = spec(items, concurrency)?;
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
-    let llm = ScriptedLlm::from_fn(|_req| Step::text(ANSWER)).record_requests(false);
+    let llm = ScriptedLlm::from_fn(|_req| ScriptedStep::text(ANSWER)).record_requests(false);
     let lp = target.agent_loop(Arc::new(llm), None)?;
     let (outcome, elapsed, steps) = rt.block_on(async {
         // Open the store before the clock starts (a server pool connects here).

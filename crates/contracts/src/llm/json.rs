@@ -40,20 +40,12 @@ pub fn strip_code_fences(text: &str) -> String {
 pub fn extract_json_substring(text: &str) -> Option<&str> {
     let start = text.find('{')?;
     let mut depth = 0usize;
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = StringScan::default();
     for (i, c) in text[start..].char_indices() {
-        if in_str {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
+        if strings.feed(c) {
             continue;
         }
         match c {
-            '"' => in_str = true,
             '{' => depth += 1,
             '}' => {
                 depth = depth.saturating_sub(1);
@@ -71,21 +63,11 @@ pub fn extract_json_substring(text: &str) -> Option<&str> {
 pub fn remove_trailing_commas(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut in_str = false;
-    let mut escaped = false;
+    let mut strings = StringScan::default();
     for (i, &c) in chars.iter().enumerate() {
-        if in_str {
+        if strings.feed(c) {
             out.push(c);
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_str = false,
-                _ => {}
-            }
             continue;
-        }
-        if c == '"' {
-            in_str = true;
         }
         if c == ',' {
             let next = chars[i + 1..].iter().find(|c| !c.is_whitespace());
@@ -96,6 +78,34 @@ pub fn remove_trailing_commas(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Tracks whether a left-to-right scan of JSON text is inside a string literal (backslash
+/// escapes included), so the scanners above ignore braces and commas in strings.
+#[derive(Default)]
+struct StringScan {
+    in_str: bool,
+    escaped: bool,
+}
+
+impl StringScan {
+    /// Feeds the next character; `true` when it belongs to a string literal (quotes included).
+    fn feed(&mut self, c: char) -> bool {
+        if self.in_str {
+            match (self.escaped, c) {
+                (true, _) => self.escaped = false,
+                (false, '\\') => self.escaped = true,
+                (false, '"') => self.in_str = false,
+                _ => {}
+            }
+            return true;
+        }
+        if c == '"' {
+            self.in_str = true;
+            return true;
+        }
+        false
+    }
 }
 
 fn parse_object(text: &str) -> Result<Value, String> {

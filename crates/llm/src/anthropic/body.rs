@@ -1,4 +1,4 @@
-//! The Messages API request body (spec §6.6, streaming, with the §10.13 fixes).
+//! The Messages API request body (streaming).
 
 use std::collections::BTreeMap;
 

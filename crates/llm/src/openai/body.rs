@@ -1,4 +1,4 @@
-//! The chat-completions request body, built conservatively (spec §6.5 with §10 fixes).
+//! The chat-completions request body, built conservatively (see the body rules in `openai/mod.rs`).
 
 use power_loop_contracts::{
     Content, ContentPart, LlmRequest, Message, ProviderCapabilities, Role, ToolChoice,
@@ -166,7 +166,7 @@ pub(crate) fn render_message(m: &Message, caps: &ProviderCapabilities) -> Value 
     Value::Object(o)
 }
 
-/// §6.8: text parts merged into one (joined by blank lines); only text → a string; otherwise a
+/// A user message's parts: text parts merged into one (joined by blank lines); only text → a string; otherwise a
 /// list with the merged text part first, then the images. A `data:` image for a model flagged
 /// without data-URL support becomes a text note.
 fn render_user_parts(parts: &[ContentPart], caps: &ProviderCapabilities) -> Value {

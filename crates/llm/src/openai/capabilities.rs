@@ -1,4 +1,4 @@
-//! Capability detection for the OpenAI-compatible transport (spec §6.7).
+//! Capability detection for the OpenAI-compatible transport.
 
 use power_loop_contracts::ProviderCapabilities;
 
@@ -80,7 +80,7 @@ const RULES: &[(&[&str], &str, bool)] = &[
 ];
 
 /// Resolves what `model` supports: the first matching case-insensitive prefix rule of the table
-/// (spec §6.7) over `openai-compatible` defaults, then `overrides` field by field.
+/// over `openai-compatible` defaults, then `overrides` field by field.
 ///
 /// Reasoning support is flagged for `o1`/`o3`/`o4`, `deepseek-reasoner`/`deepseek-r1` and
 /// `qwq`/`qwen3` models (informational).

@@ -9,7 +9,7 @@
 //! `llm.stream_incomplete` error, never a complete answer), keeps the HTTP status and the
 //! `Retry-After` / `retry-after-ms` headers for the retry layer, parses leniently from
 //! `serde_json::Value`, and never retries on its own (the SDK's built-in retries would multiply with
-//! ours, spec §10.11). The request body is built as JSON by [`build_body`](self) rules below.
+//! ours). The request body is built as JSON by [`build_body`](self) rules below.
 //!
 //! Body (conservative): `extra` first, then `model`, `messages` (no `"content": null`: an
 //! assistant message that only calls tools has no `content` key), `temperature`, `max_tokens`
@@ -56,7 +56,8 @@ pub struct OpenAiConfig {
 }
 
 impl OpenAiConfig {
-    /// A config with the defaults of spec §6.3.
+    /// A config with the defaults: 180 s timeout, 8000 max tokens, temperature 0, no
+    /// capability overrides.
     pub fn new(
         base_url: impl Into<String>,
         api_key: impl Into<String>,

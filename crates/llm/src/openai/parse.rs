@@ -1,4 +1,4 @@
-//! Lenient parsing of chat-completions SSE events (spec §6.5 "SSE parsing").
+//! Lenient parsing of chat-completions SSE events.
 
 use std::collections::VecDeque;
 
@@ -316,7 +316,7 @@ fn first(obj: Option<&Value>, keys: &[&str]) -> Option<u64> {
     keys.iter().find_map(|k| obj.get(*k).and_then(as_count))
 }
 
-/// Normalizes a provider usage object (spec §6.5 "Usage normalization").
+/// Normalizes a provider usage object.
 pub(crate) fn normalize_usage(u: &Value) -> TokenUsage {
     let top = Some(u);
     let pd = u.get("prompt_tokens_details").filter(|v| v.is_object());

@@ -1,4 +1,4 @@
-//! Export / import of one session as a JSON-serializable archive (spec §8.13).
+//! Export / import of one session as a JSON-serializable archive.
 //!
 //! Export reads every table in ONE read transaction (a consistent snapshot, unlike the
 //! reference) and emits rows in primary-key order. Import validates the archive's shape and

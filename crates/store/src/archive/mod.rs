@@ -1,4 +1,4 @@
-//! Export and import of one session as a JSON-serializable archive (spec §8.13): the document
+//! Export and import of one session as a JSON-serializable archive: the document
 //! ([`SessionArchive`](document::SessionArchive)), its validation before import, and the two
 //! operations.
 

@@ -13,13 +13,9 @@ use std::collections::HashSet;
 use power_loop_contracts::Error;
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, code};
 use crate::types::timer_status as ts;
 use crate::{CompactionRequest, NewMessage, NewSession, now_ms};
-
-fn code(e: &Error) -> &'static str {
-    e.code().as_str()
-}
 
 pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
     let s = ctx.store().await;

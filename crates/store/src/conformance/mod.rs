@@ -26,13 +26,15 @@ use power_loop_contracts::Result;
 use crate::db::Database;
 use crate::{SchemaPolicy, SessionStore, StoreOptions};
 
-mod advanced;
+mod archive_schema;
 mod basic;
+mod concurrency;
 mod edge;
 mod migration;
 pub mod port;
 mod property;
 pub mod support;
+mod tables;
 mod turns;
 mod validation;
 mod workflow_attempts;
@@ -40,11 +42,13 @@ mod workflows;
 
 /// Scenario functions, one per test the macro expands (`scenarios::<name>(ctx)`).
 pub mod scenarios {
-    pub use super::advanced::*;
+    pub use super::archive_schema::*;
     pub use super::basic::*;
+    pub use super::concurrency::*;
     pub use super::edge::*;
     pub use super::migration::*;
     pub use super::property::*;
+    pub use super::tables::*;
     pub use super::turns::*;
     pub use super::validation::*;
     pub use super::workflow_attempts::*;
@@ -53,6 +57,11 @@ pub mod scenarios {
 
 #[doc(hidden)]
 pub use tokio as __tokio;
+
+/// A failed store call's stable error code, as the scenarios compare it.
+fn code(e: &power_loop_contracts::Error) -> &'static str {
+    e.code().as_str()
+}
 
 /// A boxed scenario future.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;

@@ -10,14 +10,10 @@
 use power_loop_contracts::Error;
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, code};
 use crate::{
     NewMessage, NewSession, PendingChange, PendingState, StatsDelta, TurnCommit, UsageRecord,
 };
-
-fn code(e: &Error) -> &'static str {
-    e.code().as_str()
-}
 
 pub async fn pending_state_round_trips(ctx: Ctx) {
     let s = ctx.store().await;

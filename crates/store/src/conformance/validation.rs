@@ -1,16 +1,11 @@
 //! Scenarios for input validation: new session ids and import archives.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use power_loop_contracts::Error;
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, code};
 use crate::db::{TxMode, Value};
 use crate::{NewMessage, NewSession, SessionArchive, SessionStore, run_tx};
-
-fn code(e: &Error) -> &'static str {
-    e.code().as_str()
-}
 
 pub async fn new_session_ids_are_validated(ctx: Ctx) {
     let s = ctx.store().await;

@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::Ctx;
-use super::workflows::{code, parent, run_under, step, timers_of};
+use super::workflows::{parent, run_under, step, timers_of};
+use super::{Ctx, code};
 use crate::db::{TxMode, Value};
 use crate::{NewWorkflowRun, WorkflowRunFinish, WorkflowRunStatus, now_ms, run_tx};
 

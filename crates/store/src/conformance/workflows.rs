@@ -3,20 +3,15 @@
 //! `workflow_attempts`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use power_loop_contracts::Error;
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, code};
 use crate::db::TxMode;
 use crate::ddl::statement_table;
 use crate::{
     NewSession, NewWorkflowRun, SessionStore, WorkflowRunFinish, WorkflowRunStatus,
     WorkflowStepInput, now_ms, run_tx, timer_status,
 };
-
-pub(super) fn code(e: &Error) -> &'static str {
-    e.code().as_str()
-}
 
 pub(super) fn spec() -> serde_json::Value {
     json!({"name": "research", "root": {"type": "agent", "id": "a", "input": "ü ☃ {{x}}"}})

@@ -1,4 +1,4 @@
-//! The data-table model of spec §6.1 — one source for every dialect's DDL.
+//! The data-table model — one source for every dialect's DDL.
 //!
 //! [`TABLES`] lists the 13 data tables in DDL order: each column with a logical [`ColumnType`],
 //! its nullability and default, the primary key, the secondary indexes and the schema version

@@ -124,7 +124,7 @@ impl Index {
     }
 }
 
-/// One data table of spec §6.1.
+/// One data table of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Table {

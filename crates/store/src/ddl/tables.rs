@@ -1,4 +1,4 @@
-//! The data tables of the store (spec §6.1 plus the workflow journal), in DDL order: the one
+//! The data tables of the store (plus the workflow journal), in DDL order: the one
 //! list every dialect's DDL, the migration ladder and the table names are derived from. Each
 //! table's definition lives with the table's rows and operations under `crate::tables`.
 

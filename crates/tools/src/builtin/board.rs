@@ -6,7 +6,8 @@ use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput}
 use serde_json::json;
 
 use crate::backend::{BoardBackend, BoardPost};
-use crate::text::{pyrepr_list, str_arg};
+use crate::pyrepr::repr_list;
+use crate::text::str_arg;
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
 /// Allowed kinds and statuses of board entries.
@@ -42,7 +43,7 @@ fn check_in(value: &str, allowed: &[String], what: &str) -> Result<()> {
     let list: Vec<&str> = allowed.iter().map(String::as_str).collect();
     Err(Error::new(
         ErrorCode::ToolInvalidArgs,
-        format!("{what} must be one of {}.", pyrepr_list(&list)),
+        format!("{what} must be one of {}.", repr_list(&list)),
     ))
 }
 

@@ -4,13 +4,13 @@ use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
 use super::diff::unified_diff;
-use super::{SharedRef, Stamp, failed, invalid, looks_binary};
+use super::{SharedRef, Stamp, blocking_file_tool, failed, invalid, looks_binary};
 use crate::confined::FsFault;
-use crate::confined::blocking::run_blocking;
 use crate::confined::ops::{Node, open_node, read_capped, write_atomic};
 use crate::paths::{Located, locate};
-use crate::text::{bool_arg, plural, pyrepr_str, str_arg};
-use crate::tool::{FnTool, ToolContext, tool_fn};
+use crate::pyrepr::repr_str;
+use crate::text::{bool_arg, plural, str_arg};
+use crate::tool::{FnTool, ToolContext};
 
 /// A text file loaded for modification, normalized to LF without BOM.
 struct Loaded {
@@ -143,16 +143,7 @@ pub(crate) fn edit_file_tool(shared: SharedRef) -> FnTool {
             "required": ["path", "old_text", "new_text"]
         }),
     );
-    tool_fn(def, move |ctx, args| {
-        let shared = shared.clone();
-        async move {
-            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
-            run_blocking("edit_file", timeout, &cancel, move || {
-                edit_file(&shared, &ctx, &args)
-            })
-            .await
-        }
-    })
+    blocking_file_tool(def, shared, edit_file)
 }
 
 fn edit_file(
@@ -296,16 +287,7 @@ pub(crate) fn apply_patch_tool(shared: SharedRef) -> FnTool {
             "required": ["path", "patch"]
         }),
     );
-    tool_fn(def, move |ctx, args| {
-        let shared = shared.clone();
-        async move {
-            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
-            run_blocking("apply_patch", timeout, &cancel, move || {
-                apply_patch(&shared, &ctx, &args)
-            })
-            .await
-        }
-    })
+    blocking_file_tool(def, shared, apply_patch)
 }
 
 fn apply_patch(
@@ -345,14 +327,14 @@ fn apply_patch(
                 [] => {
                     return Err(failed(format!(
                         "Could not locate anchor for hunk {i} in {raw_path}: {}",
-                        pyrepr_str(anchor)
+                        repr_str(anchor)
                     )));
                 }
                 [one] => search_from = one + 1,
                 _ => {
                     return Err(failed(format!(
                         "Anchor for hunk {i} is ambiguous in {raw_path}: {}",
-                        pyrepr_str(anchor)
+                        repr_str(anchor)
                     )));
                 }
             }

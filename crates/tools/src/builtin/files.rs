@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
-use super::{SharedRef, failed, looks_binary};
+use super::{SharedRef, blocking_file_tool, failed, looks_binary};
 use crate::confined::FsFault;
-use crate::confined::blocking::run_blocking;
-use crate::confined::ops::{Node, io_why, list_dir, open_node, read_capped, write_atomic};
+use crate::confined::ops::{Node, list_dir, open_node, read_capped, write_atomic};
+use crate::paths::io_why;
 use crate::paths::locate;
 use crate::text::{bool_arg, int_arg, splitlines, str_arg, truncate_chars};
-use crate::tool::{FnTool, ToolContext, tool_fn};
+use crate::tool::{FnTool, ToolContext};
 
 const MAX_TEXT_BYTES: u64 = 5 * 1024 * 1024;
 const MAX_DIR_ENTRIES: usize = 200;
@@ -31,17 +31,7 @@ pub(crate) fn read_file_tool(shared: SharedRef) -> FnTool {
             "required": ["path"]
         }),
     );
-    tool_fn(def, move |ctx, args| {
-        let shared = shared.clone();
-        async move {
-            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
-            run_blocking("read_file", timeout, &cancel, move || {
-                read_file(&shared, &ctx, &args)
-            })
-            .await
-        }
-    })
-    .concurrent(true)
+    blocking_file_tool(def, shared, read_file).concurrent(true)
 }
 
 fn list_dir_output(dir: &std::os::fd::OwnedFd, display: &str) -> Result<ToolOutput> {
@@ -180,16 +170,7 @@ pub(crate) fn write_file_tool(shared: SharedRef) -> FnTool {
             "required": ["path", "content"]
         }),
     );
-    tool_fn(def, move |ctx, args| {
-        let shared = shared.clone();
-        async move {
-            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
-            run_blocking("write_file", timeout, &cancel, move || {
-                write_file(&shared, &ctx, &args)
-            })
-            .await
-        }
-    })
+    blocking_file_tool(def, shared, write_file)
 }
 
 fn write_file(

@@ -16,7 +16,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use power_loop_contracts::{Error, ErrorCode};
+use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
+
+use crate::confined::blocking::run_blocking;
+use crate::tool::{FnTool, ToolContext, tool_fn};
 
 /// State shared by the built-in tools of one registry.
 #[derive(Default)]
@@ -28,6 +31,23 @@ pub(crate) struct Shared {
 }
 
 pub(crate) type SharedRef = Arc<Shared>;
+
+/// A file tool whose body `run` runs on the blocking pool under the file timeout (named after
+/// the tool in timeout errors).
+pub(crate) fn blocking_file_tool(
+    def: ToolDefinition,
+    shared: SharedRef,
+    run: fn(&SharedRef, &ToolContext, &serde_json::Value) -> Result<ToolOutput>,
+) -> FnTool {
+    let name = def.name.clone();
+    tool_fn(def, move |ctx, args| {
+        let (shared, name) = (shared.clone(), name.clone());
+        async move {
+            let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
+            run_blocking(&name, timeout, &cancel, move || run(&shared, &ctx, &args)).await
+        }
+    })
+}
 
 pub(crate) use crate::confined::Stamp;
 

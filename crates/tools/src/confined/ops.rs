@@ -14,7 +14,7 @@ use rustix::io::Errno;
 
 use super::beneath::open_beneath;
 use super::fault::{FsFault, errno_error};
-use crate::paths::Located;
+use crate::paths::{Located, io_why};
 
 /// Flags for opening something to read: never blocks on a FIFO, never becomes a controlling tty.
 const READ_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::NONBLOCK).union(OFlags::NOCTTY);
@@ -177,14 +177,6 @@ pub(crate) fn read_capped(
         )));
     }
     Ok(out)
-}
-
-/// An I/O error's description without any path in it.
-pub(crate) fn io_why(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => Errno::from_raw_os_error(n).to_string(),
-        None => e.kind().to_string(),
-    }
 }
 
 /// One directory entry: (is a directory, name, size if it could be read). Symlinks are not

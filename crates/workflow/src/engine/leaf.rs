@@ -1,4 +1,4 @@
-//! An `agent` leaf (spec §5.2 "agent" with our departures): replay, cancellation and budget
+//! An `agent` leaf (with the departures listed in `docs/workflows.md`, "Running"): replay, cancellation and budget
 //! gates, input rendering, the executor call, the structured payload and the journal write.
 
 use std::sync::Arc;
@@ -193,7 +193,7 @@ fn leaf_input(ctx: &RunCtx, node: &AgentNode, scope: &Scope) -> String {
     }
 }
 
-/// The lenient parse of spec §5.2 step 8: a JSON object found in the text, whose top-level
+/// The lenient parse of a leaf's answer (see `docs/workflows.md`, "Running"): a JSON object found in the text, whose top-level
 /// `type` (absent or `object`) and `required` keys the schema allows. Err is the reason.
 pub(crate) fn fallback_payload(text: &str, schema: &Value) -> Result<Value, String> {
     let v = parse_structured(text, None).map_err(|e| {

@@ -1,5 +1,5 @@
 //! [`WorkflowEngine`]: runs a validated [`WorkflowSpec`] over a [`StatefulAgentLoop`]
-//! (spec §5, with the departures listed in docs/workflows.md "Running").
+//! (the departures listed in docs/workflows.md "Running").
 //!
 //! A run gets a driver session (the linked parent of its leaves), walks the node tree with
 //! boxed futures (bounded concurrency by per-node semaphores), and, with a journal, records
@@ -7,6 +7,7 @@
 
 mod leaf;
 mod nodes;
+pub(crate) mod resume;
 mod state;
 
 use std::collections::HashMap;
@@ -266,7 +267,7 @@ impl WorkflowEngine {
 
     /// Resumes the run `run_id` with this engine's options (see [`crate::resume_run`]).
     pub async fn resume(&self, run_id: &str) -> Result<RunOutcome> {
-        crate::resume::resume_run(&self.lp, run_id, self.opts.clone()).await
+        resume::resume_run(&self.lp, run_id, self.opts.clone()).await
     }
 }
 

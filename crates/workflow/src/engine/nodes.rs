@@ -1,4 +1,4 @@
-//! Container semantics (spec §5.2 with our departures): `sequence`, `parallel`, `foreach`,
+//! Container semantics (with the departures listed in `docs/workflows.md`, "Running"): `sequence`, `parallel`, `foreach`,
 //! `branch`. Every node runs as a boxed future, so nesting depth costs heap, not stack.
 
 use std::sync::Arc;

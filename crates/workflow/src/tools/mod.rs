@@ -1,4 +1,4 @@
-//! The workflow tools (spec §6.5, beyond the reference): a model writes, checks, starts and
+//! The workflow tools (beyond the reference): a model writes, checks, starts and
 //! inspects workflows itself.
 //!
 //! - `validate_workflow {spec}`: every problem of a spec at once, without running it.

@@ -1,4 +1,4 @@
-//! Validation (spec §4.4): JSON → [`WorkflowSpec`], collecting every problem before failing.
+//! Validation: JSON → [`WorkflowSpec`], collecting every problem before failing.
 //!
 //! Order of problems: unknown top-level keys, `name`, `input`, `budget`, `metadata`, then either
 //! the missing `root` or the duplicate-id problem followed by node problems in depth-first
@@ -11,8 +11,8 @@ mod refs;
 use serde_json::{Map, Value};
 
 use crate::error::{SpecProblem, WorkflowSpecError};
-use crate::pyrepr::sorted_list;
 use crate::spec::{BudgetSpec, WorkflowSpec};
+use power_loop_tools::pyrepr::sorted_list;
 
 use prewalk::IdIndex;
 

@@ -1,16 +1,17 @@
 //! The node walk of validation: one function per node type, each reporting its own problems in
-//! the order of spec §4.4 before walking its children.
+//! a fixed order (unknown keys first, then the type's fields; the order per node type is listed
+//! in `docs/workflows.md`, "Validation") before walking its children.
 
 use power_loop_agent::AgentSpec;
 use serde_json::{Map, Value};
 
 use super::Problems;
 use super::prewalk::{Comp, IdIndex};
-use crate::pyrepr::{repr_str, repr_value, sorted_list};
 use crate::spec::{
     AgentNode, BranchNode, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems, ForeachNode,
     MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,
 };
+use power_loop_tools::pyrepr::{repr_str, repr_value, sorted_list};
 
 const NODE_TYPES: &str = "['agent', 'branch', 'foreach', 'parallel', 'sequence']";
 
@@ -135,6 +136,24 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// The required non-empty string field `key`; `problem` is reported when it is missing,
+    /// not a string, or blank.
+    fn non_empty(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        path: &str,
+        problem: &str,
+    ) -> Option<String> {
+        match obj.get(key).and_then(Value::as_str) {
+            Some(s) if !s.trim().is_empty() => Some(s.to_owned()),
+            _ => {
+                self.problems.push(path, problem);
+                None
+            }
+        }
+    }
+
     fn agent(&mut self, obj: &Map<String, Value>, path: &str, pos: &[Comp]) -> Option<Node> {
         const KEYS: &[&str] = &[
             "type",
@@ -145,14 +164,12 @@ impl<'a> Walker<'a> {
             "output_schema",
         ];
         self.unknown_keys(obj, KEYS, path);
-        let id = match obj.get("id").and_then(Value::as_str) {
-            Some(s) if !s.trim().is_empty() => Some(s.to_owned()),
-            _ => {
-                self.problems
-                    .push(path, "agent node requires a non-empty string 'id'");
-                None
-            }
-        };
+        let id = self.non_empty(
+            obj,
+            "id",
+            path,
+            "agent node requires a non-empty string 'id'",
+        );
         let spec = match obj.get("spec") {
             None => {
                 self.problems.push(path, "agent node requires 'spec'");
@@ -302,14 +319,7 @@ impl<'a> Walker<'a> {
             "on_error",
         ];
         self.unknown_keys(obj, KEYS, path);
-        let as_name = match obj.get("as").and_then(Value::as_str) {
-            Some(s) if !s.trim().is_empty() => Some(s.to_owned()),
-            _ => {
-                self.problems
-                    .push(path, "foreach requires a non-empty string 'as'");
-                None
-            }
-        };
+        let as_name = self.non_empty(obj, "as", path, "foreach requires a non-empty string 'as'");
         let items_from = obj.get("items_from").filter(|v| !v.is_null());
         let items = obj.get("items").filter(|v| !v.is_null());
         let mut source_ok = true;

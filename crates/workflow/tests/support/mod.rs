@@ -91,6 +91,19 @@ pub(crate) fn slow_text(text: impl Into<String>, ms: u64) -> Step {
     Step::text(text).with_delay(Duration::from_millis(ms))
 }
 
+/// Runs `spec` on an engine with default options over `lp` and returns its result.
+pub(crate) async fn run_default(
+    lp: StatefulAgentLoop,
+    spec: &WorkflowSpec,
+) -> power_loop_workflow::WorkflowResult {
+    power_loop_workflow::WorkflowEngine::builder(lp)
+        .build()
+        .run(spec)
+        .await
+        .unwrap()
+        .result
+}
+
 /// A loop over `store` with `llm`.
 pub(crate) fn agent_loop(llm: &ScriptedLlm, store: &SessionStore) -> StatefulAgentLoop {
     StatefulAgentLoop::builder(Arc::new(llm.clone()))

@@ -1,4 +1,4 @@
-//! The `background_tasks` table: records of background commands (spec §8.11).
+//! The `background_tasks` table: records of background commands.
 
 mod ops;
 pub(crate) mod row;

@@ -1,4 +1,4 @@
-//! Background task records (spec §8.11).
+//! Background task records.
 
 use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, Result};

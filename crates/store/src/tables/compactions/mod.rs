@@ -1,4 +1,4 @@
-//! The `compactions` table: the fold journal (spec §8.5).
+//! The `compactions` table: the fold journal.
 
 mod ops;
 pub(crate) mod row;

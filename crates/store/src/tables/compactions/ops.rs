@@ -1,4 +1,4 @@
-//! The compaction journal (spec §8.5).
+//! The compaction journal.
 
 use power_loop_contracts::Result;
 use serde_json::Value as Json;

@@ -52,7 +52,7 @@ impl StoredRow for CompactionRow {
     }
 }
 
-/// A fold to record (spec §8.5).
+/// A fold to record.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct CompactionRequest {

@@ -1,5 +1,5 @@
 //! A shared blackboard stored as one JSON document per board in `shared_state`
-//! (owner `blackboard:<board_id>`, key `board`), spec §8.10. Every change is an atomic
+//! (owner `blackboard:<board_id>`, key `board`). Every change is an atomic
 //! read-modify-write under a row lock, so posts from several processes never get lost
 //! (the reference serialized per board in-process only).
 

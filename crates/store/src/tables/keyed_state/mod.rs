@@ -1,5 +1,5 @@
-//! The `session_runtime_state` and `shared_state` tables: keyed JSON per session (spec §8.9)
-//! and per free owner (§8.10) with atomic read-modify-write, and the [`blackboard`] built on
+//! The `session_runtime_state` and `shared_state` tables: keyed JSON per session
+//! and per free owner with atomic read-modify-write, and the [`blackboard`] built on
 //! shared state.
 
 pub mod blackboard;

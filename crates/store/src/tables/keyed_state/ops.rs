@@ -1,4 +1,4 @@
-//! Per-session keyed JSON (spec §8.9) and process-independent shared state (spec §8.10), both
+//! Per-session keyed JSON and process-independent shared state, both
 //! with atomic read-modify-write (`update_*` / `compare_and_set_*`) — beyond the reference.
 //!
 //! Atomic updates first make sure the row exists (insert-if-absent of a NULL value), then lock

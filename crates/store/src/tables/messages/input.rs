@@ -101,8 +101,8 @@ pub enum PendingChange {
     Set(PendingState),
     /// Clear it.
     Clear,
-    /// Remove the `tool_call_id`s of the turn's `tool` messages from the unresolved set (spec
-    /// §10.2), clearing it when nothing remains.
+    /// Remove the `tool_call_id`s of the turn's `tool` messages from the unresolved set,
+    /// clearing it when nothing remains.
     ResolveToolResults,
     /// Rewrite it with a function of the current value (runs under the session row lock).
     Update(PendingUpdateFn),

@@ -1,5 +1,5 @@
 //! The `messages` table: appends with gap-free per-session `seq`, the durable turn, the active
-//! window and its token (spec §8.4, §11), and the retention of folded-out originals (§8.12).
+//! window and its token, and the retention of folded-out originals.
 
 pub(crate) mod input;
 mod ops;

@@ -1,4 +1,4 @@
-//! Messages (spec §8.4), the combined durable turn, and the active-window token (spec §11).
+//! Messages, the combined durable turn, and the active-window token.
 
 use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, Result};

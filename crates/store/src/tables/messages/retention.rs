@@ -1,4 +1,4 @@
-//! Retention of folded-out originals (spec §8.12).
+//! Retention of folded-out originals.
 
 use power_loop_contracts::Result;
 use power_loop_contracts::clock::now_ms;

@@ -77,7 +77,7 @@ impl StoredRow for MessageRow {
 }
 
 impl MessageRow {
-    /// The logical-order key (spec §8.4): a compact note sorts at its `meta.ord`, others at `seq`.
+    /// The logical-order key: a compact note sorts at its `meta.ord`, others at `seq`.
     pub fn logical_ord(&self) -> i64 {
         if self.name.as_deref() == Some("compact_note")
             && let Some(ord) = self.meta.get("ord").and_then(json_as_i64)
@@ -96,7 +96,7 @@ fn json_as_i64(v: &Json) -> Option<i64> {
     }
 }
 
-/// Sorts rows into logical order (spec §8.4): key `(logical_ord, seq)`.
+/// Sorts rows into logical order: key `(logical_ord, seq)`.
 pub fn sort_logical(rows: &mut [MessageRow]) {
     rows.sort_by_key(|m| (m.logical_ord(), m.seq));
 }

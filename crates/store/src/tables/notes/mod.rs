@@ -1,4 +1,4 @@
-//! The `notes` table: agent-authored notes (spec §8.7).
+//! The `notes` table: agent-authored notes.
 
 mod ops;
 pub(crate) mod row;

@@ -1,4 +1,4 @@
-//! Agent-authored notes (spec §8.7).
+//! Agent-authored notes.
 
 use power_loop_contracts::Result;
 use power_loop_contracts::clock::now_ms;

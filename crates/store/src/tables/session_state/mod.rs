@@ -1,5 +1,5 @@
-//! The `session_state` table: per-session counters and the pending-tool-call record (spec
-//! §8.3, §10), and the row lock that orders every session write.
+//! The `session_state` table: per-session counters and the pending-tool-call record, and the row
+//! lock that orders every session write.
 
 pub(crate) mod ops;
 pub mod pending;

@@ -1,4 +1,4 @@
-//! Operations on the session state (spec §8.3): the round index and the pending-tool-call
+//! Operations on the session state: the round index and the pending-tool-call
 //! record, read alone or with the session row.
 
 use power_loop_contracts::Result;

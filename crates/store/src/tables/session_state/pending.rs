@@ -1,4 +1,4 @@
-//! The pending-state record (spec §10): the durable marker that a transcript ends with
+//! The pending-state record: the durable marker that a transcript ends with
 //! assistant tool calls that do not all have results yet.
 
 use power_loop_contracts::{Error, ErrorCode, Result};
@@ -111,7 +111,7 @@ impl PendingState {
         ids
     }
 
-    /// Marks `tool_call_id` resolved by a tool row of `round_index` (spec §10.2): removes it from
+    /// Marks `tool_call_id` resolved by a tool row of `round_index`: removes it from
     /// both lists (remaining ids sorted) and drops interactions no longer unresolved. Returns true
     /// if the id was unresolved.
     pub fn resolve(&mut self, tool_call_id: &str, round_index: Option<i64>) -> bool {

@@ -24,7 +24,7 @@ pub struct SessionStateRow {
     pub round_index: i64,
     /// Number of compactions recorded.
     pub last_compact_seq: i64,
-    /// Unresolved tool calls (spec §10), `None` when clean.
+    /// Unresolved tool calls, `None` when clean.
     pub pending: Option<PendingState>,
 }
 

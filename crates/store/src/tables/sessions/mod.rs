@@ -1,4 +1,4 @@
-//! The `sessions` table: sessions and the sub-agent tree (spec §8.2).
+//! The `sessions` table: sessions and the sub-agent tree.
 
 pub(crate) mod admin;
 pub(crate) mod id;

@@ -1,4 +1,4 @@
-//! Operations on sessions and the sub-agent tree (spec §8.2): create, read, list, archive,
+//! Operations on sessions and the sub-agent tree: create, read, list, archive,
 //! metadata merge, and the closing of a session with its descendants.
 
 use power_loop_contracts::clock::now_ms;

@@ -1,4 +1,4 @@
-//! The `timers` table: durable timers with fleet claiming (spec §8.6).
+//! The `timers` table: durable timers with fleet claiming.
 
 pub(crate) mod ops;
 pub(crate) mod row;

@@ -1,4 +1,4 @@
-//! Durable timers (spec §8.6), including fleet claiming with `FOR UPDATE SKIP LOCKED`.
+//! Durable timers, including fleet claiming with `FOR UPDATE SKIP LOCKED`.
 //!
 //! ```text
 //! one-shot : armed ──claim──► firing ──finish──► fired

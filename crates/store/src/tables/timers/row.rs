@@ -10,7 +10,7 @@ use crate::ddl::model::{ColumnType, Index, Table, col};
 
 use ColumnType::{Int, Key, Label, Text};
 
-/// Timer status strings (spec §8.6).
+/// Timer status strings.
 pub mod timer_status {
     /// Waiting for its due time.
     pub const ARMED: &str = "armed";

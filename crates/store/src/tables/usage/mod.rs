@@ -1,5 +1,4 @@
-//! The `usage_rounds` and `session_stats` tables: per-round usage and cumulative stats (spec
-//! §8.8).
+//! The `usage_rounds` and `session_stats` tables: per-round usage and cumulative stats.
 
 mod ops;
 pub(crate) mod row;

@@ -1,4 +1,4 @@
-//! Per-round usage and cumulative stats (spec §8.8).
+//! Per-round usage and cumulative stats.
 
 use power_loop_contracts::Result;
 use power_loop_contracts::clock::now_ms;

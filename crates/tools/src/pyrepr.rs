@@ -1,12 +1,13 @@
-//! Python-style renderings used inside validation messages (spec §0.1), so messages read like the
-//! reference's: `(got True)`, `(got None)`, sorted lists `['a', 'b']`, case paths `['k']`.
+//! Python-style renderings used inside tool and validation messages, so messages read like the
+//! reference kernel's (which is Python): `(got True)`, `(got None)`, lists `['a', 'b']`, case
+//! paths `['k']`. Shared by the tools and the workflow validator.
 
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
 /// Python `repr` of a string: single quotes unless the text has `'` and no `"`.
-pub(crate) fn repr_str(s: &str) -> String {
+pub fn repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -81,7 +82,7 @@ fn repr_float(f: f64) -> String {
 }
 
 /// Python `repr` of a JSON value (`True`, `None`, `{'k': [1, 'x']}`).
-pub(crate) fn repr_value(v: &Value) -> String {
+pub fn repr_value(v: &Value) -> String {
     let mut out = String::new();
     write_repr(v, &mut out, 0);
     out
@@ -129,8 +130,14 @@ fn write_repr(v: &Value, out: &mut String, depth: usize) {
     }
 }
 
+/// Python `repr()` of a list of strings, in the given order.
+pub fn repr_list(items: &[&str]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| repr_str(s)).collect();
+    format!("[{}]", inner.join(", "))
+}
+
 /// Python `repr(sorted(items))` for strings: sorted by code point, deduplicated by the caller.
-pub(crate) fn sorted_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+pub fn sorted_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let mut v: Vec<&str> = items.into_iter().collect();
     v.sort_unstable();
     let inner: Vec<String> = v.into_iter().map(repr_str).collect();
@@ -149,6 +156,7 @@ mod tests {
         assert_eq!(repr_str("a'b\"c"), "'a\\'b\"c'");
         assert_eq!(repr_str("a\nb\\"), "'a\\nb\\\\'");
         assert_eq!(repr_str("\u{7}é"), "'\\x07é'");
+        assert_eq!(repr_str("a\nb"), "'a\\nb'");
     }
 
     #[test]
@@ -168,5 +176,6 @@ mod tests {
         );
         assert_eq!(sorted_list(["b", "a", "B"]), "['B', 'a', 'b']");
         assert_eq!(sorted_list([]), "[]");
+        assert_eq!(repr_list(&["b", "a"]), "['b', 'a']");
     }
 }

@@ -1,4 +1,4 @@
-//! Resuming a journaled run in any process (spec §6.3, beyond the reference): a
+//! Resuming a journaled run in any process (beyond the reference): a
 //! compare-and-set on the attempt counter admits one resumer, the stored spec is validated
 //! again, every completed step — each foreach item's leaves included — is replayed from the
 //! journal, and only unfinished work runs.
@@ -7,7 +7,7 @@ use power_loop_agent::StatefulAgentLoop;
 use power_loop_contracts::Result;
 use power_loop_store::{WorkflowRunRow, now_ms};
 
-use crate::engine::{RunOptions, RunOutcome, execute, run_error};
+use super::{RunOptions, RunOutcome, execute, run_error};
 use crate::journal::{Journal, new_owner, replay_cache};
 use crate::spec::WorkflowSpec;
 
