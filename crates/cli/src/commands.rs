@@ -62,6 +62,22 @@ async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
     }
 }
 
+/// The loop of a model-driven command: the provider comes with its own retry and timeout
+/// layers (from its configuration), so none is added here; `config` carries the command
+/// line's per-call settings (unset values defer to the provider's).
+pub(crate) fn build_loop_with(
+    llm: Arc<dyn LlmService>,
+    store: SessionStore,
+    config: AgentLoopConfig,
+    tools: Option<ToolRegistry>,
+) -> Result<StatefulAgentLoop> {
+    let mut b = StatefulAgentLoop::builder(llm).store(store).config(config);
+    if let Some(t) = tools {
+        b = b.tools(t);
+    }
+    b.build()
+}
+
 /// [`build_loop_with`] and the default configuration.
 pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,

@@ -13,10 +13,6 @@ use serde_json::json;
 use super::ScratchDir;
 use crate::args::Args;
 
-/// The compiled-in store backends the workloads can run on (the façade's list: the bench
-/// enables its `sqlite`, `postgres` and `mysql` features).
-pub(crate) use power_loop::BACKENDS;
-
 /// The 20-word scripted answer of every text turn.
 pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four percent while costs rose six \
      percent, so margins narrowed slightly this quarter overall.";
