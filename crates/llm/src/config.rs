@@ -7,16 +7,16 @@ use power_loop_contracts::{Error, LlmService, Result};
 
 pub use crate::overrides::CapabilityOverrides;
 
+use crate::echo::EchoLlm;
 use crate::layers::LlmStack;
 use crate::retry::RetryPolicy;
-use crate::scripted::{Fallback, ScriptedLlm};
 use crate::util::duration_from_secs;
 
 /// Which transport a provider routing key selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProviderKind {
-    /// `echo` / `stub` / `scripted`: the offline [`ScriptedLlm`] echoing the last user message.
+    /// `echo` / `stub` / `scripted`: the offline [`EchoLlm`] echoing the last user message.
     Echo,
     /// `anthropic` / `claude` / `dashscope-anthropic`: the native Anthropic transport.
     Anthropic,
@@ -57,6 +57,8 @@ pub struct LlmProviderConfig {
     pub max_retries: u32,
     /// Echo provider: fixed reply instead of echoing.
     pub echo_reply: Option<String>,
+    /// Echo provider: text put before the echoed message (ignored with a fixed reply).
+    pub echo_prefix: Option<String>,
     /// Echo provider: artificial latency in seconds.
     pub echo_sleep_s: Option<f64>,
     /// Capability overrides (OpenAI-compatible transport).
@@ -75,6 +77,7 @@ impl Default for LlmProviderConfig {
             temperature: 0.0,
             max_retries: 3,
             echo_reply: None,
+            echo_prefix: None,
             echo_sleep_s: None,
             capability_overrides: CapabilityOverrides::default(),
         }
@@ -188,8 +191,9 @@ impl LlmProviderConfig {
     /// For each suffix, `{prefix}_{SUFFIX}` if set and non-empty, else `{fallback}_{SUFFIX}`, else
     /// the default. Suffixes: `BASE_URL`, `API_KEY`, `MODEL` (required unless the provider is
     /// `echo`/`stub`, which fills `echo://local` / `echo` / `echo`), `PROVIDER`, `TIMEOUT_S`,
-    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_SLEEP`, and
-    /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_TOOLS` / `SUPPORTS_STREAM`
+    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_PREFIX`, `ECHO_SLEEP`, and
+    /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_PDF_INPUT_CHAT` / `SUPPORTS_TOOLS` /
+    /// `SUPPORTS_STREAM`
     /// (`1/true/yes/on`, `0/false/no/off`). A missing required variable or an unparsable value is a
     /// `config.invalid` error naming the variable(s).
     pub fn from_lookup(
@@ -254,6 +258,7 @@ impl LlmProviderConfig {
             cfg.max_retries = parse_num(&n, &v)?;
         }
         cfg.echo_reply = get("ECHO_REPLY").map(|(_, v)| v);
+        cfg.echo_prefix = get("ECHO_PREFIX").map(|(_, v)| v);
         if let Some((n, v)) = get("ECHO_SLEEP") {
             cfg.echo_sleep_s = Some(parse_num(&n, &v)?);
         }
@@ -261,6 +266,7 @@ impl LlmProviderConfig {
         for (suffix, slot) in [
             ("SUPPORTS_IMAGE_INPUT", &mut o.supports_image_input),
             ("SUPPORTS_DATA_URL", &mut o.supports_data_url),
+            ("SUPPORTS_PDF_INPUT_CHAT", &mut o.supports_pdf_input),
             ("SUPPORTS_TOOLS", &mut o.supports_tools),
             ("SUPPORTS_STREAM", &mut o.supports_stream),
         ] {
@@ -303,14 +309,13 @@ pub fn create_raw_llm_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmServ
     cfg.validate()?;
     match cfg.kind() {
         ProviderKind::Echo => {
-            let fallback = match &cfg.echo_reply {
-                Some(r) => Fallback::Text(r.clone()),
-                None => Fallback::Echo,
-            };
-            let mut llm = ScriptedLlm::new()
-                .fallback(fallback)
-                .with_model(cfg.model.clone())
-                .record_requests(false);
+            let mut llm = EchoLlm::new().with_model(cfg.model.clone());
+            if let Some(r) = &cfg.echo_reply {
+                llm = llm.with_reply(r.clone());
+            }
+            if let Some(p) = &cfg.echo_prefix {
+                llm = llm.with_prefix(p.clone());
+            }
             if let Some(s) = cfg.echo_sleep_s.filter(|s| *s > 0.0) {
                 llm = llm.with_delay(duration_from_secs("echo_sleep_s", s)?);
             }

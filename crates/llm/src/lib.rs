@@ -6,6 +6,8 @@
 //! - [`anthropic`] (feature `anthropic`): the native Anthropic Messages transport (streaming).
 //! - [`scripted`]: [`ScriptedLlm`], an offline model driven by a script (tests, examples, the
 //!   CLI's offline mode, benchmarks).
+//! - [`echo`]: [`EchoLlm`], the offline stub provider of the `echo` / `stub` provider keys
+//!   (spec §6.10: echoes the last user message, fixed usage, no streamed deltas).
 //! - [`config`]: [`LlmProviderConfig`], [`LlmProviderConfig::from_env`] and the factories
 //!   [`create_llm_service_from_config`] / [`create_llm_service_from_env`].
 //! - [`retry`] and [`layers`]: provider-aware retry ([`RetryPolicy`]), per-call timeout and a
@@ -34,6 +36,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod echo;
 pub mod json;
 pub mod layers;
 mod overrides;
@@ -53,6 +56,7 @@ pub use config::{
     LlmProviderConfig, ProviderKind, create_llm_service_from_config, create_llm_service_from_env,
     create_raw_llm_service,
 };
+pub use echo::EchoLlm;
 pub use layers::{LlmStack, LlmTowerService, with_retry};
 pub use overrides::CapabilityOverrides;
 pub use retry::{RetryEvent, RetryPolicy, is_retryable_code};

@@ -2,7 +2,9 @@
 //!
 //! `POST {base_url}/chat/completions` (the base URL normally ends in `/v1`; exactly one `/` joins
 //! them), headers `Authorization: Bearer {api_key}`, `Content-Type: application/json`,
-//! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream.
+//! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream. A server
+//! that answers with a plain JSON `chat.completion` body (`content-type: application/json`)
+//! instead of SSE is accepted: the body becomes the chunks the SSE path would have produced.
 //!
 //! Transport choice: reqwest + eventsource-stream rather than async-openai's `byot` streaming, so
 //! the transport sees every SSE byte (a stream without `[DONE]` or without a `finish_reason` is an
@@ -124,8 +126,9 @@ impl OpenAiLlm {
         })
     }
 
-    /// The JSON body this service sends for `request` (what goes on the wire).
-    pub fn request_body(&self, request: &LlmRequest) -> serde_json::Value {
+    /// The JSON body this service sends for `request` (what goes on the wire); an
+    /// `llm.unsupported_content` error when the request holds a part the model cannot take.
+    pub fn request_body(&self, request: &LlmRequest) -> Result<serde_json::Value> {
         body::build_body(&self.inner.cfg, &self.inner.caps, request)
     }
 
@@ -149,11 +152,25 @@ where
     ))
 }
 
+/// Decodes a success response: SSE, or a plain JSON `chat.completion` body (some compatible
+/// servers and proxies answer a streaming request that way) into the same chunks.
+fn decode_response(resp: reqwest::Response) -> LlmStream {
+    if http::is_json_response(&resp) {
+        http::decode_json_body(
+            "the OpenAI-compatible server",
+            resp,
+            parse::OpenAiSseParser::default(),
+        )
+    } else {
+        decode_stream(http::body_stream(resp))
+    }
+}
+
 impl LlmService for OpenAiLlm {
     fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
         Box::pin(async move {
             let inner = &self.inner;
-            let body = body::build_body(&inner.cfg, &inner.caps, &request);
+            let body = body::build_body(&inner.cfg, &inner.caps, &request)?;
             tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
             let cancel = request.cancel.clone();
             let post = inner
@@ -168,7 +185,7 @@ impl LlmService for OpenAiLlm {
                 cancel.as_ref(),
             )
             .await?;
-            let stream = decode_stream(http::body_stream(resp));
+            let stream = decode_response(resp);
             Ok(with_cancel(stream, cancel))
         })
     }
