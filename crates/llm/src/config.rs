@@ -63,6 +63,9 @@ pub struct LlmProviderConfig {
     pub echo_sleep_s: Option<f64>,
     /// Capability overrides (OpenAI-compatible transport).
     pub capability_overrides: CapabilityOverrides,
+    /// OpenAI-compatible transport: continuation requests per call when a stream breaks
+    /// mid-answer (default 0: no stream resume; see `OpenAiConfig::with_stream_resume`).
+    pub stream_max_restarts: u32,
 }
 
 impl Default for LlmProviderConfig {
@@ -80,6 +83,7 @@ impl Default for LlmProviderConfig {
             echo_prefix: None,
             echo_sleep_s: None,
             capability_overrides: CapabilityOverrides::default(),
+            stream_max_restarts: 0,
         }
     }
 }
@@ -123,6 +127,11 @@ impl LlmProviderConfig {
     /// Sets capability overrides.
     pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
         self.capability_overrides = o;
+        self
+    }
+    /// Sets the stream-resume restarts of the OpenAI-compatible transport (0: off).
+    pub fn with_stream_max_restarts(mut self, n: u32) -> Self {
+        self.stream_max_restarts = n;
         self
     }
 
@@ -191,7 +200,7 @@ impl LlmProviderConfig {
     /// For each suffix, `{prefix}_{SUFFIX}` if set and non-empty, else `{fallback}_{SUFFIX}`, else
     /// the default. Suffixes: `BASE_URL`, `API_KEY`, `MODEL` (required unless the provider is
     /// `echo`/`stub`, which fills `echo://local` / `echo` / `echo`), `PROVIDER`, `TIMEOUT_S`,
-    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_PREFIX`, `ECHO_SLEEP`, and
+    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `STREAM_MAX_RESTARTS`, `ECHO_REPLY`, `ECHO_PREFIX`, `ECHO_SLEEP`, and
     /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_PDF_INPUT_CHAT` / `SUPPORTS_TOOLS` /
     /// `SUPPORTS_STREAM`
     /// (`1/true/yes/on`, `0/false/no/off`). A missing required variable or an unparsable value is a
@@ -256,6 +265,9 @@ impl LlmProviderConfig {
         }
         if let Some((n, v)) = get("MAX_RETRIES") {
             cfg.max_retries = parse_num(&n, &v)?;
+        }
+        if let Some((n, v)) = get("STREAM_MAX_RESTARTS") {
+            cfg.stream_max_restarts = parse_num(&n, &v)?;
         }
         cfg.echo_reply = get("ECHO_REPLY").map(|(_, v)| v);
         cfg.echo_prefix = get("ECHO_PREFIX").map(|(_, v)| v);
@@ -349,7 +361,8 @@ fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
         .with_timeout_s(cfg.timeout_s)
         .with_max_tokens(cfg.max_tokens)
         .with_temperature(cfg.temperature)
-        .with_capability_overrides(cfg.capability_overrides);
+        .with_capability_overrides(cfg.capability_overrides)
+        .with_stream_resume(cfg.stream_max_restarts);
     Ok(Arc::new(crate::openai::OpenAiLlm::new(c)?))
 }
 

@@ -5,6 +5,8 @@
 //! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream. A server
 //! that answers with a plain JSON `chat.completion` body (`content-type: application/json`)
 //! instead of SSE is accepted: the body becomes the chunks the SSE path would have produced.
+//! Optional stream resume ([`OpenAiConfig::with_stream_resume`], spec §6.5) asks the model to
+//! continue an answer whose stream broke after part of it was delivered.
 //!
 //! Transport choice: reqwest + eventsource-stream rather than async-openai's `byot` streaming, so
 //! the transport sees every SSE byte (a stream without `[DONE]` or without a `finish_reason` is an
@@ -22,6 +24,7 @@
 mod body;
 mod capabilities;
 mod parse;
+mod resume;
 
 use std::sync::Arc;
 
@@ -55,7 +58,20 @@ pub struct OpenAiConfig {
     pub temperature: f64,
     /// Capability overrides applied over the model-prefix table.
     pub capability_overrides: CapabilityOverrides,
+    /// Resume a stream that broke mid-answer (default false; see [`with_stream_resume`]).
+    ///
+    /// [`with_stream_resume`]: OpenAiConfig::with_stream_resume
+    pub stream_resume_on_error: bool,
+    /// Most continuation requests per call when resuming (default 0: none).
+    pub stream_max_restarts: u32,
+    /// The user message asking the model to continue (default: the reference's Chinese
+    /// "continue from where you were interrupted; do not repeat what was already output").
+    pub stream_resume_instruction: String,
 }
+
+/// The default [`OpenAiConfig::stream_resume_instruction`] (spec §6.3).
+pub const DEFAULT_STREAM_RESUME_INSTRUCTION: &str =
+    "继续，从你上次中断的位置继续输出。不要重复已经输出的内容。";
 
 impl OpenAiConfig {
     /// A config with the defaults of spec §6.3.
@@ -72,6 +88,9 @@ impl OpenAiConfig {
             max_tokens: 8000,
             temperature: 0.0,
             capability_overrides: CapabilityOverrides::default(),
+            stream_resume_on_error: false,
+            stream_max_restarts: 0,
+            stream_resume_instruction: DEFAULT_STREAM_RESUME_INSTRUCTION.into(),
         }
     }
     /// Sets the per-request timeout (seconds).
@@ -92,6 +111,19 @@ impl OpenAiConfig {
     /// Sets capability overrides.
     pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
         self.capability_overrides = o;
+        self
+    }
+    /// Resumes a stream that breaks mid-answer up to `max_restarts` times per call (0 turns
+    /// resume off): the model is asked to continue from the text it already produced. See the
+    /// module docs of stream resume (`openai/resume.rs`) for what the caller sees.
+    pub fn with_stream_resume(mut self, max_restarts: u32) -> Self {
+        self.stream_resume_on_error = max_restarts > 0;
+        self.stream_max_restarts = max_restarts;
+        self
+    }
+    /// Sets the user message that asks the model to continue a broken answer.
+    pub fn with_stream_resume_instruction(mut self, text: impl Into<String>) -> Self {
+        self.stream_resume_instruction = text.into();
         self
     }
 }
@@ -166,26 +198,37 @@ fn decode_response(resp: reqwest::Response) -> LlmStream {
     }
 }
 
+/// Sends `request` and decodes the answer (no resume, no cancellation wrapper).
+async fn open_stream(inner: &Inner, request: LlmRequest) -> Result<LlmStream> {
+    let body = body::build_body(&inner.cfg, &inner.caps, &request)?;
+    tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
+    let post = inner
+        .client
+        .post(&inner.url)
+        .bearer_auth(&inner.cfg.api_key);
+    let resp = http::send_streaming(
+        "the OpenAI-compatible server",
+        &inner.url,
+        post,
+        &body,
+        request.cancel.as_ref(),
+    )
+    .await?;
+    Ok(decode_response(resp))
+}
+
 impl LlmService for OpenAiLlm {
     fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
         Box::pin(async move {
             let inner = &self.inner;
-            let body = body::build_body(&inner.cfg, &inner.caps, &request)?;
-            tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
             let cancel = request.cancel.clone();
-            let post = inner
-                .client
-                .post(&inner.url)
-                .bearer_auth(&inner.cfg.api_key);
-            let resp = http::send_streaming(
-                "the OpenAI-compatible server",
-                &inner.url,
-                post,
-                &body,
-                cancel.as_ref(),
-            )
-            .await?;
-            let stream = decode_response(resp);
+            let resume = inner.cfg.stream_resume_on_error && inner.cfg.stream_max_restarts > 0;
+            let stream = if resume {
+                let first = open_stream(inner, request.clone()).await?;
+                resume::resumable(first, inner.clone(), request)
+            } else {
+                open_stream(inner, request).await?
+            };
             Ok(with_cancel(stream, cancel))
         })
     }
