@@ -210,18 +210,20 @@ impl LlmProviderConfig {
         fallback_prefix: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let get = |suffix: &str| -> Option<(String, String)> {
+        // The variable's value as set (untrimmed), when it is not blank.
+        let get_raw = |suffix: &str| -> Option<(String, String)> {
             for p in [prefix, fallback_prefix] {
                 if p.is_empty() {
                     continue;
                 }
                 let name = format!("{p}_{suffix}");
                 if let Some(v) = lookup(&name).filter(|v| !v.trim().is_empty()) {
-                    return Some((name, v.trim().to_owned()));
+                    return Some((name, v));
                 }
             }
             None
         };
+        let get = |suffix: &str| get_raw(suffix).map(|(n, v)| (n, v.trim().to_owned()));
         let mut cfg = LlmProviderConfig::default();
         if let Some((_, v)) = get("PROVIDER") {
             cfg.provider = v;
@@ -270,7 +272,8 @@ impl LlmProviderConfig {
             cfg.stream_max_restarts = parse_num(&n, &v)?;
         }
         cfg.echo_reply = get("ECHO_REPLY").map(|(_, v)| v);
-        cfg.echo_prefix = get("ECHO_PREFIX").map(|(_, v)| v);
+        // Spaces matter in a prefix (`"echo: "`): kept as set.
+        cfg.echo_prefix = get_raw("ECHO_PREFIX").map(|(_, v)| v);
         if let Some((n, v)) = get("ECHO_SLEEP") {
             cfg.echo_sleep_s = Some(parse_num(&n, &v)?);
         }
