@@ -145,6 +145,9 @@ error_codes! {
     LlmStreamIncomplete => "llm.stream_incomplete", retryable: true;
     /// The provider reported an error (e.g. an `error` event mid-stream).
     LlmProvider => "llm.provider_error", retryable: false;
+    /// The request holds a content part the provider or model cannot take (a PDF for a model
+    /// without document input, a file type or source the provider does not accept).
+    LlmUnsupportedContent => "llm.unsupported_content", retryable: false;
 
     // ---- agent loop ----
     /// The structured answer did not parse or validate against its schema.

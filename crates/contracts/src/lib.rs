@@ -40,7 +40,7 @@ pub use llm::{
     StreamAggregator, StreamChunk, TokenUsage, ToolCallDelta, ToolChoice,
 };
 pub use message::{
-    Content, ContentPart, FunctionCall, ImageUrl, Message, Role, ToolCall, ToolCallKind,
+    Content, ContentPart, FileInput, FunctionCall, ImageUrl, Message, Role, ToolCall, ToolCallKind,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use tool::{ToolDefinition, ToolOutput, ToolResult};

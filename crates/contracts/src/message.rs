@@ -2,7 +2,8 @@
 //!
 //! A message serializes as `{"role", "content"?, "name"?, "tool_calls"?, "tool_call_id"?}`;
 //! `content` is a string or a list of parts (`{"type":"text","text":…}`,
-//! `{"type":"image_url","image_url":{"url":…,"detail"?:…}}`). A tool call is
+//! `{"type":"image_url","image_url":{"url":…,"detail"?:…}}`,
+//! `{"type":"file","file":{"file_data"?|"file_id"?|"file_url"?, "filename"?}}`). A tool call is
 //! `{"id", "type":"function", "function":{"name", "arguments": "<JSON text>"}}`.
 
 use serde::{Deserialize, Serialize};
@@ -54,9 +55,55 @@ pub struct ImageUrl {
     pub detail: Option<String>,
 }
 
+/// A file (a PDF document, typically) inside a content part, in the OpenAI `file` part shape.
+///
+/// Exactly one source is normally set: inline bytes as a data URL (`file_data`), a file the
+/// provider already stores (`file_id`), or a URL the provider fetches itself (`file_url`). Which
+/// sources and media types a provider takes is the provider's business: one that cannot take a
+/// part fails the call with `llm.unsupported_content` before sending anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FileInput {
+    /// The bytes as a `data:<media type>;base64,<data>` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<String>,
+    /// The id of a file uploaded to the provider beforehand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// An `https://` URL of the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_url: Option<String>,
+    /// The file name shown to the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl FileInput {
+    /// The media type of `file_data` (`application/pdf` for a PDF data URL), when it is a
+    /// base64 data URL.
+    pub fn media_type(&self) -> Option<&str> {
+        let (media, _) = split_data_url(self.file_data.as_deref()?)?;
+        Some(media)
+    }
+
+    /// The base64 payload of `file_data`, when it is a base64 data URL.
+    pub fn base64_data(&self) -> Option<&str> {
+        let (_, data) = split_data_url(self.file_data.as_deref()?)?;
+        Some(data)
+    }
+}
+
+/// `data:<media>;base64,<data>` → (`media`, `data`).
+fn split_data_url(url: &str) -> Option<(&str, &str)> {
+    let (meta, data) = url.strip_prefix("data:")?.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media.trim(), data))
+}
+
 /// One part of a multimodal message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentPart {
     /// A text part.
     Text {
@@ -68,12 +115,57 @@ pub enum ContentPart {
         /// Where the image is.
         image_url: ImageUrl,
     },
+    /// A file part (a PDF document): OpenAI `file` part, Anthropic `document` block.
+    File {
+        /// Where the file is.
+        file: FileInput,
+    },
 }
 
 impl ContentPart {
     /// A text part.
     pub fn text(text: impl Into<String>) -> Self {
         ContentPart::Text { text: text.into() }
+    }
+
+    /// A PDF document from its base64-encoded bytes (a `data:application/pdf;base64,…` file part).
+    pub fn pdf_base64(base64: impl AsRef<str>, filename: impl Into<String>) -> Self {
+        Self::file_data(
+            format!("data:application/pdf;base64,{}", base64.as_ref()),
+            Some(filename.into()),
+        )
+    }
+
+    /// A file part from a `data:<media type>;base64,<data>` URL.
+    pub fn file_data(data_url: impl Into<String>, filename: Option<String>) -> Self {
+        ContentPart::File {
+            file: FileInput {
+                file_data: Some(data_url.into()),
+                filename,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A file part naming a file uploaded to the provider beforehand.
+    pub fn file_id(id: impl Into<String>) -> Self {
+        ContentPart::File {
+            file: FileInput {
+                file_id: Some(id.into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A file part the provider fetches from an `https://` URL.
+    pub fn file_url(url: impl Into<String>, filename: Option<String>) -> Self {
+        ContentPart::File {
+            file: FileInput {
+                file_url: Some(url.into()),
+                filename,
+                ..Default::default()
+            },
+        }
     }
 
     /// An image part from a URL (or data URL).
@@ -106,7 +198,7 @@ impl Content {
                 .iter()
                 .filter_map(|p| match p {
                     ContentPart::Text { text } => Some(text.as_str()),
-                    ContentPart::ImageUrl { .. } => None,
+                    ContentPart::ImageUrl { .. } | ContentPart::File { .. } => None,
                 })
                 .collect::<Vec<_>>()
                 .join("\n\n"),

@@ -7,16 +7,16 @@ use power_loop_contracts::{Error, LlmService, Result};
 
 pub use crate::overrides::CapabilityOverrides;
 
+use crate::echo::EchoLlm;
 use crate::layers::LlmStack;
 use crate::retry::RetryPolicy;
-use crate::scripted::{Fallback, ScriptedLlm};
 use crate::util::duration_from_secs;
 
 /// Which transport a provider routing key selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProviderKind {
-    /// `echo` / `stub` / `scripted`: the offline [`ScriptedLlm`] echoing the last user message.
+    /// `echo` / `stub` / `scripted`: the offline [`EchoLlm`] echoing the last user message.
     Echo,
     /// `anthropic` / `claude` / `dashscope-anthropic`: the native Anthropic transport.
     Anthropic,
@@ -125,10 +125,15 @@ pub struct LlmProviderConfig {
     pub max_retries: u32,
     /// Echo provider: fixed reply instead of echoing.
     pub echo_reply: Option<String>,
+    /// Echo provider: text put before the echoed message (ignored with a fixed reply).
+    pub echo_prefix: Option<String>,
     /// Echo provider: artificial latency in seconds.
     pub echo_sleep_s: Option<f64>,
     /// Capability overrides (OpenAI-compatible transport).
     pub capability_overrides: CapabilityOverrides,
+    /// OpenAI-compatible transport: continuation requests per call when a stream breaks
+    /// mid-answer (default 0: no stream resume; see `OpenAiConfig::with_stream_resume`).
+    pub stream_max_restarts: u32,
 }
 
 impl Default for LlmProviderConfig {
@@ -143,8 +148,10 @@ impl Default for LlmProviderConfig {
             temperature: 0.0,
             max_retries: 3,
             echo_reply: None,
+            echo_prefix: None,
             echo_sleep_s: None,
             capability_overrides: CapabilityOverrides::default(),
+            stream_max_restarts: 0,
         }
     }
 }
@@ -188,6 +195,11 @@ impl LlmProviderConfig {
     /// Sets capability overrides.
     pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
         self.capability_overrides = o;
+        self
+    }
+    /// Sets the stream-resume restarts of the OpenAI-compatible transport (0: off).
+    pub fn with_stream_max_restarts(mut self, n: u32) -> Self {
+        self.stream_max_restarts = n;
         self
     }
 
@@ -259,8 +271,9 @@ impl LlmProviderConfig {
     /// `ANTHROPIC_API_KEY` for the Anthropic transport, `OPENAI_API_KEY` for the OpenAI-compatible
     /// one; an OpenAI-compatible server may have none), `PROVIDER` (an unknown key is an error
     /// naming it, see [`ProviderKind::parse`]), `TIMEOUT_S`,
-    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `ECHO_REPLY`, `ECHO_SLEEP`, and
-    /// `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_TOOLS` / `SUPPORTS_STREAM`
+    /// `MAX_TOKENS`, `TEMPERATURE`, `MAX_RETRIES`, `STREAM_MAX_RESTARTS`, `ECHO_REPLY`, `ECHO_PREFIX`,
+    /// `ECHO_SLEEP`, and `SUPPORTS_IMAGE_INPUT` / `SUPPORTS_DATA_URL` / `SUPPORTS_PDF_INPUT_CHAT` /
+    /// `SUPPORTS_TOOLS` / `SUPPORTS_STREAM`
     /// (`1/true/yes/on`, `0/false/no/off`). A missing required variable or an unparsable value is a
     /// `config.invalid` error naming the variable(s).
     pub fn from_lookup(
@@ -268,18 +281,20 @@ impl LlmProviderConfig {
         fallback_prefix: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self> {
-        let get = |suffix: &str| -> Option<(String, String)> {
+        // The variable's value as set (untrimmed), when it is not blank.
+        let get_raw = |suffix: &str| -> Option<(String, String)> {
             for p in [prefix, fallback_prefix] {
                 if p.is_empty() {
                     continue;
                 }
                 let name = format!("{p}_{suffix}");
                 if let Some(v) = lookup(&name).filter(|v| !v.trim().is_empty()) {
-                    return Some((name, v.trim().to_owned()));
+                    return Some((name, v));
                 }
             }
             None
         };
+        let get = |suffix: &str| get_raw(suffix).map(|(n, v)| (n, v.trim().to_owned()));
         let mut cfg = LlmProviderConfig::default();
         if let Some((name, v)) = get("PROVIDER") {
             ProviderKind::parse(&v).map_err(|e| {
@@ -348,7 +363,12 @@ impl LlmProviderConfig {
         if let Some((n, v)) = get("MAX_RETRIES") {
             cfg.max_retries = parse_num(&n, &v)?;
         }
+        if let Some((n, v)) = get("STREAM_MAX_RESTARTS") {
+            cfg.stream_max_restarts = parse_num(&n, &v)?;
+        }
         cfg.echo_reply = get("ECHO_REPLY").map(|(_, v)| v);
+        // Spaces matter in a prefix (`"echo: "`): kept as set.
+        cfg.echo_prefix = get_raw("ECHO_PREFIX").map(|(_, v)| v);
         if let Some((n, v)) = get("ECHO_SLEEP") {
             cfg.echo_sleep_s = Some(parse_num(&n, &v)?);
         }
@@ -356,6 +376,7 @@ impl LlmProviderConfig {
         for (suffix, slot) in [
             ("SUPPORTS_IMAGE_INPUT", &mut o.supports_image_input),
             ("SUPPORTS_DATA_URL", &mut o.supports_data_url),
+            ("SUPPORTS_PDF_INPUT_CHAT", &mut o.supports_pdf_input),
             ("SUPPORTS_TOOLS", &mut o.supports_tools),
             ("SUPPORTS_STREAM", &mut o.supports_stream),
         ] {
@@ -398,14 +419,13 @@ pub fn create_raw_llm_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmServ
     cfg.validate()?;
     match cfg.kind() {
         ProviderKind::Echo => {
-            let fallback = match &cfg.echo_reply {
-                Some(r) => Fallback::Text(r.clone()),
-                None => Fallback::Echo,
-            };
-            let mut llm = ScriptedLlm::new()
-                .fallback(fallback)
-                .with_model(cfg.model.clone())
-                .record_requests(false);
+            let mut llm = EchoLlm::new().with_model(cfg.model.clone());
+            if let Some(r) = &cfg.echo_reply {
+                llm = llm.with_reply(r.clone());
+            }
+            if let Some(p) = &cfg.echo_prefix {
+                llm = llm.with_prefix(p.clone());
+            }
             if let Some(s) = cfg.echo_sleep_s.filter(|s| *s > 0.0) {
                 llm = llm.with_delay(duration_from_secs("echo_sleep_s", s)?);
             }
@@ -439,7 +459,8 @@ fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
         .with_timeout_s(cfg.timeout_s)
         .with_max_tokens(cfg.max_tokens)
         .with_temperature(cfg.temperature)
-        .with_capability_overrides(cfg.capability_overrides);
+        .with_capability_overrides(cfg.capability_overrides)
+        .with_stream_resume(cfg.stream_max_restarts);
     Ok(Arc::new(crate::openai::OpenAiLlm::new(c)?))
 }
 

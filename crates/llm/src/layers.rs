@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use power_loop_contracts::{
     BoxFuture, Error, ErrorCode, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
 };
@@ -25,7 +24,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 use crate::retry::{RetryLayer, RetryPolicy};
-use crate::util::{llm_middleware_service, run_cancellable, with_cancel};
+use crate::util::{llm_middleware_service, run_cancellable, until_deadline, with_cancel};
 
 /// Adapts an `Arc<dyn LlmService>` to `tower::Service<LlmRequest>` (response: the chunk stream).
 #[derive(Clone)]
@@ -119,20 +118,9 @@ where
         Ok(r) => r?,
         Err(_) => return Err(timeout_error(limit)),
     };
-    let sleep = Box::pin(tokio::time::sleep_until(deadline));
-    let state = Some((stream, sleep));
-    let out: LlmStream = Box::pin(futures_util::stream::unfold(
-        state,
-        move |state| async move {
-            let (mut stream, mut sleep) = state?;
-            tokio::select! {
-                biased;
-                item = stream.next() => item.map(|i| (i, Some((stream, sleep)))),
-                _ = &mut sleep => Some((Err(timeout_error(limit)), None)),
-            }
-        },
-    ));
-    Ok(out)
+    Ok(until_deadline(stream, deadline, move || {
+        timeout_error(limit)
+    }))
 }
 
 /// Tower layer limiting concurrent calls; the permit lives as long as the returned stream.

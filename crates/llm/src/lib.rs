@@ -6,6 +6,8 @@
 //! - [`anthropic`] (feature `anthropic`): the native Anthropic Messages transport (streaming).
 //! - [`scripted`]: [`ScriptedLlm`], an offline model driven by a script (tests, examples, the
 //!   CLI's offline mode, benchmarks).
+//! - [`echo`]: [`EchoLlm`], the offline stub provider of the `echo` / `stub` provider keys
+//!   (echoes the last user message, fixed usage, no streamed deltas).
 //! - [`config`]: [`LlmProviderConfig`], [`LlmProviderConfig::from_env`] and the factories
 //!   [`LlmProviderConfig::build`] / [`LlmProviderConfig::build_from_env`] (the old
 //!   `create_llm_service_from_*` names are deprecated aliases).
@@ -35,6 +37,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod echo;
 pub mod json;
 pub mod layers;
 mod overrides;
@@ -55,6 +58,7 @@ pub use config::{
     LlmProviderConfig, OPENAI_COMPATIBLE_PROVIDERS, ProviderKind, create_llm_service_from_config,
     create_llm_service_from_env, create_raw_llm_service,
 };
+pub use echo::EchoLlm;
 pub use layers::{LlmStack, LlmTowerService, with_retry};
 pub use overrides::CapabilityOverrides;
 pub use retry::{RetryEvent, RetryPolicy, is_retryable_code};

@@ -11,6 +11,8 @@ pub struct CapabilityOverrides {
     pub supports_image_input: Option<bool>,
     /// `data:` image URLs.
     pub supports_data_url: Option<bool>,
+    /// PDF documents as `file` content parts.
+    pub supports_pdf_input: Option<bool>,
     /// Tool calling.
     pub supports_tools: Option<bool>,
     /// Streaming.
@@ -25,6 +27,9 @@ impl CapabilityOverrides {
         }
         if let Some(v) = self.supports_data_url {
             caps.supports_data_url = v;
+        }
+        if let Some(v) = self.supports_pdf_input {
+            caps.supports_pdf_input = v;
         }
         if let Some(v) = self.supports_tools {
             caps.supports_tools = v;

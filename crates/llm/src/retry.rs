@@ -14,6 +14,21 @@
 //! `last_error_code` in details). `request.cancel` aborts a backoff sleep or a pending attempt
 //! promptly with `cancelled`.
 //!
+//! # Attempts
+//! `max_attempts` counts every attempt including the first: `4` is one call plus up to three
+//! retries, `1` is no retry, and `0` is read as `1` (no retries: exactly one attempt, never zero).
+//! Without retries (`max_attempts` ≤ 1) an error comes back unchanged, with its own code, never
+//! wrapped in `llm.retry_exhausted`.
+//!
+//! # Total timeout
+//! [`RetryPolicy::total_timeout`] (default: none) is one deadline for the whole call, started
+//! when the call starts: every attempt, every backoff sleep and the streamed answer after the
+//! first chunk. An attempt still running at the deadline is abandoned, a backoff sleep is cut to
+//! the time left, and no attempt starts after it; the call then fails with `llm.timeout` carrying
+//! the details `stage = "total_timeout"`, `total_timeout_ms`, `elapsed_ms` and `attempts` (the
+//! attempts started), and the last attempt's error as source when one failed. The layer never
+//! retries its own deadline.
+//!
 //! The layer takes the request's [`LlmCallObserver`](power_loop_contracts::LlmCallObserver) off
 //! it and reports every attempt (`on_attempt`) and every retry (`on_retry`, before the backoff
 //! sleep, together with [`RetryPolicy::on_retry`]) to it; layers beneath see no observer.
@@ -26,7 +41,7 @@ use futures_util::StreamExt;
 use power_loop_contracts::{Error, ErrorCode, LlmRequest, LlmStream, Result, StreamChunk};
 use tower::{Layer, Service, ServiceExt};
 
-use crate::util::{cancelled_error, llm_middleware_service, run_cancellable};
+use crate::util::{cancelled_error, llm_middleware_service, run_cancellable, until_deadline};
 
 /// What the retry layer reports before sleeping for a retry (e.g. for `llm_retry_attempted`):
 /// the contracts' [`RetryAttempt`](power_loop_contracts::RetryAttempt) under its historical name.
@@ -39,7 +54,8 @@ pub type RetryObserver = Arc<dyn Fn(RetryEvent) + Send + Sync>;
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct RetryPolicy {
-    /// Attempts in total, including the first (default 4 = 1 + 3 retries; 1 disables retry).
+    /// Attempts in total, including the first (default 4 = 1 + 3 retries). `1` disables retry;
+    /// `0` is read as `1` (no retries, one attempt).
     pub max_attempts: u32,
     /// First backoff delay (default 500 ms).
     pub base_delay: Duration,
@@ -50,6 +66,9 @@ pub struct RetryPolicy {
     pub jitter: f64,
     /// Ceiling for a server-requested `Retry-After` wait (default 60 s).
     pub max_retry_after: Duration,
+    /// One deadline covering the whole call: all attempts, backoff sleeps and the streamed
+    /// answer (default `None`: unbounded). Exceeding it fails the call with `llm.timeout`.
+    pub total_timeout: Option<Duration>,
     /// Called before each backoff sleep (its panics are not caught; keep it cheap).
     pub on_retry: Option<RetryObserver>,
 }
@@ -62,6 +81,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(8),
             jitter: 0.25,
             max_retry_after: Duration::from_secs(60),
+            total_timeout: None,
             on_retry: None,
         }
     }
@@ -75,6 +95,7 @@ impl fmt::Debug for RetryPolicy {
             .field("max_delay", &self.max_delay)
             .field("jitter", &self.jitter)
             .field("max_retry_after", &self.max_retry_after)
+            .field("total_timeout", &self.total_timeout)
             .field("on_retry", &self.on_retry.as_ref().map(|_| "<fn>"))
             .finish()
     }
@@ -89,9 +110,19 @@ impl RetryPolicy {
     pub fn none() -> Self {
         Self::default().with_max_attempts(1)
     }
-    /// Sets the attempt limit (at least 1).
+    /// Sets the attempt limit, the first attempt included; `0` means no retries (stored as 1).
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
+        self
+    }
+    /// The number of attempts this policy makes at most (`max_attempts`, `0` read as `1`).
+    pub fn effective_max_attempts(&self) -> u32 {
+        self.max_attempts.max(1)
+    }
+    /// Sets the deadline of the whole call (attempts, backoff sleeps and streaming); a zero
+    /// duration removes it.
+    pub fn with_total_timeout(mut self, d: Duration) -> Self {
+        self.total_timeout = (!d.is_zero()).then_some(d);
         self
     }
     /// Sets the first backoff delay.
@@ -232,6 +263,23 @@ where
     }
 }
 
+/// The `llm.timeout` error of a crossed [`RetryPolicy::total_timeout`].
+fn total_timeout_error(total: Duration, started: tokio::time::Instant, attempts: u32) -> Error {
+    let elapsed = started.elapsed();
+    Error::new(
+        ErrorCode::LlmTimeout,
+        format!(
+            "the model call did not finish within its total timeout of {:.1} s ({attempts} attempt(s), {:.1} s elapsed); raise RetryPolicy::total_timeout or check the provider",
+            total.as_secs_f64(),
+            elapsed.as_secs_f64()
+        ),
+    )
+    .with_detail("stage", "total_timeout")
+    .with_detail("total_timeout_ms", u64::try_from(total.as_millis()).unwrap_or(u64::MAX))
+    .with_detail("elapsed_ms", u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+    .with_detail("attempts", attempts)
+}
+
 async fn call_with_retry<S>(svc: S, policy: &RetryPolicy, mut req: LlmRequest) -> Result<LlmStream>
 where
     S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone,
@@ -239,24 +287,49 @@ where
     let cancel = req.cancel.clone();
     // This layer reports the call's attempts; the layers beneath it must not report them again.
     let observer = req.observer.take();
-    let max = policy.max_attempts.max(1);
+    let max = policy.effective_max_attempts();
+    let started = tokio::time::Instant::now();
+    let deadline = policy.total_timeout.map(|t| (started + t, t));
     let mut attempt: u32 = 0;
+    let mut last_err: Option<Error> = None;
     loop {
         attempt += 1;
         if cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
             return Err(cancelled_error("before a model call attempt"));
         }
+        if let Some((at, total)) = deadline
+            && tokio::time::Instant::now() >= at
+        {
+            let e = total_timeout_error(total, started, attempt - 1);
+            return Err(match last_err {
+                Some(last) => e.with_source(last),
+                None => e,
+            });
+        }
         if let Some(o) = &observer {
             o.on_attempt(attempt);
         }
-        let result = run_cancellable(
+        let opening = run_cancellable(
             cancel.as_ref(),
             "while waiting for the model",
             open_and_peek(svc.clone(), req.clone()),
-        )
-        .await;
+        );
+        let result = match deadline {
+            None => opening.await,
+            Some((at, total)) => match tokio::time::timeout_at(at, opening).await {
+                Ok(r) => r,
+                Err(_) => return Err(total_timeout_error(total, started, attempt)),
+            },
+        };
         let err = match result {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => {
+                return Ok(match deadline {
+                    None => stream,
+                    Some((at, total)) => until_deadline(stream, at, move || {
+                        total_timeout_error(total, started, attempt)
+                    }),
+                });
+            }
             Err(e) => e,
         };
         if !is_retryable_code(err.code()) || max == 1 {
@@ -272,7 +345,14 @@ where
                 .with_detail("last_error_code", code.as_str())
                 .with_source(err));
         }
-        let delay = policy.delay_for(attempt, &err);
+        let mut delay = policy.delay_for(attempt, &err);
+        if let Some((at, total)) = deadline {
+            let left = at.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(total_timeout_error(total, started, attempt).with_source(err));
+            }
+            delay = delay.min(left);
+        }
         tracing::debug!(target: "power_loop::llm", attempt, ?delay, code = %err.code(), "retrying model call");
         let event = RetryEvent::new(attempt, max, delay, err.code(), err.message())
             .with_retry_after(retry_after_of(&err));
@@ -291,6 +371,7 @@ where
             }
             None => sleep.await,
         }
+        last_err = Some(err);
     }
 }
 

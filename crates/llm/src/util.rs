@@ -56,6 +56,31 @@ pub(crate) fn with_cancel(stream: LlmStream, token: Option<CancellationToken>) -
     ))
 }
 
+/// Bounds the rest of a chunk stream by `deadline`: when it passes before the stream ends, the
+/// stream yields `on_deadline()` once and stops.
+pub(crate) fn until_deadline(
+    stream: LlmStream,
+    deadline: tokio::time::Instant,
+    on_deadline: impl Fn() -> Error + Send + Sync + 'static,
+) -> LlmStream {
+    let sleep = Box::pin(tokio::time::sleep_until(deadline));
+    let on_deadline = std::sync::Arc::new(on_deadline);
+    Box::pin(futures_util::stream::unfold(
+        Some((stream, sleep)),
+        move |state| {
+            let on_deadline = on_deadline.clone();
+            async move {
+                let (mut stream, mut sleep) = state?;
+                tokio::select! {
+                    biased;
+                    item = stream.next() => item.map(|i| (i, Some((stream, sleep)))),
+                    _ = &mut sleep => Some((Err(on_deadline()), None)),
+                }
+            }
+        },
+    ))
+}
+
 /// Implements `tower::Service<LlmRequest>` for a middleware service `$svc<S>` that has the fields
 /// `inner: S` and `$state`: always ready; each call clones both and returns the boxed future of
 /// `$run(inner, state, request)` (an `async fn` giving `Result<LlmStream>`).

@@ -503,16 +503,24 @@ async fn tool_choice_mapping() {
     let llm = AnthropicLlm::new(AnthropicConfig::new("http://h", "k", "m")).unwrap();
     let tools = vec![ToolDefinition::new("t", "", json!("not an object"))];
     let base = LlmRequest::from_prompt("x").with_tools(tools);
-    let b = llm.request_body(&base.clone().with_tool_choice(ToolChoice::Auto));
+    let b = llm
+        .request_body(&base.clone().with_tool_choice(ToolChoice::Auto))
+        .unwrap();
     assert!(b.get("tool_choice").is_none());
     assert_eq!(
         b["tools"],
         json!([{"name": "t", "input_schema": {"type": "object"}}])
     );
-    let b = llm.request_body(&base.clone().with_tool_choice(ToolChoice::None));
+    let b = llm
+        .request_body(&base.clone().with_tool_choice(ToolChoice::None))
+        .unwrap();
     assert_eq!(b["tool_choice"], json!({"type": "none"}));
-    let b = llm.request_body(&base.with_tool_choice(ToolChoice::Required));
+    let b = llm
+        .request_body(&base.with_tool_choice(ToolChoice::Required))
+        .unwrap();
     assert_eq!(b["tool_choice"], json!({"type": "any"}));
-    let b = llm.request_body(&LlmRequest::from_prompt("x").with_tool_choice(ToolChoice::Required));
+    let b = llm
+        .request_body(&LlmRequest::from_prompt("x").with_tool_choice(ToolChoice::Required))
+        .unwrap();
     assert!(b.get("tool_choice").is_none() && b.get("tools").is_none());
 }

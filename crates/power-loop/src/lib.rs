@@ -45,11 +45,11 @@
 // ===== the shared language (contracts) =====
 pub use power_loop_contracts::{
     AgentEvent, BoxFuture, BoxStream, CancellationToken, Content, ContentPart, Error, ErrorCode,
-    EventPayload, EventSink, EventType, FinishReason, FunctionCall, Hook, HookFuture, HookPoint,
-    ImageUrl, JsonSchemaFormat, LlmCallObserver, LlmRequest, LlmResponse, LlmService, LlmStream,
-    Message, NormalizedUsage, ProviderCapabilities, ResponseFormat, Result, RetryAttempt, Role,
-    StatusChanged, StreamAggregator, StreamChunk, TokenUsage, ToolCall, ToolCallDelta,
-    ToolCallKind, ToolChoice, ToolDefinition, ToolOutput, ToolResult,
+    EventPayload, EventSink, EventType, FileInput, FinishReason, FunctionCall, Hook, HookFuture,
+    HookPoint, ImageUrl, JsonSchemaFormat, LlmCallObserver, LlmRequest, LlmResponse, LlmService,
+    LlmStream, Message, NormalizedUsage, ProviderCapabilities, ResponseFormat, Result,
+    RetryAttempt, Role, StatusChanged, StreamAggregator, StreamChunk, TokenUsage, ToolCall,
+    ToolCallDelta, ToolCallKind, ToolChoice, ToolDefinition, ToolOutput, ToolResult,
 };
 
 /// Typed event payloads (one struct per event type).
@@ -128,7 +128,7 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 #[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
-    LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
+    EchoLlm, LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
     Step as ScriptedStep, with_retry,
 };
 /// Deprecated aliases of [`LlmProviderConfig::build`] and [`LlmProviderConfig::build_from_env`].

@@ -37,6 +37,9 @@ pub struct ProviderCapabilities {
     pub supports_image_input: bool,
     /// `data:` URLs for images.
     pub supports_data_url: bool,
+    /// PDF documents as file content parts (OpenAI `file` parts, Anthropic `document` blocks).
+    #[serde(default)]
+    pub supports_pdf_input: bool,
     /// Native `response_format` with a JSON schema.
     pub supports_json_schema: bool,
     /// Reasoning / thinking deltas.
@@ -52,6 +55,7 @@ impl Default for ProviderCapabilities {
             supports_stream: true,
             supports_image_input: false,
             supports_data_url: true,
+            supports_pdf_input: false,
             supports_json_schema: true,
             supports_reasoning: false,
         }
@@ -69,6 +73,11 @@ impl ProviderCapabilities {
     /// Sets image support.
     pub fn with_image_input(mut self, yes: bool) -> Self {
         self.supports_image_input = yes;
+        self
+    }
+    /// Sets PDF document support.
+    pub fn with_pdf_input(mut self, yes: bool) -> Self {
+        self.supports_pdf_input = yes;
         self
     }
     /// Sets tool support.

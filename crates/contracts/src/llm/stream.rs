@@ -31,6 +31,12 @@ pub struct StreamChunk {
     /// New answer text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub delta_text: String,
+    /// Answer text delivered in one piece instead of streamed, by a provider that does not
+    /// stream (the echo provider of ). [`StreamAggregator`] appends it to the answer
+    /// text after `delta_text`, like any answer text; it is not live output, so the agent loop
+    /// emits no `stream_delta` event for it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub whole_text: String,
     /// New reasoning text.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub think: String,
@@ -109,6 +115,7 @@ impl StreamAggregator {
     /// Feeds one chunk.
     pub fn push(&mut self, chunk: &StreamChunk) {
         self.text.push_str(&chunk.delta_text);
+        self.text.push_str(&chunk.whole_text);
         self.think.push_str(&chunk.think);
         for d in &chunk.delta_tool_calls {
             let pos = match self.calls.iter().position(|c| c.0 == d.index) {

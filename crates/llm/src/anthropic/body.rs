@@ -2,10 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use power_loop_contracts::{Content, ContentPart, LlmRequest, ResponseFormat, Role, ToolChoice};
+use power_loop_contracts::{
+    Content, ContentPart, FileInput, LlmRequest, ResponseFormat, Result, Role, ToolChoice,
+};
 use serde_json::{Map, Value, json};
 
 use super::AnthropicConfig;
+use crate::http::unsupported_content;
 
 /// Builds the JSON body.
 ///
@@ -18,8 +21,10 @@ use super::AnthropicConfig;
 /// Messages: assistant tool calls → `tool_use` blocks with the arguments parsed into `input`;
 /// consecutive tool results → one `user` message of `tool_result` blocks; consecutive messages of
 /// the same role are merged; images → `image` blocks (`base64` source for `data:` URLs, `url`
-/// source for http(s)); empty turns are dropped instead of sending an empty text block.
-pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Value {
+/// source for http(s)); file parts → `document` blocks (see [`document_block`]); empty turns are
+/// dropped instead of sending an empty text block. A part the API cannot take is an
+/// `llm.unsupported_content` error.
+pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Result<Value> {
     let mut body = Map::new();
     let mut extra_body = None;
     for (k, v) in &req.extra {
@@ -95,7 +100,7 @@ pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Value {
                 } else {
                     "user"
                 };
-                let mut blocks = content_blocks(m.content.as_ref());
+                let mut blocks = content_blocks(m.content.as_ref(), m.role)?;
                 if m.role == Role::Assistant {
                     for c in &m.tool_calls {
                         if c.function.name.is_empty() {
@@ -188,23 +193,100 @@ pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Value {
             body.insert(k, v);
         }
     }
-    Value::Object(body)
+    Ok(Value::Object(body))
 }
 
-fn content_blocks(content: Option<&Content>) -> Vec<Value> {
-    match content {
-        None => Vec::new(),
-        Some(Content::Text(t)) if t.is_empty() => Vec::new(),
-        Some(Content::Text(t)) => vec![json!({"type": "text", "text": t})],
-        Some(Content::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| match p {
-                ContentPart::Text { text } if text.is_empty() => None,
-                ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
-                ContentPart::ImageUrl { image_url } => Some(image_block(&image_url.url)),
-            })
-            .collect(),
+fn content_blocks(content: Option<&Content>, role: Role) -> Result<Vec<Value>> {
+    let parts = match content {
+        None => return Ok(Vec::new()),
+        Some(Content::Text(t)) if t.is_empty() => return Ok(Vec::new()),
+        Some(Content::Text(t)) => return Ok(vec![json!({"type": "text", "text": t})]),
+        Some(Content::Parts(parts)) => parts,
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p {
+            ContentPart::Text { text } if text.is_empty() => {}
+            ContentPart::Text { text } => out.push(json!({"type": "text", "text": text})),
+            ContentPart::ImageUrl { image_url } => out.push(image_block(&image_url.url)),
+            ContentPart::File { file } if role == Role::User => out.push(document_block(file)?),
+            ContentPart::File { .. } => {
+                return Err(unsupported_content(
+                    "Anthropic",
+                    "file",
+                    format!(
+                        "documents are accepted in user messages only, not in a `{}` message",
+                        role.as_str()
+                    ),
+                ));
+            }
+            other => {
+                return Err(unsupported_content(
+                    "Anthropic",
+                    "unknown",
+                    format!("no wire form for {other:?}"),
+                ));
+            }
+        }
     }
+    Ok(out)
+}
+
+/// A `document` block: a PDF as a `base64` source (from a `data:application/pdf;base64,…`
+/// `file_data`) or a `url` source (`file_url`), titled with the file name when one is set.
+/// Errors (`llm.unsupported_content`): a media type other than PDF, a non-base64 data URL, a
+/// `file_id` (the Files API is a beta this transport does not enable), no source.
+fn document_block(file: &FileInput) -> Result<Value> {
+    let source = if file.file_data.is_some() {
+        match (file.media_type(), file.base64_data()) {
+            (Some(m), Some(data)) if m.eq_ignore_ascii_case("application/pdf") => {
+                json!({"type": "base64", "media_type": "application/pdf", "data": data})
+            }
+            (Some(m), _) => {
+                return Err(unsupported_content(
+                    "Anthropic",
+                    "file",
+                    format!("only PDF documents are accepted as files, got `{m}`"),
+                )
+                .with_detail("media_type", m));
+            }
+            _ => {
+                return Err(unsupported_content(
+                    "Anthropic",
+                    "file",
+                    "file_data must be a `data:application/pdf;base64,…` URL",
+                ));
+            }
+        }
+    } else if let Some(url) = &file.file_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(unsupported_content(
+                "Anthropic",
+                "file",
+                "file_url must be an http(s) URL",
+            ));
+        }
+        json!({"type": "url", "url": url})
+    } else if file.file_id.is_some() {
+        return Err(unsupported_content(
+            "Anthropic",
+            "file",
+            "file_id sources need the Anthropic Files API (a beta this transport does not enable); send the bytes as file_data or a file_url",
+        ));
+    } else {
+        return Err(unsupported_content(
+            "Anthropic",
+            "file",
+            "the file part names no source (file_data, file_id or file_url)",
+        ));
+    };
+    let mut block = Map::new();
+    block.insert("type".into(), Value::String("document".into()));
+    block.insert("source".into(), source);
+    if let Some(name) = file.filename.as_deref().filter(|n| !n.is_empty()) {
+        block.insert("title".into(), Value::String(name.to_owned()));
+    }
+    Ok(Value::Object(block))
 }
 
 fn image_block(url: &str) -> Value {

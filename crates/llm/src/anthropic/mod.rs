@@ -13,6 +13,9 @@
 //! output usage), `message_stop` (→ the final chunk), `ping` (ignored), `error`
 //! (`overloaded_error` → `llm.overloaded`, `rate_limit_error` → `llm.rate_limited`, else
 //! `llm.provider_error`); unknown events are ignored. No `message_stop` → `llm.stream_incomplete`.
+//! A server that answers with a plain JSON `message` object (`content-type: application/json`)
+//! instead of events is accepted: the message is replayed as the events above, so it yields the
+//! same chunks.
 //! Usage: `prompt_tokens` = input + cache-read + cache-creation tokens, `prompt_cached_tokens` =
 //! cache-read tokens, `completion_tokens` = output tokens.
 
@@ -122,8 +125,9 @@ impl AnthropicLlm {
         })
     }
 
-    /// The JSON body this service sends for `request`.
-    pub fn request_body(&self, request: &LlmRequest) -> serde_json::Value {
+    /// The JSON body this service sends for `request`; an `llm.unsupported_content` error when
+    /// the request holds a part the API cannot take.
+    pub fn request_body(&self, request: &LlmRequest) -> Result<serde_json::Value> {
         body::build_body(&self.inner.cfg, request)
     }
 
@@ -151,7 +155,7 @@ impl LlmService for AnthropicLlm {
     fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
         Box::pin(async move {
             let inner = &self.inner;
-            let body = body::build_body(&inner.cfg, &request);
+            let body = body::build_body(&inner.cfg, &request)?;
             let cancel = request.cancel.clone();
             let post = inner
                 .client
@@ -160,13 +164,19 @@ impl LlmService for AnthropicLlm {
                 .header("anthropic-version", &inner.cfg.anthropic_version);
             let resp =
                 http::send_streaming("Anthropic", &inner.url, post, &body, cancel.as_ref()).await?;
-            Ok(with_cancel(decode_stream(http::body_stream(resp)), cancel))
+            let stream = if http::is_json_response(&resp) {
+                http::decode_json_body("Anthropic", resp, parse::AnthropicSseParser::default())
+            } else {
+                decode_stream(http::body_stream(resp))
+            };
+            Ok(with_cancel(stream, cancel))
         })
     }
 
     fn capabilities(&self) -> ProviderCapabilities {
         ProviderCapabilities::new("anthropic")
             .with_image_input(true)
+            .with_pdf_input(true)
             .with_json_schema(false)
             .with_reasoning(true)
     }

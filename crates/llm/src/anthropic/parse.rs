@@ -113,7 +113,67 @@ impl SseParser for AnthropicSseParser {
         } else {
             event.event.clone()
         };
-        match kind.as_str() {
+        self.on_typed(&kind, &v, out)
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// A Messages API `message` object: replayed as the events the stream would have sent
+    /// (`message_start`, a start/stop pair per content block, `message_delta` with the stop
+    /// reason, `message_stop`). An `{"type":"error"}` body is the `error` event; a body without
+    /// a `content` list is `llm.protocol`.
+    fn on_json_body(&mut self, body: &Value, out: &mut VecDeque<StreamChunk>) -> Result<()> {
+        if str_of(body, "type") == Some("error") || body.get("error").is_some_and(|e| !e.is_null())
+        {
+            return Err(error_event(body));
+        }
+        let Some(blocks) = body.get("content").and_then(Value::as_array) else {
+            let shown: String = body.to_string().chars().take(200).collect();
+            return Err(Error::new(
+                ErrorCode::LlmProtocol,
+                format!("Anthropic answered with a JSON body without a `content` list: {shown}"),
+            ));
+        };
+        self.on_typed(
+            "message_start",
+            &serde_json::json!({ "message": body }),
+            out,
+        )?;
+        for (i, block) in blocks.iter().enumerate() {
+            let start = serde_json::json!({"index": i, "content_block": block});
+            self.on_typed("content_block_start", &start, out)?;
+            self.on_typed(
+                "content_block_stop",
+                &serde_json::json!({ "index": i }),
+                out,
+            )?;
+        }
+        let delta = serde_json::json!({"delta": {"stop_reason": body.get("stop_reason")}});
+        self.on_typed("message_delta", &delta, out)?;
+        self.on_typed("message_stop", &Value::Null, out)
+    }
+
+    fn incomplete_error(&self) -> Error {
+        let what = if self.saw_start {
+            "without message_stop"
+        } else {
+            "before message_start"
+        };
+        Error::new(
+            ErrorCode::LlmStreamIncomplete,
+            format!(
+                "the Anthropic stream ended {what}; the partial answer was discarded (retry the call)"
+            ),
+        )
+    }
+}
+
+impl AnthropicSseParser {
+    /// Interprets one event of type `kind` with payload `v`.
+    fn on_typed(&mut self, kind: &str, v: &Value, out: &mut VecDeque<StreamChunk>) -> Result<()> {
+        match kind {
             "message_start" => {
                 self.saw_start = true;
                 if let Some(m) = v.get("message") {
@@ -222,28 +282,10 @@ impl SseParser for AnthropicSseParser {
                 last.response_id = self.id.take();
                 out.push_back(last);
             }
-            "error" => return Err(error_event(&v)),
+            "error" => return Err(error_event(v)),
             // `ping` and event types added later are ignored.
             _ => {}
         }
         Ok(())
-    }
-
-    fn is_done(&self) -> bool {
-        self.done
-    }
-
-    fn incomplete_error(&self) -> Error {
-        let what = if self.saw_start {
-            "without message_stop"
-        } else {
-            "before message_start"
-        };
-        Error::new(
-            ErrorCode::LlmStreamIncomplete,
-            format!(
-                "the Anthropic stream ended {what}; the partial answer was discarded (retry the call)"
-            ),
-        )
     }
 }

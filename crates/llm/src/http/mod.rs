@@ -94,9 +94,8 @@ pub(crate) fn send_error(provider: &str, url: &str, e: reqwest::Error) -> Error 
     }
 }
 
-/// `retry-after-ms` (milliseconds) or `retry-after` (seconds) from the response headers.
-///
-/// HTTP-date values of `Retry-After` are not parsed (they are ignored).
+/// `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP date) from the response
+/// headers; see [`parse_retry_after`].
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let get = |name: &str| {
         headers
@@ -110,13 +109,23 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    if let Some(s) = get("retry-after").and_then(|v| v.parse::<f64>().ok())
-        && s.is_finite()
-        && s >= 0.0
-    {
-        return Some(Duration::from_secs_f64(s));
+    get("retry-after").and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+}
+
+/// A `Retry-After` value as a wait from `now`.
+///
+/// Accepts delay-seconds (a non-negative number; fractions tolerated) and an HTTP date in any of
+/// the three forms of RFC 9110 §5.6.7 (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete
+/// RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`). A date in
+/// the past gives a zero wait (the retry layer then uses its own backoff); anything else is
+/// ignored (`None`). The retry layer clamps the result to `RetryPolicy::max_retry_after`.
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(1.0e9)));
     }
-    None
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The code for an HTTP status (before looking at the body).
@@ -207,6 +216,14 @@ pub(crate) trait SseParser: Send + 'static {
     fn is_done(&self) -> bool;
     /// Called when the byte stream ended before [`is_done`](SseParser::is_done).
     fn incomplete_error(&self) -> Error;
+    /// Interprets a whole non-streamed answer (a server that answered the streaming request with
+    /// an `application/json` body), pushing the chunks the SSE path would have produced for the
+    /// same answer, final chunk included.
+    fn on_json_body(
+        &mut self,
+        body: &serde_json::Value,
+        out: &mut VecDeque<StreamChunk>,
+    ) -> Result<()>;
 }
 
 fn event_stream_error<E: std::fmt::Display>(provider: &str, e: EventStreamError<E>) -> Error {
@@ -270,6 +287,81 @@ where
     ))
 }
 
+/// Whether a success response carries a plain JSON body instead of server-sent events
+/// (`content-type: application/json` or any `+json` type).
+pub(crate) fn is_json_response(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// Decodes a plain JSON answer to a streaming request into the chunks the SSE path would give.
+///
+/// The whole body is read, parsed and handed to [`SseParser::on_json_body`]; the chunks are then
+/// yielded in order. A body that is really SSE despite its content type (it starts with `data:`,
+/// `event:` or a `:` comment) goes through [`decode`]. A read failure is `llm.stream_incomplete`,
+/// a body that is not JSON is `llm.protocol`.
+pub(crate) fn decode_json_body<P: SseParser>(
+    provider: &'static str,
+    resp: reqwest::Response,
+    mut parser: P,
+) -> LlmStream {
+    let chunks = async move {
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                let err = Error::new(
+                    ErrorCode::LlmStreamIncomplete,
+                    format!("the {provider} JSON answer could not be read to its end: {e} (retry the call)"),
+                )
+                .with_source(e);
+                return futures_util::stream::iter(vec![Err(err)]).boxed();
+            }
+        };
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64)])
+            .trim_start()
+            .to_owned();
+        if head.starts_with("data:") || head.starts_with("event:") || head.starts_with(':') {
+            let once = futures_util::stream::iter([Ok::<Bytes, String>(bytes)]);
+            return decode(provider, once, parser);
+        }
+        let body: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let shown: String = text.chars().take(200).collect();
+                let err = Error::new(
+                    ErrorCode::LlmProtocol,
+                    format!("{provider} answered the streaming request with a JSON content type, but the body is not valid JSON ({e}): {shown}"),
+                )
+                .with_source(e);
+                return futures_util::stream::iter(vec![Err(err)]).boxed();
+            }
+        };
+        let mut queue = VecDeque::new();
+        let mut items: Vec<Result<StreamChunk>> = Vec::new();
+        let outcome = parser.on_json_body(&body, &mut queue);
+        items.extend(queue.into_iter().map(Ok));
+        match outcome {
+            Err(e) => items = vec![Err(e)],
+            Ok(()) if !parser.is_done() => items.push(Err(parser.incomplete_error())),
+            Ok(()) => {}
+        }
+        futures_util::stream::iter(items).boxed()
+    };
+    Box::pin(futures_util::stream::once(chunks).flatten())
+}
+
 /// Turns a reqwest response body into the byte stream [`decode`] reads, mapping read errors.
 pub(crate) fn body_stream(
     resp: reqwest::Response,
@@ -283,6 +375,21 @@ pub(crate) fn body_stream(
             }
         })
     })
+}
+
+/// The `llm.unsupported_content` error for a content part `provider` cannot take (raised before
+/// anything is sent).
+pub(crate) fn unsupported_content(
+    provider: &str,
+    part: &str,
+    why: impl std::fmt::Display,
+) -> Error {
+    Error::new(
+        ErrorCode::LlmUnsupportedContent,
+        format!("{provider} cannot take this {part} content part: {why}"),
+    )
+    .with_detail("provider", provider)
+    .with_detail("part_type", part)
 }
 
 /// A `llm.protocol` error for an undecodable event payload.
@@ -303,4 +410,41 @@ pub(crate) fn join_url(base: &str, path: &str) -> String {
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::parse_retry_after;
+
+    #[test]
+    fn retry_after_seconds_and_every_http_date_form() {
+        // 1994-11-06 08:49:37 UTC
+        let at = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let now = at - Duration::from_secs(90);
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(v, now),
+                Some(Duration::from_secs(90)),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", at + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in ["-3", "soon", "", "Sun, 32 Nov 1994 08:49:37 GMT", "NaN"] {
+            assert_eq!(parse_retry_after(bad, SystemTime::now()), None, "{bad}");
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! The chat-completions request body, built conservatively (see the body rules in `openai/mod.rs`).
 
 use power_loop_contracts::{
-    Content, ContentPart, LlmRequest, Message, ProviderCapabilities, Role, ToolChoice,
+    Content, ContentPart, FileInput, LlmRequest, Message, ProviderCapabilities, Result, Role,
+    ToolChoice,
 };
 use serde_json::{Map, Value, json};
 
 use super::OpenAiConfig;
+use crate::http::unsupported_content;
+
+const PROVIDER: &str = "the OpenAI-compatible chat-completions endpoint";
 
 /// Whether `model` is an OpenAI reasoning model (`o1`, `o3`, `o4`…) that takes
 /// `max_completion_tokens` instead of `max_tokens` and rejects a non-default temperature.
@@ -24,11 +28,14 @@ pub(crate) fn is_o_series(model: &str) -> bool {
 /// `stream_options` (unless `extra` set one), `tools` / `tool_choice` (only when tools exist;
 /// `parallel_tool_calls` from `extra` is dropped when there are none), `response_format`,
 /// `reason`, and finally the keys of `extra["extra_body"]`.
+///
+/// A content part the model cannot take (see [`render_message`]) is an
+/// `llm.unsupported_content` error.
 pub(crate) fn build_body(
     cfg: &OpenAiConfig,
     caps: &ProviderCapabilities,
     req: &LlmRequest,
-) -> Value {
+) -> Result<Value> {
     let mut body = Map::new();
     let mut extra_body = None;
     let mut extra_reason = None;
@@ -49,7 +56,7 @@ pub(crate) fn build_body(
         messages.push(json!({"role": "system", "content": p}));
     }
     for m in req.messages.iter() {
-        messages.push(render_message(m, caps));
+        messages.push(render_message(m, caps)?);
     }
     body.insert("messages".into(), Value::Array(messages));
     match req.temperature {
@@ -99,7 +106,7 @@ pub(crate) fn build_body(
             body.insert(k, v);
         }
     }
-    Value::Object(body)
+    Ok(Value::Object(body))
 }
 
 fn tool_choice_json(c: &ToolChoice) -> Value {
@@ -113,7 +120,10 @@ fn tool_choice_json(c: &ToolChoice) -> Value {
 
 /// One message in the wire shape: `role`, `content` (omitted on an assistant message that only
 /// calls tools), `name`, `tool_calls` (assistant), `tool_call_id` (tool).
-pub(crate) fn render_message(m: &Message, caps: &ProviderCapabilities) -> Value {
+///
+/// File parts are taken in user messages only (the API has no file parts elsewhere); one in
+/// another role is `llm.unsupported_content`.
+pub(crate) fn render_message(m: &Message, caps: &ProviderCapabilities) -> Result<Value> {
     let mut o = Map::new();
     o.insert("role".into(), Value::String(m.role.as_str().into()));
     let has_calls = m.role == Role::Assistant && !m.tool_calls.is_empty();
@@ -124,9 +134,19 @@ pub(crate) fn render_message(m: &Message, caps: &ProviderCapabilities) -> Value 
             }
         }
         Some(Content::Parts(parts)) if m.role == Role::User => {
-            o.insert("content".into(), render_user_parts(parts, caps));
+            o.insert("content".into(), render_user_parts(parts, caps)?);
         }
-        Some(c @ Content::Parts(_)) => {
+        Some(c @ Content::Parts(parts)) => {
+            if parts.iter().any(|p| matches!(p, ContentPart::File { .. })) {
+                return Err(unsupported_content(
+                    PROVIDER,
+                    "file",
+                    format!(
+                        "files are accepted in user messages only, not in a `{}` message",
+                        m.role.as_str()
+                    ),
+                ));
+            }
             let t = c.to_text();
             if !(has_calls && t.is_empty()) {
                 o.insert("content".into(), Value::String(t));
@@ -163,13 +183,13 @@ pub(crate) fn render_message(m: &Message, caps: &ProviderCapabilities) -> Value 
             Value::String(m.tool_call_id.clone().unwrap_or_default()),
         );
     }
-    Value::Object(o)
+    Ok(Value::Object(o))
 }
 
 /// A user message's parts: text parts merged into one (joined by blank lines); only text → a string; otherwise a
-/// list with the merged text part first, then the images. A `data:` image for a model flagged
-/// without data-URL support becomes a text note.
-fn render_user_parts(parts: &[ContentPart], caps: &ProviderCapabilities) -> Value {
+/// list with the merged text part first, then the images and files in order. A `data:` image for
+/// a model flagged without data-URL support becomes a text note. Files: see [`file_part`].
+fn render_user_parts(parts: &[ContentPart], caps: &ProviderCapabilities) -> Result<Value> {
     let mut texts: Vec<&str> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut others: Vec<Value> = Vec::new();
@@ -192,18 +212,90 @@ fn render_user_parts(parts: &[ContentPart], caps: &ProviderCapabilities) -> Valu
                     others.push(json!({"type": "image_url", "image_url": Value::Object(iu)}));
                 }
             }
+            ContentPart::File { file } => others.push(file_part(file, caps)?),
+            other => {
+                return Err(unsupported_content(
+                    PROVIDER,
+                    "unknown",
+                    format!("no wire form for {other:?}"),
+                ));
+            }
         }
     }
     let mut all: Vec<&str> = texts;
     all.extend(notes.iter().map(String::as_str));
     let merged = all.join("\n\n").trim().to_owned();
     if others.is_empty() {
-        return Value::String(merged);
+        return Ok(Value::String(merged));
     }
     let mut out = Vec::with_capacity(others.len() + 1);
     if !merged.is_empty() {
         out.push(json!({"type": "text", "text": merged}));
     }
     out.extend(others);
-    Value::Array(out)
+    Ok(Value::Array(out))
+}
+
+/// A `{"type":"file","file":{…}}` part: a PDF as `file_data` (a base64 `data:application/pdf`
+/// URL, with `filename`, default `document.pdf`) or an uploaded `file_id`. Errors
+/// (`llm.unsupported_content`): the model is not flagged for PDF input
+/// ([`ProviderCapabilities::supports_pdf_input`]; set it with a capability override when the server
+/// takes PDFs), a media type other than PDF, a non-base64 data URL, or a `file_url` (chat
+/// completions fetch no files).
+fn file_part(file: &FileInput, caps: &ProviderCapabilities) -> Result<Value> {
+    if !caps.supports_pdf_input {
+        return Err(unsupported_content(
+            PROVIDER,
+            "file",
+            format!(
+                "the model (provider family `{}`) is not flagged for PDF input; set the capability override supports_pdf_input (POWER_LOOP_SUPPORTS_PDF_INPUT_CHAT=1) if the server takes `file` parts, or send the document's text",
+                caps.provider
+            ),
+        ));
+    }
+    let mut f = Map::new();
+    if let Some(data) = &file.file_data {
+        match file.media_type() {
+            Some(m) if m.eq_ignore_ascii_case("application/pdf") => {}
+            Some(m) => {
+                return Err(unsupported_content(
+                    PROVIDER,
+                    "file",
+                    format!("only PDF documents are accepted as files, got `{m}`"),
+                )
+                .with_detail("media_type", m));
+            }
+            None => {
+                return Err(unsupported_content(
+                    PROVIDER,
+                    "file",
+                    "file_data must be a `data:application/pdf;base64,…` URL",
+                ));
+            }
+        }
+        f.insert("file_data".into(), Value::String(data.clone()));
+        let name = file
+            .filename
+            .clone()
+            .unwrap_or_else(|| "document.pdf".into());
+        f.insert("filename".into(), Value::String(name));
+    } else if let Some(id) = &file.file_id {
+        f.insert("file_id".into(), Value::String(id.clone()));
+        if let Some(n) = &file.filename {
+            f.insert("filename".into(), Value::String(n.clone()));
+        }
+    } else if file.file_url.is_some() {
+        return Err(unsupported_content(
+            PROVIDER,
+            "file",
+            "chat completions take no file URLs; send the bytes as file_data or upload the file and send its file_id",
+        ));
+    } else {
+        return Err(unsupported_content(
+            PROVIDER,
+            "file",
+            "the file part names no source (file_data, file_id or file_url)",
+        ));
+    }
+    Ok(json!({"type": "file", "file": Value::Object(f)}))
 }

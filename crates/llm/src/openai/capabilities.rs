@@ -82,6 +82,9 @@ const RULES: &[(&[&str], &str, bool)] = &[
 /// Resolves what `model` supports: the first matching case-insensitive prefix rule of the table
 /// over `openai-compatible` defaults, then `overrides` field by field.
 ///
+/// PDF input (`file` content parts) is flagged for OpenAI's own models only (the `openai` rows);
+/// other servers get it through [`CapabilityOverrides::supports_pdf_input`].
+///
 /// Reasoning support is flagged for `o1`/`o3`/`o4`, `deepseek-reasoner`/`deepseek-r1` and
 /// `qwq`/`qwen3` models (informational).
 pub fn resolve_capabilities(model: &str, overrides: &CapabilityOverrides) -> ProviderCapabilities {
@@ -91,7 +94,10 @@ pub fn resolve_capabilities(model: &str, overrides: &CapabilityOverrides) -> Pro
         .iter()
         .find(|(prefixes, _, _)| prefixes.iter().any(|p| lower.starts_with(p)))
     {
-        caps = ProviderCapabilities::new(*provider).with_image_input(*image);
+        // OpenAI's own models take PDFs as `file` parts of chat completions.
+        caps = ProviderCapabilities::new(*provider)
+            .with_image_input(*image)
+            .with_pdf_input(*provider == "openai");
     }
     let reasoning = [
         "o1",
@@ -117,7 +123,7 @@ mod tests {
         let none = CapabilityOverrides::default();
         let c = resolve_capabilities("GPT-4o-mini", &none);
         assert_eq!(c.provider, "openai");
-        assert!(c.supports_image_input);
+        assert!(c.supports_image_input && c.supports_pdf_input);
         let c = resolve_capabilities("glm-4-plus", &none);
         assert_eq!(c.provider, "zhipu");
         assert!(!c.supports_image_input);
@@ -126,6 +132,7 @@ mod tests {
         let c = resolve_capabilities("llama3", &none);
         assert_eq!(c.provider, "openai-compatible");
         assert!(!c.supports_image_input && c.supports_data_url && c.supports_tools);
+        assert!(!c.supports_pdf_input);
         let o = CapabilityOverrides {
             supports_image_input: Some(true),
             supports_tools: Some(false),

@@ -2,7 +2,11 @@
 //!
 //! `POST {base_url}/chat/completions` (the base URL normally ends in `/v1`; exactly one `/` joins
 //! them), headers `Authorization: Bearer {api_key}`, `Content-Type: application/json`,
-//! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream.
+//! `Accept: text/event-stream`. Every call streams; `complete` aggregates the stream. A server
+//! that answers with a plain JSON `chat.completion` body (`content-type: application/json`)
+//! instead of SSE is accepted: the body becomes the chunks the SSE path would have produced.
+//! Optional stream resume ([`OpenAiConfig::with_stream_resume`]) asks the model to
+//! continue an answer whose stream broke after part of it was delivered.
 //!
 //! Transport choice: reqwest + eventsource-stream rather than async-openai's `byot` streaming, so
 //! the transport sees every SSE byte (a stream without `[DONE]` or without a `finish_reason` is an
@@ -20,6 +24,7 @@
 mod body;
 mod capabilities;
 mod parse;
+mod resume;
 
 use std::sync::Arc;
 
@@ -53,7 +58,20 @@ pub struct OpenAiConfig {
     pub temperature: f64,
     /// Capability overrides applied over the model-prefix table.
     pub capability_overrides: CapabilityOverrides,
+    /// Resume a stream that broke mid-answer (default false; see [`with_stream_resume`]).
+    ///
+    /// [`with_stream_resume`]: OpenAiConfig::with_stream_resume
+    pub stream_resume_on_error: bool,
+    /// Most continuation requests per call when resuming (default 0: none).
+    pub stream_max_restarts: u32,
+    /// The user message asking the model to continue (default: the reference's Chinese
+    /// "continue from where you were interrupted; do not repeat what was already output").
+    pub stream_resume_instruction: String,
 }
+
+/// The default [`OpenAiConfig::stream_resume_instruction`].
+pub const DEFAULT_STREAM_RESUME_INSTRUCTION: &str =
+    "继续，从你上次中断的位置继续输出。不要重复已经输出的内容。";
 
 impl OpenAiConfig {
     /// A config with the defaults: 180 s timeout, 8000 max tokens, temperature 0, no
@@ -71,6 +89,9 @@ impl OpenAiConfig {
             max_tokens: 8000,
             temperature: 0.0,
             capability_overrides: CapabilityOverrides::default(),
+            stream_resume_on_error: false,
+            stream_max_restarts: 0,
+            stream_resume_instruction: DEFAULT_STREAM_RESUME_INSTRUCTION.into(),
         }
     }
     /// Sets the per-request timeout (seconds).
@@ -91,6 +112,19 @@ impl OpenAiConfig {
     /// Sets capability overrides.
     pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
         self.capability_overrides = o;
+        self
+    }
+    /// Resumes a stream that breaks mid-answer up to `max_restarts` times per call (0 turns
+    /// resume off): the model is asked to continue from the text it already produced. See the
+    /// module docs of stream resume (`openai/resume.rs`) for what the caller sees.
+    pub fn with_stream_resume(mut self, max_restarts: u32) -> Self {
+        self.stream_resume_on_error = max_restarts > 0;
+        self.stream_max_restarts = max_restarts;
+        self
+    }
+    /// Sets the user message that asks the model to continue a broken answer.
+    pub fn with_stream_resume_instruction(mut self, text: impl Into<String>) -> Self {
+        self.stream_resume_instruction = text.into();
         self
     }
 }
@@ -125,8 +159,9 @@ impl OpenAiLlm {
         })
     }
 
-    /// The JSON body this service sends for `request` (what goes on the wire).
-    pub fn request_body(&self, request: &LlmRequest) -> serde_json::Value {
+    /// The JSON body this service sends for `request` (what goes on the wire); an
+    /// `llm.unsupported_content` error when the request holds a part the model cannot take.
+    pub fn request_body(&self, request: &LlmRequest) -> Result<serde_json::Value> {
         body::build_body(&self.inner.cfg, &self.inner.caps, request)
     }
 
@@ -150,27 +185,52 @@ where
     ))
 }
 
+/// Decodes a success response: SSE, or a plain JSON `chat.completion` body (some compatible
+/// servers and proxies answer a streaming request that way) into the same chunks.
+fn decode_response(resp: reqwest::Response) -> LlmStream {
+    if http::is_json_response(&resp) {
+        http::decode_json_body(
+            "the OpenAI-compatible server",
+            resp,
+            parse::OpenAiSseParser::default(),
+        )
+    } else {
+        decode_stream(http::body_stream(resp))
+    }
+}
+
+/// Sends `request` and decodes the answer (no resume, no cancellation wrapper).
+async fn open_stream(inner: &Inner, request: LlmRequest) -> Result<LlmStream> {
+    let body = body::build_body(&inner.cfg, &inner.caps, &request)?;
+    tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
+    let mut post = inner.client.post(&inner.url);
+    if !inner.cfg.api_key.trim().is_empty() {
+        // A key-less local server (llama.cpp, Ollama) gets no Authorization header.
+        post = post.bearer_auth(&inner.cfg.api_key);
+    }
+    let resp = http::send_streaming(
+        "the OpenAI-compatible server",
+        &inner.url,
+        post,
+        &body,
+        request.cancel.as_ref(),
+    )
+    .await?;
+    Ok(decode_response(resp))
+}
+
 impl LlmService for OpenAiLlm {
     fn stream(&self, request: LlmRequest) -> BoxFuture<'_, Result<LlmStream>> {
         Box::pin(async move {
             let inner = &self.inner;
-            let body = body::build_body(&inner.cfg, &inner.caps, &request);
-            tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
             let cancel = request.cancel.clone();
-            let mut post = inner.client.post(&inner.url);
-            if !inner.cfg.api_key.trim().is_empty() {
-                // A key-less local server (llama.cpp, Ollama) gets no Authorization header.
-                post = post.bearer_auth(&inner.cfg.api_key);
-            }
-            let resp = http::send_streaming(
-                "the OpenAI-compatible server",
-                &inner.url,
-                post,
-                &body,
-                cancel.as_ref(),
-            )
-            .await?;
-            let stream = decode_stream(http::body_stream(resp));
+            let resume = inner.cfg.stream_resume_on_error && inner.cfg.stream_max_restarts > 0;
+            let stream = if resume {
+                let first = open_stream(inner, request.clone()).await?;
+                resume::resumable(first, inner.clone(), request)
+            } else {
+                open_stream(inner, request).await?
+            };
             Ok(with_cancel(stream, cancel))
         })
     }

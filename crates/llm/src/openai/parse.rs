@@ -210,6 +210,15 @@ impl OpenAiSseParser {
         out
     }
 
+    /// Ends the answer: the final chunk with the finish reason, usage, model and response id.
+    fn push_final(&mut self, out: &mut VecDeque<StreamChunk>) {
+        self.done = true;
+        let mut last = StreamChunk::finished(self.finish.take(), self.usage.take());
+        last.model = self.model.take();
+        last.response_id = self.response_id.take();
+        out.push_back(last);
+    }
+
     fn new_slot(&mut self, wire_index: Option<u64>) -> usize {
         self.calls.push(CallSlot {
             wire_index,
@@ -233,11 +242,7 @@ impl SseParser for OpenAiSseParser {
                     "the OpenAI-compatible stream sent [DONE] without any finish_reason; the answer may be truncated and was discarded (retry the call)",
                 ));
             }
-            self.done = true;
-            let mut last = StreamChunk::finished(self.finish.take(), self.usage.take());
-            last.model = self.model.take();
-            last.response_id = self.response_id.take();
-            out.push_back(last);
+            self.push_final(out);
             return Ok(());
         }
         let v: Value = serde_json::from_str(data).map_err(|e| protocol_error(PROVIDER, data, e))?;
@@ -249,6 +254,33 @@ impl SseParser for OpenAiSseParser {
 
     fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// A `chat.completion` object (`choices[0].message`, `finish_reason`, `usage`): read like one
+    /// stream event whose `delta` is the whole message, then ended like `[DONE]`. The body was
+    /// read to its end, so a missing `finish_reason` is taken as `stop`; a body without
+    /// `choices` is `llm.protocol`.
+    fn on_json_body(&mut self, body: &Value, out: &mut VecDeque<StreamChunk>) -> Result<()> {
+        self.saw_event = true;
+        self.on_json(body, out)?;
+        let has_choice = body
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if !has_choice {
+            let shown: String = body.to_string().chars().take(200).collect();
+            return Err(Error::new(
+                ErrorCode::LlmProtocol,
+                format!(
+                    "the OpenAI-compatible server answered with a JSON body without `choices`: {shown}"
+                ),
+            ));
+        }
+        if self.finish.is_none() {
+            self.finish = Some(FinishReason::Stop);
+        }
+        self.push_final(out);
+        Ok(())
     }
 
     fn incomplete_error(&self) -> Error {
