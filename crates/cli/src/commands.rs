@@ -1,4 +1,4 @@
-//! Dispatch of the subcommands to their modules, the loop every model-driven command builds,
+//! The loop every model-driven command builds,
 //! and the `schema` commands.
 
 use std::sync::Arc;
@@ -9,30 +9,15 @@ use power_loop::{
 };
 
 use crate::open::{Access, open_store, store_options};
-use crate::{Cli, Command, SchemaCommand, exit, output};
+use crate::{Cli, SchemaCommand, output};
 
 /// Opens the store for a command that writes (created on first use).
 pub(crate) async fn open(cli: &Cli) -> Result<SessionStore> {
     open_store(cli, Access::Create).await
 }
 
-/// Runs the command; returns the process exit code.
-pub(crate) async fn run(cli: Cli) -> Result<u8> {
-    match &cli.command {
-        Command::Workflow(cmd) => crate::workflow::run(&cli, cmd)
-            .await
-            .map(|ok| if ok { exit::OK } else { exit::ERROR }),
-        Command::Send(args) => crate::send::send(&cli, args).await,
-        Command::Chat(args) => crate::send::chat(&cli, args).await.map(|()| exit::OK),
-        Command::Sessions(cmd) => crate::sessions::run(&cli, cmd).await.map(|()| exit::OK),
-        Command::Store(cmd) => crate::maint::run(&cli, cmd).await.map(|()| exit::OK),
-        Command::Timers(cmd) => crate::timers::run(&cli, cmd).await.map(|()| exit::OK),
-        Command::Events(cmd) => crate::events::run(cmd).map(|()| exit::OK),
-        Command::Schema(cmd) => schema(&cli, cmd).await.map(|()| exit::OK),
-    }
-}
-
-async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
+/// `schema print-ddl` and `schema verify`.
+pub(crate) async fn schema(cli: &Cli, cmd: &SchemaCommand) -> Result<()> {
     match cmd {
         SchemaCommand::PrintDdl => {
             let backend = power_loop::backend_for_dsn(&cli.dsn, power_loop::BACKENDS)?;

@@ -70,23 +70,3 @@ pub(crate) fn report(e: &Error) -> ExitCode {
     }
     ExitCode::from(code)
 }
-
-/// A clap parse error: help and version exit 0 on stdout; a usage error exits 2. A `send
-/// --json` command line still gets its JSON object on stdout.
-pub(crate) fn clap_error(e: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    let is_info = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
-    if !is_info {
-        let args: Vec<String> = std::env::args().collect();
-        if args.iter().any(|a| a == "send") && args.iter().any(|a| a == "--json") {
-            let msg = e.kind().to_string();
-            crate::send::print_json_failure(None, "usage_error", "invalid_argument", &msg, USAGE);
-        }
-    }
-    let _ = e.print();
-    if is_info {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(USAGE)
-    }
-}

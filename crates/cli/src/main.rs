@@ -207,7 +207,7 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return exit::clap_error(e),
+        Err(e) => return clap_error(e),
     };
     init_logging(cli.verbose);
     if let Command::Workflow(WorkflowCommand::Validate { file, json }) = &cli.command {
@@ -229,11 +229,53 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let code = match rt.block_on(commands::run(cli)) {
+    let code = match rt.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(&e),
     };
     // Do not wait for a blocked stdin reader or a stuck connection at exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     code
+}
+
+/// Runs the command; returns the process exit code.
+async fn dispatch(cli: Cli) -> power_loop::Result<u8> {
+    match &cli.command {
+        Command::Workflow(cmd) => crate::workflow::run(&cli, cmd)
+            .await
+            .map(|ok| if ok { exit::OK } else { exit::ERROR }),
+        Command::Send(args) => crate::send::send(&cli, args).await,
+        Command::Chat(args) => crate::send::chat(&cli, args).await.map(|()| exit::OK),
+        Command::Sessions(cmd) => crate::sessions::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Store(cmd) => crate::maint::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Timers(cmd) => crate::timers::run(&cli, cmd).await.map(|()| exit::OK),
+        Command::Events(cmd) => crate::events::run(cmd).map(|()| exit::OK),
+        Command::Schema(cmd) => commands::schema(&cli, cmd).await.map(|()| exit::OK),
+    }
+}
+
+/// A clap parse error: help and version exit 0 on stdout; a usage error exits 2. A `send
+/// --json` command line still gets its JSON object on stdout.
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let is_info = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !is_info {
+        let args: Vec<String> = std::env::args().collect();
+        if args.iter().any(|a| a == "send") && args.iter().any(|a| a == "--json") {
+            let msg = e.kind().to_string();
+            crate::send::print_json_failure(
+                None,
+                "usage_error",
+                "invalid_argument",
+                &msg,
+                exit::USAGE,
+            );
+        }
+    }
+    let _ = e.print();
+    if is_info {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::USAGE)
+    }
 }

@@ -67,7 +67,10 @@ pub(crate) fn print_table(t: &Table, empty: &str) -> Result<()> {
 
 /// `2026-12-06 21:02:49 UTC` for epoch milliseconds.
 pub(crate) fn time(ms: i64) -> String {
-    crate::workflow::human_time(ms)
+    format!(
+        "{} UTC",
+        power_loop::CivilDateTime::from_epoch_ms(ms).date_time()
+    )
 }
 
 /// `3 min ago`-style age of an epoch-milliseconds time, relative to now.

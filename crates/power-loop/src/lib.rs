@@ -43,6 +43,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // ===== the shared language (contracts) =====
+/// Wall-clock helpers: epoch milliseconds and calendar dates (UTC).
+pub use power_loop_contracts::clock::{CivilDateTime, iso8601_utc_ms, now_ms};
 pub use power_loop_contracts::{
     AgentEvent, BoxFuture, BoxStream, CancellationToken, Content, ContentPart, Error, ErrorCode,
     EventPayload, EventSink, EventType, FileInput, FinishReason, FunctionCall, Hook, HookFuture,

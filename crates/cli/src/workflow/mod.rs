@@ -5,8 +5,6 @@ mod detach;
 mod progress;
 mod show;
 
-pub(crate) use show::human_time;
-
 use std::path::Path;
 
 use power_loop::{
