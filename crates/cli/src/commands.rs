@@ -70,9 +70,9 @@ async fn run_other(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Workflow(_) => Err(Error::new(
+        Command::Workflow(_) | Command::Worker => Err(Error::new(
             ErrorCode::Internal,
-            "workflow commands are dispatched before this point",
+            "workflow and worker commands are dispatched before this point",
         )),
         Command::Schema(SchemaCommand::Verify) => {
             let store = power_loop::open_store(

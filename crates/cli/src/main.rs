@@ -7,6 +7,7 @@
 
 mod commands;
 mod provider;
+mod worker;
 mod workflow;
 
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ enum Command {
     /// Workflow specs.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Internal: serve one workflow leaf over stdin/stdout (started by the subprocess executor).
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +215,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(cli.command, Command::Worker) {
+        let ok = rt.block_on(worker::run());
+        // the stdin reader is a blocking thread the runtime would wait for: do not wait
+        rt.shutdown_background();
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     match rt.block_on(commands::run(cli)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

@@ -42,6 +42,7 @@ mod result;
 mod resume;
 mod serialize;
 mod spec;
+mod subprocess;
 mod template;
 mod tools;
 mod validate;
@@ -66,6 +67,13 @@ pub use spec::{
     AgentNode, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems,
     ForeachNode, MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,
     WorkflowSpec,
+};
+pub use subprocess::{
+    BubblewrapLauncher, DEFAULT_ENV_ALLOW, FirejailLauncher, HOST_TOOLS, KeepLeafDirs, LaunchPlan,
+    LauncherChoice, LeafStore, LeafStoreMode, PROTOCOL_VERSION, ParentFrame, PlainLauncher,
+    SpawnObserver, StoreOpener, SubprocessExecutor, SubprocessExecutorBuilder, ToolSetup,
+    WorkerFrame, WorkerHost, WorkerJob, WorkerLauncher, WorkerLimits, WorkerReport, cleanup_run,
+    decode_frame, encode_frame, reap_runs, serve_worker,
 };
 pub use template::render_template;
 pub use tools::{
