@@ -47,13 +47,30 @@ impl FirejailLauncher {
     pub fn available(&self) -> std::result::Result<(), String> {
         self.probe
             .get_or_init(|| {
-                let tmp = std::env::temp_dir();
-                let mut a = options(&[tmp.clone()], &tmp, None);
-                a.push("/bin/true".into());
-                probe(&self.firejail, &a).map_err(|e| format!("firejail cannot sandbox here: {e}"))
+                let dir = tempfile_dir().map_err(|e| format!("firejail probe: {e}"))?;
+                let r = options(&dir, &[], &dir, None)
+                    .map_err(|e| format!("cannot write the firejail profile: {e}"))
+                    .and_then(|mut a| {
+                        a.push("/bin/true".into());
+                        probe(&self.firejail, &a)
+                            .map_err(|e| format!("firejail cannot sandbox here: {e}"))
+                    });
+                let _ = std::fs::remove_dir_all(&dir);
+                r
             })
             .clone()
     }
+}
+
+/// A fresh private directory for the probe.
+fn tempfile_dir() -> std::io::Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!(
+        "power-loop-firejail-probe-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
 
 fn s(p: &Path) -> String {
@@ -83,8 +100,13 @@ fn hidden(keep: &[PathBuf]) -> Vec<PathBuf> {
             if keep.iter().any(|k| k == &p) {
                 continue;
             }
-            if keep.iter().any(|k| k.starts_with(&p)) {
+            if keep.iter().any(|k| k.starts_with(&p)) || p == Path::new("/run") {
+                // `/run` itself cannot be blacklisted (firejail works in /run/firejail): its
+                // entries are, sockets of local servers included
                 todo.push(p);
+                continue;
+            }
+            if p == Path::new("/run/firejail") {
                 continue;
             }
             if dir == Path::new("/")
@@ -95,7 +117,11 @@ fn hidden(keep: &[PathBuf]) -> Vec<PathBuf> {
                 continue;
             }
             if e.file_type().is_ok_and(|t| t.is_symlink()) {
-                let t = canonical(&p);
+                // firejail resolves a blacklisted symlink: a dangling one reveals nothing
+                // and would make firejail refuse to start
+                let Ok(t) = std::fs::canonicalize(&p) else {
+                    continue;
+                };
                 let system = SYSTEM_DIRS.iter().any(|d| t.starts_with(d));
                 if system || keep.iter().any(|k| t.starts_with(k)) {
                     continue;
@@ -107,20 +133,18 @@ fn hidden(keep: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// The firejail options (up to and including `--`).
-fn options(read_only: &[PathBuf], leaf: &Path, ws: Option<&Path>) -> Vec<String> {
+/// The firejail profile (firejail caps its command line at 128 arguments, so the blacklist
+/// goes in a profile file).
+fn profile(read_only: &[PathBuf], leaf: &Path, ws: Option<&Path>) -> String {
     let mut a: Vec<String> = [
-        "--quiet",
-        "--noprofile",
-        "--net=none",
-        "--caps.drop=all",
-        "--nonewprivs",
-        "--seccomp",
-        "--nogroups",
-        "--private-dev",
-        "--deterministic-exit-code",
-        "--deterministic-shutdown",
-        "--read-only=/",
+        "net none",
+        "caps.drop all",
+        "nonewprivs",
+        "seccomp",
+        "nogroups",
+        "private-dev",
+        "deterministic-shutdown",
+        "read-only /",
     ]
     .iter()
     .map(|x| (*x).to_owned())
@@ -130,21 +154,39 @@ fn options(read_only: &[PathBuf], leaf: &Path, ws: Option<&Path>) -> Vec<String>
         .copied()
         .filter(|e| !e.contains('/') && Path::new("/etc").join(e).exists())
         .collect();
-    a.push(format!("--private-etc={}", etc.join(",")));
+    a.push(format!("private-etc {}", etc.join(",")));
     let mut keep: Vec<PathBuf> = read_only.iter().map(|p| canonical(p)).collect();
     let leaf = canonical(leaf);
     keep.push(leaf.clone());
-    a.push(format!("--read-write={}", s(&leaf)));
+    a.push(format!("read-write {}", s(&leaf)));
     if let Some(w) = ws {
         let w = canonical(w);
         keep.push(w.clone());
-        a.push(format!("--read-write={}", s(&w)));
+        a.push(format!("read-write {}", s(&w)));
     }
     for p in hidden(&keep) {
-        a.push(format!("--blacklist={}", s(&p)));
+        a.push(format!("blacklist {}", s(&p)));
     }
-    a.push("--".into());
-    a
+    let mut text = a.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Writes the profile into `dir` and returns the firejail options (up to and including `--`).
+fn options(
+    dir: &Path,
+    read_only: &[PathBuf],
+    leaf: &Path,
+    ws: Option<&Path>,
+) -> std::io::Result<Vec<String>> {
+    let file = dir.join(".power-loop-firejail.profile");
+    std::fs::write(&file, profile(read_only, leaf, ws))?;
+    Ok(vec![
+        "--quiet".into(),
+        format!("--profile={}", s(&file)),
+        "--deterministic-exit-code".into(),
+        "--".into(),
+    ])
 }
 
 impl WorkerLauncher for FirejailLauncher {
@@ -158,10 +200,17 @@ impl WorkerLauncher for FirejailLauncher {
         self.available()
             .map_err(|m| Error::new(ErrorCode::SandboxUnavailable, m))?;
         let mut a = options(
+            &plan.leaf_dir,
             &plan.read_only,
             &plan.leaf_dir,
             plan.workspace_dir.as_deref(),
-        );
+        )
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::SandboxUnavailable,
+                format!("cannot write the firejail profile: {e}"),
+            )
+        })?;
         a.push(s(&plan.program));
         a.extend(plan.args.iter().cloned());
         Ok(LaunchPlan {
