@@ -159,7 +159,7 @@ pub enum ParentFrame {
         /// The call id.
         id: u64,
         /// The chunk.
-        chunk: StreamChunk,
+        chunk: Box<StreamChunk>,
     },
     /// The model answer ended (after its final chunk).
     LlmDone {

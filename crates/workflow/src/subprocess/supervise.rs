@@ -264,10 +264,7 @@ async fn outcome(
             )),
         },
         Ended::Failure(code, error) => with_tail(format!("worker error ({code}): {error}")),
-        Ended::Eof => with_tail(format!(
-            "the worker {} without a result",
-            describe(status).replace("exited", "exited")
-        )),
+        Ended::Eof => with_tail(format!("the worker {} without a result", describe(status))),
         Ended::Protocol(e) => with_tail(format!("worker protocol violation: {}", e.message())),
         Ended::NoHeartbeat => with_tail(format!(
             "no heartbeat from the worker for {:.1}s",
@@ -313,15 +310,16 @@ async fn merge(req: &LeafRequest, report: WorkerReport, own_store: bool) -> Leaf
     o.usage = report.usage;
     o.payload = report.payload;
     o.error = error;
-    if own_store && let Some(archive) = report.archive {
-        if let Err(e) = import(&req.parent, req.driver_session_id.as_deref(), &archive).await {
-            o.status = LeafStatus::Failed;
-            o.error = Some(format!(
-                "the leaf's session could not be merged into the parent store: {} ({})",
-                e.message(),
-                e.code()
-            ));
-        }
+    if own_store
+        && let Some(archive) = report.archive
+        && let Err(e) = import(&req.parent, req.driver_session_id.as_deref(), &archive).await
+    {
+        o.status = LeafStatus::Failed;
+        o.error = Some(format!(
+            "the leaf's session could not be merged into the parent store: {} ({})",
+            e.message(),
+            e.code()
+        ));
     }
     o
 }
@@ -368,7 +366,13 @@ async fn answer(
         };
         match next {
             Some(Ok(chunk)) => {
-                if out.send(ParentFrame::LlmChunk { id, chunk }).is_err() {
+                if out
+                    .send(ParentFrame::LlmChunk {
+                        id,
+                        chunk: Box::new(chunk),
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }

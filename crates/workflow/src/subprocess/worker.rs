@@ -192,7 +192,7 @@ where
                 match reader.next::<ParentFrame>().await {
                     Ok(Some(ParentFrame::LlmChunk { id, chunk })) => {
                         if let Some(tx) = lock(&pending).get(&id) {
-                            let _ = tx.send(Ok(chunk));
+                            let _ = tx.send(Ok(*chunk));
                         }
                     }
                     Ok(Some(ParentFrame::LlmDone { id })) => {
