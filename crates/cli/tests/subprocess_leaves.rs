@@ -332,3 +332,75 @@ async fn garbage_silence_timeouts_and_bad_binaries_are_failed_leaves_not_hung_ru
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_run_cancels_the_leaf_in_its_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path()).await;
+    let cancel = power_loop::CancellationToken::new();
+    let llm = {
+        let cancel = cancel.clone();
+        model(move |_| {
+            // the run is cancelled while this leaf's model call is open
+            cancel.cancel();
+            ScriptedStep::text("late").with_delay(Duration::from_millis(300))
+        })
+    };
+    let lp = parent_loop(&llm, &store);
+    let ex = Arc::new(executor(dir.path()).build());
+    let spec = spec(json!({"name": "c", "root": leaf("x", "p", "go")}));
+    let t = Instant::now();
+    let out = WorkflowEngine::new(
+        lp,
+        WorkflowRunOptions::new()
+            .with_executor(ex)
+            .with_cancel(cancel),
+    )
+    .run(&spec)
+    .await
+    .unwrap();
+    assert_eq!(out.result.status, WorkflowRunStatus::Cancelled);
+    let x = out.result.results.get("x").unwrap();
+    assert_eq!(x.status, LeafStatus::Cancelled, "{x:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_binds_the_leaf_and_its_tools() {
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: /usr/bin/python3 is missing (the memory hog)");
+        return;
+    }
+    let hog = "/usr/bin/python3 -c \"b = bytearray(1500000000); print('HOG-OK', len(b))\"";
+    let mut texts = Vec::new();
+    for limit in [None, Some(1u64 << 30)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(dir.path()).await;
+        let llm = model(move |req| match last_tool(req) {
+            None => ScriptedStep::tool_call("bash", json!({"command": hog, "timeout": 60})),
+            Some(out) => ScriptedStep::text(format!("TOOL SAID: {out}")),
+        });
+        let lp = parent_loop(&llm, &store);
+        let mut b = executor(dir.path()).tool_preset("core").unwrap();
+        if let Some(l) = limit {
+            b = b.memory_limit(l);
+        }
+        let spec = spec(json!({"name": "m", "root": tool_leaf("m", "p", "go", &["bash"])}));
+        let out = WorkflowEngine::new(
+            lp,
+            WorkflowRunOptions::new()
+                .with_executor(Arc::new(b.build()))
+                .with_journal(false),
+        )
+        .run(&spec)
+        .await
+        .unwrap();
+        texts.push(out.result.results.get("m").unwrap().text.clone());
+    }
+    assert!(texts[0].contains("HOG-OK 1500000000"), "{}", texts[0]);
+    assert!(
+        !texts[1].contains("HOG-OK") && texts[1].contains("MemoryError"),
+        "{}",
+        texts[1]
+    );
+}
