@@ -404,3 +404,75 @@ async fn the_memory_limit_binds_the_leaf_and_its_tools() {
         texts[1]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsandboxed_workers_can_write_straight_into_the_parents_postgres_store() {
+    let dsn = match std::env::var("POWER_LOOP_TEST_PG_DSN") {
+        Ok(d) if !d.is_empty() => d,
+        _ => {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1"
+            );
+            eprintln!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
+            return;
+        }
+    };
+    let prefix = format!("plleaf{:08x}_", rand_suffix());
+    let store = power_loop::open_store(
+        &dsn,
+        power_loop::StoreOptions::default().with_table_prefix(prefix.clone()),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let llm = model(|req| ScriptedStep::text(format!("pg {}", last_user(req))));
+    let lp = parent_loop(&llm, &store);
+    let ex = executor(dir.path())
+        .store_mode(power_loop::LeafStoreMode::ParentDsn {
+            dsn: dsn.clone(),
+            table_prefix: prefix,
+        })
+        .build();
+    let spec = spec(
+        json!({"name": "pg", "root": {"type": "parallel", "branches": [
+        leaf("a", "p", "one"), leaf("b", "p", "two")]}}),
+    );
+    let out = WorkflowEngine::new(
+        lp.clone(),
+        WorkflowRunOptions::new().with_executor(Arc::new(ex)),
+    )
+    .run(&spec)
+    .await
+    .unwrap();
+    assert_eq!(
+        out.result.status,
+        WorkflowRunStatus::Completed,
+        "{:?}",
+        out.result.errors
+    );
+    for (id, text) in [("a", "pg one"), ("b", "pg two")] {
+        let r = out.result.results.get(id).unwrap();
+        assert_eq!(r.text, text);
+        let row = store
+            .get_session(r.session_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let driver = store
+            .get_session(row.parent_session_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.spawn_depth, driver.spawn_depth + 1, "{row:?}");
+        assert_eq!(driver.metadata["kind"], "wf_driver", "{driver:?}");
+    }
+    store.close().await.unwrap();
+}
+
+fn rand_suffix() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ std::process::id()
+}
