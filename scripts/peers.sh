@@ -30,6 +30,8 @@ up() {
     local rc=0
     # bubblewrap: the sandbox boundary of BubblewrapShell (tools) and of workflow leaf launchers.
     peer bubblewrap "command -v bwrap" apt_install bubblewrap || rc=1
+    # firejail: the other sandbox launcher of workflow leaves (FirejailLauncher).
+    peer firejail "command -v firejail" apt_install firejail || rc=1
     # setpriv (util-linux): the sandbox tests re-run themselves as an unprivileged user.
     peer setpriv "command -v setpriv" apt_install util-linux || rc=1
     # promtool + prometheus (Debian `prometheus`): the sinks' exposition is checked and scraped.
@@ -45,7 +47,7 @@ up() {
 
 status() {
     local c
-    for c in bwrap setpriv promtool prometheus; do
+    for c in bwrap firejail setpriv promtool prometheus; do
         if command -v "$c" >/dev/null 2>&1; then echo "$c: $(command -v "$c")"; else echo "$c: missing"; fi
     done
     local f

@@ -21,6 +21,7 @@ mod provider;
 mod send;
 mod sessions;
 mod timers;
+mod worker;
 mod workflow;
 
 use std::process::ExitCode;
@@ -102,6 +103,9 @@ pub(crate) enum Command {
     /// Workflow specs.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Internal: serve one workflow leaf over stdin/stdout (started by the subprocess executor).
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +233,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
+    if matches!(cli.command, Command::Worker) {
+        let ok = rt.block_on(worker::run());
+        // the stdin reader is a blocking thread the runtime would wait for: do not wait
+        rt.shutdown_background();
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let code = match rt.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => exit::report(&e),
@@ -251,6 +265,10 @@ async fn dispatch(cli: Cli) -> power_loop::Result<u8> {
         Command::Timers(cmd) => crate::timers::run(&cli, cmd).await.map(|()| exit::OK),
         Command::Events(cmd) => crate::events::run(cmd).map(|()| exit::OK),
         Command::Schema(cmd) => commands::schema(&cli, cmd).await.map(|()| exit::OK),
+        Command::Worker => Err(power_loop::Error::new(
+            power_loop::ErrorCode::Internal,
+            "the worker command is served before dispatch",
+        )),
     }
 }
 

@@ -186,6 +186,9 @@ error_codes! {
     WorkflowFailed => "workflow.failed", retryable: false;
     /// A workflow worker process could not be bootstrapped.
     WorkerBootstrap => "workflow.worker_bootstrap", retryable: false;
+    /// A workflow worker process broke the worker protocol (garbage or partial output, another
+    /// protocol version, a frame over the size limit).
+    WorkerProtocol => "workflow.worker_protocol", retryable: false;
 
     // ---- generic ----
     /// A file-system or process I/O error outside the store.

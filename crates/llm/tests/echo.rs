@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use power_loop_contracts::{
     CancellationToken, ErrorCode, FinishReason, LlmRequest, LlmService, Message, StreamChunk,
 };
-use power_loop_llm::{EchoLlm, LlmProviderConfig, create_llm_service_from_config};
+use power_loop_llm::{EchoLlm, LlmProviderConfig};
 
 fn conversation() -> LlmRequest {
     LlmRequest::new(vec![
@@ -100,7 +100,7 @@ async fn the_echo_and_stub_provider_keys_build_it_from_config() {
             _ => None,
         })
         .unwrap();
-        let svc = create_llm_service_from_config(&cfg).unwrap();
+        let svc = cfg.build().unwrap();
         let mut stream = svc.stream(conversation()).await.unwrap();
         let only = stream.next().await.unwrap().unwrap();
         assert!(stream.next().await.is_none());

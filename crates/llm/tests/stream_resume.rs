@@ -9,7 +9,7 @@ use common::{Reply, TestServer, data};
 use futures_util::StreamExt;
 use power_loop_contracts::{ErrorCode, FinishReason, LlmRequest, LlmService, StreamChunk};
 use power_loop_llm::openai::DEFAULT_STREAM_RESUME_INSTRUCTION;
-use power_loop_llm::{LlmProviderConfig, OpenAiConfig, OpenAiLlm, create_llm_service_from_config};
+use power_loop_llm::{LlmProviderConfig, OpenAiConfig, OpenAiLlm};
 use serde_json::json;
 
 fn llm(server: &TestServer, restarts: u32) -> OpenAiLlm {
@@ -236,7 +236,7 @@ async fn permanent_errors_mid_stream_are_not_resumed_and_config_wires_restarts()
     let cfg = LlmProviderConfig::new("openai", format!("{}/v1", server.base), "k", "gpt-4o-mini")
         .with_stream_max_restarts(1)
         .with_max_retries(0);
-    let svc = create_llm_service_from_config(&cfg).unwrap();
+    let svc = cfg.build().unwrap();
     let r = svc.complete(LlmRequest::from_prompt("x")).await.unwrap();
     assert_eq!(r.raw_text, "ab");
     assert_eq!(server.count(), 2);

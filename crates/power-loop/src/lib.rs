@@ -184,6 +184,13 @@ pub use power_loop_workflow::{
     start_detached, wake_note,
 };
 
+// ===== workflow leaves in worker processes =====
+pub use power_loop_workflow::{
+    BubblewrapLauncher, FirejailLauncher, KeepLeafDirs, LaunchPlan, LauncherChoice, LeafStoreMode,
+    PlainLauncher, SubprocessExecutor, SubprocessExecutorBuilder, WorkerHost, WorkerLauncher,
+    cleanup_run as cleanup_workflow_run, reap_runs as reap_workflow_runs, serve_worker,
+};
+
 // ===== workflow tools =====
 pub use power_loop_workflow::{
     WORKFLOW_TOOL_NAMES, create_workflow_tool, register_workflow_tools, validate_workflow_tool,

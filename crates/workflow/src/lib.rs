@@ -10,7 +10,10 @@
 //! [`resume_run`] finishes a crashed or stopped run in any process; [`start_detached`] runs one
 //! in the background and wakes its parent session exactly once ([`register_wake_guard`]);
 //! [`get_run`] / [`list_runs`] show runs and their progress; [`register_workflow_tools`] lets a
-//! model validate, start and inspect workflows itself. See docs/workflows.md.
+//! model validate, start and inspect workflows itself. [`SubprocessExecutor`] runs each leaf in
+//! its own worker process ([`serve_worker`] is the worker's entry point; the hosting binary
+//! injects how stores are opened through [`WorkerHost`]), wrapped by a [`WorkerLauncher`]
+//! (plain, bubblewrap, firejail). See docs/workflows.md and docs/sandboxing.md.
 //!
 //! # Owns
 //! The workflow DSL, engine, journal and executors.
@@ -19,7 +22,8 @@
 //! Concrete store backends or providers.
 //!
 //! # Seams
-//! [`LeafExecutor`] (how a leaf runs); leaves are [`power_loop_agent::AgentSpec`]s; the journal
+//! [`LeafExecutor`] (how a leaf runs); [`WorkerLauncher`] (how a leaf's worker process is
+//! wrapped); [`WorkerHost`] (how a worker opens its store); leaves are [`power_loop_agent::AgentSpec`]s; the journal
 //! is the store's `workflow_runs` / `workflow_steps` API.
 //!
 //! # Feature flags
@@ -40,6 +44,7 @@ mod reference;
 mod result;
 mod serialize;
 mod spec;
+mod subprocess;
 mod template;
 mod tools;
 mod validate;
@@ -64,6 +69,13 @@ pub use spec::{
     AgentNode, BranchNode, BudgetSpec, DEFAULT_AGENT_INPUT, DEFAULT_MAX_CONCURRENCY, ForeachItems,
     ForeachNode, MAX_NODE_DEPTH, Node, OnError, OutputSchema, ParallelNode, SequenceNode,
     WorkflowSpec,
+};
+pub use subprocess::{
+    BubblewrapLauncher, DEFAULT_ENV_ALLOW, FirejailLauncher, HOST_TOOLS, KeepLeafDirs, LaunchPlan,
+    LauncherChoice, LeafStore, LeafStoreMode, PROTOCOL_VERSION, ParentFrame, PlainLauncher,
+    SpawnObserver, StoreOpener, SubprocessExecutor, SubprocessExecutorBuilder, ToolSetup,
+    WorkerFrame, WorkerHost, WorkerJob, WorkerLauncher, WorkerLimits, WorkerReport, cleanup_run,
+    decode_frame, encode_frame, reap_runs, serve_worker,
 };
 pub use template::render_template;
 pub use tools::{

@@ -43,6 +43,11 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         run: cold::run_child,
         hidden: true,
     },
+    Workload {
+        name: "W5-worker",
+        run: workflow::run_worker,
+        hidden: true,
+    },
 ];
 
 /// The workloads `--workload all` runs.

@@ -5,12 +5,17 @@
 //! journal is checked: one completed step per item plus the completed aggregate. `--pg` (or a
 //! `--dsn postgres://…`) runs it on PostgreSQL, `--mysql` on MySQL / MariaDB. `--journal off`
 //! is a diagnostic only (no run row, no steps: shows what the journal costs).
+//! `--executor subprocess` runs every leaf in its own worker process: this binary re-executed
+//! as the hidden `W5-worker` workload (the host binary serving as its own worker), its session
+//! in a SQLite file in the leaf's directory and merged into the parent's store afterwards.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use power_loop::{ScriptedLlm, ScriptedStep};
-use power_loop::{WorkflowEngine, WorkflowRunOptions as RunOptions, WorkflowSpec};
+use power_loop::{
+    InProcessExecutor, LeafExecutor, ScriptedLlm, ScriptedStep, SubprocessExecutor, WorkerHost,
+    WorkflowEngine, WorkflowRunOptions as RunOptions, WorkflowSpec, serve_worker,
+};
 use serde_json::json;
 
 use super::common::{ANSWER, Target, close, err, peak_rss_mb, round1, runtime};
@@ -48,6 +53,23 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "off" => false,
         other => return Err(format!("--journal must be on or off, got `{other}`")),
     };
+    let executor: Arc<dyn LeafExecutor> = match args.get("executor").unwrap_or("in-process") {
+        "in-process" => Arc::new(InProcessExecutor::new()),
+        "subprocess" => {
+            let exe = std::env::current_exe().map_err(|e| format!("{name}: current_exe: {e}"))?;
+            Arc::new(
+                SubprocessExecutor::builder(exe)
+                    .args(vec!["--workload".into(), "W5-worker".into()])
+                    .build(),
+            )
+        }
+        other => {
+            return Err(format!(
+                "--executor must be in-process or subprocess, got `{other}`"
+            ));
+        }
+    };
+    let subprocess = args.get("executor") == Some("subprocess");
     let spec = spec(items, concurrency)?;
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
@@ -56,7 +78,12 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
     let (outcome, elapsed, steps) = rt.block_on(async {
         // Open the store before the clock starts (a server pool connects here).
         let store = lp.store().await.map_err(err)?.clone();
-        let engine = WorkflowEngine::new(lp.clone(), RunOptions::new().with_journal(journal));
+        let engine = WorkflowEngine::new(
+            lp.clone(),
+            RunOptions::new()
+                .with_journal(journal)
+                .with_executor(executor),
+        );
         let t = Instant::now();
         let outcome = engine
             .run(&spec)
@@ -109,5 +136,32 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "backend": target.backend,
         "lease": target.lease,
         "journal": journal,
+        "executor": if subprocess { "subprocess" } else { "in-process" },
     }))
+}
+
+/// The hidden `W5-worker` workload: serves one leaf over stdin/stdout (started by the
+/// subprocess executor of `--executor subprocess`).
+pub(crate) fn run_worker(_args: &Args) -> Result<serde_json::Value, String> {
+    let rt = runtime()?;
+    let host = WorkerHost::new(|dsn, prefix| {
+        Box::pin(async move {
+            power_loop::open_store(
+                &dsn,
+                power_loop::StoreOptions::default().with_table_prefix(prefix),
+            )
+            .await
+        })
+    });
+    let code = rt.block_on(serve_worker(
+        host,
+        tokio::io::BufReader::new(tokio::io::stdin()),
+        tokio::io::stdout(),
+    ));
+    rt.shutdown_background();
+    if code == 0 {
+        Ok(serde_json::Value::Null)
+    } else {
+        Err("the worker could not run its leaf".into())
+    }
 }

@@ -119,6 +119,34 @@ impl SessionStore {
         archive: &SessionArchive,
         new_session_id: Option<&str>,
     ) -> Result<String> {
+        self.import_archive(archive, new_session_id, None).await
+    }
+
+    /// Imports an archive as a `linked` sub-agent session of `parent_session_id` (one level
+    /// below it): how a workflow leaf that ran in its own worker store joins the parent's
+    /// store. Same checks as [`import_session`](Self::import_session); an unknown parent is
+    /// `session.not_found`.
+    pub async fn import_session_as_child(
+        &self,
+        archive: &SessionArchive,
+        new_session_id: Option<&str>,
+        parent_session_id: &str,
+    ) -> Result<String> {
+        let parent = self
+            .get_session(parent_session_id)
+            .await?
+            .ok_or_else(|| Error::session_not_found(parent_session_id))?;
+        let lineage = (parent_session_id.to_owned(), parent.spawn_depth + 1);
+        self.import_archive(archive, new_session_id, Some(lineage))
+            .await
+    }
+
+    async fn import_archive(
+        &self,
+        archive: &SessionArchive,
+        new_session_id: Option<&str>,
+        parent: Option<(String, i64)>,
+    ) -> Result<String> {
         validate_archive(archive)?;
         if let Some(id) = new_session_id {
             validate_session_id(id)?;
@@ -135,10 +163,20 @@ impl SessionStore {
                 let mut row = row.clone();
                 row.insert("session_id".into(), Json::String(target.clone()));
                 if logical == "sessions" {
-                    row.insert("parent_session_id".into(), Json::Null);
                     row.insert("spawn_tool_call_id".into(), Json::Null);
-                    row.insert("spawn_depth".into(), Json::from(0));
-                    row.insert("kind".into(), Json::String("root".into()));
+                    match &parent {
+                        None => {
+                            row.insert("parent_session_id".into(), Json::Null);
+                            row.insert("spawn_depth".into(), Json::from(0));
+                            row.insert("kind".into(), Json::String("root".into()));
+                        }
+                        Some((pid, depth)) => {
+                            row.insert("parent_session_id".into(), Json::String(pid.clone()));
+                            row.insert("spawn_depth".into(), Json::from(*depth));
+                            row.insert("kind".into(), Json::String("subagent".into()));
+                            row.insert("lifecycle".into(), Json::String("linked".into()));
+                        }
+                    }
                 }
                 let mut names = Vec::new();
                 let mut vals = Vec::new();
