@@ -186,7 +186,11 @@ fn serve(client: TcpStream, upstream: &str, log: &Mutex<Vec<Exchange>>) -> std::
         append(log, index, &buf[..n]);
         // A client that went away (a cancelled stream) ends the exchange; dropping the upstream
         // connection tells the server to stop generating.
-        if client.write_all(&buf[..n]).and_then(|()| client.flush()).is_err() {
+        if client
+            .write_all(&buf[..n])
+            .and_then(|()| client.flush())
+            .is_err()
+        {
             break;
         }
     }

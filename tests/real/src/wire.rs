@@ -94,7 +94,9 @@ impl Wire {
             .into_iter()
             .flatten()
         {
-            out.push(text_of(m.get("content").unwrap_or(&serde_json::Value::Null)));
+            out.push(text_of(
+                m.get("content").unwrap_or(&serde_json::Value::Null),
+            ));
         }
         out
     }

@@ -67,12 +67,21 @@ async fn events_in_order_with_usage(wire: Wire, server: RealServer) {
         EventType::SessionEnded,
     ];
     let at: Vec<usize> = order.iter().map(|t| pos(&seen, *t)).collect();
-    assert!(at.windows(2).all(|w| w[0] < w[1]), "{order:?} at {at:?} in {seen:?}");
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "{order:?} at {at:?} in {seen:?}"
+    );
     assert_eq!(seen.first(), Some(&EventType::SessionStarted));
     assert_eq!(seen.last(), Some(&EventType::SessionEnded));
-    let n_deltas = seen.iter().filter(|t| **t == EventType::StreamDelta).count();
+    let n_deltas = seen
+        .iter()
+        .filter(|t| **t == EventType::StreamDelta)
+        .count();
     assert!(n_deltas >= 3, "the answer streamed in pieces: {n_deltas}");
-    let last_delta = seen.iter().rposition(|t| *t == EventType::StreamDelta).unwrap();
+    let last_delta = seen
+        .iter()
+        .rposition(|t| *t == EventType::StreamDelta)
+        .unwrap();
     assert!(last_delta < pos(&seen, EventType::LlmCallCompleted));
 
     // The streamed pieces are the answer; the run's usage is the server's count for the call.
@@ -114,7 +123,10 @@ async fn length_seen_by_the_loop(wire: Wire, server: RealServer) {
         r2.lock().unwrap().push(ctx.output.finish_reason.clone());
         Ok(())
     });
-    let sid = agent.new_session(NewSessionOptions::default()).await.unwrap();
+    let sid = agent
+        .new_session(NewSessionOptions::default())
+        .await
+        .unwrap();
     let r = agent
         .send(&sid, "Write a long essay about the history of bread.")
         .await
@@ -157,7 +169,10 @@ async fn structured_answer(wire: Wire, server: RealServer) {
             .with_structured_output(Some(StructuredOutputSpec::new("Colors", schema.clone())))
             .with_structured_output_retries(1),
     );
-    let sid = agent.new_session(NewSessionOptions::default()).await.unwrap();
+    let sid = agent
+        .new_session(NewSessionOptions::default())
+        .await
+        .unwrap();
     let r = agent
         .send(&sid, "List three colors of the rainbow as JSON.")
         .await
@@ -178,7 +193,10 @@ async fn structured_answer(wire: Wire, server: RealServer) {
         }
         Wire::Anthropic => {
             let system = wire.request_texts(&calls[0].body).remove(0);
-            assert!(system.contains("\"colors\""), "schema instruction: {system}");
+            assert!(
+                system.contains("\"colors\""),
+                "schema instruction: {system}"
+            );
             // Unconstrained on this wire: a valid answer, or a typed error after the repairs.
             match &r.structured {
                 Some(v) => assert!(v["colors"].is_array(), "{v}"),
@@ -212,7 +230,10 @@ async fn cancel_mid_stream(wire: Wire, server: RealServer) {
             }
             Ok(())
         });
-    let sid = agent.new_session(NewSessionOptions::default()).await.unwrap();
+    let sid = agent
+        .new_session(NewSessionOptions::default())
+        .await
+        .unwrap();
     let r = tokio::time::timeout(
         Duration::from_secs(60),
         agent.send_with(
@@ -241,7 +262,11 @@ async fn cancel_mid_stream(wire: Wire, server: RealServer) {
     let calls = proxy.model_calls();
     assert_eq!(calls.len(), 2);
     let texts = wire.request_texts(&calls[1].body);
-    assert_eq!(texts.last().map(String::as_str), Some("Say hello."));
+    // (The cancelled turn has no answer; the Anthropic wire joins the two user turns into one.)
+    assert!(
+        texts.last().is_some_and(|t| t.ends_with("Say hello.")),
+        "{texts:?}"
+    );
     assert!(
         texts.iter().any(|t| t.contains("lighthouse keeper")),
         "the cancelled input stays in the history: {texts:?}"

@@ -9,7 +9,14 @@ use power_loop_real_tests::{Proxy, RealServer, Wire, real_test};
 use serde_json::{Value, json};
 
 /// `send --json TEXT` (with `extra` arguments before the text); returns the printed object.
-fn send_json(wire: Wire, base: &str, dsn: &str, max_tokens: u32, extra: &[&str], text: &str) -> Value {
+fn send_json(
+    wire: Wire,
+    base: &str,
+    dsn: &str,
+    max_tokens: u32,
+    extra: &[&str],
+    text: &str,
+) -> Value {
     let mut cmd = command(wire, base, dsn, max_tokens);
     cmd.arg("send").args(extra).args(["--json", text]);
     let out = cmd.output().unwrap();
@@ -27,12 +34,22 @@ async fn send_twice(wire: Wire, server: RealServer) {
     let dsn = dir.path().join("cli.db").display().to_string();
     let proxy = Proxy::start(&server.base_url);
 
-    let first = send_json(wire, &proxy.base_url, &dsn, 16, &[], "My favourite colour is teal.");
+    let first = send_json(
+        wire,
+        &proxy.base_url,
+        &dsn,
+        16,
+        &[],
+        "My favourite colour is teal.",
+    );
     assert_eq!(first["status"], "completed", "{first}");
     let sid = first["session_id"].as_str().unwrap().to_owned();
     assert!(!first["final_text"].as_str().unwrap().is_empty());
     let c1 = first["usage"]["completion_tokens"].as_u64().unwrap();
-    assert!((1..=16).contains(&c1), "POWER_LOOP_MAX_TOKENS bounds the answer: {first}");
+    assert!(
+        (1..=16).contains(&c1),
+        "POWER_LOOP_MAX_TOKENS bounds the answer: {first}"
+    );
 
     // A second process continues the session.
     let second = send_json(
@@ -98,10 +115,18 @@ async fn chat_session(wire: Wire, server: RealServer) {
     let stderr = String::from_utf8_lossy(&out.stderr);
 
     let calls = proxy.model_calls();
-    assert_eq!(calls.len(), 2, "one model call per line: {stdout}\n{stderr}");
+    assert_eq!(
+        calls.len(),
+        2,
+        "one model call per line: {stdout}\n{stderr}"
+    );
     for c in &calls {
         assert_eq!(c.body["stream"], json!(true));
-        assert_eq!(c.body["max_tokens"], json!(20), "POWER_LOOP_MAX_TOKENS on the wire");
+        assert_eq!(
+            c.body["max_tokens"],
+            json!(20),
+            "POWER_LOOP_MAX_TOKENS on the wire"
+        );
     }
     // The streamed answers are what the terminal shows.
     let answers: Vec<String> = calls
@@ -110,7 +135,9 @@ async fn chat_session(wire: Wire, server: RealServer) {
             c.sse_data()
                 .iter()
                 .filter_map(|d| match wire {
-                    Wire::OpenAi => d["choices"][0]["delta"]["content"].as_str().map(str::to_owned),
+                    Wire::OpenAi => d["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(str::to_owned),
                     Wire::Anthropic => d["delta"]["text"].as_str().map(str::to_owned),
                 })
                 .collect::<String>()
@@ -136,6 +163,9 @@ async fn chat_session(wire: Wire, server: RealServer) {
     let mut show = command(wire, &proxy.base_url, &dsn, 20);
     show.args(["sessions", "show", &sid]);
     let shown = ok_stdout(&show.output().unwrap());
-    assert!(shown.contains("Hello, I am Grace.") && shown.contains("What is my name?"), "{shown}");
+    assert!(
+        shown.contains("Hello, I am Grace.") && shown.contains("What is my name?"),
+        "{shown}"
+    );
 }
 real_test!(chat_two_lines_streamed, super::chat_session);

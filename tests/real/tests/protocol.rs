@@ -32,8 +32,11 @@ fn wire_usage(wire: Wire, sse: &[Value]) -> (u64, u64) {
                 .rev()
                 .find(|d| d["type"] == "message_delta")
                 .expect("message_delta");
+            // Prompt = uncached input + cache reads + cache writes (the server reuses its KV cache).
+            let u = &start["message"]["usage"];
+            let n = |k: &str| u[k].as_u64().unwrap_or(0);
             (
-                start["message"]["usage"]["input_tokens"].as_u64().unwrap(),
+                n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
                 delta["usage"]["output_tokens"].as_u64().unwrap(),
             )
         }
@@ -74,8 +77,14 @@ async fn streamed_chunks_in_order_with_usage(wire: Wire, server: RealServer) {
         vec![chunks.len() - 1],
         "one final chunk, last: {chunks:?}"
     );
-    let last_text = chunks.iter().rposition(|c| !c.delta_text.is_empty()).unwrap();
-    assert!(last_text < chunks.len() - 1, "no text after the final chunk");
+    let last_text = chunks
+        .iter()
+        .rposition(|c| !c.delta_text.is_empty())
+        .unwrap();
+    assert!(
+        last_text < chunks.len() - 1,
+        "no text after the final chunk"
+    );
     let usage = chunks
         .iter()
         .rev()
@@ -93,10 +102,16 @@ async fn streamed_chunks_in_order_with_usage(wire: Wire, server: RealServer) {
     assert!(prompt > 10 && completion > 0, "{prompt} / {completion}");
     assert_eq!(usage.prompt_tokens, Some(prompt));
     assert_eq!(usage.completion_tokens, Some(completion));
-    assert!(completion <= 24, "max_tokens bounds the answer: {completion}");
+    assert!(
+        completion <= 24,
+        "max_tokens bounds the answer: {completion}"
+    );
     let text: String = texts.concat();
     assert!(!text.trim().is_empty());
-    eprintln!("{wire:?}: {prompt}+{completion} tokens, {} pieces: {text:?}", texts.len());
+    eprintln!(
+        "{wire:?}: {prompt}+{completion} tokens, {} pieces: {text:?}",
+        texts.len()
+    );
 }
 real_test!(
     streamed_chunks_arrive_in_order_with_the_servers_usage,
@@ -119,7 +134,11 @@ async fn max_tokens_cut_surfaces_length(wire: Wire, server: RealServer) {
     assert_eq!(r.token_usage.completion_tokens, Some(7), "{r:?}");
     assert!(!r.content_text.is_empty());
     let calls = proxy.model_calls();
-    assert_eq!(calls[0].body["max_tokens"], json!(7), "the request's cap, not the default");
+    assert_eq!(
+        calls[0].body["max_tokens"],
+        json!(7),
+        "the request's cap, not the default"
+    );
     // The server said so itself.
     let sse = calls[0].sse_data();
     let said_length = match wire {
@@ -169,7 +188,10 @@ async fn temperature_reaches_the_sampler(wire: Wire, server: RealServer) {
         .collect();
     assert_eq!(temps, vec![0.0, 0.0, 2.0], "temperature on the wire");
     // Greedy sampling is deterministic; a hot sampler walks elsewhere.
-    assert_eq!(a.content_text, b.content_text, "temperature 0 repeats itself");
+    assert_eq!(
+        a.content_text, b.content_text,
+        "temperature 0 repeats itself"
+    );
     assert_ne!(
         a.content_text, hot.content_text,
         "temperature 2 changes the answer"

@@ -105,7 +105,10 @@ async fn two_turns(wire: Wire, server: RealServer) {
     let texts = wire.request_texts(&calls[1].body);
     assert_eq!(texts[0], "Answer briefly.");
     assert_eq!(texts[1], FIRST);
-    assert_eq!(texts[2], first_answer, "the first answer, as the model gave it");
+    assert_eq!(
+        texts[2], first_answer,
+        "the first answer, as the model gave it"
+    );
     assert_eq!(texts[3], SECOND);
     // And in the server's count: the second prompt holds the first prompt, its answer and more.
     assert!(
@@ -157,7 +160,11 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
     let mut tools = ToolRegistry::new();
     tools.register(recall_compacted_tool()).unwrap();
     let agent = StatefulAgentLoop::builder(Arc::new(RecallThenReal { real }))
-        .dsn(sqlite_dsn(&dir), StoreOptions::default(), power_loop::BACKENDS)
+        .dsn(
+            sqlite_dsn(&dir),
+            StoreOptions::default(),
+            power_loop::BACKENDS,
+        )
         .config(
             AgentLoopConfig::new()
                 .with_compactor(Some(Arc::new(compactor)))
@@ -169,13 +176,18 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
         .unwrap();
     let folds = Arc::new(std::sync::Mutex::new(Vec::new()));
     let f = folds.clone();
-    agent.event_bus().subscribe(EventType::StatusChanged, move |e| {
-        if let EventPayload::StatusChanged(StatusChanged::AutoCompact(a)) = &e.payload {
-            f.lock().unwrap().push(a.phase.clone());
-        }
-        Ok(())
-    });
-    let sid = agent.new_session(NewSessionOptions::default()).await.unwrap();
+    agent
+        .event_bus()
+        .subscribe(EventType::StatusChanged, move |e| {
+            if let EventPayload::StatusChanged(StatusChanged::AutoCompact(a)) = &e.payload {
+                f.lock().unwrap().push(a.phase.clone());
+            }
+            Ok(())
+        });
+    let sid = agent
+        .new_session(NewSessionOptions::default())
+        .await
+        .unwrap();
     for text in [
         "The secret code word is marmalade.",
         "Tell me about the weather in spring.",
@@ -184,10 +196,11 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
         let r = agent.send(&sid, text).await.unwrap();
         assert_eq!(r.status, RunStatus::Completed, "{r:?}");
     }
+    // The loop reports a fold as `started` once the summary is in (and `failed` when not).
+    let phases = folds.lock().unwrap().clone();
     assert!(
-        folds.lock().unwrap().iter().any(|p| p == "completed"),
-        "a fold completed: {:?}",
-        folds.lock().unwrap()
+        phases.iter().any(|p| p == "started") && !phases.iter().any(|p| p == "failed"),
+        "a fold happened: {phases:?}"
     );
 
     // The summary was a real call: its request carried the transcript, its answer is the note.
@@ -210,7 +223,9 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
         .expect("a compact note in the active window");
     assert!(!note.text().trim().is_empty());
     assert!(
-        !active.iter().any(|m| m.text() == "The secret code word is marmalade."),
+        !active
+            .iter()
+            .any(|m| m.text() == "The secret code word is marmalade."),
         "the first turn left the active window"
     );
     // The next main call carries the note instead of the folded turn.
@@ -221,7 +236,9 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
         .expect("the third turn's call");
     let texts = wire.request_texts(&last_main.body);
     assert!(
-        !texts.iter().any(|t| t == "The secret code word is marmalade."),
+        !texts
+            .iter()
+            .any(|t| t == "The secret code word is marmalade."),
         "{texts:?}"
     );
 
