@@ -248,14 +248,13 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
     assert_eq!(r.status, RunStatus::Completed, "{r:?}");
     assert_eq!(r.tool_calls, 1);
     assert!(!r.final_text.is_empty());
+    // (OpenAI: a `tool` message; Anthropic: a `tool_result` block in a user message.)
     let after_tool = proxy
         .model_calls()
         .into_iter()
         .find(|c| {
-            let roles = wire.request_roles(&c.body);
-            let texts = wire.request_texts(&c.body);
-            roles.iter().any(|r| r == "tool")
-                || texts.iter().any(|t| t.contains("secret code word"))
+            let body = c.body.to_string();
+            body.contains("\"tool_call_id\"") || body.contains("\"tool_result\"")
         })
         .expect("the real model got the tool result");
     let body = after_tool.body.to_string();

@@ -10,23 +10,25 @@ use power_loop::{NewSessionOptions, WorkflowEngine, WorkflowRunOptions, Workflow
 use power_loop_real_tests::wire::sqlite_dsn;
 use power_loop_real_tests::{Proxy, RealServer, Wire, real_test};
 
-/// The seed README's spec; the plan's array and strings are bounded so a 135M model's
-/// constrained answer stays short.
+/// The seed README's spec, with every leaf's `max_tokens` bounded (a leaf does not inherit the
+/// parent loop's cap: its `AgentSpec` default of 8000 applies, and four unbounded answers
+/// overflowed the writer's 2048-token context) and the plan's array and strings bounded so a 135M
+/// model's constrained answer stays short.
 const SPEC: &str = r#"{
   "name": "research", "input": "the Japanese tea ceremony",
   "root": {"type": "sequence", "steps": [
     {"type": "agent", "id": "plan",
-     "spec": {"name": "planner", "system_prompt": "Break the topic into 3 subtopics. Answer with JSON only."},
+     "spec": {"name": "planner", "max_tokens": 64, "system_prompt": "Break the topic into 3 subtopics. Answer with JSON only."},
      "output_schema": {"name": "Plan", "schema": {"type": "object", "required": ["subtopics"],
        "properties": {"subtopics": {"type": "array", "minItems": 2, "maxItems": 3,
          "items": {"type": "string", "minLength": 3, "maxLength": 30}}}}}},
     {"type": "foreach", "id": "research", "items_from": "plan.subtopics", "as": "t",
      "parallel": true, "max_concurrency": 3,
      "body": {"type": "agent", "id": "r",
-       "spec": {"name": "researcher", "system_prompt": "Write 2 sentences on {{t}}."},
+       "spec": {"name": "researcher", "max_tokens": 64, "system_prompt": "Write 2 sentences on {{t}}."},
        "input": "Subtopic: {{t}}"}},
     {"type": "agent", "id": "write",
-     "spec": {"name": "writer", "system_prompt": "Synthesize the notes."},
+     "spec": {"name": "writer", "max_tokens": 64, "system_prompt": "Synthesize the notes."},
      "inputs_from": ["research"]}
   ]}
 }"#;
