@@ -247,7 +247,7 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
     let r = agent.send(&sid, "RECALL: marmalade").await.unwrap();
     assert_eq!(r.status, RunStatus::Completed, "{r:?}");
     assert_eq!(r.tool_calls, 1);
-    assert!(!r.final_text.is_empty());
+    // (The answer's text is the model's business: the 135M model sometimes ends at once.)
     // (OpenAI: a `tool` message; Anthropic: a `tool_result` block in a user message.)
     let after_tool = proxy
         .model_calls()
@@ -257,6 +257,11 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
             body.contains("\"tool_call_id\"") || body.contains("\"tool_result\"")
         })
         .expect("the real model got the tool result");
+    assert!(
+        after_tool.response.contains("[DONE]") || after_tool.response.contains("message_stop"),
+        "the real model answered the tool round to its end: {}",
+        after_tool.response
+    );
     let body = after_tool.body.to_string();
     assert!(
         body.contains("The secret code word is marmalade."),
