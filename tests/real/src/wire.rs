@@ -2,10 +2,7 @@
 
 use std::sync::Arc;
 
-use power_loop::{
-    AgentLoopConfig, LlmProviderConfig, LlmService, StatefulAgentLoop, StoreOptions,
-    create_llm_service_from_config,
-};
+use power_loop::{AgentLoopConfig, LlmProviderConfig, LlmService, StatefulAgentLoop};
 
 use crate::{MODEL, TIMEOUT_S};
 
@@ -55,7 +52,9 @@ impl Wire {
 
     /// The provider for a server at `base`, wrapped in the default retry and timeout layers.
     pub fn llm(self, base: &str, max_tokens: u32) -> Arc<dyn LlmService> {
-        create_llm_service_from_config(&self.config(base, max_tokens)).expect("provider config")
+        self.config(base, max_tokens)
+            .build()
+            .expect("provider config")
     }
 
     /// An agent loop over the SQLite file `dsn`, `max_tokens` per call, temperature 0.
@@ -72,7 +71,7 @@ impl Wire {
         config: AgentLoopConfig,
     ) -> StatefulAgentLoop {
         StatefulAgentLoop::builder(self.llm(base, max_tokens))
-            .dsn(dsn, StoreOptions::default(), power_loop::BACKENDS)
+            .dsn(dsn)
             .config(
                 config
                     .with_max_tokens(Some(max_tokens))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use power_loop::{
     AgentLoopConfig, BoxFuture, DefaultCompactor, EventPayload, EventType, LlmRequest, LlmService,
     LlmStream, NewSessionOptions, Result, Role, RunStatus, ScriptedLlm, StatefulAgentLoop,
-    StatusChanged, StoreOptions, ToolRegistry, recall_compacted_tool,
+    StatusChanged, ToolRegistry, recall_compacted_tool,
 };
 use power_loop_real_tests::wire::sqlite_dsn;
 use power_loop_real_tests::{Proxy, RealServer, Wire, real_test};
@@ -160,11 +160,7 @@ async fn compaction_then_recall(wire: Wire, server: RealServer) {
     let mut tools = ToolRegistry::new();
     tools.register(recall_compacted_tool()).unwrap();
     let agent = StatefulAgentLoop::builder(Arc::new(RecallThenReal { real }))
-        .dsn(
-            sqlite_dsn(&dir),
-            StoreOptions::default(),
-            power_loop::BACKENDS,
-        )
+        .dsn(sqlite_dsn(&dir))
         .config(
             AgentLoopConfig::new()
                 .with_compactor(Some(Arc::new(compactor)))
