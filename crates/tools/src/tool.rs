@@ -32,6 +32,13 @@ pub trait Tool: Send + Sync {
     fn concurrency_safe(&self) -> bool {
         false
     }
+
+    /// Releases what the tool holds outside the process's memory (e.g. the server process of an
+    /// MCP tool). Called by [`ToolRegistry::close`](crate::ToolRegistry::close) and so when an
+    /// agent loop closes; must be idempotent. The default does nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl<T: Tool + ?Sized> Tool for Arc<T> {
@@ -48,6 +55,9 @@ impl<T: Tool + ?Sized> Tool for Arc<T> {
     fn concurrency_safe(&self) -> bool {
         (**self).concurrency_safe()
     }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        (**self).close()
+    }
 }
 
 impl<T: Tool + ?Sized> Tool for Box<T> {
@@ -63,6 +73,9 @@ impl<T: Tool + ?Sized> Tool for Box<T> {
     }
     fn concurrency_safe(&self) -> bool {
         (**self).concurrency_safe()
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        (**self).close()
     }
 }
 
