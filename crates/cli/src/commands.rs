@@ -25,6 +25,9 @@ pub(crate) async fn run(cli: Cli) -> Result<bool> {
     if let Command::Workflow(cmd) = &cli.command {
         return crate::workflow::run(&cli, cmd).await;
     }
+    if let Command::Mcp(cmd) = &cli.command {
+        return crate::mcp::run(cli.mcp_config.as_deref(), cmd).await;
+    }
     run_other(cli).await.map(|()| true)
 }
 
@@ -38,7 +41,8 @@ async fn run_other(cli: Cli) -> Result<()> {
         } => {
             let (llm, _offline) = provider::choose(cli.offline)?;
             let store = open(&cli).await?;
-            let agent = build_loop(llm, store.clone())?;
+            let tools = crate::mcp::registry(cli.mcp_config.as_deref()).await?;
+            let agent = build_loop(llm, store.clone(), tools)?;
             let sid = ensure_session(&agent, &store, session.as_deref(), system.as_deref()).await?;
             let result = agent.send(&sid, text.as_str()).await;
             agent.close(std::time::Duration::from_secs(10)).await?;
@@ -49,7 +53,8 @@ async fn run_other(cli: Cli) -> Result<()> {
         Command::Chat { session, system } => {
             let (llm, _offline) = provider::choose(cli.offline)?;
             let store = open(&cli).await?;
-            let agent = build_loop(llm, store.clone())?;
+            let tools = crate::mcp::registry(cli.mcp_config.as_deref()).await?;
+            let agent = build_loop(llm, store.clone(), tools)?;
             let sid = ensure_session(&agent, &store, session.as_deref(), system.as_deref()).await?;
             chat(&agent, &sid).await?;
             agent.close(std::time::Duration::from_secs(10)).await?;
@@ -70,9 +75,9 @@ async fn run_other(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Workflow(_) => Err(Error::new(
+        Command::Workflow(_) | Command::Mcp(_) => Err(Error::new(
             ErrorCode::Internal,
-            "workflow commands are dispatched before this point",
+            "workflow and mcp commands are dispatched before this point",
         )),
         Command::Schema(SchemaCommand::Verify) => {
             let store = power_loop::open_store(
@@ -108,13 +113,17 @@ mod power_loop_dialects {
 pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
+    tools: Option<power_loop::ToolRegistry>,
 ) -> Result<StatefulAgentLoop> {
     // The loop's default retry layer, now wrapped around the provider by the caller.
     let llm = power_loop::with_retry(llm, power_loop::RetryPolicy::default());
-    StatefulAgentLoop::builder(llm)
+    let mut builder = StatefulAgentLoop::builder(llm)
         .store(store)
-        .config(AgentLoopConfig::default())
-        .build()
+        .config(AgentLoopConfig::default());
+    if let Some(tools) = tools {
+        builder = builder.tools(tools);
+    }
+    builder.build()
 }
 
 async fn ensure_session(

@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod commands;
+mod mcp;
 mod provider;
 mod workflow;
 
@@ -36,6 +37,9 @@ struct Cli {
     /// Force the offline scripted model even when a provider is configured.
     #[arg(long, global = true)]
     offline: bool,
+    /// An `mcpServers` JSON file: `send` and `chat` offer its servers' tools; `mcp list` lists them.
+    #[arg(long, global = true, env = "POWER_LOOP_MCP_CONFIG")]
+    mcp_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,6 +78,9 @@ enum Command {
     /// Workflow specs.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// MCP servers (`--mcp-config FILE`).
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 #[derive(Debug, Subcommand)]
