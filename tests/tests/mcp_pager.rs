@@ -26,6 +26,19 @@ async fn cancellations(server: &McpServer) -> String {
         .content
 }
 
+/// Polls the server's cancellation count (up to 2 s) until it reads `want`; returns the last read.
+async fn wait_for_cancellations(server: &McpServer, want: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = cancellations(server).await;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
 #[tokio::test]
 async fn pagination_lists_every_page_and_names_are_portable() {
     let server = McpServer::connect("pager", pager()).await.unwrap();
@@ -134,15 +147,10 @@ async fn cancelling_the_agent_run_cancels_the_call_on_the_server() {
     assert_eq!(r.status, RunStatus::Cancelled);
     assert!(started.elapsed() < Duration::from_secs(10));
     // The server saw notifications/cancelled for the request.
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = cancellations(&server).await;
-        if seen == "cancelled=1" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen, "cancelled=1");
+    assert_eq!(
+        wait_for_cancellations(&server, "cancelled=1").await,
+        "cancelled=1"
+    );
     server.close().await;
 }
 
@@ -160,15 +168,10 @@ async fn a_call_past_its_timeout_fails_typed_and_is_cancelled_on_the_server() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ToolTimeout);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = cancellations(&server).await;
-        if seen == "cancelled=1" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen, "cancelled=1");
+    assert_eq!(
+        wait_for_cancellations(&server, "cancelled=1").await,
+        "cancelled=1"
+    );
     server.close().await;
 }
 
