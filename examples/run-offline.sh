@@ -5,6 +5,7 @@
 # Not run here (they need a peer; CI only builds them):
 #   real-provider     a model provider (POWER_LOOP_BASE_URL / POWER_LOOP_API_KEY / POWER_LOOP_MODEL)
 #   postgres-session  a PostgreSQL or MySQL server (POWER_LOOP_PG_DSN)
+#   mcp_tools         the MCP reference server-everything (scripts/peers.sh up)
 # `axum-handler` runs in its self-test mode (it serves on 127.0.0.1 on a free port and calls
 # itself); `chatbot-tools` runs on the offline model with its input piped in.
 #

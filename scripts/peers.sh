@@ -42,6 +42,16 @@ up() {
     # An OTLP/HTTP receiver (PyPI `oteltap`) in its own virtualenv: receives the exported spans.
     peer oteltap "test -x '$CACHE/oteltap-venv/bin/oteltap'" \
         bash -c "python3 -m venv '$CACHE/oteltap-venv' && '$CACHE/oteltap-venv/bin/pip' install -q oteltap==1.0.0" || rc=1
+    # MCP reference servers (issue 18): server-everything (stdio and Streamable HTTP) and
+    # server-filesystem from npm, mcp-server-time from PyPI in its own virtualenv.
+    peer mcp-server-everything "test -f '$CACHE/mcp/node_modules/@modelcontextprotocol/server-everything/package.json'" \
+        npm install --silent --no-audit --no-fund --prefix "$CACHE/mcp" \
+            @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 || rc=1
+    peer mcp-server-filesystem "test -f '$CACHE/mcp/node_modules/@modelcontextprotocol/server-filesystem/package.json'" \
+        npm install --silent --no-audit --no-fund --prefix "$CACHE/mcp" \
+            @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31 || rc=1
+    peer mcp-server-time "test -x '$CACHE/mcp-time-venv/bin/mcp-server-time'" \
+        bash -c "python3 -m venv '$CACHE/mcp-time-venv' && '$CACHE/mcp-time-venv/bin/pip' install -q mcp-server-time==2026.10.19" || rc=1
     return $rc
 }
 
@@ -51,7 +61,10 @@ status() {
         if command -v "$c" >/dev/null 2>&1; then echo "$c: $(command -v "$c")"; else echo "$c: missing"; fi
     done
     local f
-    for f in "$CACHE/statsd/node_modules/statsd/stats.js" "$CACHE/oteltap-venv/bin/oteltap"; do
+    for f in "$CACHE/statsd/node_modules/statsd/stats.js" "$CACHE/oteltap-venv/bin/oteltap" \
+        "$CACHE/mcp/node_modules/@modelcontextprotocol/server-everything/package.json" \
+        "$CACHE/mcp/node_modules/@modelcontextprotocol/server-filesystem/package.json" \
+        "$CACHE/mcp-time-venv/bin/mcp-server-time"; do
         if [ -e "$f" ]; then echo "$f: present"; else echo "$f: missing"; fi
     done
 }

@@ -68,3 +68,7 @@ pub struct Scaling;
 /// docs/workflows.md
 #[doc = include_str!("../../docs/workflows.md")]
 pub struct Workflows;
+
+/// docs/mcp.md
+#[doc = include_str!("../../docs/mcp.md")]
+pub struct Mcp;

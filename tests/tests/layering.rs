@@ -122,6 +122,10 @@ const TABLE: &[(&str, &[&str])] = &[
     // descriptors `AgentLoopBuilder::dsn` opens a DSN on (checked below: without them the agent
     // resolves no backend and no driver).
     (
+        "power-loop-mcp",
+        &["power-loop-contracts", "power-loop-tools"],
+    ),
+    (
         "power-loop-agent",
         &[
             "power-loop-contracts",
@@ -147,6 +151,7 @@ const TABLE: &[(&str, &[&str])] = &[
             "power-loop-llm",
             "power-loop-tools",
             "power-loop-sinks",
+            "power-loop-mcp",
             "power-loop-agent",
             "power-loop-workflow",
         ],
@@ -221,6 +226,12 @@ fn sinks_resolve_only_contracts() {
 #[test]
 fn tools_resolve_at_most_the_store_core() {
     assert_row("power-loop-tools", DB_DRIVERS);
+}
+
+#[test]
+fn mcp_resolves_only_the_tools_floor() {
+    // contracts + tools (and the store core through tools); no database driver, no agent.
+    assert_row("power-loop-mcp", DB_DRIVERS);
 }
 
 #[test]

@@ -67,8 +67,9 @@ pub(crate) fn build_loop_with(
 pub(crate) fn build_loop(
     llm: Arc<dyn LlmService>,
     store: SessionStore,
+    tools: Option<power_loop::ToolRegistry>,
 ) -> Result<StatefulAgentLoop> {
-    build_loop_with(llm, store, AgentLoopConfig::default(), None)
+    build_loop_with(llm, store, AgentLoopConfig::default(), tools)
 }
 
 /// A registry with the durable timer tools (`schedule_wakeup`, `list_wakeups`,

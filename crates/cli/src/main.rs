@@ -15,6 +15,7 @@ mod commands;
 mod events;
 mod exit;
 mod maint;
+mod mcp;
 mod open;
 mod output;
 mod provider;
@@ -74,6 +75,9 @@ pub(crate) struct Cli {
     /// Log to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides the filter).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
+    /// An `mcpServers` JSON file: `send` and `chat` offer its servers' tools; `mcp list` lists them.
+    #[arg(long, global = true, env = "POWER_LOOP_MCP_CONFIG")]
+    pub(crate) mcp_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -106,6 +110,9 @@ pub(crate) enum Command {
     /// Internal: serve one workflow leaf over stdin/stdout (started by the subprocess executor).
     #[command(hide = true)]
     Worker,
+    /// MCP servers (`--mcp-config FILE`).
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +272,9 @@ async fn dispatch(cli: Cli) -> power_loop::Result<u8> {
         Command::Timers(cmd) => crate::timers::run(&cli, cmd).await.map(|()| exit::OK),
         Command::Events(cmd) => crate::events::run(cmd).map(|()| exit::OK),
         Command::Schema(cmd) => commands::schema(&cli, cmd).await.map(|()| exit::OK),
+        Command::Mcp(cmd) => crate::mcp::run(cli.mcp_config.as_deref(), cmd)
+            .await
+            .map(|ok| if ok { exit::OK } else { exit::ERROR }),
         Command::Worker => Err(power_loop::Error::new(
             power_loop::ErrorCode::Internal,
             "the worker command is served before dispatch",

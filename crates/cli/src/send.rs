@@ -157,7 +157,7 @@ fn non_empty(text: String) -> Result<String> {
 async fn start(cli: &Cli, t: &TurnArgs) -> Result<(StatefulAgentLoop, SessionStore, String)> {
     let (llm, _offline) = provider::choose_with(cli.offline, t.model.as_deref())?;
     let config = loop_config(t);
-    let tools = tools(t)?;
+    let tools = crate::mcp::registry(cli.mcp_config.as_deref(), tools(t)?).await?;
     // Continuing a session needs an existing store: a mistyped --dsn creates nothing.
     let access = if t.session.is_some() {
         Access::Existing

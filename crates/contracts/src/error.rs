@@ -180,6 +180,8 @@ error_codes! {
     SubagentFanoutExceeded => "subagent.fanout_exceeded", retryable: false;
     /// An MCP server failed or answered badly.
     McpFailed => "mcp.failed", retryable: false;
+    /// An MCP server could not be started or reached, or it died; it is restarted (with backoff) on the next call.
+    McpUnavailable => "mcp.unavailable", retryable: true;
 
     // ---- workflows ----
     /// A workflow run failed.

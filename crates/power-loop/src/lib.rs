@@ -33,6 +33,7 @@
 //! - `mysql`: the MySQL / MariaDB backend (mysql_async).
 //! - `openai` (default): the OpenAI-compatible provider. `anthropic`: the native Anthropic provider.
 //! - `prometheus`, `statsd`, `otel`: metrics and tracing sinks.
+//! - `mcp`: tools from MCP servers ([`mcp`], the `power-loop-mcp` crate on rmcp).
 //! - `full`: everything.
 //!
 //! # Stability
@@ -152,6 +153,19 @@ pub use power_loop_tools::{
     ShellBackend, Tool, ToolContext, ToolOutcome, ToolRegistry, ToolSelection, default_registry,
     tool_fn,
 };
+
+// ===== MCP servers as tools =====
+/// Tools from Model Context Protocol servers (stdio and Streamable HTTP), registered into a
+/// [`ToolRegistry`]; the standard `mcpServers` configuration file. See `docs/mcp.md`.
+#[cfg(feature = "mcp")]
+pub mod mcp {
+    pub use power_loop_mcp::{
+        DEFAULT_CALL_TIMEOUT, DEFAULT_INHERITED_ENV, DEFAULT_STARTUP_TIMEOUT, HttpConfig,
+        MAX_TOOL_NAME_LEN, McpConfig, McpServer, McpServerConfig, McpTool, McpToolInfo, McpToolset,
+        McpTransport, StdioConfig, expand_env_vars, is_portable_tool_name, map_call_result,
+        normalize_input_schema, sanitize_tool_name,
+    };
+}
 
 // ===== the agent loop =====
 pub use power_loop_agent::{

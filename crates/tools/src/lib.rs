@@ -26,7 +26,7 @@
 //!   registry turns it into [`ToolOutcome::interrupt`] ([`HumanInputRequest`]).
 //!
 //! # Feature flags
-//! None. (An MCP tool source is planned behind an `mcp` feature; it does not exist yet.)
+//! None. (MCP tools live in `power-loop-mcp`, which registers them through the [`Tool`] seam.)
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.

@@ -302,6 +302,15 @@ impl ToolRegistry {
         out
     }
 
+    /// Closes every tool (see [`Tool::close`]): stops the server processes of MCP tools and
+    /// whatever else tools hold outside memory. The registry keeps its tools; a tool may start
+    /// its resources again when called later.
+    pub async fn close(&self) {
+        for e in &self.entries {
+            e.tool.close().await;
+        }
+    }
+
     /// Checks `args` against the tool's schema; `Err` carries one line per violation
     /// (`/field: message (rule: keyword)`).
     pub fn validate(&self, name: &str, args: &serde_json::Value) -> Result<()> {
@@ -471,6 +480,8 @@ impl ToolRegistry {
                     | ErrorCode::NotesFull
                     | ErrorCode::BlackboardInvalid
                     | ErrorCode::Cancelled
+                    | ErrorCode::McpFailed
+                    | ErrorCode::McpUnavailable
                     | ErrorCode::ToolNotFound => e.code(),
                     _ => ErrorCode::ToolFailed,
                 };

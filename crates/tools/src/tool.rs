@@ -32,6 +32,13 @@ pub trait Tool: Send + Sync {
     fn concurrency_safe(&self) -> bool {
         false
     }
+
+    /// Releases what the tool holds outside the process's memory (e.g. the server process of an
+    /// MCP tool). Called by [`ToolRegistry::close`](crate::ToolRegistry::close) and so when an
+    /// agent loop closes; must be idempotent. The default does nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Forwards [`Tool`] through smart pointers, so `Arc<dyn Tool>` and `Box<dyn Tool>` are tools.
@@ -50,6 +57,9 @@ macro_rules! forward_tool {
             }
             fn concurrency_safe(&self) -> bool {
                 (**self).concurrency_safe()
+            }
+            fn close(&self) -> BoxFuture<'_, ()> {
+                (**self).close()
             }
         }
     )*};

@@ -521,6 +521,10 @@ impl StatefulAgentLoop {
             let _ =
                 tokio::time::timeout((deadline - now).min(Duration::from_millis(20)), wait).await;
         }
+        // Tools holding processes (MCP servers) stop with the loop.
+        if let Some(tools) = &self.shared.tools {
+            tools.close().await;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if !self.shared.bus.drain(Some(left)).await {
             drained = false;

@@ -122,7 +122,7 @@ pub(crate) async fn child(cli: &Cli, spec: &WorkflowSpec, parent: &str) -> Resul
     }
     let (llm, _offline) = provider::choose(cli.offline)?;
     let store = open(cli).await?;
-    let lp = build_loop(llm, store)?;
+    let lp = build_loop(llm, store, None)?;
     let handle = start_detached(&lp, parent, spec, WorkflowRunOptions::new()).await?;
     let run_id = handle.run_id.clone();
     {

@@ -87,7 +87,7 @@ pub(crate) async fn run(cli: &Cli, cmd: &WorkflowCommand) -> Result<bool> {
 async fn start_loop(cli: &Cli) -> Result<(StatefulAgentLoop, CancellationToken)> {
     let (llm, _offline) = provider::choose(cli.offline)?;
     let store = open(cli).await?;
-    let lp = build_loop(llm, store)?;
+    let lp = build_loop(llm, store, None)?;
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
