@@ -2,21 +2,21 @@
 //! (connecting, the pool, and handing each transaction to a blocking thread; the transaction
 //! itself is in `tx.rs`, statement helpers and pipelining primitives in `statement.rs`).
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_contracts::{Error, Result};
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{BoxFuture, Database, Dialect, Lease, TxBody, TxMode};
 use tokio::runtime::Handle;
-use tokio_postgres::NoTls;
 
 use crate::dialect::DIALECT;
-use crate::error::{chain_text, closed, map_pool};
+use crate::dsn::PgDsn;
+use crate::error::{closed, map_pool};
 use crate::lease::{LeaseHub, advisory_key};
+use crate::tls::RustlsMakeTls;
 use crate::tx::{READ_BEGIN, blocking_tx};
 
 /// A pooled PostgreSQL database implementing the store's [`Database`] port.
@@ -73,17 +73,9 @@ impl PostgresDatabase {
     /// can be opened, so a wrong password, a missing database or an unreachable server is reported
     /// here, with its typed error code.
     pub async fn connect(dsn: &str, options: &ConnectOptions) -> Result<Self> {
-        let mut cfg = tokio_postgres::Config::from_str(dsn).map_err(|e| {
-            Error::new(
-                ErrorCode::StoreDsnInvalid,
-                format!(
-                    "the PostgreSQL DSN is malformed ({}); use \
-                     postgres://user:password@host:port/database",
-                    chain_text(&e)
-                ),
-            )
-            .with_source(e)
-        })?;
+        let parsed = PgDsn::parse(dsn)?;
+        let tls = RustlsMakeTls::new(&parsed)?;
+        let mut cfg = parsed.config;
         let connect_timeout_ms = match cfg.get_connect_timeout() {
             Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             None => {
@@ -100,7 +92,7 @@ impl PostgresDatabase {
         let create_timeout = Duration::from_millis(connect_timeout_ms.saturating_mul(2));
         let manager = Manager::from_config(
             cfg.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -120,7 +112,7 @@ impl PostgresDatabase {
         let db = PostgresDatabase {
             pool,
             connect_timeout_ms,
-            leases: Arc::new(LeaseHub::new(cfg, connect_timeout_ms)),
+            leases: Arc::new(LeaseHub::new(cfg, tls, connect_timeout_ms)),
             closed: AtomicBool::new(false),
         };
         // Prove DSN, credentials and database now; the connection stays pooled.

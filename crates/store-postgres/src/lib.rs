@@ -28,9 +28,11 @@
 
 mod database;
 mod dialect;
+mod dsn;
 mod error;
 mod lease;
 mod statement;
+mod tls;
 mod tx;
 mod value;
 
