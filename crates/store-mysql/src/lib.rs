@@ -46,7 +46,7 @@ use power_loop_store::db::{BoxFuture, Database};
 
 pub use database::MySqlDatabase;
 pub use dialect::{MySqlDialect, UpsertStyle};
-pub use dsn::MySqlUrl;
+pub use dsn::{MySqlTls, MySqlUrl};
 
 /// The registry entry for `mysql://` DSNs (the store core normalizes `mariadb://` and
 /// `mysql+driver://` to `mysql://`).

@@ -21,13 +21,15 @@ use crate::tx::{READ_BEGIN, blocking_tx};
 
 /// A pooled PostgreSQL database implementing the store's [`Database`] port.
 ///
-/// * **Connecting**: the DSN (`postgres://` or `postgresql://`, or a `key=value` string) is parsed
-///   verbatim by [`tokio_postgres::Config::from_str`]; credentials, host list and options such as
-///   `application_name` or `connect_timeout` come from it. [`ConnectOptions::connect_timeout_ms`]
+/// * **Connecting**: the DSN (`postgres://` or `postgresql://`, or a libpq `key=value` string) is
+///   parsed strictly (`dsn.rs`): every parameter must be one of the documented ones (else
+///   `store.dsn_invalid` naming it); credentials, host list and options such as
+///   `application_name` or `connect_timeout` go to tokio-postgres. [`ConnectOptions::connect_timeout_ms`]
 ///   applies when the DSN sets no `connect_timeout`; the pool holds at most
-///   [`ConnectOptions::pool_max_size`] connections. **No TLS**: connections are made with
-///   [`NoTls`], so `sslmode=require` fails with `store.connection`; use a local socket, a trusted
-///   network or a TLS-terminating proxy.
+///   [`ConnectOptions::pool_max_size`] connections. **TLS** (pool and lease connections alike) is
+///   rustls with the ring provider: `sslmode` `disable`, `prefer` (the default: TLS when the
+///   server offers it), `require` (no certificate check, unless `sslrootcert` is given),
+///   `verify-ca` (chain to `sslrootcert`) or `verify-full` (chain and host name).
 /// * **Transactions** ([`Database::transact`]): a pooled connection runs `BEGIN` (READ COMMITTED)
 ///   pipelined with the body's first statement. A [`TxMode::Read`] body runs its plain `SELECT`s
 ///   in autocommit (no `BEGIN`/`COMMIT`: under READ COMMITTED each statement takes its own

@@ -193,9 +193,8 @@ fn check_key(dsn: &str, key: &str, seen: &mut Vec<String>) -> Result<()> {
         .with_detail("parameter", key));
     }
     if !LIST_PARAMS.contains(&key) && seen.iter().any(|s| s == key) {
-        return Err(
-            invalid(dsn, &format!("parameter `{key}` is given twice")).with_detail("parameter", key)
-        );
+        return Err(invalid(dsn, &format!("parameter `{key}` is given twice"))
+            .with_detail("parameter", key));
     }
     seen.push(key.to_owned());
     Ok(())
@@ -302,7 +301,9 @@ impl PgDsn {
         }
         let roots = match root.as_deref() {
             Some("") => {
-                return Err(invalid(dsn, "sslrootcert is empty").with_detail("parameter", "sslrootcert"));
+                return Err(
+                    invalid(dsn, "sslrootcert is empty").with_detail("parameter", "sslrootcert")
+                );
             }
             Some("system") => Some(RootCerts::System),
             Some(path) => Some(RootCerts::File(PathBuf::from(path))),

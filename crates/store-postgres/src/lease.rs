@@ -111,10 +111,11 @@ impl LeaseHub {
         // on their own).
         self.held().retain(|_, g| *g == PENDING);
         let limit = Duration::from_millis(self.connect_timeout_ms.saturating_mul(2));
-        let (client, connection) = tokio::time::timeout(limit, self.config.connect(self.tls.clone()))
-            .await
-            .map_err(|_| connect_timeout(self.connect_timeout_ms))?
-            .map_err(|e| map_pg(e, None))?;
+        let (client, connection) =
+            tokio::time::timeout(limit, self.config.connect(self.tls.clone()))
+                .await
+                .map_err(|_| connect_timeout(self.connect_timeout_ms))?
+                .map_err(|e| map_pg(e, None))?;
         let task = tokio::spawn(async move {
             // The connection ends when the client is dropped; its error is of no further use.
             let _ = connection.await;

@@ -103,11 +103,19 @@ async fn sslmodes_are_honoured_as_the_server_sees_them() {
         (dsn_on(&dsn, "127.0.0.1", "sslmode=prefer"), true),
         (dsn_on(&dsn, "127.0.0.1", "sslmode=require"), true),
         (
-            dsn_on(&dsn, "127.0.0.1", &format!("sslmode=verify-ca sslrootcert={cert}")),
+            dsn_on(
+                &dsn,
+                "127.0.0.1",
+                &format!("sslmode=verify-ca sslrootcert={cert}"),
+            ),
             true,
         ),
         (
-            dsn_on(&dsn, "localhost", &format!("sslmode=verify-full sslrootcert={cert}")),
+            dsn_on(
+                &dsn,
+                "localhost",
+                &format!("sslmode=verify-full sslrootcert={cert}"),
+            ),
             true,
         ),
         (format!("{dsn}?sslmode=require"), true),
@@ -132,20 +140,36 @@ async fn verification_failures_are_refused() {
         return;
     };
     // verify-full: the certificate names `localhost`, not the address.
-    let by_ip = dsn_on(&dsn, "127.0.0.1", &format!("sslmode=verify-full sslrootcert={cert}"));
-    let e = PostgresDatabase::connect(&by_ip, &options(1)).await.unwrap_err();
+    let by_ip = dsn_on(
+        &dsn,
+        "127.0.0.1",
+        &format!("sslmode=verify-full sslrootcert={cert}"),
+    );
+    let e = PostgresDatabase::connect(&by_ip, &options(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreConnection, "{e}");
     // verify-ca against roots that did not sign the server certificate.
     let wrong_ca = dsn_on(&dsn, "localhost", "sslmode=verify-ca sslrootcert=system");
-    let e = PostgresDatabase::connect(&wrong_ca, &options(1)).await.unwrap_err();
+    let e = PostgresDatabase::connect(&wrong_ca, &options(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreConnection, "{e}");
     // require + sslrootcert verifies the chain (libpq's rule).
     let require_wrong = dsn_on(&dsn, "localhost", "sslmode=require sslrootcert=system");
-    let e = PostgresDatabase::connect(&require_wrong, &options(1)).await.unwrap_err();
+    let e = PostgresDatabase::connect(&require_wrong, &options(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreConnection, "{e}");
     // A missing root file is a DSN problem, named.
-    let missing = dsn_on(&dsn, "localhost", "sslmode=verify-ca sslrootcert=/nonexistent/ca.pem");
-    let e = PostgresDatabase::connect(&missing, &options(1)).await.unwrap_err();
+    let missing = dsn_on(
+        &dsn,
+        "localhost",
+        "sslmode=verify-ca sslrootcert=/nonexistent/ca.pem",
+    );
+    let e = PostgresDatabase::connect(&missing, &options(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreDsnInvalid, "{e}");
     assert!(e.to_string().contains("sslrootcert"), "{e}");
 }
@@ -162,7 +186,11 @@ async fn every_connection_of_a_handle_is_encrypted_including_the_lease_connectio
         &format!("sslmode=verify-full sslrootcert={cert} application_name={app}"),
     );
     let db = PostgresDatabase::connect(&tls, &options(4)).await.unwrap();
-    let lease = db.acquire_lease(&unique("l")).await.unwrap().expect("lease");
+    let lease = db
+        .acquire_lease(&unique("l"))
+        .await
+        .unwrap()
+        .expect("lease");
     let rows = query(
         &db,
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a \
