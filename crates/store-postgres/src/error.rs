@@ -104,7 +104,7 @@ fn map_db(db: &DbError) -> (ErrorCode, String) {
     }
     if *code == SqlState::UNDEFINED_TABLE {
         return (
-            ErrorCode::StoreQuery,
+            ErrorCode::StoreSchemaMissing,
             format!(
                 "a store table is missing: {text}; the schema is not provisioned for this table \
                  prefix: open with SchemaPolicy::AutoCreate or run the provisioning DDL"
