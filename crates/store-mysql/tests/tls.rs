@@ -78,8 +78,7 @@ async fn server_ssl_version(db: &MySqlDatabase) -> String {
     )
     .await
     .unwrap();
-    let v = out.lock().unwrap().clone();
-    v
+    out.lock().unwrap().clone()
 }
 
 #[tokio::test]
