@@ -5,14 +5,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, TxOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts, TxOpts};
 use power_loop_contracts::{Error, ErrorCode, Result};
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{BoxFuture, Database, Dialect, Lease, TxBody, TxMode, Value};
 use tokio::runtime::Handle;
 
 use crate::dialect::MySqlDialect;
-use crate::dsn::{MySqlUrl, redact};
+use crate::dsn::{MySqlTls, MySqlUrl, redact};
 use crate::error;
 use crate::lease::{LeaseHub, LockName};
 use crate::tx::{MySqlReadTx, MySqlTx, exec_count, fetch_rows};
@@ -117,9 +117,39 @@ async fn with_timeout<T>(
     }
 }
 
+/// The driver's TLS options for a DSN's TLS settings (`None`: plain TCP). The CA file is read
+/// here, so a missing or unreadable one is `store.dsn_invalid` naming `ssl_ca`.
+fn ssl_opts(tls: Option<&MySqlTls>) -> Result<Option<SslOpts>> {
+    let Some(tls) = tls else {
+        return Ok(None);
+    };
+    // mysql_async builds its rustls config with the process-default provider: make it ring (a
+    // no-op when one is already installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut opts = SslOpts::default()
+        .with_danger_accept_invalid_certs(!tls.verify_ca)
+        .with_danger_skip_domain_validation(!tls.verify_identity);
+    if let Some(path) = &tls.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorCode::StoreDsnInvalid,
+                format!("cannot read ssl_ca `{}`: {e}", path.display()),
+            )
+            .with_detail("parameter", "ssl_ca")
+            .with_source(e)
+        })?;
+        opts = opts
+            .with_root_certs(vec![pem.into()])
+            .with_disable_built_in_roots(true);
+    }
+    Ok(Some(opts))
+}
+
 impl MySqlDatabase {
-    /// Connects to the server named by a `mysql://user:password@host:port/database` URL, checks
-    /// it with `SELECT VERSION()` and picks the dialect for its flavour.
+    /// Connects to the server named by a `mysql://user:password@host:port/database?…` URL (query
+    /// parameters: see [`MySqlUrl`]; `require_ssl=true` makes every connection, the lease
+    /// connections included, use TLS over rustls), checks it with `SELECT VERSION()` and picks
+    /// the dialect for its flavour.
     pub async fn connect(dsn: &str, options: &ConnectOptions) -> Result<MySqlDatabase> {
         let url = MySqlUrl::parse(dsn)?;
         let target = redact(dsn);
@@ -142,8 +172,13 @@ impl MySqlDatabase {
             .stmt_cache_size(STMT_CACHE_SIZE)
             .init(INIT_SQL.to_vec())
             .pool_opts(pool_opts)
+            .ssl_opts(ssl_opts(url.tls.as_ref())?)
             .into();
-        let connect_timeout = Duration::from_millis(options.connect_timeout_ms.max(1));
+        let connect_timeout = Duration::from_millis(
+            url.connect_timeout_ms
+                .unwrap_or(options.connect_timeout_ms)
+                .max(1),
+        );
         let pool = Pool::new(opts.clone());
         let what = format!("connecting to {target}");
         let probe = async {

@@ -95,7 +95,7 @@ pub(crate) fn map(e: mysql_async::Error, what: &str) -> Error {
                 ),
             ),
             code::NO_SUCH_TABLE => (
-                ErrorCode::StoreQuery,
+                ErrorCode::StoreSchemaMissing,
                 format!(
                     "{what}: a store table is missing ({}); the schema is not provisioned under \
                      this table prefix: open with SchemaPolicy::AutoCreate or run the \
@@ -176,7 +176,7 @@ mod tests {
             (1205, ErrorCode::StoreConflict),
             (1062, ErrorCode::StoreConstraint),
             (1452, ErrorCode::StoreConstraint),
-            (1146, ErrorCode::StoreQuery),
+            (1146, ErrorCode::StoreSchemaMissing),
             (1064, ErrorCode::StoreQuery),
         ];
         for (n, want) in cases {

@@ -17,8 +17,9 @@
 //! the non-waiting `GET_LOCK(name, 0)` on a few shared lease connections (not one per lease).
 //!
 //! # Feature flags
-//! None. TLS is not compiled in (mysql_async `minimal-rust`); connect over a trusted network or a
-//! TLS-terminating proxy.
+//! None. TLS is always compiled in: mysql_async's rustls support with the ring provider (never
+//! aws-lc), turned on by `require_ssl=true` in the DSN (see [`MySqlUrl`]). Every DSN parameter
+//! is checked: an unknown one is `store.dsn_invalid` naming it.
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
@@ -46,7 +47,7 @@ use power_loop_store::db::{BoxFuture, Database};
 
 pub use database::MySqlDatabase;
 pub use dialect::{MySqlDialect, UpsertStyle};
-pub use dsn::MySqlUrl;
+pub use dsn::{MySqlTls, MySqlUrl};
 
 /// The registry entry for `mysql://` DSNs (the store core normalizes `mariadb://` and
 /// `mysql+driver://` to `mysql://`).

@@ -67,12 +67,12 @@ async fn autocommit_statements_outside_transactions() {
         agg[0].values(),
         [Value::Int(5), Value::Int(15), Value::Int(5), Value::Null]
     );
-    // A missing table is store.query with a schema hint.
+    // A missing table is store.schema_missing with a schema hint.
     let err = db
         .fetch_all(&format!("SELECT * FROM {p}nope"), &[])
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::StoreQuery);
+    assert_eq!(err.code(), ErrorCode::StoreSchemaMissing);
     assert!(err.message().contains("schema"), "{}", err.message());
     drop_prefixed(&db, &p).await;
     db.close().await.unwrap();

@@ -2,32 +2,34 @@
 //! (connecting, the pool, and handing each transaction to a blocking thread; the transaction
 //! itself is in `tx.rs`, statement helpers and pipelining primitives in `statement.rs`).
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use power_loop_contracts::{Error, ErrorCode, Result};
+use power_loop_contracts::{Error, Result};
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::{BoxFuture, Database, Dialect, Lease, TxBody, TxMode};
 use tokio::runtime::Handle;
-use tokio_postgres::NoTls;
 
 use crate::dialect::DIALECT;
-use crate::error::{chain_text, closed, map_pool};
+use crate::dsn::PgDsn;
+use crate::error::{closed, map_pool};
 use crate::lease::{LeaseHub, advisory_key};
+use crate::tls::RustlsMakeTls;
 use crate::tx::{READ_BEGIN, blocking_tx};
 
 /// A pooled PostgreSQL database implementing the store's [`Database`] port.
 ///
-/// * **Connecting**: the DSN (`postgres://` or `postgresql://`, or a `key=value` string) is parsed
-///   verbatim by [`tokio_postgres::Config::from_str`]; credentials, host list and options such as
-///   `application_name` or `connect_timeout` come from it. [`ConnectOptions::connect_timeout_ms`]
+/// * **Connecting**: the DSN (`postgres://` or `postgresql://`, or a libpq `key=value` string) is
+///   parsed strictly (`dsn.rs`): every parameter must be one of the documented ones (else
+///   `store.dsn_invalid` naming it); credentials, host list and options such as
+///   `application_name` or `connect_timeout` go to tokio-postgres. [`ConnectOptions::connect_timeout_ms`]
 ///   applies when the DSN sets no `connect_timeout`; the pool holds at most
-///   [`ConnectOptions::pool_max_size`] connections. **No TLS**: connections are made with
-///   [`NoTls`], so `sslmode=require` fails with `store.connection`; use a local socket, a trusted
-///   network or a TLS-terminating proxy.
+///   [`ConnectOptions::pool_max_size`] connections. **TLS** (pool and lease connections alike) is
+///   rustls with the ring provider: `sslmode` `disable`, `prefer` (the default: TLS when the
+///   server offers it), `require` (no certificate check, unless `sslrootcert` is given),
+///   `verify-ca` (chain to `sslrootcert`) or `verify-full` (chain and host name).
 /// * **Transactions** ([`Database::transact`]): a pooled connection runs `BEGIN` (READ COMMITTED)
 ///   pipelined with the body's first statement. A [`TxMode::Read`] body runs its plain `SELECT`s
 ///   in autocommit (no `BEGIN`/`COMMIT`: under READ COMMITTED each statement takes its own
@@ -73,17 +75,9 @@ impl PostgresDatabase {
     /// can be opened, so a wrong password, a missing database or an unreachable server is reported
     /// here, with its typed error code.
     pub async fn connect(dsn: &str, options: &ConnectOptions) -> Result<Self> {
-        let mut cfg = tokio_postgres::Config::from_str(dsn).map_err(|e| {
-            Error::new(
-                ErrorCode::StoreDsnInvalid,
-                format!(
-                    "the PostgreSQL DSN is malformed ({}); use \
-                     postgres://user:password@host:port/database",
-                    chain_text(&e)
-                ),
-            )
-            .with_source(e)
-        })?;
+        let parsed = PgDsn::parse(dsn)?;
+        let tls = RustlsMakeTls::new(&parsed)?;
+        let mut cfg = parsed.config;
         let connect_timeout_ms = match cfg.get_connect_timeout() {
             Some(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
             None => {
@@ -100,7 +94,7 @@ impl PostgresDatabase {
         let create_timeout = Duration::from_millis(connect_timeout_ms.saturating_mul(2));
         let manager = Manager::from_config(
             cfg.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -120,7 +114,7 @@ impl PostgresDatabase {
         let db = PostgresDatabase {
             pool,
             connect_timeout_ms,
-            leases: Arc::new(LeaseHub::new(cfg, connect_timeout_ms)),
+            leases: Arc::new(LeaseHub::new(cfg, tls, connect_timeout_ms)),
             closed: AtomicBool::new(false),
         };
         // Prove DSN, credentials and database now; the connection stays pooled.

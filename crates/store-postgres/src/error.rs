@@ -104,7 +104,7 @@ fn map_db(db: &DbError) -> (ErrorCode, String) {
     }
     if *code == SqlState::UNDEFINED_TABLE {
         return (
-            ErrorCode::StoreQuery,
+            ErrorCode::StoreSchemaMissing,
             format!(
                 "a store table is missing: {text}; the schema is not provisioned for this table \
                  prefix: open with SchemaPolicy::AutoCreate or run the provisioning DDL"
@@ -157,9 +157,9 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, sql: Option<&str>) -> Error {
             (
                 ErrorCode::StoreConnection,
                 format!(
-                    "TLS is not supported by this backend (it connects without TLS): {text}; use \
-                     sslmode=disable or sslmode=prefer in the DSN, or reach the server through a \
-                     TLS-terminating proxy"
+                    "the TLS connection to PostgreSQL failed: {text}; check that the server has \
+                     ssl = on, that sslrootcert holds the CA that signed its certificate and (for \
+                     sslmode=verify-full) that the certificate names the host in the DSN"
                 ),
             )
         } else if head.starts_with("authentication error") {

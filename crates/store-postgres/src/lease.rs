@@ -7,9 +7,10 @@ use std::time::Duration;
 use power_loop_contracts::{Error, ErrorCode, Result};
 use power_loop_store::db::{BoxFuture, Lease};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
 use crate::error::{connect_timeout, map_pg};
+use crate::tls::RustlsMakeTls;
 
 /// A stable 64-bit advisory-lock key for `name` in `namespace` (FNV-1a over
 /// `power-loop/<namespace>/<name>`), identical in every process and build.
@@ -37,6 +38,7 @@ pub(crate) fn advisory_key(namespace: &str, name: &str) -> i64 {
 /// connections and are excluded by the server.
 pub(crate) struct LeaseHub {
     config: tokio_postgres::Config,
+    tls: RustlsMakeTls,
     connect_timeout_ms: u64,
     conn: tokio::sync::Mutex<Option<HubConn>>,
     /// Held (or being acquired) keys → the generation of the connection holding them.
@@ -67,9 +69,14 @@ struct Conn {
 
 impl LeaseHub {
     /// A hub that connects lazily on the first lease.
-    pub(crate) fn new(config: tokio_postgres::Config, connect_timeout_ms: u64) -> Self {
+    pub(crate) fn new(
+        config: tokio_postgres::Config,
+        tls: RustlsMakeTls,
+        connect_timeout_ms: u64,
+    ) -> Self {
         LeaseHub {
             config,
+            tls,
             connect_timeout_ms,
             conn: tokio::sync::Mutex::new(None),
             held: std::sync::Mutex::new(HashMap::new()),
@@ -104,10 +111,11 @@ impl LeaseHub {
         // on their own).
         self.held().retain(|_, g| *g == PENDING);
         let limit = Duration::from_millis(self.connect_timeout_ms.saturating_mul(2));
-        let (client, connection) = tokio::time::timeout(limit, self.config.connect(NoTls))
-            .await
-            .map_err(|_| connect_timeout(self.connect_timeout_ms))?
-            .map_err(|e| map_pg(e, None))?;
+        let (client, connection) =
+            tokio::time::timeout(limit, self.config.connect(self.tls.clone()))
+                .await
+                .map_err(|_| connect_timeout(self.connect_timeout_ms))?
+                .map_err(|e| map_pg(e, None))?;
         let task = tokio::spawn(async move {
             // The connection ends when the client is dropped; its error is of no further use.
             let _ = connection.await;

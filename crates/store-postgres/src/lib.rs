@@ -18,8 +18,10 @@
 //! `DsnTarget::Url`).
 //!
 //! # Feature flags
-//! None. Connections are made **without TLS** (`NoTls`): `sslmode=require` in a DSN fails with
-//! `store.connection`.
+//! None. TLS is always compiled in: rustls with the ring provider (never aws-lc), driven by the
+//! DSN's `sslmode` (disable / prefer (default) / require / verify-ca / verify-full) and
+//! `sslrootcert` (a PEM file, or `system` for the Mozilla roots). Every DSN parameter is checked:
+//! an unknown one is `store.dsn_invalid` naming it.
 //!
 //! # Stability
 //! Internal crate: reach it through the `power-loop` façade, whose API is frozen in `api/`.
@@ -28,9 +30,11 @@
 
 mod database;
 mod dialect;
+mod dsn;
 mod error;
 mod lease;
 mod statement;
+mod tls;
 mod tx;
 mod value;
 

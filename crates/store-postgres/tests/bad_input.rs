@@ -115,8 +115,10 @@ async fn unreachable_server_is_connection_error() {
     assert!(err.is_retryable());
     assert!(started.elapsed() < Duration::from_secs(10));
 
+    // A TLS failure (here: verify-full against a host the certificate does not name, or a
+    // server without TLS) is a connection error that says so.
     let err = connect_err(&format!(
-        "{dsn}{}sslmode=require",
+        "{dsn}{}sslmode=verify-full&sslrootcert=system",
         if dsn.contains('?') { '&' } else { '?' }
     ))
     .await;

@@ -83,7 +83,7 @@ async fn a_swallowed_statement_error_aborts_the_transaction() {
         Box::new(|tx| {
             let probe =
                 tx.fetch_optional("SELECT version FROM plt_no_such_table WHERE id = 1", &[]);
-            assert_eq!(probe.unwrap_err().code(), ErrorCode::StoreQuery);
+            assert_eq!(probe.unwrap_err().code(), ErrorCode::StoreSchemaMissing);
             Ok(())
         }),
     )
@@ -311,7 +311,7 @@ async fn read_mode_is_read_only_and_errors_carry_sqlstate() {
     let err = query(&db, "SELECT * FROM plt_missing_table_xyz", vec![])
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::StoreQuery);
+    assert_eq!(err.code(), ErrorCode::StoreSchemaMissing);
     assert!(err.message().contains("schema"), "{}", err.message());
     assert_eq!(sqlstate(&err), Some("42P01"));
     drop_table(&db, &t).await;
@@ -436,7 +436,7 @@ async fn pipelined_deferred_writes_surface_errors_at_the_next_statement_or_commi
         )
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::StoreQuery, "{err}");
+    assert_eq!(err.code(), ErrorCode::StoreSchemaMissing, "{err}");
     assert_eq!(scalar(&observer, &count_sql, vec![]).await, 2);
 
     // Deferred writes in a read transaction are refused as writes.

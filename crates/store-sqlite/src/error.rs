@@ -3,8 +3,20 @@
 use power_loop_contracts::{Error, ErrorCode};
 use rusqlite::ffi;
 
+fn msg_of(e: &rusqlite::Error) -> Option<&str> {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => Some(m),
+        rusqlite::Error::SqlInputError { msg, .. } => Some(msg),
+        _ => None,
+    }
+}
+
 /// The contract code for a rusqlite error.
 pub(crate) fn code_of(e: &rusqlite::Error) -> ErrorCode {
+    // SQLite has no distinct code for a missing table (SQLITE_ERROR): the message is the signal.
+    if msg_of(e).is_some_and(|m| m.starts_with("no such table")) {
+        return ErrorCode::StoreSchemaMissing;
+    }
     match e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             ffi::ErrorCode::NotADatabase | ffi::ErrorCode::DatabaseCorrupt => {
@@ -46,6 +58,10 @@ pub(crate) fn map_sqlite(e: rusqlite::Error, context: &str) -> Error {
             "; check the file and directory permissions (the store needs read and write access)"
         }
         ErrorCode::StoreIo => "; check that the path exists, is writable and the disk is not full",
+        ErrorCode::StoreSchemaMissing => {
+            "; a table of the store is missing (dropped out of band?): restore it, or re-provision \
+             the schema (`power-loop schema print-ddl`) and reopen"
+        }
         _ => "",
     };
     Error::new(code, format!("sqlite: {context} failed: {e}{hint}")).with_source(e)

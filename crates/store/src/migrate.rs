@@ -117,7 +117,10 @@ fn create_failed(dialect: &dyn Dialect, prefix: &str, cause: Error) -> Error {
 fn means_absent(e: &Error) -> bool {
     matches!(
         e.code(),
-        ErrorCode::StoreQuery | ErrorCode::StoreDecode | ErrorCode::Internal
+        ErrorCode::StoreQuery
+            | ErrorCode::StoreSchemaMissing
+            | ErrorCode::StoreDecode
+            | ErrorCode::Internal
     )
 }
 
@@ -195,7 +198,10 @@ async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
         Err(e) if means_absent(&e) => Err(missing_error(
             db.dialect(),
             prefix,
-            "the version is stamped but one or more data tables are missing",
+            &format!(
+                "the version is stamped but a data table is missing ({})",
+                e.message()
+            ),
         )
         .with_source(e)),
         Err(e) => Err(e),
@@ -245,7 +251,24 @@ async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
                 }
                 Ok(CURRENT_SCHEMA_VERSION)
             }
-            Some(v) => Ok(v),
+            Some(v) => {
+                // Stamped and current: the data tables must all be there (one may have been
+                // dropped out of band); report that as the typed schema error, not later as a
+                // query failure.
+                match tx.fetch_all(&probe_data_tables_sql(&p), &[]) {
+                    Ok(_) => Ok(v),
+                    Err(e) if means_absent(&e) => Err(missing_error(
+                        tx.dialect(),
+                        &p,
+                        &format!(
+                            "the version is stamped but a data table is missing ({})",
+                            e.message()
+                        ),
+                    )
+                    .with_source(e)),
+                    Err(e) => Err(e),
+                }
+            }
         }
     })
     .await

@@ -1,4 +1,4 @@
-//! [`SubprocessExecutor`]: every leaf runs in its own worker process (spec §7.3, with the
+//! [`SubprocessExecutor`]: every leaf runs in its own worker process (with the
 //! departures in docs/sandboxing.md): a fresh leaf directory, a launcher picked from the
 //! leaf's tools, an allow-listed environment, the worker protocol with heartbeats and limits,
 //! and the leaf's session merged into the parent's store at the end.
@@ -235,7 +235,7 @@ impl SubprocessExecutorBuilder {
     }
 }
 
-/// `safe` of spec §7.3: characters other than alphanumerics and `-_.` become `_`, cut to 64.
+/// The safe leaf name: characters other than alphanumerics and `-_.` become `_`, cut to 64.
 pub(crate) fn safe(s: &str) -> String {
     let out: String = s
         .chars()

@@ -1,4 +1,4 @@
-//! Housekeeping of leaf directories (spec §7.5): remove one run's directory, or every run
+//! Housekeeping of leaf directories: remove one run's directory, or every run
 //! directory untouched for a while.
 
 use std::path::Path;

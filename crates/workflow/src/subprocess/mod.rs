@@ -1,4 +1,4 @@
-//! Leaves in worker processes (spec §7, and beyond it): the worker protocol, the
+//! Leaves in worker processes: the worker protocol, the
 //! [`SubprocessExecutor`], the worker entry point [`serve_worker`], the launchers that wrap a
 //! worker in a sandbox, and housekeeping of leaf directories. See docs/sandboxing.md.
 
