@@ -10,46 +10,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use power_loop_contracts::Result;
 
+use super::config::{Config, DEFAULT_ENV_ALLOW, KeepLeafDirs, LeafStoreMode, failed};
 use super::launcher::{LaunchPlan, LauncherChoice, WorkerLauncher};
 use super::supervise::supervise;
 use crate::executor::{LeafExecutor, LeafOutcome, LeafRequest};
 use crate::result::LeafStatus;
-
-/// Environment variables a worker gets from the parent by default (nothing else crosses).
-pub const DEFAULT_ENV_ALLOW: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ", "RUST_BACKTRACE"];
-
-/// When leaf directories are kept after the leaf ends (for debugging).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum KeepLeafDirs {
-    /// Always removed (the default).
-    #[default]
-    Never,
-    /// Kept when the leaf did not complete.
-    OnFailure,
-    /// Always kept.
-    Always,
-}
-
-/// Where a leaf's session is written while it runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LeafStoreMode {
-    /// A SQLite file in the leaf's directory, imported into the parent's store at the end
-    /// (the default; always used under a sandbox).
-    #[default]
-    OwnSqlite,
-    /// The parent's server store, written by the worker directly (unsandboxed leaves only).
-    ParentDsn {
-        /// The DSN.
-        dsn: String,
-        /// The table prefix.
-        table_prefix: String,
-    },
-}
-
-/// Called with `(step_key, pid)` when a leaf's worker process starts.
-pub type SpawnObserver = Arc<dyn Fn(&str, u32) + Send + Sync>;
 
 /// Runs each leaf in a worker process (`power-loop worker`, or any binary calling
 /// [`serve_worker`](super::serve_worker)). Build with [`SubprocessExecutor::builder`].
@@ -66,27 +31,6 @@ impl std::fmt::Debug for SubprocessExecutor {
             .field("launcher", &self.cfg.launcher)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) struct Config {
-    pub(crate) program: PathBuf,
-    pub(crate) args: Vec<String>,
-    pub(crate) runs_dir: PathBuf,
-    pub(crate) launcher: LauncherChoice,
-    pub(crate) tool_preset: Option<String>,
-    pub(crate) available_tools: Vec<String>,
-    pub(crate) workspace: Option<PathBuf>,
-    pub(crate) store: LeafStoreMode,
-    pub(crate) env_allow: Vec<String>,
-    pub(crate) env_set: Vec<(String, String)>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) memory_bytes: Option<u64>,
-    pub(crate) max_output_bytes: u64,
-    pub(crate) heartbeat_interval: Duration,
-    pub(crate) heartbeat_timeout: Duration,
-    pub(crate) term_grace: Duration,
-    pub(crate) keep: KeepLeafDirs,
-    pub(crate) on_spawn: Option<SpawnObserver>,
 }
 
 /// Builds a [`SubprocessExecutor`].
@@ -329,14 +273,4 @@ impl LeafExecutor for SubprocessExecutor {
             Ok(outcome)
         })
     }
-}
-
-/// A failed outcome with this reason (text and error).
-pub(crate) fn failed(reason: String, text: Option<String>) -> LeafOutcome {
-    let mut o = LeafOutcome::new(
-        LeafStatus::Failed,
-        text.unwrap_or_else(|| format!("[{reason}]")),
-    );
-    o.error = Some(reason);
-    o
 }

@@ -2,6 +2,7 @@
 //! [`SubprocessExecutor`], the worker entry point [`serve_worker`], the launchers that wrap a
 //! worker in a sandbox, and housekeeping of leaf directories. See docs/sandboxing.md.
 
+mod config;
 mod executor;
 mod housekeeping;
 mod launcher;
@@ -9,10 +10,8 @@ mod protocol;
 mod supervise;
 mod worker;
 
-pub use executor::{
-    DEFAULT_ENV_ALLOW, KeepLeafDirs, LeafStoreMode, SpawnObserver, SubprocessExecutor,
-    SubprocessExecutorBuilder,
-};
+pub use config::{DEFAULT_ENV_ALLOW, KeepLeafDirs, LeafStoreMode, SpawnObserver};
+pub use executor::{SubprocessExecutor, SubprocessExecutorBuilder};
 pub use housekeeping::{cleanup_run, reap_runs};
 pub use launcher::{
     BubblewrapLauncher, FirejailLauncher, HOST_TOOLS, LaunchPlan, LauncherChoice, PlainLauncher,

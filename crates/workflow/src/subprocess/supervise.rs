@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
-use super::executor::{Config, LeafStoreMode, failed};
+use super::config::{Config, LeafStoreMode, failed};
 use super::launcher::{LaunchPlan, WorkerLauncher};
 use super::protocol::{
     FrameReader, LeafStore, ParentFrame, ToolSetup, WorkerFrame, WorkerJob, WorkerLimits,
