@@ -4,12 +4,15 @@
 //! `power_loop::with_retry(provider, policy)`); the retry layer reports its attempts to the loop
 //! through the request's `LlmCallObserver`, so the loop still emits `llm_retry_attempted`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use power_loop_contracts::ResponseFormat;
+use power_loop_tools::NotesPolicy;
 
 use crate::compaction::Compactor;
 use crate::memory::MemoryProvider;
+use crate::projectors::{BackgroundProjector, RuntimeProjector, TodoProjector};
 use crate::structured::StructuredOutputSpec;
 
 /// Configuration of a [`StatefulAgentLoop`](crate::StatefulAgentLoop).
@@ -55,6 +58,19 @@ pub struct AgentLoopConfig {
     pub session_cache_size: usize,
     /// Take the store's cross-process session writer lease around every run (default true).
     pub use_session_lease: bool,
+    /// Directory of skills (`<name>/SKILL.md`). When set, the system prompt gets a section
+    /// listing each skill's name and description (from its front matter), and the `load_skill`
+    /// tool of this loop reads from it (it overrides the runtime environment's skills dir).
+    /// It must exist: `build()` fails otherwise. Default `None`.
+    pub skills_dir: Option<PathBuf>,
+    /// Bounds of the note tools (`note_add`, `note_update`) of this loop: how many notes, how
+    /// long each, and what happens when full. Overrides the runtime environment's policy;
+    /// `None` keeps it (default: 50 notes of at most 1000 characters, refuse when full).
+    pub notes_policy: Option<NotesPolicy>,
+    /// Transient messages rebuilt from the store before each round's model call and put after
+    /// the history (never persisted). Default: [`TodoProjector`] then [`BackgroundProjector`];
+    /// an empty list disables them.
+    pub runtime_projectors: Vec<Arc<dyn RuntimeProjector>>,
 }
 
 impl std::fmt::Debug for AgentLoopConfig {
@@ -72,6 +88,9 @@ impl std::fmt::Debug for AgentLoopConfig {
             .field("compactor", &self.compactor.is_some())
             .field("tool_batch_concurrency", &self.tool_batch_concurrency)
             .field("session_cache_size", &self.session_cache_size)
+            .field("skills_dir", &self.skills_dir)
+            .field("notes_policy", &self.notes_policy)
+            .field("runtime_projectors", &self.runtime_projectors.len())
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +116,9 @@ impl Default for AgentLoopConfig {
             tool_result_max_chars: 50_000,
             session_cache_size: 256,
             use_session_lease: true,
+            skills_dir: None,
+            notes_policy: None,
+            runtime_projectors: vec![Arc::new(TodoProjector), Arc::new(BackgroundProjector)],
         }
     }
 }
@@ -150,6 +172,10 @@ setters! {
     with_session_cache_size(session_cache_size: usize);
     /// Sets whether runs take the cross-process session lease.
     with_session_lease(use_session_lease: bool);
+    /// Sets the notes policy (`None` keeps the runtime environment's).
+    with_notes_policy(notes_policy: Option<NotesPolicy>);
+    /// Sets the runtime projectors (empty disables them).
+    with_runtime_projectors(runtime_projectors: Vec<Arc<dyn RuntimeProjector>>);
 }
 
 impl AgentLoopConfig {
@@ -161,6 +187,12 @@ impl AgentLoopConfig {
     /// Sets the system prompt.
     pub fn with_system_prompt(mut self, prompt: impl Into<String>) -> Self {
         self.system_prompt = Some(prompt.into());
+        self
+    }
+
+    /// Sets the skills directory (listed in the system prompt, read by `load_skill`).
+    pub fn with_skills_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.skills_dir = Some(dir.into());
         self
     }
 

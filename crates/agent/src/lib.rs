@@ -27,12 +27,14 @@
 mod agent_loop;
 pub mod budget;
 pub mod bus;
+mod cancel;
 pub mod compaction;
 pub mod config;
 mod convert;
 mod emit;
 pub mod hooks;
 pub mod memory;
+pub mod projectors;
 pub mod prompt;
 mod result;
 mod run;
@@ -44,12 +46,15 @@ mod window;
 pub use agent_loop::{AgentLoopBuilder, COMPILED_BACKENDS, NewSessionOptions, StatefulAgentLoop};
 pub use budget::RunUsage;
 pub use bus::{AgentEventBus, BusOptions, EventFilter, OverflowPolicy, SubscriptionId};
+pub use cancel::{CancelHandle, DEFAULT_CANCEL_REASON};
 pub use compaction::{
-    CompactRequest, CompactionPlan, Compactor, DefaultCompactor, recall_compacted_tool,
+    CompactRequest, CompactionContext, CompactionPlan, Compactor, DefaultCompactor,
+    recall_compacted_tool,
 };
 pub use config::AgentLoopConfig;
 pub use hooks::{AgentHooks, HookHandle};
 pub use memory::{MemoryProvider, MemorySnapshot, tag_as_memory};
+pub use projectors::{BackgroundProjector, ProjectionContext, RuntimeProjector, TodoProjector};
 pub use prompt::{SystemPromptBuilder, SystemPromptContext, format_tool_catalog};
 pub use result::{
     FollowUpOutcome, FollowUpQueued, RunStatus, SendOptions, StatefulResult, UserInput,

@@ -271,6 +271,20 @@ pub fn default_agent_system_prompt() -> String {
 /// The default sub-agent system prompt.
 pub const DEFAULT_SUBAGENT_SYSTEM_PROMPT: &str = "You are an autonomous coding sub-agent. Complete the task you were given without asking questions, be concise, and back every finding with evidence: file paths and line anchors.";
 
+/// The skills section of the system prompt for `dir`: a `## Available Skills` heading, a line
+/// telling the model to load a skill with `load_skill`, then `  - name: description` per skill
+/// (from each `SKILL.md`'s front matter). Empty when the directory holds no skills or cannot be
+/// read (logged).
+pub(crate) fn skills_section(dir: &std::path::Path) -> String {
+    match power_loop_tools::SkillLoader::new(dir) {
+        Ok(loader) => loader.system_prompt_section(),
+        Err(e) => {
+            tracing::warn!(target: "power_loop::agent", dir = %dir.display(), error = %e, "the skills directory cannot be read; the system prompt has no skills section");
+            String::new()
+        }
+    }
+}
+
 /// `header`, a blank line, then `- **name**: description` per tool; empty for no tools.
 pub fn format_tool_catalog(tools: &[ToolDefinition], header: &str) -> String {
     if tools.is_empty() {

@@ -6,6 +6,7 @@ use power_loop_tools::ToolRegistry;
 use serde::Serialize;
 
 use crate::budget::RunUsage;
+use crate::cancel::CancelHandle;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -72,6 +73,10 @@ pub struct StatefulResult {
     pub structured: Option<serde_json::Value>,
     /// Why the structured answer is missing (it never validated).
     pub structured_error: Option<String>,
+    /// Why the run was cancelled (status `cancelled` only): the reason given to
+    /// [`CancelHandle::cancel_with_reason`](crate::CancelHandle::cancel_with_reason), else
+    /// `cancelled`.
+    pub cancel_reason: Option<String>,
 }
 
 impl StatefulResult {
@@ -87,6 +92,7 @@ impl StatefulResult {
             tool_calls: 0,
             structured: None,
             structured_error: None,
+            cancel_reason: None,
         }
     }
 }
@@ -154,6 +160,9 @@ impl UserInput {
 pub struct SendOptions {
     /// Cancels the run (mid-stream, mid-batch, at round starts).
     pub cancel: Option<CancellationToken>,
+    /// Cancels the run and says why (set by [`with_cancel_handle`](Self::with_cancel_handle),
+    /// which also sets `cancel` to its token).
+    pub cancel_handle: Option<CancelHandle>,
     /// Tool allowlist from the loop's registry (unknown names ignored).
     pub tools: Option<Vec<String>>,
     /// A registry used as-is for this run (wins over `tools`).
@@ -178,6 +187,13 @@ impl SendOptions {
     /// Sets the cancellation token.
     pub fn with_cancel(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
+        self
+    }
+    /// Sets a cancellation handle: its token cancels the run, and the reason it was cancelled
+    /// with reaches [`StatefulResult::cancel_reason`] and the `loop_cancelled` event.
+    pub fn with_cancel_handle(mut self, handle: CancelHandle) -> Self {
+        self.cancel = Some(handle.token());
+        self.cancel_handle = Some(handle);
         self
     }
     /// Sets the tool allowlist.

@@ -30,9 +30,6 @@ const DEFAULT_DELEGATE_PROMPT: &str = "You are a focused sub-agent. Complete the
 fn default_max_rounds() -> u32 {
     8
 }
-fn default_max_tokens() -> u32 {
-    4000
-}
 
 /// A declarative sub-agent (strict: unknown fields are rejected).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,9 +46,10 @@ pub struct AgentSpec {
     /// Round cap, 1..=50 (default 8).
     #[serde(default = "default_max_rounds")]
     pub max_rounds: u32,
-    /// Completion cap per call (default 4000).
-    #[serde(default = "default_max_tokens")]
-    pub max_tokens: u32,
+    /// Completion cap per call. `None` (the default) inherits the parent loop's
+    /// `AgentLoopConfig::max_tokens` (which itself may defer to the provider's setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
     /// Temperature (default 0.0).
     #[serde(default)]
     pub temperature: f64,
@@ -85,7 +83,7 @@ impl AgentSpec {
             system_prompt: system_prompt.into(),
             tools: None,
             max_rounds: default_max_rounds(),
-            max_tokens: default_max_tokens(),
+            max_tokens: None,
             temperature: 0.0,
             model: None,
             output_schema: None,
@@ -144,7 +142,7 @@ impl AgentSpec {
         Ok(spec)
     }
 
-    /// Checks the fields (name, system_prompt, max_rounds, lifecycle, output_schema).
+    /// Checks the fields (name, system_prompt, max_rounds, max_tokens, lifecycle, output_schema).
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {
             return Err(spec_error("AgentSpec.name must be a non-empty string"));
@@ -156,6 +154,11 @@ impl AgentSpec {
         }
         if !(1..=50).contains(&self.max_rounds) {
             return Err(spec_error("AgentSpec.max_rounds must be in [1, 50]"));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(spec_error(
+                "AgentSpec.max_tokens must be a positive integer (or absent to inherit the parent's)",
+            ));
         }
         self.lifecycle()?;
         if self.output_schema.as_ref().is_some_and(|s| !s.is_object()) {
@@ -230,10 +233,12 @@ pub async fn run_agent_spec(
             structured: None,
         });
     }
+    // A spec without its own cap inherits the parent loop's.
+    let max_tokens = spec.max_tokens.or(parent.config().max_tokens);
     let mut cfg = AgentLoopConfig::default()
         .with_system_prompt(spec.system_prompt.clone())
         .with_max_rounds(spec.max_rounds)
-        .with_max_tokens(Some(spec.max_tokens))
+        .with_max_tokens(max_tokens)
         .with_temperature(Some(spec.temperature))
         .with_model(spec.model.clone());
     if let Some(schema) = &spec.output_schema {
@@ -242,7 +247,10 @@ pub async fn run_agent_spec(
     let mut conf = JsonMap::new();
     conf.insert("spec_name".into(), spec.name.clone().into());
     conf.insert("max_rounds".into(), spec.max_rounds.into());
-    conf.insert("max_tokens".into(), spec.max_tokens.into());
+    conf.insert(
+        "max_tokens".into(),
+        max_tokens.map_or(Value::Null, Value::from),
+    );
     conf.insert("temperature".into(), spec.temperature.into());
     conf.insert(
         "model".into(),

@@ -157,12 +157,15 @@ async fn cancel_during_the_summary_call_ends_the_send_cancelled_and_records_noth
             "no main model call after the cancel"
         );
 
-        // Same ending as a cancel during the model call; no compaction event at all.
+        // Same ending as a cancel during the model call; the summary attempt is closed as
+        // failed; no compaction event at all.
         let got = names(&log);
         assert_eq!(
             got,
             vec![
                 "session_started",
+                "llm_call_started",
+                "llm_call_completed(false)",
                 "loop_cancelled",
                 "session_ended(cancelled)"
             ],
@@ -173,6 +176,13 @@ async fn cancel_during_the_summary_call_ends_the_send_cancelled_and_records_noth
         // The store: only the kept input was added; nothing folded, no compaction recorded.
         let mut want = before.clone();
         want.push((3, "user".into(), "second".into(), MessageState::Active));
+        // The unanswered turn is closed by the cancellation marker.
+        want.push((
+            4,
+            "assistant".into(),
+            "[cancelled by user]".into(),
+            MessageState::Active,
+        ));
         assert_eq!(rows(&store, &sid).await, want, "mode {mode}");
         assert!(store.list_compactions(&sid).await.unwrap().is_empty());
         let state = store.get_state(&sid).await.unwrap().unwrap();
@@ -189,7 +199,8 @@ async fn cancel_during_the_summary_call_ends_the_send_cancelled_and_records_noth
         assert_eq!(r.final_text, "ok");
         let cs = store.list_compactions(&sid).await.unwrap();
         assert_eq!(cs.len(), 1, "mode {mode}");
-        assert_eq!((cs[0].from_seq, cs[0].to_seq), (1, 3));
+        // Rows 1-4 (the cancelled turn and its marker included) fold; "third" is kept.
+        assert_eq!((cs[0].from_seq, cs[0].to_seq), (1, 4));
     }
 }
 

@@ -299,7 +299,10 @@ async fn cancellation_mid_stream_ends_cancelled_and_leaves_the_session_clean() {
         json!({"reason": "cancelled", "round_index": 0})
     );
     assert!(lp.get_pending(&sid).await.unwrap().is_none());
-    assert_eq!(lp.get_messages(&sid, false).await.unwrap().len(), 1);
+    // The unanswered input and the cancellation recorded as the assistant's turn.
+    let msgs = lp.get_messages(&sid, false).await.unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1].text(), "[cancelled by user]");
 }
 
 #[tokio::test]

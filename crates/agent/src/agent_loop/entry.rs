@@ -130,14 +130,16 @@ impl StatefulAgentLoop {
             session.system_prompt,
             registry.as_ref(),
         );
-        let mut run = self.new_run(
-            store,
-            sid,
-            registry,
-            system_prompt,
-            opts.cancel,
-            (history, seqs, token),
-        );
+        let mut run = self
+            .new_run(
+                store,
+                sid,
+                registry,
+                system_prompt,
+                opts.cancel,
+                (history, seqs, token),
+            )
+            .with_cancel_handle(opts.cancel_handle);
         run.defer_user(new);
         if persist_first {
             run.flush_user().await?;

@@ -26,7 +26,7 @@ use crate::bus::AgentEventBus;
 use crate::config::AgentLoopConfig;
 use crate::convert::row_to_message;
 use crate::hooks::AgentHooks;
-use crate::prompt::{default_agent_system_prompt, format_tool_catalog};
+use crate::prompt::{default_agent_system_prompt, format_tool_catalog, skills_section};
 use crate::result::SendOptions;
 use crate::run::{FollowUps, LoopContext};
 use crate::window::{CacheStats, WindowCache};
@@ -41,6 +41,7 @@ enum StoreSource {
 }
 
 mod backends;
+mod checks;
 mod entry;
 mod guard;
 
@@ -86,6 +87,8 @@ pub struct AgentLoopBuilder {
     bus: Option<AgentEventBus>,
     env: Option<Arc<RuntimeEnv>>,
     lease_wait: Duration,
+    /// Store sources given (`store`, `dsn`), in call order: more than one kind is a conflict.
+    given: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for AgentLoopBuilder {
@@ -99,6 +102,7 @@ impl std::fmt::Debug for AgentLoopBuilder {
 impl AgentLoopBuilder {
     /// Uses an already-open store (may be shared between loops; the loop does not close it).
     pub fn store(mut self, store: SessionStore) -> Self {
+        self.given.push("store");
         self.source = Some((StoreSource::Opened, Some(store)));
         self
     }
@@ -111,6 +115,7 @@ impl AgentLoopBuilder {
     /// backend that is not compiled in fails at [`build`](Self::build); [`open`](Self::open)
     /// also connects, so an unreachable server fails at start-up.
     pub fn dsn(mut self, dsn: impl Into<String>) -> Self {
+        self.given.push("dsn");
         self.source = Some((
             StoreSource::Dsn {
                 dsn: dsn.into(),
@@ -175,8 +180,14 @@ impl AgentLoopBuilder {
 
     /// Builds the loop (no I/O). Checks a [`dsn`](Self::dsn) now: a malformed DSN or an
     /// unknown scheme is `store.dsn_invalid`, a backend that is not compiled in
-    /// `store.backend_unavailable`, bad options `invalid_argument`.
+    /// `store.backend_unavailable`, bad options `invalid_argument`. Options that contradict
+    /// each other are `config.invalid` (details `conflict`: the two option names): an opened
+    /// [`store`](Self::store) together with a [`dsn`](Self::dsn), or with
+    /// [`store_options`](Self::store_options) or [`backends`](Self::backends) (which only
+    /// apply to a DSN-opened store).
     pub fn build(mut self) -> Result<StatefulAgentLoop> {
+        self.check_conflicts()?;
+        self.apply_env_overrides()?;
         let Some((mut source, opened)) = self.source.take() else {
             return Err(Error::config(
                 "StatefulAgentLoop needs a store: call .dsn(\"app.db\") or .store(store)",
@@ -302,6 +313,7 @@ impl StatefulAgentLoop {
             bus: None,
             env: None,
             lease_wait: Duration::from_secs(30),
+            given: Vec::new(),
         }
     }
 
@@ -387,7 +399,7 @@ impl StatefulAgentLoop {
     }
 
     /// The system prompt the next send would use (per-call > session > config > default, plus
-    /// the tool catalog).
+    /// the tool catalog and, with `skills_dir` configured, the skills section).
     pub async fn resolve_system_prompt(&self, session_id: Option<&str>) -> Result<String> {
         let session_prompt = match session_id {
             Some(sid) => self
@@ -422,6 +434,15 @@ impl StatefulAgentLoop {
             if !cat.is_empty() {
                 prompt.push_str("\n\n");
                 prompt.push_str(&cat);
+            }
+        }
+        if c.skills_dir.is_some()
+            && let Some(dir) = self.shared.run_ctx.env.skills_dir.as_deref()
+        {
+            let section = skills_section(dir);
+            if !section.is_empty() {
+                prompt.push_str("\n\n");
+                prompt.push_str(&section);
             }
         }
         prompt

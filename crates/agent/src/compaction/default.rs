@@ -219,10 +219,11 @@ impl DefaultCompactor {
         if foldable.is_empty() || estimate_tokens(&foldable) < threshold / 20 {
             return Ok(None);
         }
-        let llm = self
-            .summary_llm
-            .clone()
-            .unwrap_or_else(|| Arc::clone(&req.llm));
+        // A separate summary model is instrumented like the loop's (whose `req.llm` already is).
+        let llm = match &self.summary_llm {
+            Some(l) => req.context.instrument(Arc::clone(l)),
+            None => Arc::clone(&req.llm),
+        };
         let slice: Vec<&Message> = fold.iter().map(|&i| &history[i]).collect();
         let call = SummaryCall {
             max_tokens: self.summary_max_tokens,
@@ -418,6 +419,7 @@ mod tests {
             round_index: 0,
             model: None,
             cancel,
+            context: crate::CompactionContext::new(),
         };
         let out = tokio::time::timeout(Duration::from_secs(30), c.plan(req))
             .await

@@ -7,11 +7,14 @@ use std::sync::Arc;
 
 use power_loop_contracts::{BoxFuture, CancellationToken, LlmService, Message, Result, TokenUsage};
 
+mod context;
 mod default;
 mod micro;
 mod recall;
 mod span;
 
+pub use context::CompactionContext;
+pub(crate) use context::Instrument;
 pub use default::{COMPACT_THRESHOLD_ENV, DefaultCompactor, context_window_for_model};
 pub(crate) use micro::would_rewrite;
 pub use micro::{MicroConfig, microcompact};
@@ -29,7 +32,9 @@ pub struct CompactRequest<'a> {
     /// The store seq of each history message (`None` for messages that are not persisted,
     /// e.g. recalled memories); a plan may only fold persisted messages.
     pub seqs: &'a [Option<i64>],
-    /// The loop's model, for summarizing.
+    /// The loop's model, for summarizing: the provider the loop was built with (so behind the
+    /// same retry layer as the main calls), wrapped so that each call emits `llm_call_started` /
+    /// `llm_call_completed` (call id `r<round>.compact.a<attempt>`) and `llm_retry_attempted`.
     pub llm: Arc<dyn LlmService>,
     /// The context budget (the loop's `max_tokens`).
     pub max_tokens: u32,
@@ -41,6 +46,9 @@ pub struct CompactRequest<'a> {
     /// `LlmRequest::cancel`) and returns an error with code `cancelled` once it fires; the
     /// pipeline then records nothing and ends the send as cancelled.
     pub cancel: CancellationToken,
+    /// The session, the loop's memory provider and the stored messages (see
+    /// [`CompactionContext`]).
+    pub context: CompactionContext,
 }
 
 /// A fold decided by a compactor.

@@ -1,6 +1,8 @@
 //! The compaction slot of a round (before the model call): microcompaction of the run's history,
-//! then the compactor's plan (hooks, the fold recorded in the store, the history rewritten), and
-//! the soft-failure path of a summary call.
+//! then the compactor's plan (hooks, the fold recorded in the store, the history rewritten, the
+//! `auto_compact` `started` and `completed` events), and the soft-failure path of a summary call.
+//! The compactor gets the loop's model instrumented like a main call (`llm_call_*` events) and a
+//! [`CompactionContext`].
 
 use std::sync::Arc;
 
@@ -10,8 +12,11 @@ use power_loop_contracts::{Error, ErrorCode, EventPayload, Message, Result};
 use power_loop_store::CompactionRequest;
 
 use super::state::Run;
+use super::summary_llm;
 use crate::budget::estimate_tokens;
-use crate::compaction::{CompactRequest, MicroConfig, microcompact, would_rewrite};
+use crate::compaction::{
+    CompactRequest, CompactionContext, MicroConfig, microcompact, would_rewrite,
+};
 
 /// Microcompacts the run's in-memory history (store rows stay as they are). The history is
 /// only touched (and its durable projection set aside first) when something gets rewritten.
@@ -76,15 +81,22 @@ impl Run {
                 return Ok(());
             }
         }
+        let instrument =
+            summary_llm::instrument(self.emitter.clone(), idx, self.cfg().model.clone());
+        let context = CompactionContext::for_session(self.store.clone(), self.sid.clone())
+            .with_memory(self.cfg().memory.clone())
+            .with_round_index(idx)
+            .with_instrument(Arc::clone(&instrument));
         let plan = compactor
             .maybe_compact(CompactRequest {
                 history: &self.window.history,
                 seqs: &self.window.seqs,
-                llm: Arc::clone(&self.ctx.llm),
+                llm: instrument(Arc::clone(&self.ctx.llm)),
                 max_tokens: self.cfg().max_tokens.unwrap_or(8000),
                 round_index: idx,
                 model: self.cfg().model.as_deref(),
                 cancel: self.cancel.clone(),
+                context,
             })
             .await;
         let plan = match plan {
@@ -143,6 +155,16 @@ impl Run {
         self.window.last_compact_seq = compact_seq;
         self.window.next_seq = note_seq + 1;
         self.window.compacted = true;
+        let after_tokens = estimate_tokens(&self.window.history);
+        self.emit(EventType::StatusChanged, Some(idx), || {
+            EventPayload::StatusChanged(StatusChanged::AutoCompact(AutoCompactStatus {
+                phase: "completed".into(),
+                round_index: idx,
+                trigger: plan.trigger.clone(),
+                before_tokens: plan.before_tokens,
+                after_tokens,
+            }))
+        })?;
         if let Some(h) = self.hooks() {
             let mut ctx = CompactAfterCtx {
                 session_id: self.sid.clone(),

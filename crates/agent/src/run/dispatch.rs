@@ -145,6 +145,7 @@ impl Run {
         if outcome.handler_ran {
             self.tally.tool_calls += 1;
         }
+        self.todo_updated(idx, name, &outcome.output)?;
         let mut output = outcome.output.content.clone();
         let mut failed = outcome.is_failed();
         let hooks = (!self.ctx.hooks.is_empty()).then(|| self.ctx.hooks.clone());
@@ -162,7 +163,7 @@ impl Run {
                     .error_code
                     .map(|c| c.as_str().to_owned())
                     .unwrap_or_default(),
-                error_message: output.clone(),
+                error_message: error_text(&outcome.output),
                 output: String::new(),
                 directive: ToolErrorDirective::Continue,
             };
@@ -467,15 +468,7 @@ impl Run {
             return Ok(Some(r));
         }
         if outcome.cancelled {
-            let r = self
-                .finish(
-                    RunStatus::Cancelled,
-                    "[cancelled by user]".into(),
-                    0,
-                    "cancelled",
-                )
-                .await?;
-            return Ok(Some(r));
+            return self.cancelled_result(0, Some(idx)).await.map(Some);
         }
         Ok(None)
     }
@@ -493,4 +486,14 @@ fn to_interaction(
     i.options = req.options;
     i.metadata = req.metadata;
     i
+}
+
+/// The error's own text for the `tool.error` hook: a call that failed through an error carries
+/// the model-facing `Error: <message>` (and an `error_code` datum); the hook gets `<message>`.
+/// A tool that returned a failed output itself keeps its text as is.
+fn error_text(output: &ToolOutput) -> String {
+    match output.content.strip_prefix("Error: ") {
+        Some(own) if output.data.contains_key("error_code") => own.to_owned(),
+        _ => output.content.clone(),
+    }
 }

@@ -37,11 +37,17 @@ struct Ctx {
     round: u32,
     model: String,
     tracker: Tracker,
+    /// A compaction summary call: its own call ids, no stream events, no deltas.
+    compaction: bool,
 }
 
 impl Ctx {
     fn call_id(&self, attempt: u32) -> String {
-        format!("r{}.a{}", self.round, attempt)
+        if self.compaction {
+            format!("r{}.compact.a{}", self.round, attempt)
+        } else {
+            format!("r{}.a{}", self.round, attempt)
+        }
     }
 
     fn note(&self, r: Result<()>) {
@@ -81,6 +87,9 @@ impl Ctx {
                 })
             });
         self.note(r);
+        if self.compaction {
+            return;
+        }
         let r = self
             .emitter
             .emit(EventType::StreamCompleted, Some(self.round), true, || {
@@ -109,14 +118,16 @@ impl Ctx {
         if let Ok(mut t) = self.tracker.started_at.lock() {
             *t = Instant::now();
         }
-        let r = self
-            .emitter
-            .emit(EventType::StreamStarted, Some(self.round), true, || {
-                EventPayload::StreamStarted(StreamStartedPayload {
-                    stream_id: "main".into(),
-                })
-            });
-        self.note(r);
+        if !self.compaction {
+            let r = self
+                .emitter
+                .emit(EventType::StreamStarted, Some(self.round), true, || {
+                    EventPayload::StreamStarted(StreamStartedPayload {
+                        stream_id: "main".into(),
+                    })
+                });
+            self.note(r);
+        }
         let r = self
             .emitter
             .emit(EventType::LlmCallStarted, Some(self.round), true, || {
@@ -128,6 +139,16 @@ impl Ctx {
                 })
             });
         self.note(r);
+    }
+}
+
+/// Closes the open attempt (as `cancelled`) when the call is abandoned; a no-op once the
+/// attempt completed or failed.
+struct CloseOnDrop(Arc<Ctx>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.fail_attempt(ErrorCode::Cancelled.as_str());
     }
 }
 
@@ -200,6 +221,19 @@ pub(crate) async fn call_llm(
     emitter: &Emitter,
     round: u32,
     model: String,
+    request: LlmRequest,
+    cancel: &CancellationToken,
+) -> Result<LlmResponse> {
+    call_llm_as(llm, emitter, (round, false), model, request, cancel).await
+}
+
+/// Runs one LLM call for round `round`; `compaction` marks a compaction summary call (call ids
+/// `r<round>.compact.a<n>`, no stream events or deltas).
+pub(super) async fn call_llm_as(
+    llm: &Arc<dyn LlmService>,
+    emitter: &Emitter,
+    (round, compaction): (u32, bool),
+    model: String,
     mut request: LlmRequest,
     cancel: &CancellationToken,
 ) -> Result<LlmResponse> {
@@ -207,6 +241,7 @@ pub(crate) async fn call_llm(
     let ctx = Arc::new(Ctx {
         emitter: emitter.clone(),
         round,
+        compaction,
         model,
         tracker: Tracker {
             attempt: AtomicU32::new(0),
@@ -220,6 +255,9 @@ pub(crate) async fn call_llm(
         inner: Arc::clone(llm),
         ctx: Arc::clone(&ctx),
     });
+    // A caller that stops waiting (a compactor's own timeout or cancel) drops this future:
+    // the open attempt still gets its failed completion.
+    let _close = CloseOnDrop(Arc::clone(&ctx));
     let result = consume(&svc, &ctx, request, cancel).await;
     if let Ok(mut slot) = ctx.tracker.publish_error.lock()
         && let Some(e) = slot.take()
@@ -260,6 +298,7 @@ async fn consume(
                 ctx.fail_attempt(e.code().as_str());
                 return Err(e);
             }
+            Some(Ok(chunk)) if ctx.compaction => agg.push(&chunk),
             Some(Ok(chunk)) => {
                 if !chunk.delta_text.is_empty() {
                     let r = ctx
@@ -318,12 +357,14 @@ async fn consume(
                     total_tokens: u.total_tokens,
                 })
             })?;
-        ctx.emitter
-            .emit(EventType::StreamCompleted, Some(ctx.round), true, || {
-                EventPayload::StreamCompleted(StreamCompletedPayload {
-                    stream_id: "main".into(),
-                })
-            })?;
+        if !ctx.compaction {
+            ctx.emitter
+                .emit(EventType::StreamCompleted, Some(ctx.round), true, || {
+                    EventPayload::StreamCompleted(StreamCompletedPayload {
+                        stream_id: "main".into(),
+                    })
+                })?;
+        }
     }
     Ok(resp)
 }

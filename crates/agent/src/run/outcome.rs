@@ -6,13 +6,17 @@ use std::sync::Arc;
 
 use power_loop_contracts::event::*;
 use power_loop_contracts::hook::SessionEndCtx;
-use power_loop_contracts::{Error, ErrorCode, EventPayload, Message, Result, ToolCall};
+use power_loop_contracts::{Error, ErrorCode, EventPayload, Message, Result, Role, ToolCall};
 use power_loop_store::PendingInteraction;
 
 use super::state::{Extras, Run, Step};
 use crate::budget::usage_map;
 use crate::memory::MemorySnapshot;
 use crate::result::{RunStatus, StatefulResult};
+
+/// The final text of a cancelled run, and the assistant turn recorded when the cancelled turn
+/// had no answer yet.
+pub(super) const CANCELLED_TEXT: &str = "[cancelled by user]";
 
 /// Why a failed model call degrades the run instead of failing it, if it does.
 pub(super) fn is_degraded(e: &Error) -> Option<&'static str> {
@@ -97,28 +101,58 @@ impl Run {
         Ok(r)
     }
 
-    pub(super) async fn cancelled(&mut self, rounds: u32) -> Result<Step> {
+    /// Ends the run `cancelled` after `rounds` rounds: event `loop_cancelled` (the reason and
+    /// the round it happened in, `None` for the round-limit call) then finalize.
+    pub(super) async fn cancelled(&mut self, rounds: u32, round: Option<u32>) -> Result<Step> {
         Ok(Step::Done(Box::new(
-            self.finish(
+            self.cancelled_result(rounds, round).await?,
+        )))
+    }
+
+    /// [`cancelled`](Self::cancelled), returning the result.
+    pub(super) async fn cancelled_result(
+        &mut self,
+        rounds: u32,
+        round: Option<u32>,
+    ) -> Result<StatefulResult> {
+        let reason = self.cancel_reason();
+        // A turn cancelled before any answer would leave the user's message unanswered, and the
+        // next send would put two user turns in a row (which the Anthropic wire joins into one
+        // message): record the cancellation as the assistant's turn.
+        if self
+            .window
+            .history
+            .last()
+            .is_some_and(|m| m.role == Role::User)
+        {
+            let marker = Message::assistant(CANCELLED_TEXT);
+            self.append(vec![marker], round, Extras::default()).await?;
+        }
+        let r2 = reason.clone();
+        self.emit(EventType::LoopCancelled, round, || {
+            EventPayload::LoopCancelled(LoopCancelledPayload {
+                reason: r2,
+                round_index: round,
+            })
+        })?;
+        let mut r = self
+            .finish(
                 RunStatus::Cancelled,
-                "[cancelled by user]".into(),
+                CANCELLED_TEXT.into(),
                 rounds,
                 "cancelled",
             )
-            .await?,
-        )))
+            .await?;
+        r.cancel_reason = Some(reason);
+        Ok(r)
     }
 
     /// Cancellation → `loop_cancelled` + cancelled; give-up codes → degraded; else error path.
     pub(super) async fn llm_failed(&mut self, idx: u32, e: Error) -> Result<Step> {
         if e.code() == ErrorCode::Cancelled {
-            self.emit(EventType::LoopCancelled, Some(idx), || {
-                EventPayload::LoopCancelled(LoopCancelledPayload {
-                    reason: "cancelled".into(),
-                    round_index: Some(idx),
-                })
-            })?;
-            return self.cancelled(idx).await;
+            // The round-limit call has no round of its own.
+            let round = (idx < self.cfg().max_rounds).then_some(idx);
+            return self.cancelled(idx, round).await;
         }
         let Some(reason) = is_degraded(&e) else {
             return Err(e);
@@ -161,14 +195,7 @@ impl Run {
             }))
         })?;
         if self.cancel.is_cancelled() {
-            return self
-                .finish(
-                    RunStatus::Cancelled,
-                    "[cancelled by user]".into(),
-                    max,
-                    "cancelled",
-                )
-                .await;
+            return self.cancelled_result(max, None).await;
         }
         let req = self.request(
             Arc::clone(&self.window.history),

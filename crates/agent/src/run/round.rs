@@ -152,7 +152,7 @@ impl Run {
 
     pub(super) async fn round(&mut self, idx: u32) -> Result<Step> {
         if self.cancel.is_cancelled() {
-            return self.cancelled(idx).await;
+            return self.cancelled(idx, Some(idx)).await;
         }
         if idx > 0 && budget_exceeded(self.cfg().max_tokens_per_run, &self.tally.usage) {
             let budget = self.cfg().max_tokens_per_run.unwrap_or(0);
@@ -215,8 +215,16 @@ impl Run {
             EventPayload::RoundStarted(RoundStartedPayload { round_index: idx })
         })?;
 
+        // Runtime projections go after the history, for this request only.
+        let runtime = self.runtime_messages(idx).await;
         // llm.before. The request shares the history and tool vectors (O(1)); hooks get copies.
-        let mut messages = Arc::clone(&self.window.history);
+        let mut messages = if runtime.is_empty() {
+            Arc::clone(&self.window.history)
+        } else {
+            let mut m = self.window.history.to_vec();
+            m.extend(runtime);
+            Arc::new(m)
+        };
         let mut system_prompt = self.system_prompt.clone();
         let mut tools = Arc::clone(&self.tool_defs);
         let mut max_tokens = self.cfg().max_tokens;
@@ -393,8 +401,10 @@ impl Run {
             .iter()
             .filter_map(|c| serde_json::to_value(c).ok())
             .collect();
-        let pending =
-            PendingState::from_tool_calls(self.window.next_seq, i64::from(idx), calls_json);
+        // The assistant row's seq: a deferred user message is committed first, in the same
+        // transaction, and takes `next_seq`.
+        let assistant_seq = self.window.next_seq + i64::from(self.window.deferred_user.is_some());
+        let pending = PendingState::from_tool_calls(assistant_seq, i64::from(idx), calls_json);
         self.append(
             vec![assistant],
             Some(idx),
@@ -454,7 +464,7 @@ impl Run {
             return Ok(Step::Done(Box::new(r)));
         }
         if outcome.cancelled {
-            return self.cancelled(idx + 1).await;
+            return self.cancelled(idx + 1, Some(idx)).await;
         }
         if let Some(h) = self.hooks() {
             let mut ctx = ToolsBatchAfterCtx {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::LoopContext;
 use crate::budget::RunUsage;
+use crate::cancel::CancelHandle;
 use crate::convert::{stored_view, to_new_message};
 use crate::emit::Emitter;
 use crate::result::StatefulResult;
@@ -124,6 +125,8 @@ pub(crate) struct Run {
     /// Shared with every request of the run (cloned per round in O(1)).
     pub(super) tool_defs: Arc<Vec<ToolDefinition>>,
     pub(super) cancel: CancellationToken,
+    /// Where the reason of a cancellation comes from, when the caller gave one.
+    pub(super) cancel_handle: Option<CancelHandle>,
     pub(super) extensions: Extensions,
     pub(super) window: WindowState,
     pub(super) tally: Tally,
@@ -165,6 +168,7 @@ impl Run {
             system_prompt: setup.system_prompt,
             tool_defs,
             cancel: setup.cancel.unwrap_or_default(),
+            cancel_handle: None,
             extensions: setup.extensions,
             window: WindowState {
                 history: setup.history,
@@ -198,6 +202,20 @@ impl Run {
             msg,
             idx: Some(idx),
         });
+    }
+
+    /// The handle whose reason a cancellation of this run reports.
+    pub(crate) fn with_cancel_handle(mut self, handle: Option<CancelHandle>) -> Self {
+        self.cancel_handle = handle;
+        self
+    }
+
+    /// Why the run was cancelled: the handle's reason, else `cancelled`.
+    pub(super) fn cancel_reason(&self) -> String {
+        self.cancel_handle
+            .as_ref()
+            .and_then(CancelHandle::reason)
+            .unwrap_or_else(|| crate::cancel::DEFAULT_CANCEL_REASON.to_owned())
     }
 
     /// Pending tool calls to run (through the normal dispatch) before the first round.
