@@ -134,10 +134,16 @@ async fn fold_event_order_journal_and_usage() {
     let a = pos("hook:compact.after(3->2)");
     let rs = pos("round_started");
     assert!(b < ev && ev < a && a < rs, "{got:?}");
+    // `started`, then `completed` once the fold is recorded (before `compact.after`).
     assert_eq!(
         got.iter().filter(|x| x.starts_with("auto_compact")).count(),
-        1
+        2
     );
+    let done = got
+        .iter()
+        .position(|x| x.starts_with("auto_compact(completed"))
+        .unwrap_or_else(|| panic!("no completed phase in {got:?}"));
+    assert!(ev < done && done < a, "{got:?}");
 
     // journal: U1, A1 folded; note seq 4 (after U2 = 3)
     let rows = store.load_all_messages(&sid).await.unwrap();

@@ -4,7 +4,8 @@
 //! these are the paths where it must be committed alone or must not be committed twice: the
 //! error path before the first model call (a failing `llm.before` hook), the error path after a
 //! tool round (the input went in with the tool-call record), cancellation before the first round
-//! and during the model call, and a degraded call (from another loop). Each is checked from an
+//! and during the model call (each closed by an assistant `[cancelled by user]` marker, so
+//! the history keeps alternating), and a degraded call (from another loop). Each is checked from an
 //! independent store handle; the session is never left pending, and the next send works and
 //! shows the model every stored input exactly once. SQLite always; PostgreSQL with
 //! `POWER_LOOP_TEST_PG_DSN`; MySQL/MariaDB with `POWER_LOOP_TEST_MYSQL_DSN` (failing instead of
@@ -96,7 +97,11 @@ async fn scenario(target: Target) {
         .await
         .unwrap();
     assert_eq!(r.status, RunStatus::Cancelled, "{r:?}");
-    want.push(("cancelled before".into(), vec![]));
+    // The unanswered turn is closed by the cancellation marker (a well-formed history).
+    want.push((
+        "cancelled before".into(),
+        vec!["assistant:[cancelled by user]".into()],
+    ));
     assert_eq!(stored(&target, &sid).await, want);
 
     // Cancelled while the model is answering.
@@ -116,7 +121,10 @@ async fn scenario(target: Target) {
         .await
         .unwrap();
     assert_eq!(r.status, RunStatus::Cancelled, "{r:?}");
-    want.push(("cancelled during".into(), vec![]));
+    want.push((
+        "cancelled during".into(),
+        vec!["assistant:[cancelled by user]".into()],
+    ));
     assert_eq!(stored(&target, &sid).await, want);
 
     // Degraded (the model keeps failing, no retry layer; another loop, as another worker would be).
