@@ -181,6 +181,28 @@ SubagentCompletedPayload { /// Child session id.
  status: String, /// Child rounds.
  rounds: u32, /// Child final text.
  final_text: String });
+payload!(/// `workflow_run_started`: an attempt of a workflow run began.
+WorkflowRunStartedPayload { /// The workflow's name.
+ workflow: String, /// The run id (empty for a run without a journal).
+ run_id: String, /// The attempt (1 for a first run).
+ attempt: i64 });
+payload!(/// `workflow_run_completed`: an attempt of a workflow run ended.
+WorkflowRunCompletedPayload { /// The workflow's name.
+ workflow: String, /// The run id (empty for a run without a journal).
+ run_id: String, /// The attempt.
+ attempt: i64, /// `completed`, `failed`, `cancelled` or `budget_exceeded`.
+ status: String, /// Wall time of the attempt, in milliseconds.
+ duration_ms: f64, /// Leaves the attempt ran (replayed steps not counted).
+ leaves: u64 });
+payload!(/// `workflow_leaf_completed`: an agent leaf of a workflow run settled after running.
+WorkflowLeafCompletedPayload { /// The workflow's name.
+ workflow: String, /// The run id (empty for a run without a journal).
+ run_id: String, /// The step key (`research`, `fanout[3]/research`).
+ step_key: String, /// The leaf's agent name.
+ agent: String, /// The leaf's status (`completed`, `failed`, `cancelled`, …).
+ status: String, /// Wall time of the leaf, in milliseconds.
+ duration_ms: f64, /// Tokens the leaf spent.
+ total_tokens: u64 });
 payload!(/// `status_changed` kind `auto_compact`.
 AutoCompactStatus { /// `started`, `completed`, `failed`, `skipped`.
  phase: String, /// Round number.
@@ -323,6 +345,12 @@ event_types! {
     SubagentLimit(SubagentLimitPayload) => "subagent_limit",
     /// A sub-agent completed (always last for a child).
     SubagentCompleted(SubagentCompletedPayload) => "subagent_completed",
+    /// A workflow run attempt started.
+    WorkflowRunStarted(WorkflowRunStartedPayload) => "workflow_run_started",
+    /// A workflow run attempt ended.
+    WorkflowRunCompleted(WorkflowRunCompletedPayload) => "workflow_run_completed",
+    /// A workflow leaf settled after running.
+    WorkflowLeafCompleted(WorkflowLeafCompletedPayload) => "workflow_leaf_completed",
 }
 
 impl std::fmt::Display for EventType {

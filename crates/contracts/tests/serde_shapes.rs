@@ -358,6 +358,28 @@ fn sample_events() -> Vec<EventPayload> {
             rounds: 1,
             final_text: "f".into(),
         }),
+        P::WorkflowRunStarted(WorkflowRunStartedPayload {
+            workflow: "w".into(),
+            run_id: "r".into(),
+            attempt: 1,
+        }),
+        P::WorkflowRunCompleted(WorkflowRunCompletedPayload {
+            workflow: "w".into(),
+            run_id: "r".into(),
+            attempt: 1,
+            status: "completed".into(),
+            duration_ms: 12.5,
+            leaves: 2,
+        }),
+        P::WorkflowLeafCompleted(WorkflowLeafCompletedPayload {
+            workflow: "w".into(),
+            run_id: "r".into(),
+            step_key: "a".into(),
+            agent: "a".into(),
+            status: "completed".into(),
+            duration_ms: 3.0,
+            total_tokens: 15,
+        }),
     ]
 }
 

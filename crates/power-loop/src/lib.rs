@@ -67,7 +67,8 @@ pub mod events {
         SubagentCompletedPayload, SubagentLimitPayload, SubagentTaskStartPayload,
         SubagentTextPayload, SystemLogPayload, TimerFiredPayload, TodoUpdatedPayload,
         ToolCallCompletedPayload, ToolCallFailedPayload, ToolCallStartedPayload,
-        UsageUpdatedPayload, UserNotificationPayload, monotonic_seconds, next_event_seq,
+        UsageUpdatedPayload, UserNotificationPayload, WorkflowLeafCompletedPayload,
+        WorkflowRunCompletedPayload, WorkflowRunStartedPayload, monotonic_seconds, next_event_seq,
         wall_seconds,
     };
 }
@@ -176,6 +177,10 @@ pub use power_loop_agent::{
 };
 
 // ===== compaction and durable timers =====
+pub use power_loop_agent::{
+    BackgroundProjector, CancelHandle, CompactionContext, ProjectionContext, RuntimeProjector,
+    TodoProjector,
+};
 pub use power_loop_agent::{
     CompactRequest, CompactionPlan, DefaultCompactor, FiringOutcome, TimerDue, TimerFiring,
     TimerRunner, TimerRunnerOptions, recall_compacted_tool, register_timer_tools, timer_tools,

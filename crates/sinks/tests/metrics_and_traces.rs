@@ -199,6 +199,82 @@ fn prometheus_exposition_uses_total_suffix_and_labels() {
     );
 }
 
+#[test]
+fn workflow_events_count_runs_by_status_and_time_leaves() {
+    let rec = Arc::new(Recorder::default());
+    let sink = MetricsSink::new(rec.clone());
+    let wf = |p| AgentEvent::new(p).with_session("driver");
+    sink.handle(&wf(EventPayload::WorkflowRunStarted(
+        WorkflowRunStartedPayload {
+            workflow: "research".into(),
+            run_id: "r1".into(),
+            attempt: 1,
+        },
+    )))
+    .unwrap();
+    sink.handle(&wf(EventPayload::WorkflowLeafCompleted(
+        WorkflowLeafCompletedPayload {
+            workflow: "research".into(),
+            step_key: "a".into(),
+            status: "failed".into(),
+            duration_ms: 4.0,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    sink.handle(&wf(EventPayload::WorkflowRunCompleted(
+        WorkflowRunCompletedPayload {
+            workflow: "research".into(),
+            status: "failed".into(),
+            duration_ms: 9.0,
+            leaves: 1,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    let got = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            r#"incr power_loop_workflow_runs_started 1 [("workflow", "research")]"#,
+            r#"incr power_loop_workflow_leaves 1 [("workflow", "research"), ("status", "failed")]"#,
+            r#"observe power_loop_workflow_leaf_duration_ms 4 [("workflow", "research"), ("status", "failed")]"#,
+            r#"incr power_loop_workflow_runs 1 [("workflow", "research"), ("status", "failed")]"#,
+            r#"observe power_loop_workflow_run_duration_ms 9 [("workflow", "research"), ("status", "failed")]"#,
+        ]
+    );
+}
+
+#[cfg(feature = "prometheus")]
+#[test]
+fn prometheus_exposes_the_workflow_metrics() {
+    use power_loop_sinks::metrics::PrometheusBackend;
+    let prom = Arc::new(PrometheusBackend::new());
+    let sink = MetricsSink::new(prom.clone());
+    sink.handle(&AgentEvent::new(EventPayload::WorkflowRunCompleted(
+        WorkflowRunCompletedPayload {
+            workflow: "w".into(),
+            status: "completed".into(),
+            duration_ms: 2.0,
+            ..Default::default()
+        },
+    )))
+    .unwrap();
+    let text = prom.encode().unwrap();
+    assert!(
+        text.contains(r#"power_loop_workflow_runs_total{status="completed",workflow="w"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP power_loop_workflow_runs Workflow run attempts ended"),
+        "{text}"
+    );
+    assert!(
+        text.contains("power_loop_workflow_run_duration_ms_count"),
+        "{text}"
+    );
+}
+
 #[cfg(feature = "otel")]
 #[test]
 fn otel_bridge_spans_form_session_send_round_call_tree() {

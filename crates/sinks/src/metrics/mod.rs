@@ -9,6 +9,9 @@
 //! | `round_completed` | incr | `<p>_rounds` | |
 //! | `agent_error` | incr | `<p>_errors` | `error_type` |
 //! | `usage_updated` with `total_tokens` | observe | `<p>_usage_total_tokens` | |
+//! | `workflow_run_started` | incr | `<p>_workflow_runs_started` | `workflow` |
+//! | `workflow_run_completed` | incr + observe(`duration_ms`) | `<p>_workflow_runs`, `<p>_workflow_run_duration_ms` | `workflow`, `status` |
+//! | `workflow_leaf_completed` | incr + observe(`duration_ms`) | `<p>_workflow_leaves`, `<p>_workflow_leaf_duration_ms` | `workflow`, `status` |
 //! | (a [`crate::QueuedSink`] drop) | incr | `<p>_sink_dropped` | `sink` |
 
 use std::sync::Arc;
@@ -115,6 +118,35 @@ impl EventSink for MetricsSink {
                 {
                     b.observe(&format!("{p}_usage_total_tokens"), total, &[])?;
                 }
+            }
+            EventPayload::WorkflowRunStarted(w) => b.incr(
+                &format!("{p}_workflow_runs_started"),
+                1,
+                &[("workflow", w.workflow.as_str())],
+            )?,
+            EventPayload::WorkflowRunCompleted(w) => {
+                let labels = [
+                    ("workflow", w.workflow.as_str()),
+                    ("status", w.status.as_str()),
+                ];
+                b.incr(&format!("{p}_workflow_runs"), 1, &labels)?;
+                b.observe(
+                    &format!("{p}_workflow_run_duration_ms"),
+                    w.duration_ms,
+                    &labels,
+                )?;
+            }
+            EventPayload::WorkflowLeafCompleted(w) => {
+                let labels = [
+                    ("workflow", w.workflow.as_str()),
+                    ("status", w.status.as_str()),
+                ];
+                b.incr(&format!("{p}_workflow_leaves"), 1, &labels)?;
+                b.observe(
+                    &format!("{p}_workflow_leaf_duration_ms"),
+                    w.duration_ms,
+                    &labels,
+                )?;
             }
             _ => {}
         }

@@ -67,6 +67,23 @@ fn help_for(name: &str) -> String {
             "_sink_dropped",
             "Events an event sink dropped because its queue was full",
         ),
+        ("_workflow_runs_started", "Workflow run attempts started"),
+        (
+            "_workflow_runs",
+            "Workflow run attempts ended, by workflow and status",
+        ),
+        (
+            "_workflow_run_duration_ms",
+            "Wall time of one workflow run attempt in milliseconds",
+        ),
+        (
+            "_workflow_leaves",
+            "Workflow agent leaves that ran, by workflow and status",
+        ),
+        (
+            "_workflow_leaf_duration_ms",
+            "Wall time of one workflow agent leaf in milliseconds",
+        ),
     ];
     HELP.iter()
         .find(|(suffix, _)| name.ends_with(suffix))

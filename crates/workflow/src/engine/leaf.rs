@@ -2,10 +2,12 @@
 //! gates, input rendering, the executor call, the structured payload and the journal write.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use power_loop_agent::parse_structured;
 use serde_json::{Map, Value};
 
+use super::observe;
 use super::state::{NodeError, NodeResult, RunCtx, Scope};
 use crate::executor::LeafRequest;
 use crate::result::{AgentResult, LeafStatus};
@@ -77,11 +79,13 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         scope.cancel.clone(),
     );
     ctx.lock().executed += 1;
+    let started = Instant::now();
     let outcome = match ctx.executor.run_leaf(request).await {
         Ok(o) => o,
         Err(e) => {
             let mut r = AgentResult::new(key.clone(), LeafStatus::Failed);
             r.error = Some(format!("{} ({})", e.message(), e.code()));
+            observe::leaf_completed(ctx, &node.spec.name, &r, started);
             finish(ctx, &key, node, &scope, &r, true).await;
             return Err(NodeError(format!(
                 "leaf '{key}' raised an error: {} ({})",
@@ -114,6 +118,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
             },
         }
     }
+    observe::leaf_completed(ctx, &node.spec.name, &r, started);
     finish(ctx, &key, node, &scope, &r, true).await;
     match r.status {
         LeafStatus::Completed => Ok(Some(r)),

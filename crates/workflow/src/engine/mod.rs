@@ -7,18 +7,20 @@
 
 mod leaf;
 mod nodes;
+mod observe;
 pub(crate) mod resume;
 mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use power_loop_agent::StatefulAgentLoop;
 use power_loop_contracts::{Error, ErrorCode, Result};
 use power_loop_store::{JsonMap, NewSession, NewWorkflowRun, SubagentLifecycle, now_ms};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use leaf::{BUDGET_EXHAUSTED, CANCELLED_BEFORE_START};
 
@@ -386,7 +388,7 @@ fn start_heartbeat(j: &Journal, every: Duration) -> Heartbeat {
 
 /// Runs one attempt: driver session, node tree, finish in the store (with the parent's wake
 /// when `wake`). Store failures before the tree runs end the attempt as `failed` and are
-/// returned.
+/// returned. The attempt runs inside its `power_loop.workflow.run` span.
 pub(crate) async fn execute(
     lp: &StatefulAgentLoop,
     opts: &RunOptions,
@@ -396,10 +398,32 @@ pub(crate) async fn execute(
     reuse_driver: Option<String>,
     wake: bool,
 ) -> Result<RunOutcome> {
+    let span = observe::run_span(
+        &spec.name,
+        journal.as_ref().map(|j| j.run_id.as_str()),
+        journal.as_ref().map_or(1, |j| j.attempt),
+    );
+    execute_attempt(lp, opts, spec, journal, replay, reuse_driver, wake)
+        .instrument(span)
+        .await
+}
+
+async fn execute_attempt(
+    lp: &StatefulAgentLoop,
+    opts: &RunOptions,
+    spec: &WorkflowSpec,
+    journal: Option<Journal>,
+    replay: HashMap<String, AgentResult>,
+    reuse_driver: Option<String>,
+    wake: bool,
+) -> Result<RunOutcome> {
+    let started = Instant::now();
     let run_id = journal.as_ref().map(|j| j.run_id.clone());
+    let attempt = journal.as_ref().map_or(1, |j| j.attempt);
     let driver = match driver_session(lp, spec, opts, run_id.as_deref(), reuse_driver).await {
         Ok(d) => d,
         Err(e) => {
+            tracing::Span::current().record("power_loop.workflow.status", "failed");
             if let Some(j) = &journal {
                 let mut r = WorkflowResult::new(spec.name.clone(), RunStatus::Failed);
                 r.errors
@@ -423,8 +447,10 @@ pub(crate) async fn execute(
             .map(|b| Arc::new(SharedBudget::from_spec(b)))
     });
     let total = leaf_estimate(&spec.root);
+    observe::run_started(lp, Some(&driver), &spec.name, run_id.as_deref(), attempt);
     let ctx = Arc::new(RunCtx {
         lp: lp.clone(),
+        name: spec.name.clone(),
         executor: Arc::clone(&opts.executor),
         budget,
         cancel: opts.cancel.clone(),
@@ -470,13 +496,25 @@ pub(crate) async fn execute(
         let st = ctx.lock();
         (st.replayed, st.executed)
     };
+    observe::run_completed(
+        lp,
+        ctx.driver.as_deref(),
+        observe::RunEnd {
+            name: &spec.name,
+            run_id: run_id.as_deref(),
+            attempt,
+            status: result.status.as_str(),
+            started,
+            leaves: executed_leaves,
+        },
+    );
     let mut finished_in_store = journal.is_none();
     if let Some(j) = &journal {
         finished_in_store = j.finish(&result, wake).await?;
     }
     Ok(RunOutcome {
         run_id,
-        attempt: journal.as_ref().map_or(1, |j| j.attempt),
+        attempt,
         result,
         replayed_steps,
         executed_leaves,

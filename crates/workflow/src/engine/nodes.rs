@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
 use super::leaf::run_leaf;
+use super::observe;
 use super::state::{NodeError, NodeResult, RunCtx, Scope};
 use crate::reference::resolve_reference;
 use crate::result::{AgentResult, LeafStatus};
@@ -22,9 +25,15 @@ pub(crate) fn run_node<'a>(
     node: &'a Node,
     scope: Scope,
 ) -> BoxFuture<'a, NodeResult> {
-    Box::pin(async move {
+    let span = observe::step_span(node, &scope);
+    let fut = async move {
         match node {
-            Node::Agent(n) => run_leaf(ctx, n, scope).await,
+            Node::Agent(n) => {
+                let key = format!("{}{}", scope.prefix, n.id);
+                run_leaf(ctx, n, scope)
+                    .instrument(observe::leaf_span(&key, &n.spec.name))
+                    .await
+            }
             Node::Sequence(n) => {
                 let mut last = None;
                 for (i, step) in n.steps.iter().enumerate() {
@@ -41,7 +50,11 @@ pub(crate) fn run_node<'a>(
             Node::Foreach(n) => run_foreach(ctx, n, scope).await,
             Node::Branch(n) => run_branch(ctx, n, scope).await,
         }
-    })
+    };
+    match span {
+        Some(span) => Box::pin(fut.instrument(span)),
+        None => Box::pin(fut),
+    }
 }
 
 /// Runs `jobs` (index, scope, node) at most `limit` at a time. Under `halt` the first error

@@ -27,6 +27,8 @@ pub(crate) type NodeResult = Result<Option<AgentResult>, NodeError>;
 /// Everything a run shares (one per attempt).
 pub(crate) struct RunCtx {
     pub(crate) lp: StatefulAgentLoop,
+    /// The workflow's name (for spans and events).
+    pub(crate) name: String,
     pub(crate) executor: Arc<dyn LeafExecutor>,
     pub(crate) budget: Option<Arc<SharedBudget>>,
     /// The run-wide cancellation (the caller's token).
