@@ -186,7 +186,7 @@ async fn a_custom_compactor_reads_the_folded_rows_and_stashes_them_in_memory() {
     let r = lp.send(&sid, "question two").await.unwrap();
     assert_eq!(r.final_text, "answer two");
     // The stash: first the compactor's (rows 1-2, fetched by seq), then the runs' own remember.
-    let snaps = stash.0.lock().unwrap();
+    let snaps = stash.0.lock().unwrap().clone();
     let texts: Vec<String> = snaps[1].messages.iter().map(Message::text).collect();
     assert_eq!(texts, vec!["question one", "answer one"]);
     assert_eq!(snaps[1].session_id, sid);
