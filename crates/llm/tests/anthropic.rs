@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Reply, TestServer, complete_with_fast_retry, complete_x, events, fast_retry, typed_events,
+    Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, events, fast_retry,
+    typed_events,
 };
 use futures_util::StreamExt;
 use power_loop_contracts::{
@@ -149,8 +150,7 @@ async fn text_thinking_and_two_parallel_tool_uses() {
         r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":70}}"#,
         r#"{"type":"message_stop"}"#,
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = complete_x(&llm(&server)).await.unwrap();
+    let r = complete_sse(llm, body).await.unwrap();
     assert_eq!(r.think, "Two lookups.");
     assert_eq!(r.raw_text, "Checking both.");
     assert_eq!(r.tool_calls.len(), 3);
@@ -228,8 +228,7 @@ async fn malformed_json_event_is_a_protocol_error() {
         "{}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"x\n\n",
         typed_events(&[START])
     );
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = complete_x(&llm(&server)).await.unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 
@@ -242,8 +241,7 @@ async fn cut_off_without_message_stop_is_incomplete() {
         r#"{"type":"content_block_stop","index":0}"#,
         r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = complete_x(&llm(&server)).await.unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 }
 

@@ -7,9 +7,7 @@ mod common;
 
 use common::{Reply, TestServer, complete_x, data, typed_events};
 use futures_util::StreamExt;
-use power_loop_contracts::{
-    ErrorCode, FinishReason, LlmRequest, LlmResponse, LlmService, Result, StreamChunk,
-};
+use power_loop_contracts::{ErrorCode, FinishReason, LlmRequest, LlmService, Result, StreamChunk};
 use power_loop_llm::{AnthropicConfig, AnthropicLlm, OpenAiConfig, OpenAiLlm};
 
 fn openai(server: &TestServer) -> OpenAiLlm {

@@ -7,7 +7,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, complete_with_fast_retry, complete_x, data, fast_retry};
+use common::{
+    Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, data, fast_retry,
+};
 use futures_util::StreamExt;
 use power_loop_contracts::{
     CancellationToken, ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message,
@@ -166,8 +168,7 @@ async fn lenient_parsing_of_compatible_servers() {
         "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"eos\"}]}\n\n",
         "data: [DONE]\n\n",
     );
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = complete_x(&llm(&server)).await.unwrap();
+    let r = complete_sse(llm, body).await.unwrap();
     assert_eq!(r.think, "think more");
     assert_eq!(r.raw_text, "ok");
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
@@ -192,8 +193,7 @@ async fn unknown_finish_reason_is_kept_verbatim() {
         r#"{"choices":[{"delta":{},"finish_reason":"weird_reason"}]}"#,
         "[DONE]",
     ];
-    let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let r = complete_x(&llm(&server)).await.unwrap();
+    let r = complete_sse(llm, data(&lines)).await.unwrap();
     assert_eq!(
         r.finish_reason,
         Some(FinishReason::Other("weird_reason".into()))
@@ -234,8 +234,7 @@ async fn error_event_mid_stream_is_typed_and_not_retried_after_first_chunk() {
 #[tokio::test]
 async fn malformed_json_chunk_is_a_protocol_error() {
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\n\ndata: [DONE]\n\n";
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = complete_x(&llm(&server)).await.unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 

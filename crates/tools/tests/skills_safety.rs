@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, denied, ok};
-use power_loop_contracts::ErrorCode;
 use power_loop_tools::SkillLoader;
 use serde_json::json;
 

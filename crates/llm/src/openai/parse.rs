@@ -431,6 +431,11 @@ pub(crate) fn normalize_usage(u: &Value) -> TokenUsage {
         t.prompt_text_tokens,
         t.prompt_image_tokens,
     ] = modalities(pd, id);
+    [
+        t.completion_audio_tokens,
+        t.completion_text_tokens,
+        t.completion_image_tokens,
+    ] = modalities(cd, od);
     t.completion_reasoning_tokens = details(
         cd,
         od,
@@ -442,11 +447,6 @@ pub(crate) fn normalize_usage(u: &Value) -> TokenUsage {
             "thinking_tokens",
         ],
     );
-    [
-        t.completion_audio_tokens,
-        t.completion_text_tokens,
-        t.completion_image_tokens,
-    ] = modalities(cd, od);
     t.accepted_prediction_tokens = details(
         cd,
         od,

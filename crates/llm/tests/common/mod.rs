@@ -240,6 +240,16 @@ pub async fn complete_x(llm: &(impl LlmService + ?Sized)) -> Result<LlmResponse>
     llm.complete(LlmRequest::from_prompt("x")).await
 }
 
+/// Serves one SSE `body` and completes the prompt `x` through the service `make` builds for the
+/// server (no retry layer).
+pub async fn complete_sse<L: LlmService>(
+    make: impl Fn(&TestServer) -> L,
+    body: impl AsRef<str>,
+) -> Result<LlmResponse> {
+    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
+    complete_x(&make(&server)).await
+}
+
 /// Completes the prompt `x` through `svc`, expecting an `llm.timeout` error well before the 2 s
 /// a stuck call would take; returns the error for further checks.
 pub async fn prompt_timeout(svc: &(impl LlmService + ?Sized)) -> power_loop_contracts::Error {

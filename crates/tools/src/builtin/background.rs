@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop_contracts::{CancellationToken, Error, ErrorCode, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::bash::check_policy;
 use super::{SharedRef, invalid};

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{SharedRef, invalid};

@@ -1,7 +1,6 @@
 //! `edit_file` and `apply_patch`.
 
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::diff::unified_diff;
 use super::schema::{boolean_prop, params, string_prop};

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{SharedRef, blocking_file_tool, failed, looks_binary};

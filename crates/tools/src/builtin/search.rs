@@ -5,7 +5,6 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 use power_loop_contracts::{CancellationToken, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{failed, invalid};

@@ -9,7 +9,6 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::failed;
 use super::schema::{params, string_prop};
