@@ -60,10 +60,10 @@ pub(crate) fn choose_with(
         })?;
         tracing::info!(
             provider = %cfg.provider,
-            base_url = %cfg.base_url,
-            model = %cfg.model,
-            max_tokens = cfg.max_tokens,
-            temperature = cfg.temperature,
+            base_url = %cfg.endpoint.base_url,
+            model = %cfg.endpoint.model,
+            max_tokens = cfg.endpoint.max_tokens,
+            temperature = cfg.endpoint.temperature,
             "power-loop: provider configured from the environment"
         );
         return Ok((cfg.build()?, false));

@@ -187,15 +187,33 @@ fn exit_5_round_limit_and_token_budget() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("round limit"));
 }
 
-#[test]
-fn exit_4_ctrl_c_cancels_the_send_and_the_session_stays_usable() {
-    let fake = Fake::start(|n| {
+/// A model that stalls on the first request (30 s) and answers `text` to the next ones.
+fn stall_then(text: &'static str) -> Fake {
+    Fake::start(move |n| {
         if n == 0 {
             Reply::Stall(Duration::from_secs(30))
         } else {
-            Reply::Text(vec!["after cancel".into()])
+            Reply::Text(vec![text.into()])
         }
-    });
+    })
+}
+
+/// Waits until `fake` has a request (at most 30 s), then gives the call 300 ms to be under way
+/// and sends `child` SIGINT (Ctrl-C); returns when the wait began.
+fn interrupt_once_called(fake: &Fake, child: &std::process::Child) -> Instant {
+    let start = Instant::now();
+    while fake.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    start
+}
+
+#[test]
+fn exit_4_ctrl_c_cancels_the_send_and_the_session_stays_usable() {
+    let fake = stall_then("after cancel");
     let dir = tempfile::tempdir().unwrap();
     let env = provider_env(&fake);
     let child = support::cmd(
@@ -208,13 +226,7 @@ fn exit_4_ctrl_c_cancels_the_send_and_the_session_stays_usable() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let start = Instant::now();
-    while fake.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let start = interrupt_once_called(&fake, &child);
     let o = child.wait_with_output().unwrap();
     assert_eq!(code(&o), 4, "{}", show(&o));
     assert!(
@@ -381,13 +393,7 @@ fn help_documents_exit_codes_and_examples() {
 
 #[test]
 fn chat_ctrl_c_cancels_the_answer_in_flight_and_goes_on() {
-    let fake = Fake::start(|n| {
-        if n == 0 {
-            Reply::Stall(Duration::from_secs(30))
-        } else {
-            Reply::Text(vec!["second answer".into()])
-        }
-    });
+    let fake = stall_then("second answer");
     let dir = tempfile::tempdir().unwrap();
     let env = provider_env(&fake);
     let mut child = support::cmd(dir.path(), &pairs(&env), &["chat", "--new-session", "ch"])
@@ -398,13 +404,7 @@ fn chat_ctrl_c_cancels_the_answer_in_flight_and_goes_on() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"a long question\n").unwrap();
-    let start = Instant::now();
-    while fake.requests().is_empty() && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let start = interrupt_once_called(&fake, &child);
     std::thread::sleep(Duration::from_millis(300));
     stdin.write_all(b"and now?\n/exit\n").unwrap();
     drop(stdin);

@@ -36,6 +36,20 @@ fn run(dir: &tempfile::TempDir, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `--offline send --mcp-config CONFIG hello` in `dir`.
+fn send_hello(dir: &tempfile::TempDir, config: &std::path::Path) -> Output {
+    run(
+        dir,
+        &[
+            "--offline",
+            "send",
+            "--mcp-config",
+            config.to_str().unwrap(),
+            "hello",
+        ],
+    )
+}
+
 fn config(dir: &tempfile::TempDir, js: &std::path::Path) -> String {
     let p = dir.path().join("mcp.json");
     let text = serde_json::json!({"mcpServers": {
@@ -84,16 +98,7 @@ fn send_with_an_mcp_config_offers_the_tools_and_bad_configs_fail_clearly() {
         serde_json::json!({"mcpServers": {"everything": {"command": "node", "args": [js.display().to_string(), "stdio"]}}}).to_string(),
     )
     .unwrap();
-    let out = run(
-        &dir,
-        &[
-            "--offline",
-            "send",
-            "--mcp-config",
-            p.to_str().unwrap(),
-            "hello",
-        ],
-    );
+    let out = send_hello(&dir, &p);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -102,16 +107,7 @@ fn send_with_an_mcp_config_offers_the_tools_and_bad_configs_fail_clearly() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("MCP tool(s) from 1 server(s)"));
     std::fs::write(&p, "{\"mcpServers\": {\"x\": {}}}").unwrap();
-    let out = run(
-        &dir,
-        &[
-            "--offline",
-            "send",
-            "--mcp-config",
-            p.to_str().unwrap(),
-            "hello",
-        ],
-    );
+    let out = send_hello(&dir, &p);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.invalid"));
     let out = run(&dir, &["mcp", "list"]);

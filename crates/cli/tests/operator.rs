@@ -268,49 +268,16 @@ fn export_import_delete_prune_and_maintenance() {
     assert_eq!(v.as_array().unwrap().len(), 2);
 
     // prune: nothing is a day old; everything is older than 0 s.
-    let v = json(&run(
-        d,
-        &[],
-        &[
-            "--dsn",
-            "b.db",
-            "sessions",
-            "prune",
-            "--older-than",
-            "1d",
-            "--json",
-        ],
-    ));
+    let prune = |args: &[&str]| {
+        let full = [&["--dsn", "b.db", "sessions", "prune", "--json"][..], args].concat();
+        json(&run(d, &[], &full))
+    };
+    let v = prune(&["--older-than", "1d"]);
     assert!(v["deleted"].as_array().unwrap().is_empty(), "{v}");
     std::thread::sleep(Duration::from_millis(20));
-    let v = json(&run(
-        d,
-        &[],
-        &[
-            "--dsn",
-            "b.db",
-            "sessions",
-            "prune",
-            "--older-than",
-            "0s",
-            "--dry-run",
-            "--json",
-        ],
-    ));
+    let v = prune(&["--older-than", "0s", "--dry-run"]);
     assert_eq!(v["deleted"].as_array().unwrap().len(), 2, "{v}");
-    let v = json(&run(
-        d,
-        &[],
-        &[
-            "--dsn",
-            "b.db",
-            "sessions",
-            "prune",
-            "--older-than",
-            "0s",
-            "--json",
-        ],
-    ));
+    let v = prune(&["--older-than", "0s"]);
     assert_eq!(v["deleted"].as_array().unwrap().len(), 2, "{v}");
     let v = json(&run(
         d,

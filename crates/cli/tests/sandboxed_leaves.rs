@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use power_loop::{
     AgentResult, BubblewrapLauncher, FirejailLauncher, LauncherChoice, LeafStatus, ScriptedStep,
-    SubprocessExecutorBuilder, WorkerLauncher, WorkflowEngine, WorkflowRunOptions,
+    SubprocessExecutorBuilder, WorkerLauncher,
 };
 use serde_json::json;
 use support::*;
@@ -33,15 +33,7 @@ async fn run_bash_leaf(ex: SubprocessExecutorBuilder, command: &str) -> AgentRes
     let ex = ex.tool_preset("core").unwrap().build();
     let spec = spec(json!({"name": "probe", "root":
         tool_leaf("probe", "p", "go", &["bash"])}));
-    let out = WorkflowEngine::new(
-        lp,
-        WorkflowRunOptions::new()
-            .with_executor(Arc::new(ex))
-            .with_journal(false),
-    )
-    .run(&spec)
-    .await
-    .unwrap();
+    let out = run_without_journal(lp, ex, &spec).await;
     out.result.results.get("probe").unwrap().clone()
 }
 

@@ -2,116 +2,47 @@
 //! `power-loop send` run twice from two processes continues one conversation, and the second
 //! request that reaches the provider carries the whole history.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+mod support;
+
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-/// A minimal OpenAI-compatible server: records each request body, answers with an SSE stream.
-fn start_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let l = line.trim_end().to_ascii_lowercase();
-                if l.is_empty() {
-                    break;
-                }
-                if let Some(v) = l.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).unwrap();
-            seen.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap());
-            let chunk = |delta: &str, finish: &str| {
-                format!(
-                    "data: {{\"id\":\"c{n}\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-test\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
-                )
-            };
-            let body = format!(
-                "{}{}{}data: [DONE]\n\n",
-                chunk(
-                    &format!(
-                        "{{\"role\":\"assistant\",\"content\":\"answer {}\"}}",
-                        n + 1
-                    ),
-                    "null"
-                ),
-                chunk("{}", "\"stop\""),
-                "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n"
-            );
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
-            let _ = stream.flush();
-        }
-    });
-    (format!("http://{addr}/v1"), bodies)
-}
+use support::{Fake, Reply, pairs, provider_env, run, show};
 
-fn cli(dir: &std::path::Path, base_url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_power-loop"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("POWER_LOOP_BASE_URL", base_url)
-        .env("POWER_LOOP_API_KEY", "sk-test")
-        .env("POWER_LOOP_MODEL", "gpt-test")
-        .args(args)
-        .output()
-        .unwrap()
+/// `send` in `dir` against the fake server.
+fn cli(dir: &std::path::Path, fake: &Fake, args: &[&str]) -> std::process::Output {
+    let env = provider_env(fake);
+    run(dir, &pairs(&env), args)
 }
 
 #[test]
 fn second_process_continues_the_first_conversation() {
-    let (url, bodies) = start_server();
+    // Answers `answer 1`, `answer 2`, … (usage: 100 tokens a call).
+    let fake = Fake::start(|n| Reply::Text(vec![format!("answer {}", n + 1)]));
     let dir = tempfile::tempdir().unwrap();
     let first = cli(
         dir.path(),
-        &url,
+        &fake,
         &["send", "--new-session", "s1", "--json", "first question"],
     );
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
+    assert!(first.status.success(), "{}", show(&first));
     let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(v["session_id"], "s1");
     assert_eq!(v["final_text"], "answer 1");
-    assert_eq!(v["usage"]["total_tokens"], 9);
+    assert_eq!(v["usage"]["total_tokens"], 100);
     assert!(!String::from_utf8_lossy(&first.stderr).contains("OFFLINE"));
 
     let second = cli(
         dir.path(),
-        &url,
+        &fake,
         &["send", "--session", "s1", "second question"],
     );
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
+    assert!(second.status.success(), "{}", show(&second));
     let out = String::from_utf8_lossy(&second.stdout);
     assert_eq!(out, "answer 2\n");
     // Status goes to stderr, never into the answer.
     assert!(String::from_utf8_lossy(&second.stderr).contains("session: s1"));
 
-    let bodies = bodies.lock().unwrap();
+    let bodies: Vec<serde_json::Value> = fake.requests().into_iter().map(|s| s.body).collect();
     assert_eq!(bodies.len(), 2);
     let msgs: Vec<(String, String)> = bodies[1]["messages"]
         .as_array()
@@ -140,19 +71,11 @@ fn second_process_continues_the_first_conversation() {
 #[test]
 fn offline_mode_says_so_and_keeps_history() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |flag: &str, text: &str| {
-        Command::new(env!("CARGO_BIN_EXE_power-loop"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .args(["send", flag, "s", text])
-            .output()
-            .unwrap()
-    };
-    let a = run("--new-session", "one");
+    let send = |flag: &str, text: &str| run(dir.path(), &[], &["send", flag, "s", text]);
+    let a = send("--new-session", "one");
     assert!(a.status.success());
     assert!(String::from_utf8_lossy(&a.stderr).contains("OFFLINE"));
-    let b = run("--session", "two");
+    let b = send("--session", "two");
     let out = String::from_utf8_lossy(&b.stdout);
     assert!(out.contains("3 message(s), 2 from you"), "{out}");
     assert!(dir.path().join("power-loop.db").exists());

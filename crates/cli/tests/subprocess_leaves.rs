@@ -207,15 +207,7 @@ async fn one_leaf_with(ex: SubprocessExecutor) -> (power_loop::AgentResult, Dura
     let lp = parent_loop(&llm, &store);
     let spec = spec(json!({"name": "one", "root": leaf("x", "p", "go")}));
     let t = Instant::now();
-    let out = WorkflowEngine::new(
-        lp,
-        WorkflowRunOptions::new()
-            .with_executor(Arc::new(ex))
-            .with_journal(false),
-    )
-    .run(&spec)
-    .await
-    .unwrap();
+    let out = run_without_journal(lp, ex, &spec).await;
     (out.result.results.get("x").unwrap().clone(), t.elapsed())
 }
 
@@ -387,15 +379,7 @@ async fn the_memory_limit_binds_the_leaf_and_its_tools() {
             b = b.memory_limit(l);
         }
         let spec = spec(json!({"name": "m", "root": tool_leaf("m", "p", "go", &["bash"])}));
-        let out = WorkflowEngine::new(
-            lp,
-            WorkflowRunOptions::new()
-                .with_executor(Arc::new(b.build()))
-                .with_journal(false),
-        )
-        .run(&spec)
-        .await
-        .unwrap();
+        let out = run_without_journal(lp, b.build(), &spec).await;
         texts.push(out.result.results.get("m").unwrap().text.clone());
     }
     assert!(texts[0].contains("HOG-OK 1500000000"), "{}", texts[0]);

@@ -4,7 +4,9 @@
 //! background). The model is a local fake OpenAI-compatible server (never the network) or the
 //! offline scripted model.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
+use support::{SSE_HEAD, chunk, read_request};
 
 /// A fake OpenAI-compatible server. The system prompt of each request decides: `fragile` fails
 /// with HTTP 400 while `fail_flag` exists; `slow` waits 1.5 s; every answer is
@@ -32,23 +35,9 @@ fn start_server(fail_flag: PathBuf) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>, fail_flag: &Path) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let l = line.trim_end().to_ascii_lowercase();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).unwrap();
+    let Some((_, body)) = read_request(&stream) else {
+        return;
+    };
     let req: Value = serde_json::from_slice(&body).unwrap();
     let system = req["messages"]
         .as_array()
@@ -70,22 +59,16 @@ fn serve(mut stream: std::net::TcpStream, log: &Mutex<Vec<String>>, fail_flag: &
         std::thread::sleep(Duration::from_millis(1500));
     }
     let text = format!("answer to: {system}");
-    let chunk = |delta: &str, finish: &str| {
-        format!(
-            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-test\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
-        )
-    };
     let body = format!(
         "{}{}data: {{\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{{\"prompt_tokens\":5,\"completion_tokens\":3,\"total_tokens\":8}}}}\n\ndata: [DONE]\n\n",
         chunk(
+            0,
             &serde_json::json!({"role": "assistant", "content": text}).to_string(),
             "null"
         ),
-        chunk("{}", "\"stop\""),
+        chunk(0, "{}", "\"stop\""),
     );
-    let _ = stream.write_all(
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-    );
+    let _ = stream.write_all(SSE_HEAD.as_bytes());
     let _ = stream.write_all(body.as_bytes());
     let _ = stream.flush();
 }

@@ -8,6 +8,7 @@ use power_loop_contracts::{Error, LlmService, Result};
 pub use crate::overrides::CapabilityOverrides;
 
 use crate::echo::EchoLlm;
+use crate::endpoint::{EndpointConfig, endpoint_setters};
 use crate::layers::LlmStack;
 use crate::retry::RetryPolicy;
 use crate::util::duration_from_secs;
@@ -107,20 +108,9 @@ impl ProviderKind {
 pub struct LlmProviderConfig {
     /// Routing key (`openai` default; see [`ProviderKind::from_key`]).
     pub provider: String,
-    /// Endpoint base URL (required).
-    pub base_url: String,
-    /// Credential (required by the Anthropic transport; may be empty for an OpenAI-compatible
-    /// server that needs none, e.g. a local llama.cpp or Ollama: no `Authorization` header is
-    /// sent then).
-    pub api_key: String,
-    /// Model name (required).
-    pub model: String,
-    /// Per-HTTP-request connect/idle-read timeout in seconds (default 180).
-    pub timeout_s: f64,
-    /// Default reply token cap (default 8000).
-    pub max_tokens: u32,
-    /// Default temperature (default 0.0).
-    pub temperature: f64,
+    /// Base URL, credential, model, request timeout and reply defaults. The credential is
+    /// required by the Anthropic transport only.
+    pub endpoint: EndpointConfig,
     /// Retries after the first attempt (default 3 → 4 attempts).
     pub max_retries: u32,
     /// Echo provider: fixed reply instead of echoing.
@@ -140,12 +130,7 @@ impl Default for LlmProviderConfig {
     fn default() -> Self {
         LlmProviderConfig {
             provider: "openai".into(),
-            base_url: String::new(),
-            api_key: String::new(),
-            model: String::new(),
-            timeout_s: 180.0,
-            max_tokens: 8000,
-            temperature: 0.0,
+            endpoint: EndpointConfig::default(),
             max_retries: 3,
             echo_reply: None,
             echo_prefix: None,
@@ -166,27 +151,11 @@ impl LlmProviderConfig {
     ) -> Self {
         LlmProviderConfig {
             provider: provider.into(),
-            base_url: base_url.into(),
-            api_key: api_key.into(),
-            model: model.into(),
+            endpoint: EndpointConfig::new(base_url, api_key, model),
             ..Default::default()
         }
     }
-    /// Sets the timeout (seconds).
-    pub fn with_timeout_s(mut self, s: f64) -> Self {
-        self.timeout_s = s;
-        self
-    }
-    /// Sets the default token cap.
-    pub fn with_max_tokens(mut self, n: u32) -> Self {
-        self.max_tokens = n;
-        self
-    }
-    /// Sets the default temperature.
-    pub fn with_temperature(mut self, t: f64) -> Self {
-        self.temperature = t;
-        self
-    }
+    endpoint_setters!(self => self.endpoint);
     /// Sets the retry count.
     pub fn with_max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
@@ -215,13 +184,13 @@ impl LlmProviderConfig {
 
     fn missing_fields(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
-        if self.base_url.trim().is_empty() {
+        if self.endpoint.base_url.trim().is_empty() {
             missing.push("base_url");
         }
-        if self.api_key.trim().is_empty() && self.kind() == ProviderKind::Anthropic {
+        if self.endpoint.api_key.trim().is_empty() && self.kind() == ProviderKind::Anthropic {
             missing.push("api_key");
         }
-        if self.model.trim().is_empty() {
+        if self.endpoint.model.trim().is_empty() {
             missing.push("model");
         }
         missing
@@ -239,11 +208,11 @@ impl LlmProviderConfig {
                 .with_detail("missing", missing));
             }
         }
-        duration_from_secs("timeout_s", self.timeout_s)?;
-        if !self.temperature.is_finite() || self.temperature < 0.0 {
+        duration_from_secs("timeout_s", self.endpoint.timeout_s)?;
+        if !self.endpoint.temperature.is_finite() || self.endpoint.temperature < 0.0 {
             return Err(Error::config(format!(
                 "temperature must be a finite number >= 0, got {}",
-                self.temperature
+                self.endpoint.temperature
             ))
             .with_detail("field", "temperature"));
         }
@@ -339,9 +308,9 @@ impl LlmProviderConfig {
                 }
             };
             match suffix {
-                "BASE_URL" => cfg.base_url = value,
-                "API_KEY" => cfg.api_key = value,
-                _ => cfg.model = value,
+                "BASE_URL" => cfg.endpoint.base_url = value,
+                "API_KEY" => cfg.endpoint.api_key = value,
+                _ => cfg.endpoint.model = value,
             }
         }
         if !missing.is_empty() {
@@ -352,13 +321,13 @@ impl LlmProviderConfig {
             .with_detail("missing", missing));
         }
         if let Some((n, v)) = get("TIMEOUT_S") {
-            cfg.timeout_s = parse_num(&n, &v)?;
+            cfg.endpoint.timeout_s = parse_num(&n, &v)?;
         }
         if let Some((n, v)) = get("MAX_TOKENS") {
-            cfg.max_tokens = parse_num(&n, &v)?;
+            cfg.endpoint.max_tokens = parse_num(&n, &v)?;
         }
         if let Some((n, v)) = get("TEMPERATURE") {
-            cfg.temperature = parse_num(&n, &v)?;
+            cfg.endpoint.temperature = parse_num(&n, &v)?;
         }
         if let Some((n, v)) = get("MAX_RETRIES") {
             cfg.max_retries = parse_num(&n, &v)?;
@@ -419,7 +388,7 @@ pub fn create_raw_llm_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmServ
     cfg.validate()?;
     match cfg.kind() {
         ProviderKind::Echo => {
-            let mut llm = EchoLlm::new().with_model(cfg.model.clone());
+            let mut llm = EchoLlm::new().with_model(cfg.endpoint.model.clone());
             if let Some(r) = &cfg.echo_reply {
                 llm = llm.with_reply(r.clone());
             }
@@ -438,10 +407,7 @@ pub fn create_raw_llm_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmServ
 
 #[cfg(feature = "anthropic")]
 fn anthropic_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
-    let c = crate::anthropic::AnthropicConfig::new(&cfg.base_url, &cfg.api_key, &cfg.model)
-        .with_timeout_s(cfg.timeout_s)
-        .with_max_tokens(cfg.max_tokens)
-        .with_temperature(cfg.temperature);
+    let c = crate::anthropic::AnthropicConfig::from_endpoint(cfg.endpoint.clone());
     Ok(Arc::new(crate::anthropic::AnthropicLlm::new(c)?))
 }
 
@@ -455,10 +421,7 @@ fn anthropic_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
 
 #[cfg(feature = "openai")]
 fn openai_service(cfg: &LlmProviderConfig) -> Result<Arc<dyn LlmService>> {
-    let c = crate::openai::OpenAiConfig::new(&cfg.base_url, &cfg.api_key, &cfg.model)
-        .with_timeout_s(cfg.timeout_s)
-        .with_max_tokens(cfg.max_tokens)
-        .with_temperature(cfg.temperature)
+    let c = crate::openai::OpenAiConfig::from_endpoint(cfg.endpoint.clone())
         .with_capability_overrides(cfg.capability_overrides)
         .with_stream_resume(cfg.stream_max_restarts);
     Ok(Arc::new(crate::openai::OpenAiLlm::new(c)?))
@@ -493,7 +456,7 @@ impl LlmProviderConfig {
             return Ok(raw);
         }
         let policy = self.retry_policy();
-        let per_call = Duration::from_secs_f64(self.timeout_s)
+        let per_call = Duration::from_secs_f64(self.endpoint.timeout_s)
             .saturating_mul(policy.max_attempts.max(1))
             .saturating_add(policy.max_delay.saturating_mul(policy.max_attempts));
         Ok(LlmStack::new()

@@ -38,6 +38,7 @@
 
 pub mod config;
 pub mod echo;
+mod endpoint;
 pub mod json;
 pub mod layers;
 mod overrides;
@@ -59,6 +60,7 @@ pub use config::{
     create_llm_service_from_env, create_raw_llm_service,
 };
 pub use echo::EchoLlm;
+pub use endpoint::EndpointConfig;
 pub use layers::{LlmStack, LlmTowerService, with_retry};
 pub use overrides::CapabilityOverrides;
 pub use retry::{RetryEvent, RetryPolicy, is_retryable_code};

@@ -7,7 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, complete_with_fast_retry, events, fast_retry};
+use common::{
+    Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, events, fast_retry,
+    typed_events,
+};
 use futures_util::StreamExt;
 use power_loop_contracts::{
     ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message, ResponseFormat,
@@ -28,30 +31,15 @@ fn llm(server: &TestServer) -> AnthropicLlm {
 const START: &str = r#"{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":1}}}"#;
 
 fn text_stream() -> String {
-    events(&[
-        ("message_start", START),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        ("ping", r#"{"type": "ping"}"#),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", world"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
+    typed_events(&[
+        START,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type": "ping"}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":", world"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        r#"{"type":"message_stop"}"#,
     ])
 }
 
@@ -96,10 +84,7 @@ async fn plain_text_stream_usage_and_exact_request_with_headers() {
 #[tokio::test]
 async fn split_into_tiny_tcp_writes() {
     let server = TestServer::start(vec![Reply::sse_split(&text_stream(), 5)]).await;
-    let r = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_x(&llm(&server)).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(r.token_usage.completion_tokens, Some(15));
 }
@@ -143,84 +128,29 @@ async fn tool_use_split_across_many_input_json_deltas() {
 
 #[tokio::test]
 async fn text_thinking_and_two_parallel_tool_uses() {
-    let body = events(&[
-        ("message_start", START),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Two lookups."}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Checking both."}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":1}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{}}}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_b","name":"get_time","input":{}}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"tz\":\"UTC\"}"}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":2}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":3}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_c","name":"no_args","input":{}}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":4}"#,
-        ),
-        ("some_future_event", r#"{"type":"some_future_event"}"#),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":70}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
+    let body = typed_events(&[
+        START,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Two lookups."}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"sig"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Checking both."}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_weather","input":{}}}"#,
+        r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_b","name":"get_time","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"#,
+        r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"tz\":\"UTC\"}"}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"#,
+        r#"{"type":"content_block_stop","index":2}"#,
+        r#"{"type":"content_block_stop","index":3}"#,
+        r#"{"type":"content_block_start","index":4,"content_block":{"type":"tool_use","id":"toolu_c","name":"no_args","input":{}}}"#,
+        r#"{"type":"content_block_stop","index":4}"#,
+        r#"{"type":"some_future_event"}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":70}}"#,
+        r#"{"type":"message_stop"}"#,
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_sse(llm, body).await.unwrap();
     assert_eq!(r.think, "Two lookups.");
     assert_eq!(r.raw_text, "Checking both.");
     assert_eq!(r.tool_calls.len(), 3);
@@ -245,20 +175,11 @@ async fn text_thinking_and_two_parallel_tool_uses() {
 
 #[tokio::test]
 async fn overloaded_error_event_mid_stream() {
-    let body = events(&[
-        ("message_start", START),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"partial"}}"#,
-        ),
-        (
-            "error",
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-        ),
+    let body = typed_events(&[
+        START,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"partial"}}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     ]);
     let server = TestServer::start(vec![
         Reply::sse_parts(std::slice::from_ref(&body)),
@@ -275,12 +196,9 @@ async fn overloaded_error_event_mid_stream() {
     assert!(s.next().await.is_none());
 
     // An error event before any chunk is retried by the stack.
-    let early = events(&[
-        ("message_start", START),
-        (
-            "error",
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
-        ),
+    let early = typed_events(&[
+        START,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     ]);
     let server = TestServer::start(vec![
         Reply::sse_parts(&[early]),
@@ -292,10 +210,8 @@ async fn overloaded_error_event_mid_stream() {
     assert_eq!(server.count(), 2);
 
     // Other error types are provider errors and not retried.
-    let other = events(&[(
-        "error",
-        r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#,
-    )]);
+    let other =
+        typed_events(&[r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#]);
     let server = TestServer::start(vec![
         Reply::sse_parts(&[other]),
         Reply::sse_parts(&[text_stream()]),
@@ -310,42 +226,22 @@ async fn overloaded_error_event_mid_stream() {
 async fn malformed_json_event_is_a_protocol_error() {
     let body = format!(
         "{}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"x\n\n",
-        events(&[("message_start", START)])
+        typed_events(&[START])
     );
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 
 #[tokio::test]
 async fn cut_off_without_message_stop_is_incomplete() {
-    let body = events(&[
-        ("message_start", START),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"The answer"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
-        ),
+    let body = typed_events(&[
+        START,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"The answer"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}"#,
     ]);
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 }
 
@@ -360,10 +256,7 @@ async fn rate_limited_with_retry_after_ms_waits_then_succeeds() {
         .retry(fast_retry())
         .wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_x(&stacked).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -399,10 +292,7 @@ async fn overloaded_529_is_retried() {
         r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     )])
     .await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmOverloaded);
     assert_eq!(
         err.detail("provider_error_type"),

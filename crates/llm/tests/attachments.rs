@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Reply, TestServer, data, events};
+use common::{Reply, TestServer, data, typed_events};
 use power_loop_contracts::{
     Content, ContentPart, ErrorCode, LlmRequest, LlmService, Message, ProviderCapabilities,
 };
@@ -30,16 +30,10 @@ fn openai_ok() -> Reply {
 }
 
 fn anthropic_ok() -> Reply {
-    Reply::sse_parts(&[events(&[
-        (
-            "message_start",
-            r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":1,"output_tokens":1}}}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"a summary"}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
+    Reply::sse_parts(&[typed_events(&[
+        r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":1,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":"a summary"}}"#,
+        r#"{"type":"message_stop"}"#,
     ])])
 }
 

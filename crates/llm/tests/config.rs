@@ -35,7 +35,7 @@ fn missing_variables_are_all_named() {
         ("POWER_LOOP_MODEL", "m"),
     ])
     .unwrap();
-    assert_eq!(c.api_key, "");
+    assert_eq!(c.endpoint.api_key, "");
     // The Anthropic transport needs one; ANTHROPIC_API_KEY fills it.
     let err = from(&[
         ("POWER_LOOP_BASE_URL", "http://x/v1"),
@@ -65,9 +65,9 @@ fn every_variable_is_read_with_defaults() {
     ])
     .unwrap();
     assert_eq!(c.provider, "openai");
-    assert_eq!(c.timeout_s, 180.0);
-    assert_eq!(c.max_tokens, 8000);
-    assert_eq!(c.temperature, 0.0);
+    assert_eq!(c.endpoint.timeout_s, 180.0);
+    assert_eq!(c.endpoint.max_tokens, 8000);
+    assert_eq!(c.endpoint.temperature, 0.0);
     assert_eq!(c.max_retries, 3);
     assert_eq!(c.kind(), ProviderKind::OpenAiCompatible);
 
@@ -85,9 +85,9 @@ fn every_variable_is_read_with_defaults() {
     ])
     .unwrap();
     assert_eq!(c.kind(), ProviderKind::Anthropic);
-    assert_eq!(c.timeout_s, 12.5);
-    assert_eq!(c.max_tokens, 1024);
-    assert_eq!(c.temperature, 0.7);
+    assert_eq!(c.endpoint.timeout_s, 12.5);
+    assert_eq!(c.endpoint.max_tokens, 1024);
+    assert_eq!(c.endpoint.temperature, 0.7);
     assert_eq!(c.max_retries, 0);
     assert_eq!(c.retry_policy().max_attempts, 1);
     assert_eq!(c.capability_overrides.supports_image_input, Some(true));
@@ -105,10 +105,10 @@ fn fallback_prefix_is_used_when_primary_is_unset_or_empty() {
         ("OPENAI_COMPAT_MAX_TOKENS", "77"),
     ])
     .unwrap();
-    assert_eq!(c.base_url, "http://fallback/v1");
-    assert_eq!(c.api_key, "fk");
-    assert_eq!(c.model, "primary");
-    assert_eq!(c.max_tokens, 77);
+    assert_eq!(c.endpoint.base_url, "http://fallback/v1");
+    assert_eq!(c.endpoint.api_key, "fk");
+    assert_eq!(c.endpoint.model, "primary");
+    assert_eq!(c.endpoint.max_tokens, 77);
 }
 
 #[test]
@@ -153,9 +153,9 @@ fn echo_provider_fills_defaults_and_works_offline() {
         ("POWER_LOOP_ECHO_REPLY", "pong"),
     ])
     .unwrap();
-    assert_eq!(c.base_url, "echo://local");
-    assert_eq!(c.api_key, "echo");
-    assert_eq!(c.model, "echo");
+    assert_eq!(c.endpoint.base_url, "echo://local");
+    assert_eq!(c.endpoint.api_key, "echo");
+    assert_eq!(c.endpoint.model, "echo");
     let svc = c.build().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -219,7 +219,7 @@ fn vendor_keys_fill_a_missing_key() {
         ("ANTHROPIC_API_KEY", "sk-ant"),
     ])
     .unwrap();
-    assert_eq!(c.api_key, "sk-openai");
+    assert_eq!(c.endpoint.api_key, "sk-openai");
     let c = from(&[
         ("POWER_LOOP_BASE_URL", "https://api.anthropic.com"),
         ("POWER_LOOP_MODEL", "claude-x"),
@@ -228,7 +228,7 @@ fn vendor_keys_fill_a_missing_key() {
         ("ANTHROPIC_API_KEY", "sk-ant"),
     ])
     .unwrap();
-    assert_eq!(c.api_key, "sk-ant");
+    assert_eq!(c.endpoint.api_key, "sk-ant");
     // An explicit key wins over the vendor's variable.
     let c = from(&[
         ("POWER_LOOP_BASE_URL", "https://api.openai.com/v1"),
@@ -237,7 +237,7 @@ fn vendor_keys_fill_a_missing_key() {
         ("OPENAI_API_KEY", "sk-openai"),
     ])
     .unwrap();
-    assert_eq!(c.api_key, "mine");
+    assert_eq!(c.endpoint.api_key, "mine");
 }
 
 #[test]

@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{Reply, TestServer, data, events};
+use common::{Reply, TestServer, complete_x, data, typed_events};
 use futures_util::StreamExt;
-use power_loop_contracts::{
-    ErrorCode, FinishReason, LlmRequest, LlmResponse, LlmService, Result, StreamChunk,
-};
+use power_loop_contracts::{ErrorCode, FinishReason, LlmRequest, LlmService, Result, StreamChunk};
 use power_loop_llm::{AnthropicConfig, AnthropicLlm, OpenAiConfig, OpenAiLlm};
 
 fn openai(server: &TestServer) -> OpenAiLlm {
@@ -42,10 +40,6 @@ async fn chunks(llm: &dyn LlmService) -> Vec<Result<StreamChunk>> {
         .await
 }
 
-async fn complete(llm: &dyn LlmService) -> Result<LlmResponse> {
-    llm.complete(LlmRequest::from_prompt("x")).await
-}
-
 const OPENAI_BODY: &str = r#"{"id":"chatcmpl-9","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, world","reasoning_content":"think first","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"id":"call_2","type":"function","function":{"name":"get_time","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":2}}}"#;
 
 /// The same answer as [`OPENAI_BODY`], streamed in pieces.
@@ -69,8 +63,8 @@ async fn openai_json_body_gives_the_response_of_the_sse_path() {
     ])
     .await;
     let llm = openai(&server);
-    let from_json = complete(&llm).await.unwrap();
-    let from_sse = complete(&llm).await.unwrap();
+    let from_json = complete_x(&llm).await.unwrap();
+    let from_sse = complete_x(&llm).await.unwrap();
     assert_eq!(from_json, from_sse);
     assert_eq!(from_json.raw_text, "Hello, world");
     assert_eq!(from_json.think, "think first");
@@ -148,78 +142,39 @@ async fn openai_json_body_variants_and_failures() {
     ])
     .await;
     let llm = openai(&server);
-    let r = complete(&llm).await.unwrap();
+    let r = complete_x(&llm).await.unwrap();
     assert_eq!(r.raw_text, "ok");
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
-    let e = complete(&llm).await.unwrap_err();
+    let e = complete_x(&llm).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmServer);
     assert!(e.message().contains("upstream overloaded"), "{e}");
-    let e = complete(&llm).await.unwrap_err();
+    let e = complete_x(&llm).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmProtocol);
     assert!(e.message().contains("choices"), "{e}");
-    let e = complete(&llm).await.unwrap_err();
+    let e = complete_x(&llm).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmProtocol);
     assert!(e.message().contains("not valid JSON"), "{e}");
-    assert_eq!(complete(&llm).await.unwrap().raw_text, "sse anyway");
+    assert_eq!(complete_x(&llm).await.unwrap().raw_text, "sse anyway");
 }
 
 const ANTHROPIC_BODY: &str = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"thinking","thinking":"Let me think","signature":"sig"},{"type":"text","text":"Hello, world"},{"type":"tool_use","id":"toolu_01","name":"get_weather","input":{"city":"Paris"}},{"type":"tool_use","id":"toolu_02","name":"get_time","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":15}}"#;
 
 fn anthropic_sse() -> String {
-    events(&[
-        (
-            "message_start",
-            r#"{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":1}}}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":0}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hello, world"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":1}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_01","name":"get_weather","input":{}}}"#,
-        ),
-        (
-            "content_block_delta",
-            r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":\"Paris\"}"}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":2}"#,
-        ),
-        (
-            "content_block_start",
-            r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_02","name":"get_time","input":{}}}"#,
-        ),
-        (
-            "content_block_stop",
-            r#"{"type":"content_block_stop","index":3}"#,
-        ),
-        (
-            "message_delta",
-            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":15}}"#,
-        ),
-        ("message_stop", r#"{"type":"message_stop"}"#),
+    typed_events(&[
+        r#"{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5-20250929","stop_reason":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":10,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hello, world"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_01","name":"get_weather","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"city\":\"Paris\"}"}}"#,
+        r#"{"type":"content_block_stop","index":2}"#,
+        r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_02","name":"get_time","input":{}}}"#,
+        r#"{"type":"content_block_stop","index":3}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":15}}"#,
+        r#"{"type":"message_stop"}"#,
     ])
 }
 
@@ -232,8 +187,8 @@ async fn anthropic_json_body_gives_the_chunks_and_response_of_the_sse_path() {
     ])
     .await;
     let llm = anthropic(&server);
-    let from_json = complete(&llm).await.unwrap();
-    let from_sse = complete(&llm).await.unwrap();
+    let from_json = complete_x(&llm).await.unwrap();
+    let from_sse = complete_x(&llm).await.unwrap();
     assert_eq!(from_json, from_sse);
     assert_eq!(from_json.raw_text, "Hello, world");
     assert_eq!(from_json.think, "Let me think");
@@ -281,11 +236,11 @@ async fn anthropic_json_error_body_and_bad_body() {
     ])
     .await;
     let llm = anthropic(&server);
-    let e = complete(&llm).await.unwrap_err();
+    let e = complete_x(&llm).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmOverloaded);
-    let e = complete(&llm).await.unwrap_err();
+    let e = complete_x(&llm).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmProtocol);
-    let r = complete(&llm).await.unwrap();
+    let r = complete_x(&llm).await.unwrap();
     assert_eq!(r.raw_text, "plain");
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
     assert_eq!(r.token_usage.total_tokens, Some(5));

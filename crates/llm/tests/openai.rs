@@ -7,7 +7,9 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, complete_with_fast_retry, data, fast_retry};
+use common::{
+    Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, data, fast_retry,
+};
 use futures_util::StreamExt;
 use power_loop_contracts::{
     CancellationToken, ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message,
@@ -79,10 +81,7 @@ async fn plain_text_stream_and_exact_request() {
 async fn every_chunk_split_into_tiny_tcp_writes() {
     let body = data(TEXT_STREAM);
     let server = TestServer::start(vec![Reply::sse_split(&body, 7)]).await;
-    let r = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_x(&llm(&server)).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     assert_eq!(r.token_usage.total_tokens, Some(14));
 }
@@ -169,11 +168,7 @@ async fn lenient_parsing_of_compatible_servers() {
         "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"eos\"}]}\n\n",
         "data: [DONE]\n\n",
     );
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let r = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_sse(llm, body).await.unwrap();
     assert_eq!(r.think, "think more");
     assert_eq!(r.raw_text, "ok");
     assert_eq!(r.finish_reason, Some(FinishReason::Stop));
@@ -198,11 +193,7 @@ async fn unknown_finish_reason_is_kept_verbatim() {
         r#"{"choices":[{"delta":{},"finish_reason":"weird_reason"}]}"#,
         "[DONE]",
     ];
-    let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let r = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_sse(llm, data(&lines)).await.unwrap();
     assert_eq!(
         r.finish_reason,
         Some(FinishReason::Other("weird_reason".into()))
@@ -243,11 +234,7 @@ async fn error_event_mid_stream_is_typed_and_not_retried_after_first_chunk() {
 #[tokio::test]
 async fn malformed_json_chunk_is_a_protocol_error() {
     let body = "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\n\ndata: [DONE]\n\n";
-    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_sse(llm, body).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmProtocol);
 }
 
@@ -259,10 +246,7 @@ async fn cut_off_stream_is_an_error_never_a_complete_answer() {
         r#"{"choices":[{"delta":{"content":" forty"}}]}"#,
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // finish_reason seen but the stream stops before [DONE]: still incomplete.
@@ -271,19 +255,13 @@ async fn cut_off_stream_is_an_error_never_a_complete_answer() {
         r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
     ];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // [DONE] without any finish_reason: incomplete too.
     let lines = [r#"{"choices":[{"delta":{"content":"hi"}}]}"#, "[DONE]"];
     let server = TestServer::start(vec![Reply::sse_parts(&[data(&lines)])]).await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 
     // Cut in the middle of an event line.
@@ -291,10 +269,7 @@ async fn cut_off_stream_is_an_error_never_a_complete_answer() {
         "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"cho",
     ])])
     .await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmStreamIncomplete);
 }
 
@@ -322,10 +297,7 @@ async fn rate_limited_with_retry_after_waits_then_succeeds() {
     let policy = fast_retry().on_retry(move |e| ev.lock().unwrap().push(e));
     let stacked = LlmStack::new().retry(policy).wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let r = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_x(&stacked).await.unwrap();
     assert_eq!(r.raw_text, "Hello, world");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2);
@@ -349,10 +321,7 @@ async fn rate_limit_error_keeps_retry_after_ms_detail() {
         r#"{"error":{"message":"slow down"}}"#,
     )])
     .await;
-    let err = llm(&server)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&llm(&server)).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRateLimited);
     assert_eq!(err.detail("retry_after_ms"), Some(&json!(250)));
     assert_eq!(err.detail("status"), Some(&json!(429)));
@@ -390,10 +359,7 @@ async fn status_codes_map_to_error_codes() {
         (529, ErrorCode::LlmOverloaded),
     ] {
         let server = TestServer::start(vec![Reply::status(status, "X", &[], "{}")]).await;
-        let err = llm(&server)
-            .complete(LlmRequest::from_prompt("x"))
-            .await
-            .unwrap_err();
+        let err = complete_x(&llm(&server)).await.unwrap_err();
         assert_eq!(err.code(), code, "status {status}");
     }
 }
@@ -414,10 +380,7 @@ async fn server_errors_are_retried_then_exhausted() {
     let stacked = LlmStack::new()
         .retry(fast_retry().with_max_attempts(3))
         .wrap(Arc::new(llm(&server)));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&stacked).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRetryExhausted);
     assert_eq!(err.detail("attempts"), Some(&json!(3)));
     assert_eq!(err.detail("last_error_code"), Some(&json!("llm.server")));
@@ -432,10 +395,7 @@ async fn connection_refused_is_a_connection_error_and_retried() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let raw = OpenAiLlm::new(OpenAiConfig::new(format!("http://{addr}/v1"), "k", "m")).unwrap();
-    let err = raw
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&raw).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmConnection);
     let count = Arc::new(Mutex::new(0));
     let c = count.clone();
@@ -446,10 +406,7 @@ async fn connection_refused_is_a_connection_error_and_retried() {
                 .on_retry(move |_| *c.lock().unwrap() += 1),
         )
         .wrap(Arc::new(raw));
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&stacked).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmRetryExhausted);
     assert_eq!(*count.lock().unwrap(), 1);
 }
@@ -514,10 +471,7 @@ async fn call_timeout_gives_llm_timeout() {
         .call_timeout(Duration::from_millis(300))
         .wrap(Arc::new(llm(&server)));
     let t0 = Instant::now();
-    let err = stacked
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let err = complete_x(&stacked).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::LlmTimeout);
     assert!(t0.elapsed() < Duration::from_secs(3));
 }

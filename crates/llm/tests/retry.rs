@@ -1,8 +1,12 @@
 //! Retry, timeout and concurrency layers over the scripted model.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::{complete_x, prompt_timeout};
 
 use futures_util::StreamExt;
 use power_loop_contracts::{CancellationToken, ErrorCode, LlmRequest, LlmService};
@@ -32,7 +36,7 @@ async fn retries_retryable_codes_then_succeeds_and_reports_events() {
         )
         .wrap(Arc::new(llm.clone()));
     let t0 = Instant::now();
-    let r = svc.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = complete_x(&svc).await.unwrap();
     assert_eq!(r.raw_text, "ok");
     assert!(t0.elapsed() >= Duration::from_millis(200));
     assert_eq!(llm.call_count(), 4);
@@ -65,10 +69,7 @@ async fn permanent_errors_are_never_retried() {
     ] {
         let llm = ScriptedLlm::new().error(code).text("never");
         let svc = LlmStack::new().retry(fast()).wrap(Arc::new(llm.clone()));
-        let e = svc
-            .complete(LlmRequest::from_prompt("x"))
-            .await
-            .unwrap_err();
+        let e = complete_x(&svc).await.unwrap_err();
         assert_eq!(e.code(), code);
         assert_eq!(llm.call_count(), 1, "{code} was retried");
     }
@@ -80,10 +81,7 @@ async fn exhaustion_gives_retry_exhausted_with_attempts_and_source() {
     let svc = LlmStack::new()
         .retry(fast().with_max_attempts(3))
         .wrap(Arc::new(llm.clone()));
-    let e = svc
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let e = complete_x(&svc).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmRetryExhausted);
     assert_eq!(e.detail("attempts"), Some(&json!(3)));
     assert_eq!(e.detail("last_error_code"), Some(&json!("llm.connection")));
@@ -110,10 +108,7 @@ async fn incomplete_before_first_chunk_is_retried_but_not_after() {
         .step(Step::text("partial answer").fail_mid_stream(ErrorCode::LlmConnection))
         .text("second");
     let svc = LlmStack::new().retry(fast()).wrap(Arc::new(llm.clone()));
-    let e = svc
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let e = complete_x(&svc).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmConnection);
     assert_eq!(llm.call_count(), 1);
 
@@ -121,10 +116,7 @@ async fn incomplete_before_first_chunk_is_retried_but_not_after() {
         .step(Step::text("partial").cut_off())
         .text("second");
     let svc = LlmStack::new().retry(fast()).wrap(Arc::new(llm.clone()));
-    let e = svc
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let e = complete_x(&svc).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmStreamIncomplete);
     assert_eq!(llm.call_count(), 1);
 }
@@ -170,7 +162,7 @@ async fn retry_after_is_capped() {
         .retry(fast().with_max_retry_after(Duration::from_millis(50)))
         .wrap(Arc::new(llm));
     let t0 = Instant::now();
-    svc.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    complete_x(&svc).await.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(2));
 }
 
@@ -181,13 +173,7 @@ async fn call_timeout_covers_attempts_and_the_stream() {
         .retry(fast())
         .call_timeout(Duration::from_millis(100))
         .wrap(Arc::new(llm));
-    let t0 = Instant::now();
-    let e = svc
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::LlmTimeout);
-    assert!(t0.elapsed() < Duration::from_secs(2));
+    prompt_timeout(&svc).await;
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Reply, TestServer, data};
+use common::{Reply, TestServer, complete_x, data};
 use futures_util::StreamExt;
 use power_loop_contracts::{ErrorCode, FinishReason, LlmRequest, LlmService, StreamChunk};
 use power_loop_llm::openai::DEFAULT_STREAM_RESUME_INSTRUCTION;
@@ -151,10 +151,7 @@ async fn a_continuation_that_diverges_is_delivered_whole() {
         ]),
     ])
     .await;
-    let r = llm(&server, 1)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap();
+    let r = complete_x(&llm(&server, 1)).await.unwrap();
     assert_eq!(r.raw_text, "The answer The end.");
 }
 
@@ -201,10 +198,7 @@ async fn no_resume_before_anything_was_delivered_or_when_off() {
         "gpt-4o-mini",
     ))
     .unwrap();
-    let e = off
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let e = complete_x(&off).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmStreamIncomplete);
     assert_eq!(server.count(), 1);
 }
@@ -220,10 +214,7 @@ async fn permanent_errors_mid_stream_are_not_resumed_and_config_wires_restarts()
         sse(&[delta("x"), finish("stop"), "[DONE]".into()]),
     ])
     .await;
-    let e = llm(&server, 3)
-        .complete(LlmRequest::from_prompt("x"))
-        .await
-        .unwrap_err();
+    let e = complete_x(&llm(&server, 3)).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::LlmProvider);
     assert_eq!(server.count(), 1);
 
@@ -237,7 +228,7 @@ async fn permanent_errors_mid_stream_are_not_resumed_and_config_wires_restarts()
         .with_stream_max_restarts(1)
         .with_max_retries(0);
     let svc = cfg.build().unwrap();
-    let r = svc.complete(LlmRequest::from_prompt("x")).await.unwrap();
+    let r = complete_x(&svc).await.unwrap();
     assert_eq!(r.raw_text, "ab");
     assert_eq!(server.count(), 2);
 }

@@ -132,8 +132,8 @@ pub async fn open_store(dsn: &str, options: StoreOptions) -> Result<SessionStore
 #[cfg_attr(docsrs, doc(cfg(feature = "anthropic")))]
 pub use power_loop_llm::{AnthropicConfig, AnthropicLlm};
 pub use power_loop_llm::{
-    EchoLlm, LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy, ScriptedLlm,
-    Step as ScriptedStep, with_retry,
+    EchoLlm, EndpointConfig, LlmProviderConfig, LlmStack, ProviderKind, RetryEvent, RetryPolicy,
+    ScriptedLlm, Step as ScriptedStep, with_retry,
 };
 /// Deprecated aliases of [`LlmProviderConfig::build`] and [`LlmProviderConfig::build_from_env`].
 #[allow(deprecated)]

@@ -116,15 +116,18 @@ fn statsd_datagrams_carry_tags_or_reference_names() {
         let n = server.recv(&mut buf).unwrap();
         String::from_utf8(buf[..n].to_vec()).unwrap()
     };
-    let tagged = StatsdBackend::new(&addr).unwrap();
-    assert!(tagged.local_addr().ip().is_loopback(), "bound to loopback");
-    tagged
-        .incr(
+    // One successful `fs.read` tool call, the same sample under both label styles.
+    let count_tool_call = |b: &StatsdBackend| {
+        b.incr(
             "power_loop_tool_calls",
             1,
             &[("tool", "fs.read"), ("success", "true")],
         )
         .unwrap();
+    };
+    let tagged = StatsdBackend::new(&addr).unwrap();
+    assert!(tagged.local_addr().ip().is_loopback(), "bound to loopback");
+    count_tool_call(&tagged);
     assert_eq!(
         recv(),
         "power_loop_tool_calls:1|c|#tool:fs.read,success:true"
@@ -142,13 +145,7 @@ fn statsd_datagrams_carry_tags_or_reference_names() {
     );
     let named =
         StatsdBackend::with_options(StatsdOptions::new(&addr).labels(StatsdLabels::Name)).unwrap();
-    named
-        .incr(
-            "power_loop_tool_calls",
-            1,
-            &[("tool", "fs.read"), ("success", "true")],
-        )
-        .unwrap();
+    count_tool_call(&named);
     assert_eq!(
         recv(),
         "power_loop_tool_calls.success_true.tool_fs.read:1|c"

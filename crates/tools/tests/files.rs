@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{Fixture, failed, ok};
+use common::{Fixture, denied, failed, ok};
 use power_loop_contracts::ErrorCode;
 use serde_json::json;
 
@@ -55,12 +55,7 @@ async fn read_file_bad_input() {
     // escapes
     for p in ["../outside.txt", "/etc/passwd", "a/../../x"] {
         let o = f.call("read_file", json!({"path": p})).await;
-        assert_eq!(
-            o.error_code,
-            Some(ErrorCode::ToolDenied),
-            "{p}: {}",
-            o.output.content
-        );
+        denied(&o, p);
         assert!(o.output.content.contains("escapes the workspace"));
     }
     let outside = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -34,13 +34,64 @@ fn host_state(host: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flipping_symlinks_never_lead_outside_the_workspace() {
+/// A thread that flips workspace entries until stopped: each round calls `step(workspace,
+/// round, exchange)`, where `exchange(a, b)` swaps two workspace entries atomically.
+struct Flipper {
+    stop: Arc<AtomicBool>,
+    flips: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Flipper {
+    fn start(
+        ws: PathBuf,
+        step: impl Fn(&Path, u64, &dyn Fn(&str, &str)) + Send + 'static,
+    ) -> Flipper {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flips = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, flips) = (stop.clone(), flips.clone());
+            std::thread::spawn(move || {
+                let exchange = |a: &str, b: &str| {
+                    let _ = renameat_with(CWD, ws.join(a), CWD, ws.join(b), RenameFlags::EXCHANGE);
+                };
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    step(&ws, n, &exchange);
+                    n += 1;
+                    flips.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Flipper {
+            stop,
+            flips,
+            thread,
+        }
+    }
+
+    /// Stops the thread; how many rounds it ran.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.flips.load(Ordering::Relaxed)
+    }
+}
+
+/// A workspace fixture (after checking the path resolver) and a host directory outside it: the
+/// directory's guard and its canonical path.
+fn workspace_and_host() -> (Fixture, tempfile::TempDir, std::path::PathBuf) {
     common::check_resolver();
     let f = Fixture::new();
-    let ws = f.ws();
     let host_dir = tempfile::tempdir().unwrap();
     let host = std::fs::canonicalize(host_dir.path()).unwrap();
+    (f, host_dir, host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipping_symlinks_never_lead_outside_the_workspace() {
+    let (f, _host_dir, host) = workspace_and_host();
+    let ws = f.ws();
     std::fs::write(host.join("hostfile"), SECRET).unwrap();
     std::fs::write(host.join("hostsecret"), SECRET).unwrap();
     let before = host_state(&host);
@@ -55,28 +106,15 @@ async fn flipping_symlinks_never_lead_outside_the_workspace() {
     // u.txt: absent, or a dangling symlink to a host file that does not exist.
     std::os::unix::fs::symlink(host.join("created_u"), ws.join("u_alt")).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flips = Arc::new(AtomicU64::new(0));
-    let flipper = {
-        let (stop, flips, ws) = (stop.clone(), flips.clone(), ws.clone());
-        std::thread::spawn(move || {
-            let exchange = |a: &str, b: &str| {
-                let _ = renameat_with(CWD, ws.join(a), CWD, ws.join(b), RenameFlags::EXCHANGE);
-            };
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                exchange("t.txt", "t_alt");
-                exchange("d", "d_alt");
-                if n.is_multiple_of(2) {
-                    let _ = std::fs::rename(ws.join("u_alt"), ws.join("u.txt"));
-                } else {
-                    let _ = std::fs::rename(ws.join("u.txt"), ws.join("u_alt"));
-                }
-                n += 1;
-                flips.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let flipper = Flipper::start(ws.clone(), |ws, n, exchange| {
+        exchange("t.txt", "t_alt");
+        exchange("d", "d_alt");
+        if n.is_multiple_of(2) {
+            let _ = std::fs::rename(ws.join("u_alt"), ws.join("u.txt"));
+        } else {
+            let _ = std::fs::rename(ws.join("u.txt"), ws.join("u_alt"));
+        }
+    });
 
     let (mut ok_reads, mut ok_writes, mut leaks) = (0usize, 0usize, Vec::new());
     for i in 0..CALLS {
@@ -102,8 +140,7 @@ async fn flipping_symlinks_never_lead_outside_the_workspace() {
             }
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    flipper.join().unwrap();
+    let flips = flipper.stop();
 
     let after = host_state(&host);
     assert!(
@@ -114,17 +151,14 @@ async fn flipping_symlinks_never_lead_outside_the_workspace() {
     );
     assert_eq!(after, before, "a host file was created or changed");
     // The race was real: the flipper ran throughout and many calls still succeeded.
-    assert!(
-        flips.load(Ordering::Relaxed) > 1_000,
-        "flipper too slow: {flips:?}"
-    );
+    assert!(flips > 1_000, "flipper too slow: {flips:?}");
     assert!(
         ok_reads > 100 && ok_writes > 100,
         "reads {ok_reads}, writes {ok_writes}"
     );
     eprintln!(
         "{CALLS} calls, {} flips: {ok_reads} reads and {ok_writes} writes succeeded, 0 escapes",
-        flips.load(Ordering::Relaxed)
+        flips
     );
 }
 
@@ -134,11 +168,8 @@ const GLOB_GREP_CALLS: usize = 2_400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flipping_directories_never_show_host_names_to_glob_or_grep() {
-    common::check_resolver();
-    let f = Fixture::new();
+    let (f, _host_dir, host) = workspace_and_host();
     let ws = f.ws();
-    let host_dir = tempfile::tempdir().unwrap();
-    let host = std::fs::canonicalize(host_dir.path()).unwrap();
     std::fs::write(host.join(HOST_NAME), SECRET).unwrap();
     std::fs::create_dir(host.join("nested")).unwrap();
     std::fs::write(host.join("nested").join(HOST_NAME), SECRET).unwrap();
@@ -152,21 +183,10 @@ async fn flipping_directories_never_show_host_names_to_glob_or_grep() {
         std::os::unix::fs::symlink(&host, ws.join(format!("{d}_alt"))).unwrap();
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flips = Arc::new(AtomicU64::new(0));
-    let flipper = {
-        let (stop, flips, ws) = (stop.clone(), flips.clone(), ws.clone());
-        std::thread::spawn(move || {
-            let exchange = |a: &str, b: &str| {
-                let _ = renameat_with(CWD, ws.join(a), CWD, ws.join(b), RenameFlags::EXCHANGE);
-            };
-            while !stop.load(Ordering::Relaxed) {
-                exchange("sub", "sub_alt");
-                exchange("a/b", "a/b_alt");
-                flips.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let flipper = Flipper::start(ws.clone(), |_, _, exchange| {
+        exchange("sub", "sub_alt");
+        exchange("a/b", "a/b_alt");
+    });
 
     let (mut saw_inside, mut leaks) = (0usize, Vec::new());
     for i in 0..GLOB_GREP_CALLS {
@@ -193,8 +213,7 @@ async fn flipping_directories_never_show_host_names_to_glob_or_grep() {
             saw_inside += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    flipper.join().unwrap();
+    let flips = flipper.stop();
 
     assert!(
         leaks.is_empty(),
@@ -202,7 +221,6 @@ async fn flipping_directories_never_show_host_names_to_glob_or_grep() {
         leaks.len(),
         &leaks[..leaks.len().min(3)]
     );
-    let flips = flips.load(Ordering::Relaxed);
     assert!(flips > 1_000, "flipper too slow: {flips}");
     assert!(
         saw_inside > 100,

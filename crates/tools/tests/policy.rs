@@ -544,8 +544,11 @@ fn destructive_commands_are_denied() {
     assert!(DESTRUCTIVE.len() >= 100, "{}", DESTRUCTIVE.len());
     for (c, rule) in DESTRUCTIVE {
         assert_eq!(denied(c), *rule, "{c}");
-        // also without a workspace
-        assert!(policy().check(c).is_deny(), "without workspace: {c}");
+        // also without a workspace, by the same rule
+        match policy().check(c) {
+            PolicyDecision::Deny { rule: r, .. } => assert_eq!(r, *rule, "without workspace: {c}"),
+            PolicyDecision::Allow => panic!("should be denied without a workspace: {c}"),
+        }
     }
 }
 

@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fixture, ok};
-use power_loop_contracts::ErrorCode;
+use common::{Fixture, denied, ok};
 use power_loop_tools::SkillLoader;
 use serde_json::json;
 
@@ -73,12 +72,7 @@ async fn outside_oversized_and_special_skills_are_refused() {
     let f = Fixture::with_env(move |e| e.with_skills_dir(&dir).unwrap());
     for name in ["evil", "evil2", "big"] {
         let o = f.call("load_skill", json!({"name": name})).await;
-        assert_eq!(
-            o.error_code,
-            Some(ErrorCode::ToolDenied),
-            "{name}: {}",
-            o.output.content
-        );
+        denied(&o, name);
         assert!(!o.output.content.contains("OUTSIDE-BODY"));
     }
     assert!(ok(&f.call("load_skill", json!({"name": "good"})).await).ends_with("body\n</skill>"));

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use power_loop::{
     LlmRequest, Role, ScriptedLlm, ScriptedStep, SessionStore, StatefulAgentLoop, StoreOptions,
-    SubprocessExecutor, SubprocessExecutorBuilder, WorkflowSpec,
+    SubprocessExecutor, SubprocessExecutorBuilder, WorkflowEngine, WorkflowRunOptions,
+    WorkflowRunOutcome, WorkflowSpec,
 };
 use serde_json::Value;
 
@@ -63,6 +64,23 @@ pub(crate) fn parent_loop(llm: &ScriptedLlm, store: &SessionStore) -> StatefulAg
 /// An executor builder over the `power-loop worker` binary with its runs under `dir`.
 pub(crate) fn executor(dir: &Path) -> SubprocessExecutorBuilder {
     SubprocessExecutor::builder(worker_bin()).runs_dir(dir.join("runs"))
+}
+
+/// Runs `spec` from the parent loop `lp` with its leaves under `ex`, without a journal.
+pub(crate) async fn run_without_journal(
+    lp: StatefulAgentLoop,
+    ex: SubprocessExecutor,
+    spec: &WorkflowSpec,
+) -> WorkflowRunOutcome {
+    WorkflowEngine::new(
+        lp,
+        WorkflowRunOptions::new()
+            .with_executor(Arc::new(ex))
+            .with_journal(false),
+    )
+    .run(spec)
+    .await
+    .unwrap()
 }
 
 /// Parses a spec.

@@ -73,22 +73,29 @@ impl Fake {
     }
 }
 
-fn chunk(n: usize, delta: &str, finish: &str) -> String {
+/// One chat-completions SSE chunk of response `c{n}` with this `delta` and `finish_reason` (JSON).
+pub fn chunk(n: usize, delta: &str, finish: &str) -> String {
     format!(
         "data: {{\"id\":\"c{n}\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-test\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
     )
 }
 
+/// The head of a 200 SSE answer.
+pub const SSE_HEAD: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+
 const USAGE: &str = "data: {\"id\":\"u\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":70,\"completion_tokens\":30,\"total_tokens\":100}}\n\n";
 
-fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+/// Reads one HTTP request: its lower-cased header lines and its body (`None` when the
+/// connection ends first).
+pub fn read_request(stream: &TcpStream) -> Option<(Vec<String>, Vec<u8>)> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut len = 0usize;
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+            return None;
         }
         let l = line.trim_end().to_ascii_lowercase();
         if l.is_empty() {
@@ -100,15 +107,19 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
         headers.push(l);
     }
     let mut body = vec![0u8; len];
-    if reader.read_exact(&mut body).is_err() {
+    reader.read_exact(&mut body).ok()?;
+    Some((headers, body))
+}
+
+fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) {
+    let Some((headers, body)) = read_request(&stream) else {
         return;
-    }
+    };
     log.lock().unwrap().push(Seen {
         headers,
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     });
-    let sse_head =
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+    let sse_head = SSE_HEAD;
     match reply {
         Reply::TooMany => {
             let body = "{\"error\":{\"message\":\"rate limited\",\"type\":\"rate_limit\"}}";

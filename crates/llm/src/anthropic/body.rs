@@ -36,20 +36,24 @@ pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Result<Valu
     }
     body.insert(
         "model".into(),
-        Value::String(req.model.clone().unwrap_or_else(|| cfg.model.clone())),
+        Value::String(
+            req.model
+                .clone()
+                .unwrap_or_else(|| cfg.endpoint.model.clone()),
+        ),
     );
     let max_tokens = req
         .max_tokens
         .filter(|n| *n > 0)
-        .unwrap_or(if cfg.max_tokens > 0 {
-            cfg.max_tokens
+        .unwrap_or(if cfg.endpoint.max_tokens > 0 {
+            cfg.endpoint.max_tokens
         } else {
             8000
         });
     body.insert("max_tokens".into(), json!(max_tokens));
     body.insert(
         "temperature".into(),
-        json!(req.temperature.unwrap_or(cfg.temperature)),
+        json!(req.temperature.unwrap_or(cfg.endpoint.temperature)),
     );
 
     let mut system_parts: Vec<String> = Vec::new();
@@ -175,7 +179,7 @@ pub(crate) fn build_body(cfg: &AnthropicConfig, req: &LlmRequest) -> Result<Valu
             Some(ToolChoice::None) => Some(json!({"type": "none"})),
             Some(ToolChoice::Required) => Some(json!({"type": "any"})),
             Some(ToolChoice::Function(name)) => {
-                if cfg.base_url.contains("dashscope.aliyuncs.com") {
+                if cfg.endpoint.base_url.contains("dashscope.aliyuncs.com") {
                     tracing::warn!(target: "power_loop::llm", "tool_choice by name is not supported by DashScope's Anthropic endpoint; omitted");
                     None
                 } else {

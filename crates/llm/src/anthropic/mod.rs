@@ -30,6 +30,7 @@ use power_loop_contracts::{
     BoxFuture, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
 };
 
+use crate::endpoint::{EndpointConfig, endpoint_setters};
 use crate::http;
 use crate::util::with_cancel;
 
@@ -40,18 +41,10 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AnthropicConfig {
-    /// API base URL, e.g. `https://api.anthropic.com` (a trailing `/v1` is tolerated).
-    pub base_url: String,
-    /// The `x-api-key` credential.
-    pub api_key: String,
-    /// Model used when the request names none.
-    pub model: String,
-    /// Connect / idle-read timeout of one HTTP request, in seconds (default 180).
-    pub timeout_s: f64,
-    /// `max_tokens` when the request sets none (default 8000; the API requires the field).
-    pub max_tokens: u32,
-    /// Temperature when the request sets none (default 0.0).
-    pub temperature: f64,
+    /// Base URL (e.g. `https://api.anthropic.com`; a trailing `/v1` is tolerated), the
+    /// `x-api-key` credential, model, request timeout and reply defaults (the API requires
+    /// `max_tokens`, so it is always sent).
+    pub endpoint: EndpointConfig,
     /// The `anthropic-version` header (default [`ANTHROPIC_VERSION`]).
     pub anthropic_version: String,
 }
@@ -63,31 +56,16 @@ impl AnthropicConfig {
         api_key: impl Into<String>,
         model: impl Into<String>,
     ) -> Self {
+        AnthropicConfig::from_endpoint(EndpointConfig::new(base_url, api_key, model))
+    }
+    /// A config for `endpoint` with the default `anthropic-version`.
+    pub fn from_endpoint(endpoint: EndpointConfig) -> Self {
         AnthropicConfig {
-            base_url: base_url.into(),
-            api_key: api_key.into(),
-            model: model.into(),
-            timeout_s: 180.0,
-            max_tokens: 8000,
-            temperature: 0.0,
+            endpoint,
             anthropic_version: ANTHROPIC_VERSION.into(),
         }
     }
-    /// Sets the per-request timeout (seconds).
-    pub fn with_timeout_s(mut self, s: f64) -> Self {
-        self.timeout_s = s;
-        self
-    }
-    /// Sets the default `max_tokens`.
-    pub fn with_max_tokens(mut self, n: u32) -> Self {
-        self.max_tokens = n;
-        self
-    }
-    /// Sets the default temperature.
-    pub fn with_temperature(mut self, t: f64) -> Self {
-        self.temperature = t;
-        self
-    }
+    endpoint_setters!(self => self.endpoint);
     /// Sets the `anthropic-version` header.
     pub fn with_anthropic_version(mut self, v: impl Into<String>) -> Self {
         self.anthropic_version = v.into();
@@ -118,8 +96,8 @@ fn messages_url(base: &str) -> String {
 impl AnthropicLlm {
     /// Builds the service (no network I/O happens here).
     pub fn new(cfg: AnthropicConfig) -> Result<Self> {
-        let client = http::client_for_timeout_s(cfg.timeout_s)?;
-        let url = messages_url(&cfg.base_url);
+        let client = http::client_for_timeout_s(cfg.endpoint.timeout_s)?;
+        let url = messages_url(&cfg.endpoint.base_url);
         Ok(AnthropicLlm {
             inner: Arc::new(Inner { cfg, url, client }),
         })
@@ -160,7 +138,7 @@ impl LlmService for AnthropicLlm {
             let post = inner
                 .client
                 .post(&inner.url)
-                .header("x-api-key", &inner.cfg.api_key)
+                .header("x-api-key", &inner.cfg.endpoint.api_key)
                 .header("anthropic-version", &inner.cfg.anthropic_version);
             let resp =
                 http::send_streaming("Anthropic", &inner.url, post, &body, cancel.as_ref()).await?;
@@ -182,7 +160,7 @@ impl LlmService for AnthropicLlm {
     }
 
     fn model_name(&self) -> String {
-        self.inner.cfg.model.clone()
+        self.inner.cfg.endpoint.model.clone()
     }
 }
 

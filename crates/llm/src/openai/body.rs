@@ -48,7 +48,10 @@ pub(crate) fn build_body(
             }
         }
     }
-    let model = req.model.clone().unwrap_or_else(|| cfg.model.clone());
+    let model = req
+        .model
+        .clone()
+        .unwrap_or_else(|| cfg.endpoint.model.clone());
     let o_series = is_o_series(&model);
     body.insert("model".into(), Value::String(model));
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
@@ -64,11 +67,11 @@ pub(crate) fn build_body(
             body.insert("temperature".into(), json!(t));
         }
         None if !o_series => {
-            body.insert("temperature".into(), json!(cfg.temperature));
+            body.insert("temperature".into(), json!(cfg.endpoint.temperature));
         }
         None => {}
     }
-    let max_tokens = req.max_tokens.unwrap_or(cfg.max_tokens);
+    let max_tokens = req.max_tokens.unwrap_or(cfg.endpoint.max_tokens);
     if max_tokens > 0 {
         let key = if o_series {
             "max_completion_tokens"

@@ -36,6 +36,7 @@ use power_loop_contracts::{
 
 pub use capabilities::resolve_capabilities;
 
+use crate::endpoint::{EndpointConfig, endpoint_setters};
 use crate::http;
 use crate::overrides::CapabilityOverrides;
 use crate::util::with_cancel;
@@ -44,18 +45,9 @@ use crate::util::with_cancel;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct OpenAiConfig {
-    /// Endpoint base URL, normally ending in `/v1` (e.g. `https://api.openai.com/v1`).
-    pub base_url: String,
-    /// Bearer credential.
-    pub api_key: String,
-    /// Model used when the request names none.
-    pub model: String,
-    /// Connect / idle-read timeout of one HTTP request, in seconds (default 180).
-    pub timeout_s: f64,
-    /// Reply token cap used when the request sets none; 0 omits the field (default 8000).
-    pub max_tokens: u32,
-    /// Temperature used when the request sets none (default 0.0).
-    pub temperature: f64,
+    /// Base URL (normally ending in `/v1`, e.g. `https://api.openai.com/v1`), bearer credential,
+    /// model, request timeout and reply defaults.
+    pub endpoint: EndpointConfig,
     /// Capability overrides applied over the model-prefix table.
     pub capability_overrides: CapabilityOverrides,
     /// Resume a stream that broke mid-answer (default false; see [`with_stream_resume`]).
@@ -81,34 +73,19 @@ impl OpenAiConfig {
         api_key: impl Into<String>,
         model: impl Into<String>,
     ) -> Self {
+        OpenAiConfig::from_endpoint(EndpointConfig::new(base_url, api_key, model))
+    }
+    /// A config for `endpoint`, with no capability overrides and no stream resume.
+    pub fn from_endpoint(endpoint: EndpointConfig) -> Self {
         OpenAiConfig {
-            base_url: base_url.into(),
-            api_key: api_key.into(),
-            model: model.into(),
-            timeout_s: 180.0,
-            max_tokens: 8000,
-            temperature: 0.0,
+            endpoint,
             capability_overrides: CapabilityOverrides::default(),
             stream_resume_on_error: false,
             stream_max_restarts: 0,
             stream_resume_instruction: DEFAULT_STREAM_RESUME_INSTRUCTION.into(),
         }
     }
-    /// Sets the per-request timeout (seconds).
-    pub fn with_timeout_s(mut self, s: f64) -> Self {
-        self.timeout_s = s;
-        self
-    }
-    /// Sets the default reply token cap (0 = omit).
-    pub fn with_max_tokens(mut self, n: u32) -> Self {
-        self.max_tokens = n;
-        self
-    }
-    /// Sets the default temperature.
-    pub fn with_temperature(mut self, t: f64) -> Self {
-        self.temperature = t;
-        self
-    }
+    endpoint_setters!(self => self.endpoint);
     /// Sets capability overrides.
     pub fn with_capability_overrides(mut self, o: CapabilityOverrides) -> Self {
         self.capability_overrides = o;
@@ -146,9 +123,9 @@ struct Inner {
 impl OpenAiLlm {
     /// Builds the service (no network I/O happens here).
     pub fn new(cfg: OpenAiConfig) -> Result<Self> {
-        let client = http::client_for_timeout_s(cfg.timeout_s)?;
-        let caps = resolve_capabilities(&cfg.model, &cfg.capability_overrides);
-        let url = http::join_url(&cfg.base_url, "chat/completions");
+        let client = http::client_for_timeout_s(cfg.endpoint.timeout_s)?;
+        let caps = resolve_capabilities(&cfg.endpoint.model, &cfg.capability_overrides);
+        let url = http::join_url(&cfg.endpoint.base_url, "chat/completions");
         Ok(OpenAiLlm {
             inner: Arc::new(Inner {
                 cfg,
@@ -204,9 +181,9 @@ async fn open_stream(inner: &Inner, request: LlmRequest) -> Result<LlmStream> {
     let body = body::build_body(&inner.cfg, &inner.caps, &request)?;
     tracing::debug!(target: "power_loop::llm", url = %inner.url, "openai-compatible request");
     let mut post = inner.client.post(&inner.url);
-    if !inner.cfg.api_key.trim().is_empty() {
+    if !inner.cfg.endpoint.api_key.trim().is_empty() {
         // A key-less local server (llama.cpp, Ollama) gets no Authorization header.
-        post = post.bearer_auth(&inner.cfg.api_key);
+        post = post.bearer_auth(&inner.cfg.endpoint.api_key);
     }
     let resp = http::send_streaming(
         "the OpenAI-compatible server",
@@ -240,6 +217,6 @@ impl LlmService for OpenAiLlm {
     }
 
     fn model_name(&self) -> String {
-        self.inner.cfg.model.clone()
+        self.inner.cfg.endpoint.model.clone()
     }
 }

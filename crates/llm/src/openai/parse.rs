@@ -418,9 +418,24 @@ pub(crate) fn normalize_usage(u: &Value) -> TokenUsage {
         ],
     )
     .or_else(|| first(pd, &["cache_miss_tokens", "cacheMissTokens"]));
-    t.prompt_audio_tokens = details(pd, id, &["audio_tokens", "audioTokenCount"]);
-    t.prompt_text_tokens = details(pd, id, &["text_tokens", "textTokenCount"]);
-    t.prompt_image_tokens = details(pd, id, &["image_tokens", "imageTokenCount"]);
+    // Audio, text and image tokens, per modality, in the same keys on both sides.
+    let modalities = |a: Option<&Value>, b: Option<&Value>| {
+        [
+            details(a, b, &["audio_tokens", "audioTokenCount"]),
+            details(a, b, &["text_tokens", "textTokenCount"]),
+            details(a, b, &["image_tokens", "imageTokenCount"]),
+        ]
+    };
+    [
+        t.prompt_audio_tokens,
+        t.prompt_text_tokens,
+        t.prompt_image_tokens,
+    ] = modalities(pd, id);
+    [
+        t.completion_audio_tokens,
+        t.completion_text_tokens,
+        t.completion_image_tokens,
+    ] = modalities(cd, od);
     t.completion_reasoning_tokens = details(
         cd,
         od,
@@ -432,9 +447,6 @@ pub(crate) fn normalize_usage(u: &Value) -> TokenUsage {
             "thinking_tokens",
         ],
     );
-    t.completion_audio_tokens = details(cd, od, &["audio_tokens", "audioTokenCount"]);
-    t.completion_text_tokens = details(cd, od, &["text_tokens", "textTokenCount"]);
-    t.completion_image_tokens = details(cd, od, &["image_tokens", "imageTokenCount"]);
     t.accepted_prediction_tokens = details(
         cd,
         od,

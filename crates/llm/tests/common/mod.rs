@@ -216,11 +216,48 @@ pub fn events(evs: &[(&str, &str)]) -> String {
         .collect()
 }
 
+/// Anthropic-style events named after their data's `type` field (how the API names them).
+pub fn typed_events(datas: &[&str]) -> String {
+    datas
+        .iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).expect("event data is JSON");
+            let name = v["type"].as_str().expect("event data has a type");
+            format!("event: {name}\ndata: {d}\n\n")
+        })
+        .collect()
+}
+
 /// The retry policy of these tests: default attempts, short backoff sleeps.
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy::default()
         .with_base_delay(Duration::from_millis(5))
         .with_max_delay(Duration::from_millis(20))
+}
+
+/// `complete` of the prompt `x` (the request most of these tests send).
+pub async fn complete_x(llm: &(impl LlmService + ?Sized)) -> Result<LlmResponse> {
+    llm.complete(LlmRequest::from_prompt("x")).await
+}
+
+/// Serves one SSE `body` and completes the prompt `x` through the service `make` builds for the
+/// server (no retry layer).
+pub async fn complete_sse<L: LlmService>(
+    make: impl Fn(&TestServer) -> L,
+    body: impl AsRef<str>,
+) -> Result<LlmResponse> {
+    let server = TestServer::start(vec![Reply::sse_parts(&[body])]).await;
+    complete_x(&make(&server)).await
+}
+
+/// Completes the prompt `x` through `svc`, expecting an `llm.timeout` error well before the 2 s
+/// a stuck call would take; returns the error for further checks.
+pub async fn prompt_timeout(svc: &(impl LlmService + ?Sized)) -> power_loop_contracts::Error {
+    let t0 = Instant::now();
+    let e = complete_x(svc).await.unwrap_err();
+    assert_eq!(e.code(), power_loop_contracts::ErrorCode::LlmTimeout, "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    e
 }
 
 /// `complete` of the prompt `x` through an [`LlmStack`] that retries `llm` with [`fast_retry`].

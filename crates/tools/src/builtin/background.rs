@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop_contracts::{CancellationToken, Error, ErrorCode, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::bash::check_policy;
 use super::{SharedRef, invalid};
 use power_loop_store::BackgroundTaskUpdate;
 
+use super::schema::{params, string_prop};
 use crate::backend::{MemoryToolStore, ToolStore};
 use crate::shell::run_one_shot;
 use crate::text::{str_arg, truncate_chars};
@@ -52,13 +52,10 @@ pub(crate) fn background_run_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "background_run",
         "Start a long-running shell command in the background and return at once with a task id; check it later with check_background.",
-        json!({
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The command to run."}
-            },
-            "required": ["command"]
-        }),
+        params(
+            &[("command", string_prop("The command to run."))],
+            &["command"],
+        ),
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();
@@ -126,12 +123,13 @@ pub(crate) fn check_background_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "check_background",
         "Show one background task (with task_id) or list all background tasks of this session.",
-        json!({
-            "type": "object",
-            "properties": {
-                "task_id": {"type": "string", "description": "Task id from background_run; omit to list all."}
-            }
-        }),
+        params(
+            &[(
+                "task_id",
+                string_prop("Task id from background_run; omit to list all."),
+            )],
+            &[],
+        ),
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();

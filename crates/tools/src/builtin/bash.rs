@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
+use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{SharedRef, invalid};
 use crate::policy::{PolicyContext, PolicyDecision};
 use crate::shell::session::BashSession;
@@ -98,15 +98,20 @@ pub(crate) fn bash_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "bash",
         "Run a shell command in a persistent bash session in the workspace (cwd and variables persist between calls). stdout and stderr are merged; blank lines are dropped.",
-        json!({
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The command to run."},
-                "restart": {"type": "boolean", "description": "Restart the shell instead of running a command."},
-                "timeout": {"type": "integer", "description": "Seconds before the command is killed (default 120, 1-600)."}
-            },
-            "required": ["command"]
-        }),
+        params(
+            &[
+                ("command", string_prop("The command to run.")),
+                (
+                    "restart",
+                    boolean_prop("Restart the shell instead of running a command."),
+                ),
+                (
+                    "timeout",
+                    integer_prop("Seconds before the command is killed (default 120, 1-600)."),
+                ),
+            ],
+            &["command"],
+        ),
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();

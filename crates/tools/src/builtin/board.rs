@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
+use super::schema::{choice_prop, integer_prop, params, string_prop};
 use crate::backend::{BoardBackend, BoardPost};
 use crate::pyrepr::repr_list;
 use crate::text::str_arg;
@@ -63,7 +63,7 @@ pub(crate) fn board_tools(cfg: &BoardConfig) -> Vec<FnTool> {
         ToolDefinition::new(
             "board_read",
             "Read the shared board (notes and tasks shared with other agents).",
-            json!({"type": "object", "properties": {}}),
+            params(&[], &[]),
         ),
         |ctx, _args| async move {
             let (b, id) = board(&ctx)?;
@@ -78,15 +78,14 @@ pub(crate) fn board_tools(cfg: &BoardConfig) -> Vec<FnTool> {
         ToolDefinition::new(
             "board_post",
             "Post an entry to the shared board.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "text": {"type": "string", "description": "Entry text."},
-                    "kind": {"type": "string", "enum": cfg.kinds, "description": "Entry kind."},
-                    "status": {"type": "string", "enum": cfg.statuses, "description": "Entry status."}
-                },
-                "required": ["text"]
-            }),
+            params(
+                &[
+                    ("text", string_prop("Entry text.")),
+                    ("kind", choice_prop(&cfg.kinds, "Entry kind.")),
+                    ("status", choice_prop(&cfg.statuses, "Entry status.")),
+                ],
+                &["text"],
+            ),
         ),
         move |ctx, args| {
             let c = c.clone();
@@ -128,15 +127,14 @@ pub(crate) fn board_tools(cfg: &BoardConfig) -> Vec<FnTool> {
         ToolDefinition::new(
             "board_update",
             "Change the text and/or status of a board entry.",
-            json!({
-                "type": "object",
-                "properties": {
-                    "entry_id": {"type": "integer", "description": "Entry id."},
-                    "text": {"type": "string", "description": "New text."},
-                    "status": {"type": "string", "enum": cfg.statuses, "description": "New status."}
-                },
-                "required": ["entry_id"]
-            }),
+            params(
+                &[
+                    ("entry_id", integer_prop("Entry id.")),
+                    ("text", string_prop("New text.")),
+                    ("status", choice_prop(&cfg.statuses, "New status.")),
+                ],
+                &["entry_id"],
+            ),
         ),
         move |ctx, args| {
             let c = c.clone();
@@ -159,11 +157,7 @@ pub(crate) fn board_tools(cfg: &BoardConfig) -> Vec<FnTool> {
         ToolDefinition::new(
             "board_remove",
             "Remove an entry from the shared board.",
-            json!({
-                "type": "object",
-                "properties": {"entry_id": {"type": "integer", "description": "Entry id."}},
-                "required": ["entry_id"]
-            }),
+            params(&[("entry_id", integer_prop("Entry id."))], &["entry_id"]),
         ),
         |ctx, args| async move {
             let (b, id) = board(&ctx)?;

@@ -1,9 +1,9 @@
 //! `edit_file` and `apply_patch`.
 
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::diff::unified_diff;
+use super::schema::{boolean_prop, params, string_prop};
 use super::{SharedRef, Stamp, blocking_file_tool, failed, invalid, looks_binary};
 use crate::confined::FsFault;
 use crate::confined::ops::{Node, open_node, read_capped, write_atomic};
@@ -132,16 +132,18 @@ pub(crate) fn edit_file_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "edit_file",
         "Replace an exact snippet of a workspace file (read it first). old_text must match exactly once unless replace_all is true.",
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path, relative to the workspace."},
-                "old_text": {"type": "string", "description": "Exact text to replace."},
-                "new_text": {"type": "string", "description": "Replacement text."},
-                "replace_all": {"type": "boolean", "description": "Replace every occurrence (default false)."}
-            },
-            "required": ["path", "old_text", "new_text"]
-        }),
+        params(
+            &[
+                ("path", string_prop("File path, relative to the workspace.")),
+                ("old_text", string_prop("Exact text to replace.")),
+                ("new_text", string_prop("Replacement text.")),
+                (
+                    "replace_all",
+                    boolean_prop("Replace every occurrence (default false)."),
+                ),
+            ],
+            &["path", "old_text", "new_text"],
+        ),
     );
     blocking_file_tool(def, shared, edit_file)
 }
@@ -278,14 +280,13 @@ pub(crate) fn apply_patch_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "apply_patch",
         "Apply unified-diff hunks (@@ -a,b +c,d @@ with ' ' context, '-' removed and '+' added lines) to one workspace file (read it first).",
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path, relative to the workspace."},
-                "patch": {"type": "string", "description": "Unified diff hunks for this file."}
-            },
-            "required": ["path", "patch"]
-        }),
+        params(
+            &[
+                ("path", string_prop("File path, relative to the workspace.")),
+                ("patch", string_prop("Unified diff hunks for this file.")),
+            ],
+            &["path", "patch"],
+        ),
     );
     blocking_file_tool(def, shared, apply_patch)
 }

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
+use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{SharedRef, blocking_file_tool, failed, looks_binary};
 use crate::confined::FsFault;
 use crate::confined::ops::{Node, list_dir, open_node, read_capped, write_atomic};
@@ -21,15 +21,20 @@ pub(crate) fn read_file_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "read_file",
         "Read a text file of the workspace with line numbers (or list a directory). Use offset/limit to page through large files.",
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File or directory path, relative to the workspace."},
-                "offset": {"type": "integer", "description": "1-based first line (default 1)."},
-                "limit": {"type": "integer", "description": "Maximum lines to return (default 2000, max 20000)."}
-            },
-            "required": ["path"]
-        }),
+        params(
+            &[
+                (
+                    "path",
+                    string_prop("File or directory path, relative to the workspace."),
+                ),
+                ("offset", integer_prop("1-based first line (default 1).")),
+                (
+                    "limit",
+                    integer_prop("Maximum lines to return (default 2000, max 20000)."),
+                ),
+            ],
+            &["path"],
+        ),
     );
     blocking_file_tool(def, shared, read_file).concurrent(true)
 }
@@ -160,15 +165,17 @@ pub(crate) fn write_file_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "write_file",
         "Create or overwrite a text file in the workspace. An existing file must be read with read_file first.",
-        json!({
-            "type": "object",
-            "properties": {
-                "path": {"type": "string", "description": "File path, relative to the workspace."},
-                "content": {"type": "string", "description": "The full new content."},
-                "overwrite": {"type": "boolean", "description": "Allow replacing an existing file (default true)."}
-            },
-            "required": ["path", "content"]
-        }),
+        params(
+            &[
+                ("path", string_prop("File path, relative to the workspace.")),
+                ("content", string_prop("The full new content.")),
+                (
+                    "overwrite",
+                    boolean_prop("Allow replacing an existing file (default true)."),
+                ),
+            ],
+            &["path", "content"],
+        ),
     );
     blocking_file_tool(def, shared, write_file)
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::invalid;
+use super::schema::{params, string_prop};
 use crate::text::str_arg;
 use crate::tool::{FnTool, tool_fn};
 
@@ -85,27 +86,35 @@ pub(crate) fn request_user_input_tool() -> FnTool {
     let def = ToolDefinition::new(
         "request_user_input",
         "Ask the user a question and pause until they answer. Use only when you cannot proceed without a human decision.",
-        json!({
-            "type": "object",
-            "properties": {
-                "kind": {"type": "string", "description": "text | confirm | choice (default text)."},
-                "prompt": {"type": "string", "description": "The question for the user."},
-                "options": {
-                    "type": "array",
-                    "description": "Choices for kind=choice.",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "label": {"type": "string"},
-                            "description": {"type": "string"}
-                        }
-                    }
-                },
-                "metadata": {"type": "object", "description": "Extra data for the host."}
-            },
-            "required": ["prompt"]
-        }),
+        params(
+            &[
+                (
+                    "kind",
+                    string_prop("text | confirm | choice (default text)."),
+                ),
+                ("prompt", string_prop("The question for the user.")),
+                (
+                    "options",
+                    json!({
+                        "type": "array",
+                        "description": "Choices for kind=choice.",
+                        "items": params(
+                            &[
+                                ("id", json!({"type": "string"})),
+                                ("label", json!({"type": "string"})),
+                                ("description", json!({"type": "string"})),
+                            ],
+                            &[],
+                        ),
+                    }),
+                ),
+                (
+                    "metadata",
+                    json!({"type": "object", "description": "Extra data for the host."}),
+                ),
+            ],
+            &["prompt"],
+        ),
     );
     tool_fn(def, |ctx, args| async move {
         let prompt = str_arg(&args, "prompt").trim().to_owned();

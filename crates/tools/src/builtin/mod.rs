@@ -8,6 +8,7 @@ pub(crate) mod edit;
 pub(crate) mod files;
 pub(crate) mod human;
 pub(crate) mod notes;
+pub(crate) mod schema;
 pub(crate) mod search;
 pub(crate) mod skills;
 pub(crate) mod todo;

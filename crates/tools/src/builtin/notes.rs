@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
+use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{failed, invalid};
 use crate::backend::{NotesEviction, ToolStore};
 use crate::text::str_arg;
@@ -28,14 +28,16 @@ pub(crate) fn note_add_tool() -> FnTool {
     let def = ToolDefinition::new(
         "note_add",
         "Save a short note that stays visible in your context across rounds (facts, decisions, progress).",
-        json!({
-            "type": "object",
-            "properties": {
-                "content": {"type": "string", "description": "The note (short)."},
-                "pinned": {"type": "boolean", "description": "Pinned notes are never evicted (default false)."}
-            },
-            "required": ["content"]
-        }),
+        params(
+            &[
+                ("content", string_prop("The note (short).")),
+                (
+                    "pinned",
+                    boolean_prop("Pinned notes are never evicted (default false)."),
+                ),
+            ],
+            &["content"],
+        ),
     );
     tool_fn(def, |ctx, args| async move {
         let store = store(&ctx)?;
@@ -96,15 +98,14 @@ pub(crate) fn note_update_tool() -> FnTool {
     let def = ToolDefinition::new(
         "note_update",
         "Change the text and/or pinned flag of one of your notes.",
-        json!({
-            "type": "object",
-            "properties": {
-                "note_id": {"type": "integer", "description": "Id of the note."},
-                "content": {"type": "string", "description": "New text."},
-                "pinned": {"type": "boolean", "description": "New pinned flag."}
-            },
-            "required": ["note_id"]
-        }),
+        params(
+            &[
+                ("note_id", integer_prop("Id of the note.")),
+                ("content", string_prop("New text.")),
+                ("pinned", boolean_prop("New pinned flag.")),
+            ],
+            &["note_id"],
+        ),
     );
     tool_fn(def, |ctx, args| async move {
         let store = store(&ctx)?;
@@ -148,13 +149,10 @@ pub(crate) fn note_delete_tool() -> FnTool {
     let def = ToolDefinition::new(
         "note_delete",
         "Delete one of your notes.",
-        json!({
-            "type": "object",
-            "properties": {
-                "note_id": {"type": "integer", "description": "Id of the note."}
-            },
-            "required": ["note_id"]
-        }),
+        params(
+            &[("note_id", integer_prop("Id of the note."))],
+            &["note_id"],
+        ),
     );
     tool_fn(def, |ctx, args| async move {
         let store = store(&ctx)?;

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use globset::{GlobBuilder, GlobMatcher};
 use power_loop_contracts::{CancellationToken, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
+use super::schema::{boolean_prop, integer_prop, params, string_prop};
 use super::{failed, invalid};
 use crate::confined::FsFault;
 use crate::confined::ops::{Node, Stamp, open_file_at, open_node, read_capped};
@@ -96,30 +96,47 @@ fn base_dir(env: &RuntimeEnv, raw: &str) -> Result<Located> {
     locate(env, raw)
 }
 
+/// A concurrent tool running the tree walk `run` on a blocking worker thread.
+fn search_tool(
+    def: ToolDefinition,
+    run: fn(&RuntimeEnv, &serde_json::Value, &CancellationToken) -> Result<ToolOutput>,
+) -> FnTool {
+    let name = def.name.clone();
+    tool_fn(def, move |ctx, args| {
+        let name = name.clone();
+        async move {
+            let env = ctx.env.clone();
+            let cancel = ctx.cancel.clone();
+            tokio::task::spawn_blocking(move || run(&env, &args, &cancel))
+                .await
+                .map_err(|e| failed(format!("{name} worker failed: {e}")))?
+        }
+    })
+    .concurrent(true)
+}
+
 /// `glob`.
 pub(crate) fn glob_tool() -> FnTool {
     let def = ToolDefinition::new(
         "glob",
         "Find files by glob pattern (e.g. '*.rs', 'src/**/*.ts'), newest first. Bare names search recursively.",
-        json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Glob pattern."},
-                "path": {"type": "string", "description": "Base directory (default '.')."},
-                "max_results": {"type": "integer", "description": "Maximum results (default 100, max 500)."},
-                "include_hidden": {"type": "boolean", "description": "Include dot-files and dot-directories (default false)."}
-            },
-            "required": ["pattern"]
-        }),
+        params(
+            &[
+                ("pattern", string_prop("Glob pattern.")),
+                ("path", string_prop("Base directory (default '.').")),
+                (
+                    "max_results",
+                    integer_prop("Maximum results (default 100, max 500)."),
+                ),
+                (
+                    "include_hidden",
+                    boolean_prop("Include dot-files and dot-directories (default false)."),
+                ),
+            ],
+            &["pattern"],
+        ),
     );
-    tool_fn(def, |ctx, args| async move {
-        let env = ctx.env.clone();
-        let cancel = ctx.cancel.clone();
-        tokio::task::spawn_blocking(move || glob(&env, &args, &cancel))
-            .await
-            .map_err(|e| failed(format!("glob worker failed: {e}")))?
-    })
-    .concurrent(true)
+    search_tool(def, glob)
 }
 
 fn glob(
@@ -194,28 +211,38 @@ pub(crate) fn grep_tool() -> FnTool {
     let def = ToolDefinition::new(
         "grep",
         "Search file contents with a regular expression (or a literal string); prints path:line:text.",
-        json!({
-            "type": "object",
-            "properties": {
-                "pattern": {"type": "string", "description": "Regular expression (Rust regex syntax) or literal text."},
-                "path": {"type": "string", "description": "File or directory to search (default '.')."},
-                "include": {"type": "string", "description": "Only files matching this glob (e.g. '*.rs')."},
-                "max_results": {"type": "integer", "description": "Maximum matching lines (default 50, max 500)."},
-                "literal": {"type": "boolean", "description": "Treat pattern as literal text (default false)."},
-                "case_sensitive": {"type": "boolean", "description": "Default true."},
-                "include_hidden": {"type": "boolean", "description": "Search dot-files too (default false)."}
-            },
-            "required": ["pattern"]
-        }),
+        params(
+            &[
+                (
+                    "pattern",
+                    string_prop("Regular expression (Rust regex syntax) or literal text."),
+                ),
+                (
+                    "path",
+                    string_prop("File or directory to search (default '.')."),
+                ),
+                (
+                    "include",
+                    string_prop("Only files matching this glob (e.g. '*.rs')."),
+                ),
+                (
+                    "max_results",
+                    integer_prop("Maximum matching lines (default 50, max 500)."),
+                ),
+                (
+                    "literal",
+                    boolean_prop("Treat pattern as literal text (default false)."),
+                ),
+                ("case_sensitive", boolean_prop("Default true.")),
+                (
+                    "include_hidden",
+                    boolean_prop("Search dot-files too (default false)."),
+                ),
+            ],
+            &["pattern"],
+        ),
     );
-    tool_fn(def, |ctx, args| async move {
-        let env = ctx.env.clone();
-        let cancel = ctx.cancel.clone();
-        tokio::task::spawn_blocking(move || grep(&env, &args, &cancel))
-            .await
-            .map_err(|e| failed(format!("grep worker failed: {e}")))?
-    })
-    .concurrent(true)
+    search_tool(def, grep)
 }
 
 /// What a grep has found so far.

@@ -9,9 +9,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
-use serde_json::json;
 
 use super::failed;
+use super::schema::{params, string_prop};
 use crate::confined::FsFault;
 use crate::confined::blocking::run_blocking;
 use crate::confined::ops::{list_dir, open_dir, open_file_beneath, read_capped};
@@ -365,11 +365,10 @@ pub(crate) fn load_skill_tool() -> FnTool {
     let def = ToolDefinition::new(
         "load_skill",
         "Load the full instructions of a skill by name.",
-        json!({
-            "type": "object",
-            "properties": {"name": {"type": "string", "description": "Skill name (its directory name)."}},
-            "required": ["name"]
-        }),
+        params(
+            &[("name", string_prop("Skill name (its directory name)."))],
+            &["name"],
+        ),
     );
     tool_fn(def, |ctx, args| async move {
         let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());

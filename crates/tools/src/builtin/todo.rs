@@ -3,6 +3,7 @@
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 use serde_json::json;
 
+use super::schema::params;
 use super::{SharedRef, invalid};
 use crate::tool::{FnTool, tool_fn};
 
@@ -13,24 +14,26 @@ pub(crate) fn todo_tool(shared: SharedRef) -> FnTool {
     let def = ToolDefinition::new(
         "todo",
         "Replace your task list. At most 20 items and at most one item in_progress.",
-        json!({
-            "type": "object",
-            "properties": {
-                "items": {
+        params(
+            &[(
+                "items",
+                json!({
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "string"},
-                            "text": {"type": "string"},
-                            "status": {"type": "string", "enum": ["pending", "in_progress", "completed"]}
-                        },
-                        "required": ["id", "text", "status"]
-                    }
-                }
-            },
-            "required": ["items"]
-        }),
+                    "items": params(
+                        &[
+                            ("id", json!({"type": "string"})),
+                            ("text", json!({"type": "string"})),
+                            (
+                                "status",
+                                json!({"type": "string", "enum": ["pending", "in_progress", "completed"]}),
+                            ),
+                        ],
+                        &["id", "text", "status"],
+                    ),
+                }),
+            )],
+            &["items"],
+        ),
     );
     tool_fn(def, move |ctx, args| {
         let shared = shared.clone();

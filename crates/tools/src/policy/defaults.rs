@@ -44,7 +44,8 @@ fn with_arg(program: &str, args: &[&str]) -> RuleMatch {
 const POWER: &str = "shutting down, rebooting or suspending the machine is not allowed";
 
 pub(super) fn default_rules() -> Vec<PolicyRule> {
-    let power_units = [
+    // The power verbs `loginctl` takes; `systemctl` takes them and more.
+    let power_verbs = [
         "poweroff",
         "reboot",
         "halt",
@@ -52,6 +53,8 @@ pub(super) fn default_rules() -> Vec<PolicyRule> {
         "suspend",
         "hibernate",
         "hybrid-sleep",
+    ];
+    let systemctl_only = [
         "suspend-then-hibernate",
         "soft-reboot",
         "rescue",
@@ -68,6 +71,7 @@ pub(super) fn default_rules() -> Vec<PolicyRule> {
         "ctrl-alt-del.target",
         "exit.target",
     ];
+    let power_units = [power_verbs.as_slice(), systemctl_only.as_slice()].concat();
     vec![
         rule(
             "privileged",
@@ -90,22 +94,7 @@ pub(super) fn default_rules() -> Vec<PolicyRule> {
             POWER,
             with_arg("systemctl", &power_units),
         ),
-        rule(
-            "power_loginctl",
-            POWER,
-            with_arg(
-                "loginctl",
-                &[
-                    "poweroff",
-                    "reboot",
-                    "halt",
-                    "kexec",
-                    "suspend",
-                    "hibernate",
-                    "hybrid-sleep",
-                ],
-            ),
-        ),
+        rule("power_loginctl", POWER, with_arg("loginctl", &power_verbs)),
         rule(
             "power_init",
             "changing the init runlevel is not allowed",

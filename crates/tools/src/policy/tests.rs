@@ -56,45 +56,8 @@ fn policy_table() {
     for c in allowed {
         assert_eq!(p.check(c), PolicyDecision::Allow, "should allow: {c}");
     }
-    let blocked = [
-        ("rm -rf /", "recursive_delete_system"),
-        ("rm -rf / --no-preserve-root", "recursive_delete_system"),
-        ("rm -fr /*", "recursive_delete_system"),
-        ("rm -r ~", "recursive_delete_system"),
-        ("rm -rf $HOME", "recursive_delete_system"),
-        ("rm -rf /etc", "recursive_delete_system"),
-        ("rm -rf /usr/lib/", "recursive_delete_system"),
-        ("cd x && rm -Rf //", "recursive_delete_system"),
-        ("sudo ls", "privileged"),
-        ("su -", "privileged"),
-        ("shutdown -h now", "power"),
-        ("/sbin/reboot", "power"),
-        ("halt", "power"),
-        ("echo ok; poweroff", "power"),
-        ("systemctl reboot", "power_systemctl"),
-        ("mkfs -t ext4 /dev/sda1", "filesystem_format"),
-        ("mkfs.ext4 /dev/sdb", "filesystem_format"),
-        ("dd if=/dev/zero of=/dev/sda", "raw_device_write"),
-        ("cat img > /dev/nvme0n1", "raw_device_write"),
-        ("shred /dev/sda", "raw_device_write"),
-        (":(){ :|:& };:", "fork_bomb"),
-        ("bomb() { bomb | bomb & }; bomb", "fork_bomb"),
-        ("bash -c 'rm -rf /'", "recursive_delete_system"),
-        ("sh -c \"shutdown now\"", "power"),
-        ("env FOO=1 reboot", "power"),
-        ("nohup timeout 5 reboot &", "power"),
-        ("echo $(reboot)", "power"),
-        ("echo `halt`", "power"),
-        ("eval 'reboot'", "power"),
-        ("if true; then reboot; fi", "power"),
-        ("chmod -R 777 /", "recursive_permissions_system"),
-    ];
-    for (c, rule) in blocked {
-        match p.check(c) {
-            PolicyDecision::Deny { rule: r, .. } => assert_eq!(r, rule, "{c}"),
-            PolicyDecision::Allow => panic!("should block: {c}"),
-        }
-    }
+    // The denied commands of the first table are all in `DESTRUCTIVE` of tests/policy.rs,
+    // checked there with and without a workspace.
 }
 
 #[test]

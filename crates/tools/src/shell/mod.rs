@@ -113,6 +113,50 @@ pub(crate) fn command_for(spec: &LaunchSpec, tag: &str) -> Result<tokio::process
 
 pub(crate) use reap::{ShellProcess, new_tag};
 
+/// A shell started by [`spawn_shell`].
+pub(crate) struct SpawnedShell {
+    /// The shell process, stdin piped.
+    pub(crate) child: tokio::process::Child,
+    /// Its process tree (for killing everything it started).
+    pub(crate) shell: ShellProcess,
+    /// The read end of the one pipe that carries its stdout and stderr.
+    pub(crate) output: std::io::PipeReader,
+}
+
+/// Starts `backend`'s shell for `workspace` (see [`command_for`]) with stdin piped and stdout
+/// and stderr merged into one pipe; a failed start is `tool.failed` naming the backend and argv.
+pub(crate) async fn spawn_shell(
+    backend: &dyn ShellBackend,
+    workspace: &Path,
+) -> Result<SpawnedShell> {
+    backend.ensure_available(workspace).await?;
+    let spec = backend.launch(workspace)?;
+    let tag = new_tag();
+    let mut cmd = command_for(&spec, &tag)?;
+    let (output, writer) = std::io::pipe()?;
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let child = cmd.spawn().map_err(|e| {
+        power_loop_contracts::Error::new(
+            power_loop_contracts::ErrorCode::ToolFailed,
+            format!(
+                "cannot start the {} shell ({}): {e}",
+                backend.name(),
+                spec.argv.join(" ")
+            ),
+        )
+        .with_source(e)
+    })?;
+    drop(cmd); // release our copies of the pipe's write end
+    let shell = ShellProcess::new(child.id().unwrap_or(0), tag);
+    Ok(SpawnedShell {
+        child,
+        shell,
+        output,
+    })
+}
+
 /// Waits for `token` (helper for `select!`).
 pub(crate) async fn cancelled(token: &CancellationToken) {
     token.cancelled().await;

@@ -2,13 +2,12 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use power_loop_contracts::{CancellationToken, Error, ErrorCode, Result};
+use power_loop_contracts::{CancellationToken, Result};
 use tokio::io::AsyncWriteExt;
 
-use super::{ShellBackend, ShellProcess, cancelled, command_for, new_tag};
+use super::{ShellBackend, ShellProcess, SpawnedShell, cancelled, spawn_shell};
 
 /// Result of a one-shot command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,27 +35,12 @@ pub async fn run_one_shot(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<CommandOutput> {
-    backend.ensure_available(workspace).await?;
-    let spec = backend.launch(workspace)?;
-    let tag = new_tag();
-    let mut cmd = command_for(&spec, &tag)?;
-    let (reader, writer) = std::io::pipe()?;
-    cmd.stdin(Stdio::piped())
-        .stdout(writer.try_clone()?)
-        .stderr(writer);
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::new(
-            ErrorCode::ToolFailed,
-            format!("cannot start the {} shell: {e}", backend.name()),
-        )
-        .with_source(e)
-    })?;
-    drop(cmd);
-    let pgid = child.id().unwrap_or(0);
-    let mut guard = TreeGuard {
-        shell: ShellProcess::new(pgid, tag),
-        armed: true,
-    };
+    let SpawnedShell {
+        mut child,
+        shell,
+        output: reader,
+    } = spawn_shell(backend, workspace).await?;
+    let mut guard = TreeGuard { shell, armed: true };
     let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         let mut reader = reader;

@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use power_loop_contracts::{CancellationToken, Error, ErrorCode, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::{ShellBackend, ShellProcess, cancelled, command_for, new_tag};
+use super::{ShellBackend, ShellProcess, SpawnedShell, cancelled, spawn_shell};
 use crate::text::{RESULT_MAX_CHARS, strip_ansi};
 
 const HEAD_LINES: usize = 30;
@@ -169,27 +168,11 @@ impl BashSession {
 
     async fn start(&mut self) -> Result<()> {
         self.stop();
-        self.backend.ensure_available(&self.workspace).await?;
-        let spec = self.backend.launch(&self.workspace)?;
-        let tag = new_tag();
-        let mut cmd = command_for(&spec, &tag)?;
-        let (reader, writer) = std::io::pipe()?;
-        cmd.stdin(Stdio::piped())
-            .stdout(writer.try_clone()?)
-            .stderr(writer);
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::new(
-                ErrorCode::ToolFailed,
-                format!(
-                    "cannot start the {} shell ({}): {e}",
-                    self.backend.name(),
-                    spec.argv.join(" ")
-                ),
-            )
-            .with_source(e)
-        })?;
-        drop(cmd); // release our copies of the pipe's write end
-        let shell = ShellProcess::new(child.id().unwrap_or(0), tag);
+        let SpawnedShell {
+            mut child,
+            shell,
+            output: reader,
+        } = spawn_shell(self.backend.as_ref(), &self.workspace).await?;
         let Some(stdin) = child.stdin.take() else {
             shell.kill_tree();
             return Err(Error::internal("the shell's stdin was not captured"));

@@ -77,6 +77,23 @@ pub fn failed(o: &ToolOutcome) -> &str {
     &o.output.content
 }
 
+/// Asserts that `o` failed with `tool.denied` (`what` names the case in the failure message);
+/// returns its message.
+pub fn denied<'a>(o: &'a ToolOutcome, what: &str) -> &'a str {
+    assert!(
+        !o.output.ok,
+        "{what}: expected a denial, got: {}",
+        o.output.content
+    );
+    assert_eq!(
+        o.error_code,
+        Some(power_loop_contracts::ErrorCode::ToolDenied),
+        "{what}: {}",
+        o.output.content
+    );
+    &o.output.content
+}
+
 /// The test-only switch that makes the file tools resolve every path with the user-space
 /// `O_NOFOLLOW` walker instead of `openat2` (read once per process by the library).
 pub const WALKER_ENV: &str = "POWER_LOOP_TEST_FS_WALKER";

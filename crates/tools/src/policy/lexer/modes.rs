@@ -207,12 +207,7 @@ impl Lexer<'_> {
                 {
                     self.out.stop = Some(LexStop::NestedBackquotes);
                 }
-                Some(e @ ('"' | '\\' | '$' | '`')) => {
-                    self.pos += 1;
-                    self.push_char(e);
-                }
-                Some('\n') => self.pos += 1,
-                _ => self.push_char('\\'),
+                _ => self.backslash_in_text(&['"', '\\', '$', '`']),
             },
             '$' => self.dollar(true),
             '`' => self.backtick(),
@@ -342,16 +337,23 @@ impl Lexer<'_> {
         }
     }
 
+    /// A backslash inside double quotes or a here-document body: before a character of
+    /// `escapable` it stands for that character, before a newline it joins the lines, and before
+    /// anything else it is a literal backslash.
+    fn backslash_in_text(&mut self, escapable: &[char]) {
+        match self.peek() {
+            Some(e) if escapable.contains(&e) => {
+                self.pos += 1;
+                self.push_char(e);
+            }
+            Some('\n') => self.pos += 1,
+            _ => self.push_char('\\'),
+        }
+    }
+
     pub(super) fn heredoc_char(&mut self, c: char) {
         match c {
-            '\\' => match self.peek() {
-                Some(e @ ('$' | '`' | '\\')) => {
-                    self.pos += 1;
-                    self.push_char(e);
-                }
-                Some('\n') => self.pos += 1,
-                _ => self.push_char('\\'),
-            },
+            '\\' => self.backslash_in_text(&['$', '`', '\\']),
             '$' => self.dollar(true),
             '`' => self.backtick(),
             '\n' => {
