@@ -132,12 +132,37 @@ impl Row {
 
     /// The named column as non-NULL text.
     pub fn text(&self, column: &str) -> Result<String> {
-        self.opt_text(column)?.ok_or_else(|| {
-            Error::new(
-                power_loop_contracts::ErrorCode::StoreDecode,
-                format!("column `{column}` is NULL where text was expected"),
-            )
-        })
+        self.opt_text(column)?.ok_or_else(|| Self::null_text(column))
+    }
+
+    fn null_text(column: &str) -> Error {
+        Error::new(
+            power_loop_contracts::ErrorCode::StoreDecode,
+            format!("column `{column}` is NULL where text was expected"),
+        )
+    }
+
+    /// The named column as text (`None` for NULL), **moved** out of the row (which keeps NULL in
+    /// its place): what [`Row::opt_text`] returns, without copying the text. For decoders of
+    /// large reads (the active window), which consume each row once.
+    pub(crate) fn take_opt_text(&mut self, column: &str) -> Result<Option<String>> {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(column))
+            .ok_or_else(|| Self::missing(column))?;
+        let slot = self.values.get_mut(i).ok_or_else(|| Self::missing(column))?;
+        match std::mem::replace(slot, Value::Null) {
+            Value::Null => Ok(None),
+            Value::Int(v) => Ok(Some(v.to_string())),
+            Value::Text(t) => Ok(Some(t)),
+        }
+    }
+
+    /// The named column as non-NULL text, moved out of the row (see [`Row::take_opt_text`]).
+    pub(crate) fn take_text(&mut self, column: &str) -> Result<String> {
+        self.take_opt_text(column)?
+            .ok_or_else(|| Self::null_text(column))
     }
 }
 
@@ -251,8 +276,17 @@ pub trait Dialect: Send + Sync {
     /// The data-table DDL for `prefix` (tables and indexes, `IF NOT EXISTS`), in spec order.
     fn ddl(&self, prefix: &str) -> Vec<String>;
 
+    /// How this engine spells an upsert; the default is the `ON CONFLICT … excluded.c` form
+    /// (SQLite's, also valid on PostgreSQL).
+    fn upsert_syntax(&self) -> sql::UpsertSyntax {
+        sql::UpsertSyntax::OnConflict {
+            excluded: "excluded",
+        }
+    }
+
     /// `INSERT … ON CONFLICT/DUPLICATE KEY UPDATE` for the store's upserts; params are bound in the
-    /// order `key_cols + val_cols + add_cols + insert_only_cols`.
+    /// order `key_cols + val_cols + add_cols + insert_only_cols`. The default renders
+    /// [`sql::upsert_sql`] in [`Dialect::upsert_syntax`]: a dialect states only its spelling.
     fn upsert(
         &self,
         table: &str,
@@ -260,7 +294,16 @@ pub trait Dialect: Send + Sync {
         val_cols: &[&str],
         add_cols: &[&str],
         insert_only_cols: &[&str],
-    ) -> String;
+    ) -> String {
+        sql::upsert_sql(
+            table,
+            key_cols,
+            val_cols,
+            add_cols,
+            insert_only_cols,
+            self.upsert_syntax(),
+        )
+    }
 
     /// An insert that does nothing when the key already exists.
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String;

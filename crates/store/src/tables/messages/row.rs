@@ -5,7 +5,7 @@ use power_loop_contracts::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::codec::{JsonMap, StoredRow, decode_json, decode_map, enum_col, string_enum};
+use crate::codec::{JsonMap, StoredRow, decode_json, decode_map, string_enum};
 use crate::db::Row;
 use crate::ddl::model::{ColumnType, Index, Table, col};
 
@@ -50,33 +50,44 @@ impl StoredRow for MessageRow {
     const COLUMNS: &'static str = "session_id, seq, role, name, content, tool_calls_json, tool_call_id, round_index, state, meta_json, created_at";
 
     fn from_row(r: &Row) -> Result<Self> {
-        let tool_calls = match decode_json("tool_calls_json", r.opt_text("tool_calls_json")?)? {
-            None | Some(Json::Null) => None,
-            Some(Json::Array(items)) => Some(items),
-            Some(other) => {
-                return Err(Error::new(
-                    ErrorCode::StoreDecode,
-                    format!("column `tool_calls_json` holds `{other}` where an array was expected"),
-                ));
-            }
-        };
-        Ok(MessageRow {
-            session_id: r.text("session_id")?,
-            seq: r.i64("seq")?,
-            role: r.text("role")?,
-            name: r.opt_text("name")?,
-            content: r.opt_text("content")?,
-            tool_calls,
-            tool_call_id: r.opt_text("tool_call_id")?,
-            round_index: r.opt_i64("round_index")?,
-            state: enum_col(r, "state", MessageState::parse)?,
-            meta: decode_map("meta_json", r.opt_text("meta_json")?)?,
-            created_at: r.i64("created_at")?,
-        })
+        Self::from_owned_row(r.clone())
+    }
+}
+
+/// Decodes the `tool_calls_json` column: NULL, empty or JSON `null` → `None`, an array → its items.
+fn decode_tool_calls(text: Option<String>) -> Result<Option<Vec<Json>>> {
+    match decode_json("tool_calls_json", text)? {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::Array(items)) => Ok(Some(items)),
+        Some(other) => Err(Error::new(
+            ErrorCode::StoreDecode,
+            format!("column `tool_calls_json` holds `{other}` where an array was expected"),
+        )),
     }
 }
 
 impl MessageRow {
+    /// Decodes one row selected with [`StoredRow::COLUMNS`], moving its text out of the row
+    /// instead of copying it: a window load reads every message once, so each text is copied
+    /// only from the driver into the row (as a raw driver read does), never a second time here.
+    pub(crate) fn from_owned_row(mut r: Row) -> Result<Self> {
+        let meta = decode_map("meta_json", r.take_opt_text("meta_json")?)?;
+        let tool_calls = decode_tool_calls(r.take_opt_text("tool_calls_json")?)?;
+        Ok(MessageRow {
+            session_id: r.take_text("session_id")?,
+            seq: r.i64("seq")?,
+            role: r.take_text("role")?,
+            name: r.take_opt_text("name")?,
+            content: r.take_opt_text("content")?,
+            tool_calls,
+            tool_call_id: r.take_opt_text("tool_call_id")?,
+            round_index: r.opt_i64("round_index")?,
+            state: MessageState::parse(&r.take_text("state")?)?,
+            meta,
+            created_at: r.i64("created_at")?,
+        })
+    }
+
     /// The logical-order key: a compact note sorts at its `meta.ord`, others at `seq`.
     pub fn logical_ord(&self) -> i64 {
         if self.name.as_deref() == Some("compact_note")
