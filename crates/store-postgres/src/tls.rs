@@ -135,8 +135,7 @@ impl ServerCertVerifier for ModeVerifier {
         let Some(chain) = &self.chain else {
             return Ok(ServerCertVerified::assertion());
         };
-        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // rustls checks the chain first and the name last: a name mismatch means the chain
             // verified.
             Err(rustls::Error::InvalidCertificate(

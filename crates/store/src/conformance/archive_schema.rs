@@ -10,9 +10,8 @@ use serde_json::json;
 use super::{Ctx, code};
 use crate::db::{TxMode, Value};
 use crate::{
-    CURRENT_SCHEMA_VERSION, CompactionRequest, NewMessage, NewSession, SchemaPolicy,
-    SessionStore, StoreOptions, SubagentLifecycle, UsageRecord, ensure_schema, provisioning_ddl,
-    run_tx,
+    CURRENT_SCHEMA_VERSION, CompactionRequest, NewMessage, NewSession, SchemaPolicy, SessionStore,
+    StoreOptions, SubagentLifecycle, UsageRecord, ensure_schema, provisioning_ddl, run_tx,
 };
 
 async fn populated(s: &SessionStore) -> String {

@@ -67,7 +67,10 @@ fn code(e: &power_loop_contracts::Error) -> &'static str {
 async fn sorted_seqs(tasks: Vec<tokio::task::JoinHandle<Vec<i64>>>) -> Vec<i64> {
     let mut all = Vec::new();
     for t in tasks {
-        all.extend(t.await.unwrap_or_else(|e| panic!("an appender task failed: {e}")));
+        all.extend(
+            t.await
+                .unwrap_or_else(|e| panic!("an appender task failed: {e}")),
+        );
     }
     all.sort_unstable();
     all

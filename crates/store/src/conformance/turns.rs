@@ -1,13 +1,6 @@
 //! Scenarios for the durable turn, pending state and multi-handle sequences.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    unused_imports
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use power_loop_contracts::Error;
 use serde_json::json;
 
 use super::{Ctx, code};

@@ -303,7 +303,12 @@ pub async fn dropped_caller_future_leaves_no_open_transaction(ctx: PortCtx) {
     let count = format!("SELECT COUNT(*) FROM {t}");
 
     // 1. Dropped while the body runs: the body finishes on its own and its transaction commits.
-    leave_write(&*db, format!("INSERT INTO {t} (id, v) VALUES (1, 1)"), false).await;
+    leave_write(
+        &*db,
+        format!("INSERT INTO {t} (id, v) VALUES (1, 1)"),
+        false,
+    )
+    .await;
     assert_eq!(await_count(&*db, &count, 1).await, 1);
 
     // 2. A body that fails after its caller left is rolled back, and the connection it used is

@@ -4,9 +4,9 @@ use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, Result};
 
 use super::input::{NewMessage, PendingChange, TurnCommit};
-use super::row::{MessageRow, sort_logical};
+use super::row::{MessageRow, decode_message_rows, sort_logical};
 use crate::codec::{StoredRow, select_row};
-use crate::db::{Row, Transaction, Value};
+use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 use crate::tables::session_state::pending::PendingState;
 use crate::tables::session_state::row::WindowToken;
@@ -61,7 +61,7 @@ impl SessionStore {
                 MessageRow::COLUMNS,
                 inner.t.messages
             );
-            decode_rows(tx.fetch_all(&sql, &[Value::from(sid.as_str())])?)
+            decode_message_rows(tx.fetch_all(&sql, &[Value::from(sid.as_str())])?)
         })
         .await
     }
@@ -140,14 +140,9 @@ pub(crate) fn load_active_tx(
             vec![Value::from(sid), Value::from("active")],
         ),
     };
-    let mut rows = decode_rows(tx.fetch_all(&sql, &params)?)?;
+    let mut rows = decode_message_rows(tx.fetch_all(&sql, &params)?)?;
     sort_logical(&mut rows);
     Ok(rows)
-}
-
-/// Decodes message rows, moving each row's text into its [`MessageRow`] (no second copy).
-fn decode_rows(rows: Vec<Row>) -> Result<Vec<MessageRow>> {
-    rows.into_iter().map(MessageRow::from_owned_row).collect()
 }
 
 fn commit_turn_tx(
