@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use power_loop_store::db::Dialect;
-use power_loop_store::db::sql::{insert_sql, upsert_columns};
+use power_loop_store::db::sql::{UpsertSyntax, insert_sql};
 use power_loop_store::ddl::{ColumnType, DdlStyle, IndexPlacement, SingleColumnKey, render_ddl};
 
 /// How `INSERT … ON DUPLICATE KEY UPDATE` refers to the values of the row being inserted.
@@ -70,13 +70,6 @@ impl MySqlDialect {
     pub fn upsert_style(&self) -> UpsertStyle {
         self.upsert_style
     }
-
-    fn new_value(&self, col: &str) -> String {
-        match self.upsert_style {
-            UpsertStyle::ValuesFunction => format!("VALUES({col})"),
-            UpsertStyle::RowAlias => format!("{NEW_ROW}.{col}"),
-        }
-    }
 }
 
 /// Table options appended to every data table.
@@ -116,43 +109,15 @@ impl Dialect for MySqlDialect {
         render_ddl(&DDL_STYLE, prefix)
     }
 
-    fn upsert(
-        &self,
-        table: &str,
-        key_cols: &[&str],
-        val_cols: &[&str],
-        add_cols: &[&str],
-        insert_only_cols: &[&str],
-    ) -> String {
-        let cols = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
-        let mut sql = insert_sql(table, &cols);
-        if self.upsert_style == UpsertStyle::RowAlias {
-            sql.push_str(" AS ");
-            sql.push_str(NEW_ROW);
+    fn upsert_syntax(&self) -> UpsertSyntax {
+        UpsertSyntax::OnDuplicateKey {
+            row_alias: match self.upsert_style {
+                UpsertStyle::RowAlias => Some(NEW_ROW),
+                UpsertStyle::ValuesFunction => None,
+            },
         }
-        let mut sets: Vec<String> = val_cols
-            .iter()
-            .map(|c| format!("{c} = {}", self.new_value(c)))
-            .collect();
-        sets.extend(
-            add_cols
-                .iter()
-                .map(|c| format!("{c} = {c} + {}", self.new_value(c))),
-        );
-        if sets.is_empty() {
-            // Nothing to overwrite: keep the statement valid and the existing row unchanged.
-            if let Some(k) = key_cols.first().or(cols.first()) {
-                sets.push(format!("{k} = {k}"));
-            }
-        }
-        sql.push_str(" ON DUPLICATE KEY UPDATE ");
-        sql.push_str(&sets.join(", "));
-        sql
     }
 
-    /// `INSERT … ON DUPLICATE KEY UPDATE key = key` rather than `INSERT IGNORE` (which would also
-    /// downgrade truncation and NOT NULL errors to warnings). With `CLIENT_FOUND_ROWS` the matched
-    /// count is 1 whether the row was inserted or already existed.
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String {
         let mut sql = insert_sql(table, cols);
         if let Some(k) = key_cols.first().or(cols.first()) {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use power_loop_store::db::Dialect;
-use power_loop_store::db::sql::{insert_sql, upsert_columns};
+use power_loop_store::db::sql::{UpsertSyntax, insert_sql};
 use power_loop_store::ddl::{ColumnType, DdlStyle, SingleColumnKey, render_ddl};
 
 /// SQL rendering for PostgreSQL.
@@ -64,37 +64,10 @@ impl Dialect for PostgresDialect {
         render_ddl(&DDL_STYLE, prefix)
     }
 
-    fn upsert(
-        &self,
-        table: &str,
-        key_cols: &[&str],
-        val_cols: &[&str],
-        add_cols: &[&str],
-        insert_only_cols: &[&str],
-    ) -> String {
-        let cols = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
-        let mut sql = format!(
-            "{} ON CONFLICT ({}) ",
-            insert_sql(table, &cols),
-            key_cols.join(", ")
-        );
-        let sets: Vec<String> = val_cols
-            .iter()
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .chain(
-                add_cols
-                    .iter()
-                    .map(|c| format!("{c} = {table}.{c} + EXCLUDED.{c}")),
-            )
-            .collect();
-        if sets.is_empty() {
-            // Nothing to update: keep the statement valid and idempotent.
-            sql.push_str("DO NOTHING");
-        } else {
-            sql.push_str("DO UPDATE SET ");
-            sql.push_str(&sets.join(", "));
+    fn upsert_syntax(&self) -> UpsertSyntax {
+        UpsertSyntax::OnConflict {
+            excluded: "EXCLUDED",
         }
-        sql
     }
 
     fn insert_ignore(&self, table: &str, cols: &[&str], _key_cols: &[&str]) -> String {

@@ -220,6 +220,44 @@ fn parse_ssl_mode(dsn: &str, v: &str) -> Result<SslMode> {
     })
 }
 
+/// The parameters this layer takes out of a DSN (TLS) or checks (`channel_binding`), gathered
+/// while the rest is handed to the driver.
+#[derive(Default)]
+struct OwnParams {
+    ssl_mode: Option<SslMode>,
+    root: Option<String>,
+    channel_binding_required: bool,
+}
+
+impl OwnParams {
+    /// Checks one parameter (unknown or duplicate → error) and takes it if it is ours; returns
+    /// whether the driver must also get it.
+    fn take(&mut self, dsn: &str, seen: &mut Vec<String>, key: &str, value: &str) -> Result<bool> {
+        check_key(dsn, key, seen)?;
+        match key {
+            "sslmode" => self.ssl_mode = Some(parse_ssl_mode(dsn, value)?),
+            "sslrootcert" => self.root = Some(value.to_owned()),
+            _ => {
+                if key == "channel_binding" && value == "require" {
+                    self.channel_binding_required = true;
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The `sslmode` the driver gets: it negotiates TLS (`require` for every verifying mode);
+    /// our rustls connector does the verification.
+    fn driver_ssl_mode(&self) -> &'static str {
+        match self.ssl_mode.unwrap_or(SslMode::Prefer) {
+            SslMode::Disable => "sslmode=disable",
+            SslMode::Prefer => "sslmode=prefer",
+            _ => "sslmode=require",
+        }
+    }
+}
+
 impl PgDsn {
     /// Parses `dsn` strictly (see the module docs). An unknown parameter, a duplicate, a bad
     /// value or a verifying `sslmode` without any root certificates is `store.dsn_invalid`
@@ -227,9 +265,7 @@ impl PgDsn {
     pub(crate) fn parse(dsn: &str) -> Result<PgDsn> {
         let is_url = dsn.starts_with("postgres://") || dsn.starts_with("postgresql://");
         let mut seen = Vec::new();
-        let mut ssl_mode = None;
-        let mut root = None;
-        let mut channel_binding_required = false;
+        let mut own = OwnParams::default();
         let driver_dsn = if is_url {
             if dsn.contains('#') {
                 return Err(invalid(dsn, "a fragment (`#…`) is not allowed"));
@@ -245,51 +281,27 @@ impl PgDsn {
                 })?;
                 let key = percent_decode(dsn, k)?;
                 let value = percent_decode(dsn, v)?;
-                check_key(dsn, &key, &mut seen)?;
-                match key.as_str() {
-                    "sslmode" => ssl_mode = Some(parse_ssl_mode(dsn, &value)?),
-                    "sslrootcert" => root = Some(value),
-                    _ => {
-                        if key == "channel_binding" && value == "require" {
-                            channel_binding_required = true;
-                        }
-                        kept.push(pair);
-                    }
+                if own.take(dsn, &mut seen, &key, &value)? {
+                    kept.push(pair);
                 }
             }
-            let mode = ssl_mode.unwrap_or(SslMode::Prefer);
-            kept.push(match mode {
-                SslMode::Disable => "sslmode=disable",
-                SslMode::Prefer => "sslmode=prefer",
-                _ => "sslmode=require",
-            });
+            kept.push(own.driver_ssl_mode());
             format!("{base}?{}", kept.join("&"))
         } else {
             let mut kept = Vec::new();
             for (key, value) in split_key_values(dsn)? {
-                check_key(dsn, &key, &mut seen)?;
-                match key.as_str() {
-                    "sslmode" => ssl_mode = Some(parse_ssl_mode(dsn, &value)?),
-                    "sslrootcert" => root = Some(value),
-                    _ => {
-                        if key == "channel_binding" && value == "require" {
-                            channel_binding_required = true;
-                        }
-                        kept.push(format!("{key}={}", quote_value(&value)));
-                    }
+                if own.take(dsn, &mut seen, &key, &value)? {
+                    kept.push(format!("{key}={}", quote_value(&value)));
                 }
             }
-            let mode = ssl_mode.unwrap_or(SslMode::Prefer);
-            kept.push(
-                match mode {
-                    SslMode::Disable => "sslmode=disable",
-                    SslMode::Prefer => "sslmode=prefer",
-                    _ => "sslmode=require",
-                }
-                .to_owned(),
-            );
+            kept.push(own.driver_ssl_mode().to_owned());
             kept.join(" ")
         };
+        let OwnParams {
+            ssl_mode,
+            root,
+            channel_binding_required,
+        } = own;
         let ssl_mode = ssl_mode.unwrap_or(SslMode::Prefer);
         if channel_binding_required {
             return Err(invalid(

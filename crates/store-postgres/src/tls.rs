@@ -81,21 +81,21 @@ impl RustlsMakeTls {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::internal(format!("rustls protocol setup failed: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = match (&dsn.roots, dsn.ssl_mode) {
-            (None, _) | (_, SslMode::Disable | SslMode::Prefer) => {
-                Arc::new(AcceptAnyCert { algorithms })
-            }
-            (Some(roots), mode) => {
+        let chain = match (&dsn.roots, dsn.ssl_mode) {
+            (None, _) | (_, SslMode::Disable | SslMode::Prefer) => None,
+            (Some(roots), _) => {
                 let store = Arc::new(load_roots(roots)?);
                 let webpki = WebPkiServerVerifier::builder_with_provider(store, provider)
                     .build()
                     .map_err(|e| tls_config_error(format!("no usable root certificate: {e}")))?;
-                Arc::new(ChainVerifier {
-                    inner: webpki,
-                    check_host: mode == SslMode::VerifyFull,
-                })
+                Some(webpki)
             }
         };
+        let verifier = Arc::new(ModeVerifier {
+            chain,
+            check_host: dsn.ssl_mode == SslMode::VerifyFull,
+            algorithms,
+        });
         let config = builder
             .dangerous()
             .with_custom_certificate_verifier(verifier)
@@ -106,23 +106,43 @@ impl RustlsMakeTls {
     }
 }
 
-/// `prefer` / `require` without roots: encrypted, but any certificate is accepted (libpq's
-/// behaviour). Handshake signatures are still checked, so the peer holds the certificate's key.
+/// The server-certificate check of one `sslmode`, at libpq's three levels:
+/// - no roots (`prefer`, `require` without `sslrootcert`): encrypted, but any certificate is
+///   accepted (libpq's behaviour);
+/// - `verify-ca` (and `require` with roots): the chain must verify against the roots;
+/// - `verify-full`: the chain and the host name.
+///
+/// Handshake signatures are always checked, so the peer holds the certificate's key.
 #[derive(Debug)]
-struct AcceptAnyCert {
+struct ModeVerifier {
+    /// The chain verifier; `None` accepts any certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    /// Whether the certificate must also name the host (`verify-full`).
+    check_host: bool,
+    /// The provider's signature algorithms (the same ones the chain verifier uses).
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AcceptAnyCert {
+impl ServerCertVerifier for ModeVerifier {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            // rustls checks the chain first and the name last: a name mismatch means the chain
+            // verified.
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -145,61 +165,6 @@ impl ServerCertVerifier for AcceptAnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca` (chain only) and `verify-full` (chain and host name).
-#[derive(Debug)]
-struct ChainVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    check_host: bool,
-}
-
-impl ServerCertVerifier for ChainVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            // rustls checks the chain first and the name last: a name mismatch means the chain
-            // verified.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 

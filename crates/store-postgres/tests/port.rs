@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{drop_table, exec, open, options, query, scalar, unique};
 use power_loop_contracts::{Error, ErrorCode};
-use power_loop_store::conformance::port::PortTarget;
+use power_loop_store::conformance::port::{PortTarget, await_count, leave_write};
 use power_loop_store::conformance::support::pg_dsn;
 use power_loop_store::db::{Database, TxMode, Value};
 use power_loop_store_postgres::PostgresDatabase;
@@ -249,43 +249,12 @@ async fn a_caller_that_leaves_leaves_no_session_idle_in_transaction() {
     let idle_sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = ? AND state LIKE 'idle in transaction%'";
     let count_sql = format!("SELECT COUNT(*) FROM {t}");
 
-    let ins = format!("INSERT INTO {t} (id, v) VALUES (1, 1)");
-    let fut = db.transact(
-        TxMode::Write,
-        Box::new(move |tx| {
-            tx.execute(&ins, &[])?;
-            std::thread::sleep(Duration::from_millis(400));
-            Ok(())
-        }),
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), fut)
-            .await
-            .is_err(),
-        "caller gave up"
-    );
-    let mut committed = 0;
-    for _ in 0..50 {
-        committed = scalar(&db, &count_sql, vec![]).await;
-        if committed == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed, 1);
+    leave_write(&db, format!("INSERT INTO {t} (id, v) VALUES (1, 1)"), false).await;
+    assert_eq!(await_count(&db, &count_sql, 1).await, 1);
     assert_eq!(scalar(&admin, idle_sql, vec![app.clone().into()]).await, 0);
 
     // Same with a body that fails after the caller left: rolled back, nothing open.
-    let ins = format!("INSERT INTO {t} (id, v) VALUES (2, 2)");
-    let fut = db.transact(
-        TxMode::Write,
-        Box::new(move |tx| {
-            tx.execute(&ins, &[])?;
-            std::thread::sleep(Duration::from_millis(300));
-            Err(Error::internal("late failure"))
-        }),
-    );
-    drop(tokio::time::timeout(Duration::from_millis(50), fut).await);
+    leave_write(&db, format!("INSERT INTO {t} (id, v) VALUES (2, 2)"), true).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(scalar(&db, &count_sql, vec![]).await, 1);
     assert_eq!(scalar(&admin, idle_sql, vec![app.into()]).await, 0);

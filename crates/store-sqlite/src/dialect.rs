@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use power_loop_store::db::Dialect;
-use power_loop_store::db::sql::{insert_sql, upsert_columns};
+use power_loop_store::db::sql::{UpsertSyntax, insert_sql};
 use power_loop_store::ddl::{ColumnType, DdlStyle, render_ddl};
 
 /// The SQLite dialect: `?` placeholders kept as they are, `ON CONFLICT … DO UPDATE` upserts, and
@@ -39,34 +39,10 @@ impl Dialect for SqliteDialect {
         render_ddl(&DDL_STYLE, prefix)
     }
 
-    fn upsert(
-        &self,
-        table: &str,
-        key_cols: &[&str],
-        val_cols: &[&str],
-        add_cols: &[&str],
-        insert_only_cols: &[&str],
-    ) -> String {
-        let all = upsert_columns(key_cols, val_cols, add_cols, insert_only_cols);
-        let mut sets: Vec<String> = val_cols
-            .iter()
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect();
-        sets.extend(
-            add_cols
-                .iter()
-                .map(|c| format!("{c} = {table}.{c} + excluded.{c}")),
-        );
-        let action = if sets.is_empty() {
-            "DO NOTHING".to_owned()
-        } else {
-            format!("DO UPDATE SET {}", sets.join(", "))
-        };
-        format!(
-            "{} ON CONFLICT ({}) {action}",
-            insert_sql(table, &all),
-            key_cols.join(", ")
-        )
+    fn upsert_syntax(&self) -> UpsertSyntax {
+        UpsertSyntax::OnConflict {
+            excluded: "excluded",
+        }
     }
 
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String {

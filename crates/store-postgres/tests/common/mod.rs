@@ -3,11 +3,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
-use power_loop_contracts::Result;
 use power_loop_store::backend::ConnectOptions;
-use power_loop_store::db::{Database, Row, TxMode, Value};
+use power_loop_store::db::{Database, Value};
 use power_loop_store_postgres::PostgresDatabase;
 
 /// A name unique to this process and call, usable as a table name or prefix.
@@ -49,39 +47,9 @@ pub async fn open(dsn: &str) -> PostgresDatabase {
         .expect("connect to the test server")
 }
 
-/// Runs one query in its own read transaction.
-pub async fn query(db: &dyn Database, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let o = Arc::clone(&out);
-    let sql = sql.to_owned();
-    db.transact(
-        TxMode::Read,
-        Box::new(move |tx| {
-            *o.lock().unwrap() = tx.fetch_all(&sql, &params)?;
-            Ok(())
-        }),
-    )
-    .await?;
-    let rows = std::mem::take(&mut *out.lock().unwrap());
-    Ok(rows)
-}
-
-/// Runs one statement in its own write transaction; returns the matched-row count.
-pub async fn exec(db: &dyn Database, sql: &str, params: Vec<Value>) -> Result<u64> {
-    let out = Arc::new(Mutex::new(0));
-    let o = Arc::clone(&out);
-    let sql = sql.to_owned();
-    db.transact(
-        TxMode::Write,
-        Box::new(move |tx| {
-            *o.lock().unwrap() = tx.execute(&sql, &params)?;
-            Ok(())
-        }),
-    )
-    .await?;
-    let n = *out.lock().unwrap();
-    Ok(n)
-}
+/// One query in its own read transaction, and one statement in its own write transaction: the
+/// port suite's helpers.
+pub use power_loop_store::conformance::port::{exec, query};
 
 /// One integer from a single-row, single-column query.
 pub async fn scalar(db: &dyn Database, sql: &str, params: Vec<Value>) -> i64 {

@@ -10,9 +10,8 @@ use serde_json::json;
 use super::{Ctx, code};
 use crate::db::{TxMode, Value};
 use crate::{
-    CURRENT_SCHEMA_VERSION, CompactionRequest, MessageState, NewMessage, NewSession, SchemaPolicy,
-    SessionStore, StoreOptions, SubagentLifecycle, UsageRecord, ensure_schema, provisioning_ddl,
-    run_tx,
+    CURRENT_SCHEMA_VERSION, CompactionRequest, NewMessage, NewSession, SchemaPolicy, SessionStore,
+    StoreOptions, SubagentLifecycle, UsageRecord, ensure_schema, provisioning_ddl, run_tx,
 };
 
 async fn populated(s: &SessionStore) -> String {
@@ -175,14 +174,7 @@ pub async fn retention_prunes_only_folded_rows(ctx: Ctx) {
         "too young"
     );
     assert_eq!(s.prune_compacted_messages(&sid, None, 2).await.unwrap(), 3);
-    let left: Vec<i64> = s
-        .load_all_messages(&sid)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|m| m.state == MessageState::CompactedOut)
-        .map(|m| m.seq)
-        .collect();
+    let left = super::compacted_seqs(&s, &sid).await;
     assert_eq!(
         left,
         vec![4, 5],
@@ -342,17 +334,7 @@ pub async fn provisioning_script_is_idempotent(ctx: Ctx) {
             .unwrap()
             .contains(&format!("{p}schema_migrations"))
     );
-    for _ in 0..2 {
-        let script = ddl.clone();
-        run_tx(&*ctx.db, TxMode::Write, move |tx| {
-            for stmt in &script {
-                tx.execute(stmt, &[])?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-    }
+    super::run_script_twice(&*ctx.db, &ddl).await;
     assert_eq!(
         ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
             .await

@@ -81,11 +81,7 @@ pub async fn seq_is_gapless_under_concurrency(ctx: Ctx) {
             got
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
+    let all = super::sorted_seqs(tasks).await;
     let n = 16 * (25 + 5);
     assert_eq!(
         all,
@@ -190,14 +186,7 @@ pub async fn compaction_folds_and_orders_logically(ctx: Ctx) {
     assert_eq!(note.meta["original_tokens"], json!(100));
     assert_eq!(note.meta["summary_tokens"], json!(10));
     assert_eq!(note.meta["compacted_at_round"], json!(3));
-    let folded: Vec<i64> = s
-        .load_all_messages(&sid)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|m| m.state == MessageState::CompactedOut)
-        .map(|m| m.seq)
-        .collect();
+    let folded = super::compacted_seqs(&s, &sid).await;
     assert_eq!(folded, vec![1, 2]);
     let j = s.list_compactions(&sid).await.unwrap();
     assert_eq!(j.len(), 1);

@@ -1,16 +1,9 @@
 //! Scenarios for fleet timer claims, unknown-session errors, large/unicode content and the
 //! operator operations (delete, idle listing, stats).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    unused_imports
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashSet;
 
-use power_loop_contracts::Error;
 use serde_json::json;
 
 use super::{Ctx, code};

@@ -129,17 +129,7 @@ pub async fn schema_v1_database_is_migrated(ctx: Ctx) {
             .collect::<Vec<_>>(),
         Ok(v) => panic!("a version-1 schema verified as {v}"),
     };
-    for _ in 0..2 {
-        let script = script.clone();
-        run_tx(&*ctx.db, TxMode::Write, move |tx| {
-            for stmt in &script {
-                tx.execute(stmt, &[])?;
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-    }
+    super::run_script_twice(&*ctx.db, &script).await;
     assert_eq!(
         ensure_schema(&*ctx.db, &q, SchemaPolicy::Verify)
             .await

@@ -63,6 +63,46 @@ fn code(e: &power_loop_contracts::Error) -> &'static str {
     e.code().as_str()
 }
 
+/// Every seq the spawned appenders were given, sorted (for the gap-free checks).
+async fn sorted_seqs(tasks: Vec<tokio::task::JoinHandle<Vec<i64>>>) -> Vec<i64> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(
+            t.await
+                .unwrap_or_else(|e| panic!("an appender task failed: {e}")),
+        );
+    }
+    all.sort_unstable();
+    all
+}
+
+/// The seqs of a session's messages folded out by a compaction, in seq order.
+async fn compacted_seqs(s: &SessionStore, sid: &str) -> Vec<i64> {
+    s.load_all_messages(sid)
+        .await
+        .unwrap_or_else(|e| panic!("load_all_messages: {e}"))
+        .iter()
+        .filter(|m| m.state == crate::MessageState::CompactedOut)
+        .map(|m| m.seq)
+        .collect()
+}
+
+/// Runs a DDL script (e.g. a printed provisioning or upgrade script) twice, each time in one
+/// write transaction: a script must be re-runnable.
+async fn run_script_twice(db: &dyn Database, script: &[String]) {
+    for _ in 0..2 {
+        let script = script.to_vec();
+        crate::db::run::run_tx(db, crate::db::TxMode::Write, move |tx| {
+            for stmt in &script {
+                tx.execute(stmt, &[])?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the script failed: {e}"));
+    }
+}
+
 /// A boxed scenario future.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 

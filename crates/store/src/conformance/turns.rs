@@ -1,13 +1,6 @@
 //! Scenarios for the durable turn, pending state and multi-handle sequences.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    missing_docs,
-    unused_imports
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use power_loop_contracts::Error;
 use serde_json::json;
 
 use super::{Ctx, code};
@@ -148,11 +141,7 @@ pub async fn separate_store_handles_share_one_sequence(ctx: Ctx) {
             got
         }));
     }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort_unstable();
+    let all = super::sorted_seqs(tasks).await;
     assert_eq!(all, (1..=80).collect::<Vec<_>>());
     assert_eq!(b.get_state(&sid).await.unwrap().unwrap().next_seq, 81);
 }
@@ -167,13 +156,7 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
 
     let t = format!("{}deferred_probe", ctx.prefix);
     let create = format!("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
-    ctx.db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| tx.execute(&create, &[]).map(|_| ())),
-        )
-        .await
-        .unwrap();
+    super::port::exec(&*ctx.db, &create, vec![]).await.unwrap();
     let insert = format!("INSERT INTO {t} (id, v) VALUES (?, ?)");
     let rows_sql = format!("SELECT id, v FROM {t} ORDER BY id");
     let db = std::sync::Arc::clone(&ctx.db);
@@ -181,20 +164,12 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
         let db = std::sync::Arc::clone(&db);
         let sql = rows_sql.clone();
         async move {
-            let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let o = std::sync::Arc::clone(&out);
-            db.transact(
-                TxMode::Read,
-                Box::new(move |tx| {
-                    for row in tx.fetch_all(&sql, &[])? {
-                        o.lock().unwrap().push((row.i64("id")?, row.i64("v")?));
-                    }
-                    Ok(())
-                }),
-            )
-            .await
-            .unwrap();
-            out.lock().unwrap().clone()
+            super::port::query(&*db, &sql, vec![])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| (row.i64("id").unwrap(), row.i64("v").unwrap()))
+                .collect::<Vec<_>>()
         }
     };
 
@@ -284,12 +259,7 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
         .unwrap_err();
     assert_eq!(code(&e), "store.constraint", "{e}");
     assert_eq!(rows().await, vec![(1, 10), (2, 25)]);
-    let drop_sql = format!("DROP TABLE {t}");
-    ctx.db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| tx.execute(&drop_sql, &[]).map(|_| ())),
-        )
+    super::port::exec(&*ctx.db, &format!("DROP TABLE {t}"), vec![])
         .await
         .unwrap();
 

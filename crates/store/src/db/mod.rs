@@ -84,10 +84,7 @@ impl Row {
 
     /// The value of the named column (case-insensitive), if the column exists.
     pub fn get(&self, column: &str) -> Option<&Value> {
-        self.columns
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(column))
-            .and_then(|i| self.values.get(i))
+        self.index_of(column).ok().and_then(|i| self.values.get(i))
     }
 
     fn missing(column: &str) -> Error {
@@ -97,9 +94,32 @@ impl Row {
         )
     }
 
+    /// The shared column names (one allocation per result, shared by all its rows).
+    pub(crate) fn shared_columns(&self) -> &Arc<[String]> {
+        &self.columns
+    }
+
+    /// The position of the named column (case-insensitive); `store.decode` if there is none.
+    /// Decoders of many rows look positions up once per result and then read by position.
+    pub(crate) fn index_of(&self, column: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(column))
+            .ok_or_else(|| Self::missing(column))
+    }
+
+    fn value_at(&self, i: usize, column: &str) -> Result<&Value> {
+        self.values.get(i).ok_or_else(|| Self::missing(column))
+    }
+
     /// The named column as an integer (`None` for NULL); an error if missing or not an integer.
     pub fn opt_i64(&self, column: &str) -> Result<Option<i64>> {
-        match self.get(column).ok_or_else(|| Self::missing(column))? {
+        self.opt_i64_at(self.index_of(column)?, column)
+    }
+
+    /// [`Row::opt_i64`] of the column at position `i` (`column` names it in errors).
+    pub(crate) fn opt_i64_at(&self, i: usize, column: &str) -> Result<Option<i64>> {
+        match self.value_at(i, column)? {
             Value::Null => Ok(None),
             Value::Int(v) => Ok(Some(*v)),
             Value::Text(t) => t.trim().parse::<i64>().map(Some).map_err(|_| {
@@ -113,7 +133,12 @@ impl Row {
 
     /// The named column as a non-NULL integer.
     pub fn i64(&self, column: &str) -> Result<i64> {
-        self.opt_i64(column)?.ok_or_else(|| {
+        self.i64_at(self.index_of(column)?, column)
+    }
+
+    /// [`Row::i64`] of the column at position `i` (`column` names it in errors).
+    pub(crate) fn i64_at(&self, i: usize, column: &str) -> Result<i64> {
+        self.opt_i64_at(i, column)?.ok_or_else(|| {
             Error::new(
                 power_loop_contracts::ErrorCode::StoreDecode,
                 format!("column `{column}` is NULL where an integer was expected"),
@@ -123,7 +148,7 @@ impl Row {
 
     /// The named column as text (`None` for NULL); integers are rendered in decimal.
     pub fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        match self.get(column).ok_or_else(|| Self::missing(column))? {
+        match self.value_at(self.index_of(column)?, column)? {
             Value::Null => Ok(None),
             Value::Int(v) => Ok(Some(v.to_string())),
             Value::Text(t) => Ok(Some(t.clone())),
@@ -132,12 +157,36 @@ impl Row {
 
     /// The named column as non-NULL text.
     pub fn text(&self, column: &str) -> Result<String> {
-        self.opt_text(column)?.ok_or_else(|| {
-            Error::new(
-                power_loop_contracts::ErrorCode::StoreDecode,
-                format!("column `{column}` is NULL where text was expected"),
-            )
-        })
+        self.opt_text(column)?
+            .ok_or_else(|| Self::null_text(column))
+    }
+
+    fn null_text(column: &str) -> Error {
+        Error::new(
+            power_loop_contracts::ErrorCode::StoreDecode,
+            format!("column `{column}` is NULL where text was expected"),
+        )
+    }
+
+    /// The text at position `i` (`None` for NULL), **moved** out of the row, which keeps NULL in
+    /// its place: what [`Row::opt_text`] returns, without copying the text. For decoders of large
+    /// reads (the active window), which consume each row once.
+    pub(crate) fn take_opt_text_at(&mut self, i: usize, column: &str) -> Result<Option<String>> {
+        let slot = self
+            .values
+            .get_mut(i)
+            .ok_or_else(|| Self::missing(column))?;
+        match std::mem::replace(slot, Value::Null) {
+            Value::Null => Ok(None),
+            Value::Int(v) => Ok(Some(v.to_string())),
+            Value::Text(t) => Ok(Some(t)),
+        }
+    }
+
+    /// The non-NULL text at position `i`, moved out of the row (see [`Row::take_opt_text_at`]).
+    pub(crate) fn take_text_at(&mut self, i: usize, column: &str) -> Result<String> {
+        self.take_opt_text_at(i, column)?
+            .ok_or_else(|| Self::null_text(column))
     }
 }
 
@@ -251,8 +300,17 @@ pub trait Dialect: Send + Sync {
     /// The data-table DDL for `prefix` (tables and indexes, `IF NOT EXISTS`), in spec order.
     fn ddl(&self, prefix: &str) -> Vec<String>;
 
+    /// How this engine spells an upsert; the default is the `ON CONFLICT … excluded.c` form
+    /// (SQLite's, also valid on PostgreSQL).
+    fn upsert_syntax(&self) -> sql::UpsertSyntax {
+        sql::UpsertSyntax::OnConflict {
+            excluded: "excluded",
+        }
+    }
+
     /// `INSERT … ON CONFLICT/DUPLICATE KEY UPDATE` for the store's upserts; params are bound in the
-    /// order `key_cols + val_cols + add_cols + insert_only_cols`.
+    /// order `key_cols + val_cols + add_cols + insert_only_cols`. The default renders
+    /// [`sql::upsert_sql`] in [`Dialect::upsert_syntax`]: a dialect states only its spelling.
     fn upsert(
         &self,
         table: &str,
@@ -260,7 +318,16 @@ pub trait Dialect: Send + Sync {
         val_cols: &[&str],
         add_cols: &[&str],
         insert_only_cols: &[&str],
-    ) -> String;
+    ) -> String {
+        sql::upsert_sql(
+            table,
+            key_cols,
+            val_cols,
+            add_cols,
+            insert_only_cols,
+            self.upsert_syntax(),
+        )
+    }
 
     /// An insert that does nothing when the key already exists.
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String;

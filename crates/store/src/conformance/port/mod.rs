@@ -205,6 +205,44 @@ pub async fn scalar(db: &dyn Database, sql: &str) -> i64 {
     }
 }
 
+/// Starts a write transaction that runs `insert`, works for 400 ms and then commits (or, with
+/// `fail`, returns an error), and stops waiting for it after 100 ms: a caller that drops its
+/// future while the body runs. Panics if the transaction finished before the caller left.
+pub async fn leave_write(db: &dyn Database, insert: String, fail: bool) {
+    let fut = db.transact(
+        TxMode::Write,
+        body(move |tx| {
+            tx.execute(&insert, &[])?;
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            if fail {
+                Err(power_loop_contracts::Error::internal("late failure"))
+            } else {
+                Ok(())
+            }
+        }),
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), fut)
+            .await
+            .is_err(),
+        "the transaction ended before the caller gave up"
+    );
+}
+
+/// Polls the one-integer query `count_sql` until it returns `want` (for up to 2.5 s); returns
+/// the last value read.
+pub async fn await_count(db: &dyn Database, count_sql: &str, want: i64) -> i64 {
+    let mut last = scalar(db, count_sql).await;
+    for _ in 0..50 {
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        last = scalar(db, count_sql).await;
+    }
+    last
+}
+
 /// Runs one port scenario: builds its runtime (current-thread for the scenarios listed in
 /// [`CURRENT_THREAD_SCENARIOS`], else multi-thread), asks `make` for a target, runs the scenario,
 /// then drops its tables.

@@ -3,11 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode};
 
-use super::{PortCtx, body, exec, query, scalar};
+use super::{PortCtx, await_count, body, exec, leave_write, query, scalar};
 use crate::db::{Database, Row, TxMode, Value};
 
 const KV: &str = "id BIGINT NOT NULL PRIMARY KEY, v BIGINT NULL, s TEXT NULL";
@@ -304,48 +303,18 @@ pub async fn dropped_caller_future_leaves_no_open_transaction(ctx: PortCtx) {
     let count = format!("SELECT COUNT(*) FROM {t}");
 
     // 1. Dropped while the body runs: the body finishes on its own and its transaction commits.
-    let ins = format!("INSERT INTO {t} (id, v) VALUES (1, 1)");
-    let fut = db.transact(
-        TxMode::Write,
-        body(move |tx| {
-            tx.execute(&ins, &[])?;
-            std::thread::sleep(Duration::from_millis(400));
-            Ok(())
-        }),
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), fut)
-            .await
-            .is_err(),
-        "the caller gave up"
-    );
-    let mut committed = 0;
-    for _ in 0..50 {
-        committed = scalar(&*db, &count).await;
-        if committed == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(committed, 1);
+    leave_write(
+        &*db,
+        format!("INSERT INTO {t} (id, v) VALUES (1, 1)"),
+        false,
+    )
+    .await;
+    assert_eq!(await_count(&*db, &count, 1).await, 1);
 
     // 2. A body that fails after its caller left is rolled back, and the connection it used is
     // not left inside that transaction: the next transaction on it does not see the row and its
     // own write commits.
-    let ins = format!("INSERT INTO {t} (id, v) VALUES (2, 2)");
-    let fut = db.transact(
-        TxMode::Write,
-        body(move |tx| {
-            tx.execute(&ins, &[])?;
-            std::thread::sleep(Duration::from_millis(300));
-            Err(Error::internal("late failure"))
-        }),
-    );
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), fut)
-            .await
-            .is_err()
-    );
+    leave_write(&*db, format!("INSERT INTO {t} (id, v) VALUES (2, 2)"), true).await;
     let (sel, ins) = (
         format!("SELECT id FROM {t} ORDER BY id"),
         format!("INSERT INTO {t} (id, v) VALUES (3, 3)"),

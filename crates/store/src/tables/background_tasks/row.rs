@@ -59,17 +59,17 @@ impl StoredRow for BackgroundTaskRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BackgroundTaskUpdate {
-    /// Task id.
+    /// Task id within the session: a task already stored under it is overwritten.
     pub task_id: String,
-    /// Command line.
+    /// The command line that started the task.
     pub command: String,
-    /// Status string.
+    /// The status to record (free string: `running`, `completed`, `failed(<rc>)`, …).
     pub status: String,
-    /// Exit code.
+    /// The exit code once the task has ended (`None` stores NULL).
     pub return_code: Option<i64>,
-    /// Output tail.
+    /// The latest lines of the task's output (`None` stores NULL).
     pub output_tail: Option<String>,
-    /// Output path.
+    /// Where the task's full output is written (`None` stores NULL).
     pub output_path: Option<String>,
 }
 

@@ -4,8 +4,8 @@ use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, Result};
 
 use super::input::{NewMessage, PendingChange, TurnCommit};
-use super::row::{MessageRow, sort_logical};
-use crate::codec::{StoredRow, select_row, select_rows};
+use super::row::{MessageRow, decode_message_rows, sort_logical};
+use crate::codec::{StoredRow, select_row};
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 use crate::tables::session_state::pending::PendingState;
@@ -56,12 +56,12 @@ impl SessionStore {
     pub async fn load_all_messages(&self, session_id: &str) -> Result<Vec<MessageRow>> {
         let sid = session_id.to_owned();
         self.read(move |inner, tx| {
-            select_rows::<MessageRow>(
-                tx,
-                &inner.t.messages,
-                "WHERE session_id = ? ORDER BY seq",
-                &[Value::from(sid.as_str())],
-            )
+            let sql = format!(
+                "SELECT {} FROM {} WHERE session_id = ? ORDER BY seq",
+                MessageRow::COLUMNS,
+                inner.t.messages
+            );
+            decode_message_rows(tx.fetch_all(&sql, &[Value::from(sid.as_str())])?)
         })
         .await
     }
@@ -140,11 +140,7 @@ pub(crate) fn load_active_tx(
             vec![Value::from(sid), Value::from("active")],
         ),
     };
-    let mut rows: Vec<MessageRow> = tx
-        .fetch_all(&sql, &params)?
-        .iter()
-        .map(MessageRow::from_row)
-        .collect::<Result<_>>()?;
+    let mut rows = decode_message_rows(tx.fetch_all(&sql, &params)?)?;
     sort_logical(&mut rows);
     Ok(rows)
 }

@@ -19,13 +19,13 @@ pub struct UsageRoundRow {
     pub session_id: String,
     /// Round index (restarts at 0 every send).
     pub round_index: i64,
-    /// Prompt tokens.
+    /// Prompt tokens the provider reported for this round (`None`: not reported).
     pub prompt_tokens: Option<i64>,
-    /// Completion tokens.
+    /// Completion tokens the provider reported for this round (`None`: not reported).
     pub completion_tokens: Option<i64>,
-    /// Total tokens.
+    /// Total tokens the provider reported for this round (`None`: not reported).
     pub total_tokens: Option<i64>,
-    /// Model.
+    /// The model that answered the round, when known.
     pub model: Option<String>,
     /// Write time, epoch ms.
     pub created_at: i64,
@@ -53,13 +53,13 @@ impl StoredRow for UsageRoundRow {
 pub struct UsageRecord {
     /// Round index (the key with the session id).
     pub round_index: i64,
-    /// Prompt tokens.
+    /// Prompt tokens the provider reported for this round (`None`: not reported).
     pub prompt_tokens: Option<i64>,
-    /// Completion tokens.
+    /// Completion tokens the provider reported for this round (`None`: not reported).
     pub completion_tokens: Option<i64>,
-    /// Total tokens.
+    /// Total tokens the provider reported for this round (`None`: not reported).
     pub total_tokens: Option<i64>,
-    /// Model.
+    /// The model that answered the round, when known.
     pub model: Option<String>,
 }
 
@@ -94,17 +94,17 @@ pub struct SessionStatsRow {
     pub session_id: String,
     /// Finished sends.
     pub sends: i64,
-    /// Rounds.
+    /// Rounds over every send.
     pub rounds: i64,
-    /// LLM calls.
+    /// LLM calls over every send.
     pub llm_calls: i64,
-    /// Tool calls.
+    /// Tool calls over every send.
     pub tool_calls: i64,
-    /// Prompt tokens.
+    /// Prompt tokens summed over every send.
     pub prompt_tokens: i64,
-    /// Completion tokens.
+    /// Completion tokens summed over every send.
     pub completion_tokens: i64,
-    /// Total tokens.
+    /// Total tokens summed over every send.
     pub total_tokens: i64,
     /// First send time, epoch ms.
     pub first_send_at: Option<i64>,
