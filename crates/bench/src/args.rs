@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-/// Options that take no value (`--pg`, `--mysql`); stored as `"true"`.
-const FLAGS: &[&str] = &["pg", "mysql"];
+/// Options that take no value (`--pg`, `--mysql`, W7's `--fight` and `--smoke`); stored as
+/// `"true"`.
+const FLAGS: &[&str] = &["pg", "mysql", "fight", "smoke"];
 
 /// Parsed command line.
 #[derive(Debug, Default)]

@@ -4,6 +4,7 @@ use crate::args::Args;
 
 mod cold;
 mod common;
+mod fleet;
 mod many;
 mod store;
 mod tool_turns;
@@ -37,6 +38,8 @@ pub(crate) const WORKLOADS: &[Workload] = &[
     w("W4", many::run),
     w("W5", workflow::run),
     w("W6", turns::run_w6),
+    w("W7", fleet::run),
+    w("W7-fight", fleet::run_fight),
     w("all", run_all),
     Workload {
         name: "W3-cold",
@@ -46,6 +49,11 @@ pub(crate) const WORKLOADS: &[Workload] = &[
     Workload {
         name: "W5-worker",
         run: workflow::run_worker,
+        hidden: true,
+    },
+    Workload {
+        name: "W7-worker",
+        run: fleet::run_worker,
         hidden: true,
     },
 ];
