@@ -262,7 +262,10 @@ mod tests {
         let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
         assert_eq!(names, LOGICAL_TABLES);
         assert_eq!(names[..2], ["sessions", "messages"]);
-        assert_eq!(names[11..], ["workflow_runs", "workflow_steps", "lease_fences"]);
+        assert_eq!(
+            names[11..],
+            ["workflow_runs", "workflow_steps", "lease_fences"]
+        );
         for t in &TABLES {
             let has = |n: &str| t.columns.iter().any(|c| c.name == n);
             for k in t.primary_key {
