@@ -177,6 +177,10 @@ pub struct SendOptions {
     /// durable either way; this only matters to callers that look for the input in the store
     /// while the send is still running (e.g. the timer runner's crash deduplication).
     pub persist_input_first: bool,
+    /// One more fencing token every write of this send checks (besides the session lease's):
+    /// the timer runner passes its claim, so a runner that lost the claim delivers nothing
+    /// (`timer.claim_lost`).
+    pub fence: Option<power_loop_store::Fence>,
 }
 
 impl SendOptions {
@@ -219,6 +223,11 @@ impl SendOptions {
     /// Commits the input message before the model is called (see the field).
     pub fn with_persist_input_first(mut self, yes: bool) -> Self {
         self.persist_input_first = yes;
+        self
+    }
+    /// Makes every write of this send check `fence` too (see the field).
+    pub fn with_fence(mut self, fence: power_loop_store::Fence) -> Self {
+        self.fence = Some(fence);
         self
     }
 }

@@ -107,6 +107,9 @@ error_codes! {
     SessionExists => "session.exists", retryable: false;
     /// The session writer lease is held by another worker.
     SessionLeaseHeld => "session.lease_held", retryable: true;
+    /// The session writer lease was lost (another worker took the session over); the write was
+    /// refused and nothing of it is visible. Not retryable by the same worker.
+    SessionLeaseLost => "session.lease_lost", retryable: false;
     /// An export archive is malformed or newer than this build supports.
     StoreArchiveInvalid => "store.archive_invalid", retryable: false;
     /// The store (or loop) was closed.
@@ -123,6 +126,9 @@ error_codes! {
     BlackboardInvalid => "blackboard.invalid", retryable: false;
     /// A timer argument is invalid.
     TimerInvalid => "timer.invalid", retryable: false;
+    /// The timer claim was lost (another runner claimed the firing again); the write or delivery
+    /// was refused and nothing of it is visible.
+    TimerClaimLost => "timer.claim_lost", retryable: false;
 
     // ---- LLM providers ----
     /// The provider rejected the request as malformed (400/422).

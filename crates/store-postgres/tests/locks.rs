@@ -206,8 +206,8 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
             vec![like.clone().into()]
         )
         .await,
-        14,
-        "13 data tables + the version table"
+        15,
+        "14 data tables + the version table"
     );
     assert_eq!(
         scalar(

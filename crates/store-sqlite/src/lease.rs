@@ -4,7 +4,13 @@
 //! The file leases are cheap on the hot path: the directory is created once, an in-process
 //! held-set refuses a second holder in this process without touching the file system, and up
 //! to [`OPEN_FILE_CACHE`] lock files stay open (LRU) so re-acquiring a recently used lease is
-//! one `flock` call. Cross-process exclusion is the OS lock, exactly as before.
+//! one `flock` call (plus a `stat` that checks the path still names the locked file).
+//! Cross-process exclusion is the OS lock, exactly as before.
+//!
+//! Loss mode: the lock lives in a file, so removing or replacing that file while a lease is held
+//! lets the next opener create and lock a new file and take the lease over while the first
+//! holder still runs. Fencing tokens make that safe (the first holder's writes are refused with
+//! `session.lease_lost`), and a stale handle is never locked again here.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -58,39 +64,76 @@ impl DirLeases {
             return Ok(None);
         }
         let path = self.dir.join(lock_file_name(name));
-        let file = match st.idle.remove(name) {
-            Some((f, _)) => f,
-            None => {
-                if !st.dir_ready {
-                    std::fs::create_dir_all(&self.dir)
-                        .map_err(|e| map_io(e, "creating the lease directory", &self.dir))?;
-                    st.dir_ready = true;
+        let mut cached = st.idle.remove(name);
+        // A lock file removed or replaced behind our back (the SQLite way of losing a lease: the
+        // next opener creates and locks a new file) must not be locked again through a stale
+        // handle: after locking, the path must still name the locked file, else reopen it.
+        for _ in 0..3 {
+            let file = match cached.take() {
+                Some((f, _)) => f,
+                None => {
+                    if !st.dir_ready {
+                        std::fs::create_dir_all(&self.dir)
+                            .map_err(|e| map_io(e, "creating the lease directory", &self.dir))?;
+                        st.dir_ready = true;
+                    }
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)
+                        .map_err(|e| map_io(e, "opening the lease file", &path))?
                 }
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-                    .map_err(|e| map_io(e, "opening the lease file", &path))?
+            };
+            match file.try_lock() {
+                Ok(()) if is_file_at(&file, &path) => {
+                    st.held.insert(name.to_owned());
+                    return Ok(Some(Box::new(FileLease {
+                        name: name.to_owned(),
+                        file: Some(file),
+                        host: Arc::clone(self),
+                    })));
+                }
+                Ok(()) => {
+                    // Stale handle: unlock (closing it does too) and open the path afresh.
+                    let _ = file.unlock();
+                }
+                Err(TryLockError::WouldBlock) if is_file_at(&file, &path) => {
+                    st.park(name, file);
+                    return Ok(None);
+                }
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(map_io(e, "locking the lease file", &path));
+                }
             }
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                st.held.insert(name.to_owned());
-                Ok(Some(Box::new(FileLease {
-                    name: name.to_owned(),
-                    file: Some(file),
-                    host: Arc::clone(self),
-                })))
-            }
-            Err(TryLockError::WouldBlock) => {
-                st.park(name, file);
-                Ok(None)
-            }
-            Err(TryLockError::Error(e)) => Err(map_io(e, "locking the lease file", &path)),
         }
+        Err(Error::new(
+            ErrorCode::StoreIo,
+            format!(
+                "sqlite: the lease file {} keeps being replaced while it is locked",
+                path.display()
+            ),
+        ))
     }
+}
+
+/// Whether `path` still names the open `file` (same device and inode); `false` when the path
+/// was removed or now names another file.
+#[cfg(unix)]
+fn is_file_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Without inode identity the path is trusted to name the file.
+#[cfg(not(unix))]
+fn is_file_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 impl DirState {

@@ -132,7 +132,7 @@ fn dialect_sql_text() {
 async fn ddl_tables_and_indexes() {
     let db = memory().await;
     let ddl = SqliteDialect.ddl("pfx_");
-    assert_eq!(ddl.len(), 20);
+    assert_eq!(ddl.len(), 21);
     db.transact_exclusive(
         "schema",
         body(move |t| {
@@ -163,6 +163,7 @@ async fn ddl_tables_and_indexes() {
         [
             "pfx_background_tasks",
             "pfx_compactions",
+            "pfx_lease_fences",
             "pfx_messages",
             "pfx_notes",
             "pfx_session_runtime_state",

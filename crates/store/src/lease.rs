@@ -1,15 +1,22 @@
 //! The per-session writer lease (beyond the reference): at most one worker drives a session at a
 //! time, across processes. Built on [`crate::db::Database::acquire_lease`] (PostgreSQL advisory
-//! lock, MySQL `GET_LOCK`, SQLite lock file).
+//! lock, MySQL `GET_LOCK`, SQLite lock file), plus a fencing token (schema version 3): taking
+//! the lease increments the session's token in the `lease_fences` table in its own committed
+//! transaction, and a store handle fenced with [`SessionLease::fence`] refuses to write once a
+//! later holder has taken a newer token (`session.lease_lost`).
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
 use crate::db::Lease;
 use crate::store::SessionStore;
+use crate::tables::fences::row::{Fence, FenceKind, session_lease_name};
 
-/// A held session lease; released by [`SessionLease::release`] or (best effort) on drop.
+/// A held session lease with its fencing token; released by [`SessionLease::release`] or (best
+/// effort) on drop.
 pub struct SessionLease {
     session_id: String,
+    name: String,
+    token: i64,
     lease: Option<Box<dyn Lease>>,
 }
 
@@ -17,7 +24,9 @@ impl std::fmt::Debug for SessionLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLease")
             .field("session_id", &self.session_id)
-            .field("name", &self.lease.as_ref().map(|l| l.name().to_owned()))
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .field("held", &self.lease.is_some())
             .finish()
     }
 }
@@ -33,6 +42,23 @@ impl SessionLease {
         self.lease.as_ref().map(|l| l.name())
     }
 
+    /// The fencing token taken with the lease: greater than every token an earlier holder of
+    /// this session's lease took, in any process.
+    pub fn token(&self) -> i64 {
+        self.token
+    }
+
+    /// The fence a store handle checks for this lease (see [`SessionStore::fenced`]).
+    pub fn fence(&self) -> Fence {
+        Fence::new(
+            FenceKind::Session {
+                session_id: self.session_id.clone(),
+            },
+            self.name.clone(),
+            self.token,
+        )
+    }
+
     /// Releases the lease now.
     pub async fn release(mut self) -> Result<()> {
         match self.lease.take() {
@@ -40,33 +66,6 @@ impl SessionLease {
             None => Ok(()),
         }
     }
-}
-
-fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325_u64 ^ seed;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// The backend lock name of a session's lease: `{prefix}lease_{id}` when short and made of
-/// identifier characters, else `{prefix}lease_h{128-bit hash}`; always ≤ 64 characters.
-pub fn session_lease_name(prefix: &str, session_id: &str) -> String {
-    let plain = format!("{prefix}lease_{session_id}");
-    let safe = session_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if safe && !session_id.is_empty() && plain.len() <= 64 {
-        return plain;
-    }
-    let b = session_id.as_bytes();
-    format!(
-        "{prefix}lease_h{:016x}{:016x}",
-        fnv1a(b, 0),
-        fnv1a(b, 0x9e37_79b9_7f4a_7c15)
-    )
 }
 
 impl SessionStore {
@@ -86,37 +85,31 @@ impl SessionStore {
     }
 
     /// Like [`SessionStore::acquire_session_lease`] but `Ok(None)` when the lease is held.
+    ///
+    /// Once the backend lock is held, the session's fencing token is incremented in its own
+    /// committed transaction (this waits for a write transaction of a previous holder that is
+    /// still checking the old token); if that fails the lock is released again.
     pub async fn try_acquire_session_lease(
         &self,
         session_id: &str,
     ) -> Result<Option<SessionLease>> {
         let name = session_lease_name(self.table_prefix(), session_id);
-        Ok(self
-            .inner
-            .db
-            .acquire_lease(&name)
-            .await?
-            .map(|lease| SessionLease {
+        let Some(lease) = self.inner.db.acquire_lease(&name).await? else {
+            return Ok(None);
+        };
+        match self.bump_fence(&name).await {
+            Ok(token) => Ok(Some(SessionLease {
                 session_id: session_id.to_owned(),
+                name,
+                token,
                 lease: Some(lease),
-            }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lease_names_are_bounded_and_safe() {
-        assert_eq!(session_lease_name("pl_", "sess_abc"), "pl_lease_sess_abc");
-        let odd = session_lease_name("pl_", "a/b:c");
-        assert!(odd.starts_with("pl_lease_h") && odd.len() <= 64, "{odd}");
-        let long = session_lease_name(&"p".repeat(24), &"x".repeat(200));
-        assert!(long.len() <= 64, "{long}");
-        assert_ne!(
-            session_lease_name("pl_", "a/b"),
-            session_lease_name("pl_", "a/c")
-        );
+            })),
+            Err(e) => {
+                // The token error is the one to report; a failed release leaves the lock to its
+                // connection's end (or the lease's drop), as for any lost lease.
+                let _ = lease.release().await;
+                Err(e)
+            }
+        }
     }
 }

@@ -76,7 +76,7 @@ pub mod types {
     pub use crate::tables::sessions::row::{
         SessionKind, SessionRow, SessionStatus, SubagentLifecycle,
     };
-    pub use crate::tables::timers::row::{TimerRow, timer_status};
+    pub use crate::tables::timers::row::{TimerClaim, TimerRow, timer_status};
     pub use crate::tables::usage::row::{SessionStatsRow, UsageRoundRow};
 }
 
@@ -87,7 +87,7 @@ pub use codec::JsonMap;
 pub use connect::{backend_for_dsn, open_store};
 pub use db::run::{run_tx, run_tx_exclusive};
 pub use dsn::{parse_dsn, redact_dsn};
-pub use lease::{SessionLease, session_lease_name};
+pub use lease::SessionLease;
 pub use maintenance::CHECKPOINT_MODES;
 pub use migrate::{drop_schema, ensure_schema, schema_lock_name};
 pub use open::StoreOptions;
@@ -101,6 +101,7 @@ pub use tables::background_tasks::row::BackgroundTaskRow;
 pub use tables::background_tasks::row::BackgroundTaskUpdate;
 pub use tables::compactions::row::CompactionRequest;
 pub use tables::compactions::row::CompactionRow;
+pub use tables::fences::row::{Fence, FenceKind, session_lease_name, timer_fence_name};
 pub use tables::messages::input::{NewMessage, PendingChange, PendingUpdateFn, TurnCommit};
 pub use tables::messages::row::{MessageRow, MessageState, sort_logical};
 pub use tables::notes::row::NoteRow;
@@ -110,7 +111,7 @@ pub use tables::sessions::admin::StoreStats;
 pub use tables::sessions::id::{MAX_SESSION_ID_LEN, new_session_id, validate_session_id};
 pub use tables::sessions::row::NewSession;
 pub use tables::sessions::row::{SessionKind, SessionRow, SessionStatus, SubagentLifecycle};
-pub use tables::timers::row::{TimerRow, timer_status};
+pub use tables::timers::row::{TimerClaim, TimerRow, timer_status};
 pub use tables::usage::row::{SessionStatsRow, UsageRoundRow};
 pub use tables::usage::row::{StatsDelta, UsageRecord};
 pub use tables::workflows::inputs::{

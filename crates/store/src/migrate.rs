@@ -19,7 +19,9 @@ use crate::schema::{
 /// of every table of the model introduced at `to_version` (all `IF NOT EXISTS`). An error if the
 /// dialect renders no statement for such a table (a dialect that does not follow the model).
 ///
-/// Version 2 adds the workflow journal (`workflow_runs`, `workflow_steps`).
+/// Version 2 adds the workflow journal (`workflow_runs`, `workflow_steps`); version 3 the fencing
+/// tokens of session leases and timer claims (`lease_fences`). Both only create tables, so the
+/// printed upgrade script stays re-runnable and a failed step leaves nothing half-altered.
 fn migration_step(dialect: &dyn Dialect, prefix: &str, to_version: i64) -> Result<Vec<String>> {
     let stmts = statements_since_version(&dialect.ddl(prefix), prefix, to_version);
     for table in TABLES.iter().filter(|t| t.since_version == to_version) {
@@ -60,16 +62,26 @@ fn missing_error(dialect: &dyn Dialect, prefix: &str, what: &str) -> Error {
     .with_ddl(ddl_for(dialect, prefix))
 }
 
-fn newer_error(prefix: &str, found: i64) -> Error {
+fn newer_error(prefix: &str, found: i64, code_version: i64) -> Error {
     Error::new(
         ErrorCode::StoreSchemaNewer,
         format!(
-            "store schema version {found} is newer than this power_loop build supports (max {CURRENT_SCHEMA_VERSION}); upgrade power-loop or use another table prefix"
+            "store schema version {found} is newer than this power_loop build supports (max {code_version}); upgrade power-loop or use another table prefix"
         ),
     )
     .with_detail("table_prefix", prefix)
     .with_detail("found_version", found)
-    .with_detail("code_version", CURRENT_SCHEMA_VERSION)
+    .with_detail("code_version", code_version)
+}
+
+/// Refuses a schema stamped newer than `code_version`, the newest this build knows: a build
+/// that predates a schema change (e.g. fencing, version 3) must not write to a database whose
+/// writers rely on it.
+fn refuse_newer(prefix: &str, found: i64, code_version: i64) -> Result<()> {
+    if found > code_version {
+        return Err(newer_error(prefix, found, code_version));
+    }
+    Ok(())
 }
 
 /// The script that upgrades a schema stamped `from` to [`CURRENT_SCHEMA_VERSION`]: every
@@ -182,9 +194,7 @@ async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
         }
         Err(e) => return Err(e),
     };
-    if version > CURRENT_SCHEMA_VERSION {
-        return Err(newer_error(prefix, version));
-    }
+    refuse_newer(prefix, version, CURRENT_SCHEMA_VERSION)?;
     if version < CURRENT_SCHEMA_VERSION {
         return Err(outdated_error(db.dialect(), prefix, version));
     }
@@ -234,7 +244,9 @@ async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
                 }
                 Ok(CURRENT_SCHEMA_VERSION)
             }
-            Some(v) if v > CURRENT_SCHEMA_VERSION => Err(newer_error(&p, v)),
+            Some(v) if v > CURRENT_SCHEMA_VERSION => {
+                refuse_newer(&p, v, CURRENT_SCHEMA_VERSION).map(|()| v)
+            }
             Some(v) if v < CURRENT_SCHEMA_VERSION => {
                 for to in (v + 1)..=CURRENT_SCHEMA_VERSION {
                     let step = migration_step(tx.dialect(), &p, to)
@@ -290,4 +302,65 @@ pub async fn drop_schema(db: &dyn Database, prefix: &str) -> Result<()> {
         Ok(())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_that_predates_fencing_refuses_a_fenced_schema() {
+        // A version-2 build (no fencing tokens) meeting a database stamped 3 by this build.
+        let e = refuse_newer("pl_", 3, 2).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::StoreSchemaNewer);
+        assert_eq!(e.detail("found_version").and_then(|v| v.as_i64()), Some(3));
+        assert_eq!(e.detail("code_version").and_then(|v| v.as_i64()), Some(2));
+        assert!(
+            e.message().contains("newer than this power_loop build"),
+            "{e}"
+        );
+        assert!(refuse_newer("pl_", 2, 2).is_ok());
+        assert!(refuse_newer("pl_", 1, 2).is_ok());
+        // This build writes version 3 and refuses anything newer the same way.
+        assert_eq!(CURRENT_SCHEMA_VERSION, 3);
+        assert!(refuse_newer("pl_", CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION).is_err());
+    }
+
+    #[test]
+    fn the_step_to_version_3_creates_only_the_fence_table() {
+        struct Plain;
+        impl Dialect for Plain {
+            fn name(&self) -> &'static str {
+                "plain"
+            }
+            fn translate<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+                std::borrow::Cow::Borrowed(sql)
+            }
+            fn ddl(&self, prefix: &str) -> Vec<String> {
+                crate::ddl::render_ddl(&crate::ddl::DdlStyle::new(|_| "T"), prefix)
+            }
+            fn upsert(&self, _: &str, _: &[&str], _: &[&str], _: &[&str], _: &[&str]) -> String {
+                String::new()
+            }
+            fn insert_ignore(&self, table: &str, _: &[&str], _: &[&str]) -> String {
+                format!("INSERT INTO {table} VALUES (?, ?)")
+            }
+            fn for_update(&self) -> &'static str {
+                ""
+            }
+            fn for_update_skip_locked(&self) -> &'static str {
+                ""
+            }
+        }
+        let step = migration_step(&Plain, "q_", 3).unwrap();
+        assert_eq!(
+            step,
+            [
+                "CREATE TABLE IF NOT EXISTS q_lease_fences (name T NOT NULL PRIMARY KEY, token T NOT NULL)"
+            ]
+        );
+        let script = upgrade_ddl(&Plain, "q_", 2);
+        assert_eq!(script.len(), 2, "{script:?}");
+        assert!(script[1].contains("SET version = 3 WHERE id = 1 AND version < 3"));
+    }
 }

@@ -8,7 +8,8 @@ use crate::db::Dialect;
 /// The schema version this build writes and accepts.
 ///
 /// 1: the base schema. 2: adds the workflow journal (`workflow_runs`, `workflow_steps`).
-pub const CURRENT_SCHEMA_VERSION: i64 = 2;
+/// 3: adds the fencing tokens of session leases and timer claims (`lease_fences`).
+pub const CURRENT_SCHEMA_VERSION: i64 = 3;
 /// Default prefix of every table and index name.
 pub const DEFAULT_TABLE_PREFIX: &str = "pl_";
 /// Default sub-agent nesting ceiling.
@@ -120,6 +121,8 @@ pub struct TableNames {
     pub workflow_runs: String,
     /// `{p}workflow_steps` (schema version 2).
     pub workflow_steps: String,
+    /// `{p}lease_fences` (schema version 3).
+    pub lease_fences: String,
     /// `{p}schema_migrations`.
     pub schema_migrations: String,
 }
@@ -144,6 +147,7 @@ impl TableNames {
             notes: n("notes"),
             workflow_runs: n("workflow_runs"),
             workflow_steps: n("workflow_steps"),
+            lease_fences: n("lease_fences"),
             schema_migrations: n("schema_migrations"),
         })
     }
@@ -173,6 +177,7 @@ impl TableNames {
             "notes" => &self.notes,
             "workflow_runs" => &self.workflow_runs,
             "workflow_steps" => &self.workflow_steps,
+            "lease_fences" => &self.lease_fences,
             "schema_migrations" => &self.schema_migrations,
             _ => return None,
         })
@@ -253,9 +258,10 @@ mod tests {
         assert_eq!(t.sessions, "x_sessions");
         assert_eq!(t.physical("timers"), Some("x_timers"));
         assert_eq!(t.physical("nope"), None);
-        assert_eq!(t.all().len(), 14);
+        assert_eq!(t.all().len(), 15);
         assert_eq!(t.all()[0], "x_sessions");
-        assert_eq!(t.all()[13], "x_schema_migrations");
+        assert_eq!(t.all()[13], "x_lease_fences");
+        assert_eq!(t.all()[14], "x_schema_migrations");
         for logical in LOGICAL_TABLES {
             assert_eq!(t.physical(logical), Some(format!("x_{logical}").as_str()));
         }

@@ -23,6 +23,9 @@ use crate::tables::usage::sql::UsageSql;
 #[derive(Clone)]
 pub struct SessionStore {
     pub(crate) inner: Arc<Inner>,
+    /// Fencing tokens every write transaction of this handle checks first (`None`: unfenced);
+    /// see [`SessionStore::fenced`].
+    pub(crate) fences: Option<Arc<[crate::tables::fences::row::Fence]>>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for SessionStore {
             .field("backend", &self.inner.db.dialect().name())
             .field("table_prefix", &self.inner.t.prefix)
             .field("max_spawn_depth", &self.max_spawn_depth())
+            .field("fences", &self.fences())
             .finish()
     }
 }
@@ -46,6 +50,8 @@ pub(crate) struct HotSql {
     pub(crate) messages: MessageSql,
     /// `usage_rounds` / `session_stats`: the turn's upserts.
     pub(crate) usage: UsageSql,
+    /// `lease_fences`: the fencing-token check of a fenced handle's write transactions.
+    pub(crate) fence_check: String,
 }
 
 /// What every clone of a [`SessionStore`] shares.
@@ -68,6 +74,7 @@ impl SessionStore {
             state: StateSql::new(&t, d),
             messages: MessageSql::new(&t),
             usage: UsageSql::new(&t, d),
+            fence_check: crate::tables::fences::row::fence_check_sql(&t.lease_fences),
         };
         Ok(SessionStore {
             inner: Arc::new(Inner {
@@ -76,6 +83,7 @@ impl SessionStore {
                 max_spawn_depth: AtomicU32::new(options.max_spawn_depth),
                 sql,
             }),
+            fences: None,
         })
     }
 
@@ -121,14 +129,29 @@ impl SessionStore {
         self.inner.db.close().await
     }
 
-    /// Runs `f` in one write transaction with access to the store internals.
+    /// Runs `f` in one write transaction with access to the store internals. On a fenced handle
+    /// the transaction first checks every fencing token (see [`SessionStore::fenced`]).
     pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Inner, &mut dyn Transaction) -> Result<T> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        run_tx(&*self.inner.db, TxMode::Write, move |tx| f(&inner, tx)).await
+        match self.fences.clone() {
+            None => run_tx(&*self.inner.db, TxMode::Write, move |tx| f(&inner, tx)).await,
+            Some(fences) => {
+                run_tx(&*self.inner.db, TxMode::Write, move |tx| {
+                    crate::tables::fences::row::check_fences(
+                        tx,
+                        &inner.sql.fence_check,
+                        &inner.t.lease_fences,
+                        &fences,
+                    )?;
+                    f(&inner, tx)
+                })
+                .await
+            }
+        }
     }
 
     /// Runs `f` in one read transaction (a consistent snapshot where the backend offers one).

@@ -81,7 +81,8 @@ impl StatefulAgentLoop {
         self.check_open()?;
         let _in = self.enter();
         let input = input.into();
-        self.with_session(session_id, |store| async move {
+        let fence = opts.fence.clone();
+        self.with_session_fenced(session_id, fence, |store| async move {
             self.send_locked(&store, session_id, input, opts).await
         })
         .await

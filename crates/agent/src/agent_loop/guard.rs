@@ -1,6 +1,7 @@
 //! The session guard every entry point runs under: the session's in-process lock, then its
-//! cross-process writer lease (when configured), then the body, then the lease released (a failed
-//! release is logged, the same way for every entry point). Also the loop's open/in-flight
+//! cross-process writer lease (when configured), then the body with a store handle fenced by the
+//! lease's token, then the lease released (a failed release is logged, the same way for every
+//! entry point). Also the loop's open/in-flight
 //! bookkeeping that `close` waits on.
 
 use std::future::Future;
@@ -9,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::{SessionLease, SessionStore};
+use power_loop_store::{Fence, SessionLease, SessionStore};
 
 use super::{Shared, StatefulAgentLoop};
 
@@ -48,11 +49,38 @@ impl StatefulAgentLoop {
         F: FnOnce(SessionStore) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        self.with_session_fenced(sid, None, body).await
+    }
+
+    /// [`with_session`](Self::with_session) with one more fence (a timer claim) on the store.
+    ///
+    /// The body receives a store handle fenced by the lease's token (when leases are on) and by
+    /// `extra`: every write transaction of the run — turns, tool results, notes/todo/board
+    /// writes of tools (they get the run's store), compaction — first checks the tokens, so once
+    /// another worker took the session over (or another runner the timer claim) the run's
+    /// writes fail with `session.lease_lost` / `timer.claim_lost` and none of them is visible.
+    pub(super) async fn with_session_fenced<T, F, Fut>(
+        &self,
+        sid: &str,
+        extra: Option<Fence>,
+        body: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(SessionStore) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let store = self.store().await?.clone();
         let lock = self.shared.lock_for(sid);
         let _guard = lock.lock().await;
         let lease = self.lease(&store, sid).await?;
-        let out = body(store).await;
+        let mut fenced = store;
+        if let Some(l) = &lease {
+            fenced = fenced.fenced(l.fence());
+        }
+        if let Some(f) = extra {
+            fenced = fenced.fenced(f);
+        }
+        let out = body(fenced).await;
         if let Some(l) = lease
             && let Err(e) = l.release().await
         {

@@ -2,7 +2,10 @@
 //!
 //! Each poll claims due timers with [`SessionStore::claim_due_timers`] (one transaction,
 //! `FOR UPDATE SKIP LOCKED` on PostgreSQL/MySQL, the single writer on SQLite), so runners in
-//! several processes never claim the same firing twice. A claim is kept alive by heartbeats while
+//! several processes never claim the same firing twice. Each claim carries a token; the firing's
+//! writes (heartbeats, completion, the delivery marker and the delivered send itself) check it in
+//! their own transactions, so a runner whose claim was taken over cannot deliver or complete it
+//! (`timer.claim_lost`). A claim is kept alive by heartbeats while
 //! the note is delivered; a claim whose runner died goes stale after the lease and is claimed
 //! again. Before delivering, the taker looks for the timer's message in the session history
 //! written since the timer last fired: if the dead runner had already delivered it, the firing is
@@ -23,7 +26,7 @@ use futures_util::StreamExt;
 use power_loop_contracts::event::TimerFiredPayload;
 use power_loop_contracts::hook::{TimerFireCtx, TimerFireDirective};
 use power_loop_contracts::{AgentEvent, Error, ErrorCode, EventPayload, EventType, Result};
-use power_loop_store::{SessionStore, TimerRow, now_ms, timer_status};
+use power_loop_store::{Fence, SessionStore, TimerClaim, TimerRow, now_ms, timer_status};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -237,14 +240,20 @@ impl TimerRunner {
             .await?;
         let store = &store;
         let out = futures_util::stream::iter(claimed)
-            .map(|t| async move { self.fire(store, t).await })
+            .map(|c| async move { self.fire(store, c).await })
             .buffer_unordered(self.opts.concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
         Ok(out)
     }
 
-    async fn fire(&self, store: &SessionStore, t: TimerRow) -> TimerFiring {
+    /// Fires one claim. Every write goes through a store handle fenced by the claim token, and
+    /// the delivery's send carries the same fence: a runner whose claim was taken over meanwhile
+    /// delivers nothing and completes nothing (`timer.claim_lost`; the new holder fires it).
+    async fn fire(&self, store: &SessionStore, claim: TimerClaim) -> TimerFiring {
+        let store = &store.fenced(claim.fence());
+        let fence = claim.fence();
+        let t = claim.timer;
         let mut report = TimerFiring {
             session_id: t.session_id.clone(),
             timer_id: t.timer_id,
@@ -252,8 +261,14 @@ impl TimerRunner {
             deduplicated: false,
             error: None,
         };
-        match self.fire_inner(store, &t, &mut report).await {
+        match self.fire_inner(store, &t, fence, &mut report).await {
             Ok(outcome) => report.outcome = outcome,
+            Err(e) if e.code() == ErrorCode::TimerClaimLost => {
+                tracing::warn!(session_id = %t.session_id, timer_id = t.timer_id, error = %e,
+                    "timer claim was taken over; leaving the firing to its new holder");
+                report.error = Some(e.to_string());
+                report.outcome = FiringOutcome::Failed;
+            }
             Err(e) => {
                 tracing::warn!(session_id = %t.session_id, timer_id = t.timer_id, error = %e,
                     "timer firing failed; re-arming after the retry delay");
@@ -276,6 +291,7 @@ impl TimerRunner {
         &self,
         store: &SessionStore,
         t: &TimerRow,
+        fence: Fence,
         report: &mut TimerFiring,
     ) -> Result<FiringOutcome> {
         let (sid, id) = (t.session_id.as_str(), t.timer_id);
@@ -319,7 +335,7 @@ impl TimerRunner {
         if already_delivered(store, t, &ctx.message).await? {
             report.deduplicated = true;
         } else {
-            self.deliver(store, t, ctx.message).await?;
+            self.deliver(store, t, fence, ctx.message).await?;
         }
         if store.finish_firing_timer(sid, id).await? {
             if let Err(e) = store.delete_runtime_state(sid, &marker_key(id)).await {
@@ -335,12 +351,21 @@ impl TimerRunner {
         Ok(FiringOutcome::Delivered)
     }
 
-    /// Sends the message, heartbeating the claim until the send returns.
-    async fn deliver(&self, store: &SessionStore, t: &TimerRow, message: String) -> Result<()> {
+    /// Sends the message (every write of the send fenced by the claim), heartbeating the claim
+    /// until the send returns.
+    async fn deliver(
+        &self,
+        store: &SessionStore,
+        t: &TimerRow,
+        fence: Fence,
+        message: String,
+    ) -> Result<()> {
         let send = self.lp.send_with(
             &t.session_id,
             message.as_str(),
-            crate::SendOptions::new().with_persist_input_first(true),
+            crate::SendOptions::new()
+                .with_persist_input_first(true)
+                .with_fence(fence),
         );
         tokio::pin!(send);
         let mut tick = tokio::time::interval(self.opts.heartbeat());

@@ -37,7 +37,8 @@ pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
                 if batch.is_empty() {
                     break;
                 }
-                for t in batch {
+                for c in batch {
+                    let t = c.timer;
                     assert_eq!(t.status, ts::FIRING);
                     got.push((t.session_id.clone(), t.timer_id));
                 }
@@ -70,7 +71,7 @@ pub async fn claim_due_timers_exactly_once(ctx: Ctx) {
     assert!(
         again
             .iter()
-            .any(|t| t.session_id == sid && t.timer_id == id)
+            .any(|c| c.timer.session_id == sid && c.timer.timer_id == id && c.token == 2)
     );
     assert!(s.finish_firing_timer(&sid, id).await.unwrap());
     assert_eq!(

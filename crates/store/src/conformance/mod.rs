@@ -30,6 +30,7 @@ mod archive_schema;
 mod basic;
 mod concurrency;
 mod edge;
+mod fencing;
 mod migration;
 pub mod port;
 mod property;
@@ -46,6 +47,7 @@ pub mod scenarios {
     pub use super::basic::*;
     pub use super::concurrency::*;
     pub use super::edge::*;
+    pub use super::fencing::*;
     pub use super::migration::*;
     pub use super::property::*;
     pub use super::tables::*;
@@ -269,6 +271,10 @@ pub const SCENARIOS: &[&str] = &[
     "workflow_runs_go_with_their_parent_session",
     "schema_v1_database_is_migrated",
     "delete_session_removes_everything_and_refuses_unknown_ids",
+    "lost_session_lease_refuses_every_write",
+    "takeover_orders_the_old_holders_commits_first",
+    "lost_timer_claim_cannot_deliver_or_complete",
+    "schema_v2_database_is_migrated_and_fenced",
 ];
 
 /// Expands one named `#[test]` per conformance scenario for a backend (see the module docs).
@@ -329,6 +335,10 @@ macro_rules! store_conformance_suite {
             workflow_runs_go_with_their_parent_session,
             schema_v1_database_is_migrated,
             delete_session_removes_everything_and_refuses_unknown_ids,
+            lost_session_lease_refuses_every_write,
+            takeover_orders_the_old_holders_commits_first,
+            lost_timer_claim_cannot_deliver_or_complete,
+            schema_v2_database_is_migrated_and_fenced,
         );
     };
 }

@@ -5,6 +5,7 @@
 use super::model::Table;
 use crate::tables::background_tasks::row::TABLE as BACKGROUND_TASKS;
 use crate::tables::compactions::row::TABLE as COMPACTIONS;
+use crate::tables::fences::row::TABLE as FENCES;
 use crate::tables::keyed_state::row::{RUNTIME_TABLE, SHARED_TABLE};
 use crate::tables::messages::row::TABLE as MESSAGES;
 use crate::tables::notes::row::TABLE as NOTES;
@@ -14,8 +15,8 @@ use crate::tables::timers::row::TABLE as TIMERS;
 use crate::tables::usage::row::{SESSION_STATS_TABLE, USAGE_ROUNDS_TABLE};
 use crate::tables::workflows::rows::{RUNS_TABLE, STEPS_TABLE};
 
-/// The 13 data tables in DDL order.
-pub const TABLES: [Table; 13] = [
+/// The 14 data tables in DDL order.
+pub const TABLES: [Table; 14] = [
     SESSIONS,
     MESSAGES,
     COMPACTIONS,
@@ -29,6 +30,7 @@ pub const TABLES: [Table; 13] = [
     NOTES,
     RUNS_TABLE,
     STEPS_TABLE,
+    FENCES,
 ];
 
 /// The logical names of [`TABLES`], in the same order (the version table excluded).

@@ -6,6 +6,7 @@
 
 pub(crate) mod background_tasks;
 pub(crate) mod compactions;
+pub(crate) mod fences;
 pub(crate) mod keyed_state;
 pub(crate) mod messages;
 pub(crate) mod notes;

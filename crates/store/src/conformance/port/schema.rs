@@ -84,9 +84,10 @@ pub async fn dialect_upsert_and_insert_ignore(ctx: PortCtx) {
 }
 
 /// The tables the store's DDL creates (without the prefix).
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "background_tasks",
     "compactions",
+    "lease_fences",
     "messages",
     "notes",
     "session_runtime_state",

@@ -11,11 +11,12 @@
 use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, ErrorCode, Result};
 
-use super::row::{TimerRow, timer_status};
+use super::row::{TimerClaim, TimerRow, timer_status};
 use crate::codec::{StoredRow, insert_row_sql, select_row, select_rows};
 use crate::db::sql::placeholders;
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
+use crate::tables::fences::row::{bump_fence, timer_fence_name};
 
 impl SessionStore {
     /// Arms a timer; `timer_id` is the session's next id (allocated under the session row lock,
@@ -271,12 +272,17 @@ impl SessionStore {
     /// processes. Finish with [`SessionStore::finish_firing_timer`] or
     /// [`SessionStore::rearm_timer`]; keep long deliveries alive with
     /// [`SessionStore::heartbeat_firing_timer`].
+    ///
+    /// Each claim increments the timer's claim token in the same transaction and returns it
+    /// ([`TimerClaim`]): act on the claim through `self.fenced(claim.fence())`, so that a runner
+    /// whose claim was taken over (its heartbeat stalled past the lease) can neither complete
+    /// nor deliver the firing (`timer.claim_lost`).
     pub async fn claim_due_timers(
         &self,
         now: i64,
         limit: usize,
         lease_ms: i64,
-    ) -> Result<Vec<TimerRow>> {
+    ) -> Result<Vec<TimerClaim>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -323,7 +329,13 @@ impl SessionStore {
                 )?;
                 t.status = timer_status::FIRING.to_owned();
                 t.updated_at = claim_at;
-                out.push(t);
+                let fence_name = timer_fence_name(&inner.t.prefix, &t.session_id, t.timer_id);
+                let token = bump_fence(tx, &inner.t.lease_fences, &fence_name)?;
+                out.push(TimerClaim {
+                    timer: t,
+                    token,
+                    fence_name,
+                });
             }
             Ok(out)
         })

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::StoredRow;
 use crate::db::Row;
 use crate::ddl::model::{ColumnType, Index, Table, col};
+use crate::tables::fences::row::{Fence, FenceKind};
 
 use ColumnType::{Int, Key, Label, Text};
 
@@ -64,6 +65,35 @@ impl StoredRow for TimerRow {
             created_at: r.i64("created_at")?,
             updated_at: r.i64("updated_at")?,
         })
+    }
+}
+
+/// A timer claimed by [`crate::SessionStore::claim_due_timers`] with its claim token: the
+/// timer's fencing token in `lease_fences` (schema version 3), incremented by every claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TimerClaim {
+    /// The claimed timer (status `firing`, `updated_at` = claim time).
+    pub timer: TimerRow,
+    /// The claim token; a later claim of the same timer holds a greater one.
+    pub token: i64,
+    /// The timer's fence-row name ([`crate::timer_fence_name`]).
+    pub fence_name: String,
+}
+
+impl TimerClaim {
+    /// The fence a store handle checks while acting on this claim: heartbeats, completion,
+    /// re-arming and the delivery's writes then fail with `timer.claim_lost` once another
+    /// runner has claimed the timer again (see [`crate::SessionStore::fenced`]).
+    pub fn fence(&self) -> Fence {
+        Fence::new(
+            FenceKind::TimerClaim {
+                session_id: self.timer.session_id.clone(),
+                timer_id: self.timer.timer_id,
+            },
+            self.fence_name.clone(),
+            self.token,
+        )
     }
 }
 
