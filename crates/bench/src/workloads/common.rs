@@ -36,6 +36,9 @@ pub(crate) struct Target {
     pub(crate) lease: bool,
     /// `--synchronous`: the SQLite `synchronous` level, `"NORMAL"` (default) or `"FULL"`.
     pub(crate) synchronous: &'static str,
+    /// `--group-commit on|off`: SQLite group commit (default on; `off` is a diagnostic that
+    /// commits every write transaction on its own).
+    pub(crate) group_commit: bool,
     /// Keeps the scratch directory alive for the workload's duration.
     _scratch: Option<ScratchDir>,
 }
@@ -108,12 +111,19 @@ impl Target {
             }
             Some(v) => return Err(format!("--synchronous must be FULL or NORMAL, got `{v}`")),
         };
+        connect.sqlite_group_commit = match args.get("group-commit").unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => return Err(format!("--group-commit must be on or off, got `{other}`")),
+        };
+        let group_commit = connect.sqlite_group_commit;
         let options = StoreOptions::new()
             .with_table_prefix(prefix.clone())
             .with_connect(connect);
         Ok(Target {
             lease,
             synchronous,
+            group_commit,
             dsn,
             options,
             backend,

@@ -4,7 +4,8 @@
 //! sequentially; the clock covers session creation and every send. `--pg` (or a
 //! `--dsn postgres://…`) runs it on PostgreSQL, `--mysql` (or `--dsn mysql://…`) on MySQL /
 //! MariaDB. `--synchronous FULL` runs it at SQLite `synchronous=FULL` (durable across power loss;
-//! the default is NORMAL); the report names the level.
+//! the default is NORMAL); the report names the level. `--group-commit off` (a diagnostic)
+//! commits every SQLite write transaction on its own instead of in groups.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,5 +88,6 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "backend": target.backend,
         "lease": target.lease,
         "synchronous": target.synchronous,
+        "group_commit": target.group_commit,
     }))
 }
