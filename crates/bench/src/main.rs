@@ -31,7 +31,7 @@ fn usage() -> String {
         .map(|w| w.name)
         .collect();
     format!(
-        "usage: power-loop-bench --workload <{}> [--dsn DSN | --pg | --mysql] [--table-prefix P] [--pool N] [--lease on|off] [--dir PATH]\n\
+        "usage: power-loop-bench --workload <{}> [--dsn DSN | --pg | --mysql] [--table-prefix P] [--pool N] [--lease on|off] [--synchronous FULL|NORMAL] [--group-commit on|off] [--dir PATH]\n\
          \x20 store: [--turns N] [--rounds N] [--window N] [--runtime current_thread|multi_thread]\n\
          \x20 W1/W6: [--sends N]   W2: [--sends N]   W3: [--turns N] [--runs N]\n\
          \x20 W4: [--sessions N] [--sends N] [--in-flight N]   W5: [--items N] [--concurrency N] [--journal on|off] [--executor in-process|subprocess]\n\

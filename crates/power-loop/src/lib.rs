@@ -112,7 +112,7 @@ pub use power_loop_store_mysql::{MySqlDatabase, MySqlDialect};
 pub use power_loop_store_postgres::{PostgresDatabase, PostgresDialect};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use power_loop_store_sqlite::{SqliteDatabase, SqliteDialect};
+pub use power_loop_store_sqlite::{GroupCommitStats, SqliteDatabase, SqliteDialect};
 
 /// The store backends compiled into this build (chosen by cargo features; the same list
 /// `StatefulAgentLoop::builder(llm).dsn(..)` opens a DSN on).

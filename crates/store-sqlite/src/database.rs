@@ -3,6 +3,7 @@
 //! Every operation is a job sent over a channel to the thread that owns the rusqlite
 //! [`Connection`]; the caller awaits a `tokio::sync::oneshot` reply, so the async runtime never
 //! blocks on SQLite. A transaction body runs directly on that thread (no round trip per statement).
+//! Write transactions queued together are committed together (group commit, see [`crate::group`]).
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,27 +18,34 @@ use tokio::sync::oneshot;
 
 use crate::dialect::DIALECT;
 use crate::error::{closed, map_sqlite};
+use crate::group::{GroupCommitStats, GroupCounters, MAX_GROUP, WriteJob, commit_group};
 use crate::lease::LeaseHost;
 use crate::open::{Target, open_connection};
-use crate::tx::SqliteTx;
+use crate::tx::{rollback_quietly, run_transaction};
 
 /// A unit of work for the connection thread.
 type Job = Box<dyn FnOnce(&mut Connection) + Send + 'static>;
 
 enum Command {
+    /// Any work that is not a write transaction (reads, schema boot, maintenance).
     Job(Job),
+    /// A write transaction, committed together with the others queued beside it.
+    Write(WriteJob),
     Close(oneshot::Sender<()>),
 }
 
 /// A SQLite database served by one dedicated connection thread.
 ///
-/// Writers are serialized by that thread and by `BEGIN IMMEDIATE`; reads run on the same
-/// connection. Cheap to share behind an `Arc`. Dropping it (or [`Database::close`]) stops the
+/// Writers are serialized by that thread and by `BEGIN IMMEDIATE`; write transactions queued
+/// together are committed in one SQLite transaction (group commit: one `COMMIT`, one fsync at
+/// `synchronous=FULL`; each body in its own savepoint, so one body's failure fails it alone; every
+/// caller is answered after the `COMMIT`). Reads run on the same connection. Cheap to share behind an `Arc`. Dropping it (or [`Database::close`]) stops the
 /// thread after the queued work has finished, and closes the connection.
 pub struct SqliteDatabase {
     sender: Mutex<Option<mpsc::Sender<Command>>>,
     path: Option<PathBuf>,
     leases: LeaseHost,
+    groups: Arc<GroupCounters>,
 }
 
 impl std::fmt::Debug for SqliteDatabase {
@@ -53,68 +61,6 @@ fn thread_gone() -> Error {
         ErrorCode::StoreClosed,
         "sqlite: the connection thread stopped (the database was closed); open the store again",
     )
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
-/// Rolls back if a transaction is open; errors are ignored (the caller reports the first error).
-fn rollback_quietly(conn: &Connection) {
-    if !conn.is_autocommit() {
-        let r = conn
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute([]));
-        if r.is_err() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-/// Runs one transaction on the connection thread: begin, body, commit or roll back.
-fn run_transaction(conn: &mut Connection, mode: TxMode, body: TxBody) -> Result<()> {
-    let begin = match mode {
-        TxMode::Write => "BEGIN IMMEDIATE",
-        TxMode::Read => "BEGIN",
-    };
-    conn.prepare_cached(begin)
-        .and_then(|mut s| s.execute([]))
-        .map_err(|e| map_sqlite(e, "starting a transaction"))?;
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let mut tx = SqliteTx::new(conn);
-        body(&mut tx)
-    }));
-    match outcome {
-        Ok(Ok(())) => {
-            let r = conn
-                .prepare_cached("COMMIT")
-                .and_then(|mut s| s.execute([]));
-            match r {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    rollback_quietly(conn);
-                    Err(map_sqlite(e, "committing a transaction"))
-                }
-            }
-        }
-        Ok(Err(e)) => {
-            rollback_quietly(conn);
-            Err(e)
-        }
-        Err(payload) => {
-            rollback_quietly(conn);
-            Err(Error::internal(format!(
-                "sqlite: a transaction body panicked ({}); the transaction was rolled back",
-                panic_message(payload.as_ref())
-            )))
-        }
-    }
 }
 
 /// How long the connection thread polls for the next command before it sleeps: a caller that
@@ -139,20 +85,54 @@ fn next_command(rx: &mpsc::Receiver<Command>) -> Option<Command> {
     }
 }
 
-/// The connection thread: runs jobs in order until closed or dropped.
-fn serve(mut conn: Connection, rx: mpsc::Receiver<Command>) {
-    while let Some(cmd) = next_command(&rx) {
-        match cmd {
-            Command::Job(job) => {
-                // A job never leaves a transaction open, even if it panics.
-                let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
-                rollback_quietly(&conn);
+/// The most commands one round of the connection thread takes off the queue before it commits
+/// the writes it collected (bounds how long a write waits behind reads queued after it).
+const MAX_ROUND: usize = 4 * MAX_GROUP;
+
+/// The connection thread, until closed or dropped. Each round takes what is queued (never
+/// waiting for more): jobs (reads, maintenance) run as they come, write transactions are
+/// collected and then committed as one group (see [`crate::group`]). A read may thus run before
+/// a write queued ahead of it but not yet acknowledged (the two are concurrent); a `Close` runs
+/// after everything queued before it.
+///
+/// `max_group` is [`MAX_GROUP`], or 1 when group commit is off
+/// (`ConnectOptions::sqlite_group_commit`).
+fn serve(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Command>,
+    groups: &GroupCounters,
+    max_group: usize,
+) {
+    let mut writes: Vec<WriteJob> = Vec::new();
+    while let Some(first) = next_command(&rx) {
+        let mut next = Some(first);
+        let mut close = None;
+        let mut taken = 0;
+        while let Some(cmd) = next.take() {
+            taken += 1;
+            match cmd {
+                Command::Job(job) => {
+                    // A job never leaves a transaction open, even if it panics.
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                    rollback_quietly(&conn);
+                }
+                Command::Write(w) => writes.push(w),
+                Command::Close(reply) => {
+                    close = Some(reply);
+                    break;
+                }
             }
-            Command::Close(reply) => {
-                drop(conn);
-                let _ = reply.send(());
-                return;
+            if writes.len() < max_group && taken < MAX_ROUND {
+                next = rx.try_recv().ok();
             }
+        }
+        if !writes.is_empty() {
+            commit_group(&mut conn, std::mem::take(&mut writes), groups);
+        }
+        if let Some(reply) = close {
+            drop(conn);
+            let _ = reply.send(());
+            return;
         }
     }
 }
@@ -188,12 +168,19 @@ impl SqliteDatabase {
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Command>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        let groups = Arc::new(GroupCounters::default());
+        let thread_groups = Arc::clone(&groups);
+        let max_group = if options.sqlite_group_commit {
+            MAX_GROUP
+        } else {
+            1
+        };
         std::thread::Builder::new()
             .name("power-loop-sqlite".to_owned())
             .spawn(move || match open_connection(&target, &options) {
                 Ok(conn) => {
                     if ready_tx.send(Ok(())).is_ok() {
-                        serve(conn, rx);
+                        serve(conn, rx, &thread_groups, max_group);
                     }
                 }
                 Err(e) => {
@@ -212,12 +199,37 @@ impl SqliteDatabase {
             sender: Mutex::new(Some(tx)),
             path,
             leases,
+            groups,
         })
+    }
+
+    /// Counters of the group-commit writer: how many write bodies ran in how many transactions
+    /// (each one `COMMIT`, one fsync at `synchronous=FULL`) and the largest group so far.
+    pub fn group_commit_stats(&self) -> GroupCommitStats {
+        self.groups.snapshot()
     }
 
     /// The database file, or `None` for an in-memory database.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Queues a write transaction for the next group commit and waits for its outcome (sent
+    /// after the group's `COMMIT` returned).
+    async fn write(&self, body: TxBody) -> Result<()> {
+        let (reply, reply_rx) = oneshot::channel::<Result<()>>();
+        self.send(Command::Write(WriteJob { body, reply }))?;
+        self.groups.queued();
+        reply_rx.await.map_err(|_| thread_gone())?
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        let guard = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = guard.as_ref().ok_or_else(closed)?;
+        sender.send(cmd).map_err(|_| closed())
     }
 
     /// Runs `f` with the connection on the connection thread and returns its result.
@@ -235,14 +247,7 @@ impl SqliteDatabase {
             }
             let _ = reply_tx.send(f(conn));
         });
-        {
-            let guard = self
-                .sender
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let sender = guard.as_ref().ok_or_else(closed)?;
-            sender.send(Command::Job(job)).map_err(|_| closed())?;
-        }
+        self.send(Command::Job(job))?;
         reply_rx.await.map_err(|_| thread_gone())?
     }
 }
@@ -253,7 +258,10 @@ impl Database for SqliteDatabase {
     }
 
     fn transact(&self, mode: TxMode, body: TxBody) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.call(move |conn| run_transaction(conn, mode, body)))
+        match mode {
+            TxMode::Write => Box::pin(self.write(body)),
+            TxMode::Read => Box::pin(self.call(move |conn| run_transaction(conn, mode, body))),
+        }
     }
 
     fn transact_exclusive(&self, _lock_name: &str, body: TxBody) -> BoxFuture<'_, Result<()>> {

@@ -2,7 +2,8 @@
 //!
 //! # Owns
 //! The rusqlite (bundled SQLite) implementation of the store's `Database` port:
-//! [`SqliteDatabase`] (one dedicated connection thread, `BEGIN IMMEDIATE` writers, WAL,
+//! [`SqliteDatabase`] (one dedicated connection thread, `BEGIN IMMEDIATE` writers with group
+//! commit ([`GroupCommitStats`]), WAL,
 //! prepared-statement cache, cross-process leases through OS file locks, and the `Maintenance`
 //! capability: checkpoint, vacuum that really frees pages, online backup), [`SqliteDialect`]
 //! (the SQLite DDL and upsert rendering), and the registry entry [`BACKEND`].
@@ -26,12 +27,16 @@
 //! survives a process crash; the last commits may roll back on power loss) or `FULL`
 //! ([`power_loop_store::backend::SqliteSync::Full`]) to survive power loss too. One writer
 //! process per file is the supported model; other processes wait up to the busy timeout.
+//! Write transactions queued together are committed in one SQLite transaction (group commit:
+//! one fsync for many turns at `FULL`); every caller is answered only after that commit, and a
+//! body that fails is rolled back to its own savepoint and fails alone.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod database;
 mod dialect;
 mod error;
+mod group;
 mod lease;
 mod open;
 mod tx;
@@ -44,6 +49,7 @@ use power_loop_store::db::{BoxFuture, Database};
 
 pub use database::SqliteDatabase;
 pub use dialect::SqliteDialect;
+pub use group::GroupCommitStats;
 
 /// The registry entry of the SQLite backend (name `"sqlite"`): opens `DsnTarget::SqliteMemory`
 /// and `DsnTarget::SqliteFile` targets.

@@ -1,9 +1,11 @@
-//! [`SqliteTx`]: the port's `Transaction` over one rusqlite connection (runs on the connection thread).
+//! [`SqliteTx`]: the port's `Transaction` over one rusqlite connection (runs on the connection
+//! thread), and [`run_transaction`], which runs one body in its own transaction.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::db::{Dialect, Row, Transaction, Value};
+use power_loop_store::db::{Dialect, Row, Transaction, TxBody, TxMode, Value};
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{CachedStatement, Connection};
 
@@ -158,5 +160,68 @@ impl Transaction for SqliteTx<'_> {
 
     fn dialect(&self) -> &dyn Dialect {
         &DIALECT
+    }
+}
+
+/// The text of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Rolls back if a transaction is open; errors are ignored (the caller reports the first error).
+pub(crate) fn rollback_quietly(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let r = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]));
+        if r.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Runs one transaction on the connection thread: begin, body, commit or roll back.
+pub(crate) fn run_transaction(conn: &mut Connection, mode: TxMode, body: TxBody) -> Result<()> {
+    let begin = match mode {
+        TxMode::Write => "BEGIN IMMEDIATE",
+        TxMode::Read => "BEGIN",
+    };
+    conn.prepare_cached(begin)
+        .and_then(|mut s| s.execute([]))
+        .map_err(|e| map_sqlite(e, "starting a transaction"))?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut tx = SqliteTx::new(conn);
+        body(&mut tx)
+    }));
+    match outcome {
+        Ok(Ok(())) => {
+            let r = conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]));
+            match r {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    rollback_quietly(conn);
+                    Err(map_sqlite(e, "committing a transaction"))
+                }
+            }
+        }
+        Ok(Err(e)) => {
+            rollback_quietly(conn);
+            Err(e)
+        }
+        Err(payload) => {
+            rollback_quietly(conn);
+            Err(Error::internal(format!(
+                "sqlite: a transaction body panicked ({}); the transaction was rolled back",
+                panic_message(payload.as_ref())
+            )))
+        }
     }
 }

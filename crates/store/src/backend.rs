@@ -50,6 +50,10 @@ pub struct ConnectOptions {
     pub sqlite_sync: SqliteSync,
     /// SQLite busy timeout in milliseconds.
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite group commit (default `true`): write transactions queued together are committed
+    /// in one SQLite transaction, each in its own savepoint, every caller answered after the
+    /// shared `COMMIT`. `false` commits each on its own (a diagnostic: never faster).
+    pub sqlite_group_commit: bool,
     /// Maximum pooled connections (server backends).
     pub pool_max_size: usize,
     /// Connect timeout in milliseconds (server backends).
@@ -61,6 +65,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             sqlite_sync: SqliteSync::Normal,
             sqlite_busy_timeout_ms: 5_000,
+            sqlite_group_commit: true,
             pool_max_size: 16,
             connect_timeout_ms: 10_000,
         }

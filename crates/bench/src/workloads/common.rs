@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use power_loop::{AgentLoopConfig, RunStatus, StatefulAgentLoop, StatefulResult};
-use power_loop::{ConnectOptions, StoreOptions, open_store};
+use power_loop::{ConnectOptions, SqliteSync, StoreOptions, open_store};
 use power_loop::{LlmService, ToolDefinition, ToolOutput};
 use power_loop::{ToolRegistry, tool_fn};
 use serde_json::json;
@@ -20,7 +20,8 @@ pub(crate) const ANSWER: &str = "The quarterly figures show revenue up four perc
 /// Where a workload's store lives: a fresh SQLite file in a scratch directory (default), the
 /// `--dsn` given, `POWER_LOOP_TEST_PG_DSN` with `--pg`, or `POWER_LOOP_TEST_MYSQL_DSN` with
 /// `--mysql`. Server DSNs get a unique table prefix (unless `--table-prefix` is given) so every
-/// run starts on empty tables. `--pool N` sets the server connection pool size (default 16).
+/// run starts on empty tables. `--pool N` sets the server connection pool size (default 16);
+/// `--synchronous FULL|NORMAL` the SQLite durability level (default NORMAL, the store's default).
 pub(crate) struct Target {
     /// The DSN handed to the loop.
     pub(crate) dsn: String,
@@ -33,6 +34,11 @@ pub(crate) struct Target {
     /// `--lease off`: run without the cross-process session writer lease (a diagnostic; the
     /// default, like the loop's, is on).
     pub(crate) lease: bool,
+    /// `--synchronous`: the SQLite `synchronous` level, `"NORMAL"` (default) or `"FULL"`.
+    pub(crate) synchronous: &'static str,
+    /// `--group-commit on|off`: SQLite group commit (default on; `off` is a diagnostic that
+    /// commits every write transaction on its own).
+    pub(crate) group_commit: bool,
     /// Keeps the scratch directory alive for the workload's duration.
     _scratch: Option<ScratchDir>,
 }
@@ -89,17 +95,35 @@ impl Target {
             "off" => false,
             other => return Err(format!("--lease must be on or off, got `{other}`")),
         };
-        let mut options = StoreOptions::new().with_table_prefix(prefix.clone());
+        let mut connect = ConnectOptions::default();
         if let Some(v) = args.get("pool") {
             let n: usize = v
                 .parse()
                 .map_err(|_| format!("--pool must be a positive integer, got `{v}`"))?;
-            let mut connect = ConnectOptions::default();
             connect.pool_max_size = n.max(1);
-            options = options.with_connect(connect);
         }
+        let synchronous = match args.get("synchronous").map(str::to_ascii_uppercase) {
+            None => "NORMAL",
+            Some(v) if v == "NORMAL" => "NORMAL",
+            Some(v) if v == "FULL" => {
+                connect.sqlite_sync = SqliteSync::Full;
+                "FULL"
+            }
+            Some(v) => return Err(format!("--synchronous must be FULL or NORMAL, got `{v}`")),
+        };
+        connect.sqlite_group_commit = match args.get("group-commit").unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => return Err(format!("--group-commit must be on or off, got `{other}`")),
+        };
+        let group_commit = connect.sqlite_group_commit;
+        let options = StoreOptions::new()
+            .with_table_prefix(prefix.clone())
+            .with_connect(connect);
         Ok(Target {
             lease,
+            synchronous,
+            group_commit,
             dsn,
             options,
             backend,

@@ -3,7 +3,9 @@
 //! in-flight workers takes the next session number, creates the session and sends to it
 //! sequentially; the clock covers session creation and every send. `--pg` (or a
 //! `--dsn postgres://…`) runs it on PostgreSQL, `--mysql` (or `--dsn mysql://…`) on MySQL /
-//! MariaDB.
+//! MariaDB. `--synchronous FULL` runs it at SQLite `synchronous=FULL` (durable across power loss;
+//! the default is NORMAL); the report names the level. `--group-commit off` (a diagnostic)
+//! commits every SQLite write transaction on its own instead of in groups.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,5 +87,7 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "elapsed_ms": round1(elapsed.as_secs_f64() * 1e3),
         "backend": target.backend,
         "lease": target.lease,
+        "synchronous": target.synchronous,
+        "group_commit": target.group_commit,
     }))
 }

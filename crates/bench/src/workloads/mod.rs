@@ -77,7 +77,7 @@ fn run_all(args: &Args) -> Result<serde_json::Value, String> {
     for (name, server) in runs {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(["--workload", name]);
-        for key in ["dsn", "dir", "lease", "pool"] {
+        for key in ["dsn", "dir", "lease", "pool", "synchronous", "group-commit"] {
             if let Some(v) = args.get(key) {
                 cmd.arg(format!("--{key}={v}"));
             }
