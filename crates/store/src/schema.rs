@@ -8,7 +8,8 @@ use crate::db::Dialect;
 /// The schema version this build writes and accepts.
 ///
 /// 1: the base schema. 2: adds the workflow journal (`workflow_runs`, `workflow_steps`).
-pub const CURRENT_SCHEMA_VERSION: i64 = 2;
+/// 3: fencing. 4: adds the fleet's leaf claims (`workflow_leaves`).
+pub const CURRENT_SCHEMA_VERSION: i64 = 4;
 /// Default prefix of every table and index name.
 pub const DEFAULT_TABLE_PREFIX: &str = "pl_";
 /// Default sub-agent nesting ceiling.
@@ -120,6 +121,8 @@ pub struct TableNames {
     pub workflow_runs: String,
     /// `{p}workflow_steps` (schema version 2).
     pub workflow_steps: String,
+    /// `{p}workflow_leaves` (schema version 4).
+    pub workflow_leaves: String,
     /// `{p}schema_migrations`.
     pub schema_migrations: String,
 }
@@ -144,6 +147,7 @@ impl TableNames {
             notes: n("notes"),
             workflow_runs: n("workflow_runs"),
             workflow_steps: n("workflow_steps"),
+            workflow_leaves: n("workflow_leaves"),
             schema_migrations: n("schema_migrations"),
         })
     }
@@ -173,6 +177,7 @@ impl TableNames {
             "notes" => &self.notes,
             "workflow_runs" => &self.workflow_runs,
             "workflow_steps" => &self.workflow_steps,
+            "workflow_leaves" => &self.workflow_leaves,
             "schema_migrations" => &self.schema_migrations,
             _ => return None,
         })

@@ -20,6 +20,8 @@ pub enum Reply {
     ToolCall(String),
     /// One streamed piece, then nothing for this long (a slow model).
     Stall(Duration),
+    /// After this long, a streamed answer `echo: {the last user message}` (a slow echo model).
+    EchoAfter(Duration),
 }
 
 /// One recorded request.
@@ -103,12 +105,20 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
     if reader.read_exact(&mut body).is_err() {
         return;
     }
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     log.lock().unwrap().push(Seen {
         headers,
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        body: body.clone(),
     });
     let sse_head =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+    let reply = match reply {
+        Reply::EchoAfter(d) => {
+            std::thread::sleep(d);
+            Reply::Text(vec![format!("echo: {}", last_user_text(&body))])
+        }
+        other => other,
+    };
     match reply {
         Reply::TooMany => {
             let body = "{\"error\":{\"message\":\"rate limited\",\"type\":\"rate_limit\"}}";
@@ -164,6 +174,18 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
         }
     }
     let _ = stream.flush();
+}
+
+/// The text of the last user message of a chat-completions body.
+fn last_user_text(body: &serde_json::Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// A `power-loop` command in `dir` with a clean environment (PATH only) plus `env`.
