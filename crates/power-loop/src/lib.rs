@@ -94,8 +94,8 @@ pub use power_loop_store::{
     PendingChange, PendingInteraction, PendingState, SchemaPolicy, SessionArchive, SessionKind,
     SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SessionStore,
     SqliteSync, StatsDelta, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, TurnCommit,
-    UsageRecord, UsageRoundRow, WindowToken, WorkflowLeafRow, WorkflowLeafState, backend_for_dsn, new_session_id, parse_dsn,
-    provisioning_ddl, redact_dsn, validate_session_id,
+    UsageRecord, UsageRoundRow, WindowToken, WorkflowLeafRow, WorkflowLeafState, backend_for_dsn,
+    new_session_id, parse_dsn, provisioning_ddl, redact_dsn, validate_session_id,
 };
 
 /// Timer status strings (`armed`, `firing`, `fired`, `cancelled`) as stored in [`TimerRow`].

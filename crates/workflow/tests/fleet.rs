@@ -28,7 +28,13 @@ async fn new_run(store: &SessionStore, run_id: &str) {
 async fn claims_scenario(store: &SessionStore) {
     new_run(store, "run1").await;
     // nothing to claim yet
-    assert!(store.claim_workflow_leaf("w1", 60_000).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_workflow_leaf("w1", 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let row = store
         .publish_workflow_leaf("run1", 1, "a", json!({"job": "a"}))
         .await
@@ -49,7 +55,13 @@ async fn claims_scenario(store: &SessionStore) {
     assert_eq!((c1.step_key.as_str(), c1.claims), ("a", 1));
     assert_eq!(c1.request, json!({"job": "a"}));
     let t1 = c1.claim_token.clone().unwrap();
-    assert!(store.claim_workflow_leaf("w2", 150).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_workflow_leaf("w2", 150)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // a wrong token cannot record
     let e = store
         .complete_workflow_leaf("run1", "a", "claim_forged", "completed", json!({}))
@@ -58,7 +70,11 @@ async fn claims_scenario(store: &SessionStore) {
     assert_eq!(e.code(), ErrorCode::WorkflowClaimLost);
     // w1 "dies": its lease runs out and w2 takes the leaf over (the claim is counted)
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let c2 = store.claim_workflow_leaf("w2", 60_000).await.unwrap().unwrap();
+    let c2 = store
+        .claim_workflow_leaf("w2", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((c2.step_key.as_str(), c2.claims), ("a", 2));
     assert_eq!(c2.claimed_by.as_deref(), Some("w2"));
     let t2 = c2.claim_token.clone().unwrap();
@@ -96,7 +112,13 @@ async fn claims_scenario(store: &SessionStore) {
     assert_eq!(done.result, Some(json!({"by": "w2"})));
     assert_eq!(done.result_status.as_deref(), Some("completed"));
     // a done leaf is not claimable; re-publishing keeps its result
-    assert!(store.claim_workflow_leaf("w3", 60_000).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_workflow_leaf("w3", 60_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let again = store
         .publish_workflow_leaf("run1", 1, "a", json!({"job": "a2"}))
         .await
@@ -108,7 +130,11 @@ async fn claims_scenario(store: &SessionStore) {
         .publish_workflow_leaf("run1", 1, "b", json!({"job": "b"}))
         .await
         .unwrap();
-    let cb = store.claim_workflow_leaf("w1", 60_000).await.unwrap().unwrap();
+    let cb = store
+        .claim_workflow_leaf("w1", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     let tb = cb.claim_token.clone().unwrap();
     assert!(
         store
@@ -122,7 +148,11 @@ async fn claims_scenario(store: &SessionStore) {
             .await
             .unwrap()
     );
-    let cb2 = store.claim_workflow_leaf("w2", 60_000).await.unwrap().unwrap();
+    let cb2 = store
+        .claim_workflow_leaf("w2", 60_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((cb2.step_key.as_str(), cb2.claims), ("b", 2));
     store
         .complete_workflow_leaf(
@@ -192,15 +222,22 @@ async fn fan_out_through_the_fleet(store: SessionStore) {
         .with_concurrency(4)
         .with_poll_interval(Duration::from_millis(20));
     let worker = tokio::spawn(serve_fleet(host, opts, shutdown.clone()));
-    let spec = spec(json!({"name": "fan", "root": {"type": "foreach", "id": "fan",
+    let spec = spec(
+        json!({"name": "fan", "root": {"type": "foreach", "id": "fan",
         "items": (0..20).collect::<Vec<_>>(), "as": "n", "parallel": true, "max_concurrency": 8,
-        "body": leaf("leaf", "work", "item {{n}}")}}));
+        "body": leaf("leaf", "work", "item {{n}}")}}),
+    );
     let ex = FleetExecutor::new().with_poll_interval(Duration::from_millis(20));
     let out = WorkflowEngine::new(lp, RunOptions::new().with_executor(Arc::new(ex)))
         .run(&spec)
         .await
         .unwrap();
-    assert_eq!(out.result.status, RunStatus::Completed, "{:?}", out.result.errors);
+    assert_eq!(
+        out.result.status,
+        RunStatus::Completed,
+        "{:?}",
+        out.result.errors
+    );
     let run_id = out.run_id.unwrap();
     let leaves = store.list_workflow_leaves(&run_id).await.unwrap();
     assert_eq!(leaves.len(), 20);
@@ -219,7 +256,10 @@ async fn fan_out_through_the_fleet(store: SessionStore) {
     }
     let texts: Vec<&str> = steps.iter().map(|s| s.text.as_str()).collect();
     for n in 0..20 {
-        assert!(texts.contains(&format!("did item {n}").as_str()), "{texts:?}");
+        assert!(
+            texts.contains(&format!("did item {n}").as_str()),
+            "{texts:?}"
+        );
     }
     shutdown.cancel();
     let report = worker.await.unwrap().unwrap();
@@ -250,7 +290,10 @@ async fn the_fleet_executor_refuses_runs_without_a_journal() {
     .unwrap();
     assert_eq!(out.result.status, RunStatus::Failed);
     assert!(
-        out.result.errors.iter().any(|e| e.contains("journaled runs only")),
+        out.result
+            .errors
+            .iter()
+            .any(|e| e.contains("journaled runs only")),
         "{:?}",
         out.result.errors
     );

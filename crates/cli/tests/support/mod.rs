@@ -161,6 +161,7 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
             out.push_str("data: [DONE]\n\n");
             let _ = stream.write_all(out.as_bytes());
         }
+        Reply::EchoAfter(_) => unreachable!("answered as a text above"),
         Reply::Stall(d) => {
             let mut out = String::from(sse_head);
             out.push_str(&chunk(

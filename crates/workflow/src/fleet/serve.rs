@@ -169,7 +169,9 @@ async fn adopt_orphans(
                 holders.spawn(task);
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(run_id = %row.run_id, error = %e, "fleet: taking over a run failed"),
+            Err(e) => {
+                tracing::warn!(run_id = %row.run_id, error = %e, "fleet: taking over a run failed")
+            }
         }
     }
     won
@@ -191,12 +193,8 @@ async fn run_claimed(
     let leaf_cancel = CancellationToken::new();
     let lost = CancellationToken::new();
     let renew = {
-        let (store, run_id, key, token) = (
-            store.clone(),
-            run_id.clone(),
-            key.clone(),
-            token.clone(),
-        );
+        let (store, run_id, key, token) =
+            (store.clone(), run_id.clone(), key.clone(), token.clone());
         let (leaf_cancel, lost) = (leaf_cancel.clone(), lost.clone());
         let lease = opts.lease;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
