@@ -282,7 +282,7 @@ async fn run_on_store(
         let env = RuntimeEnv::new().with_workspace(&t.workspace_dir)?;
         let mut reg = default_registry(&env, &ToolSelection::preset(t.preset.clone()))?;
         // A leaf may delegate (its spec's whitelist decides); its sub-agents are shipped back.
-        register_subagent_tools(&mut reg, false)?;
+        register_subagent_tools(&mut reg, true)?;
         b = b.tools(reg).runtime_env(Arc::new(env));
     }
     let lp = b.build()?;
