@@ -12,7 +12,7 @@ use crate::tables::session_state::row::TABLE as SESSION_STATE;
 use crate::tables::sessions::row::TABLE as SESSIONS;
 use crate::tables::timers::row::TABLE as TIMERS;
 use crate::tables::usage::row::{SESSION_STATS_TABLE, USAGE_ROUNDS_TABLE};
-use crate::tables::workflows::leaves::LEAVES_TABLE;
+use crate::tables::workflows::leaf_rows::LEAVES_TABLE;
 use crate::tables::workflows::rows::{RUNS_TABLE, STEPS_TABLE};
 
 /// The 14 data tables in DDL order.

@@ -20,6 +20,7 @@
 //! transaction, so no running run is left pointing at a missing parent.
 
 pub(crate) mod inputs;
+pub(crate) mod leaf_rows;
 pub(crate) mod leaves;
 pub(crate) mod ops;
 pub(crate) mod rows;
