@@ -34,7 +34,7 @@ fn usage() -> String {
         "usage: power-loop-bench --workload <{}> [--dsn DSN | --pg | --mysql] [--table-prefix P] [--pool N] [--lease on|off] [--synchronous FULL|NORMAL] [--group-commit on|off] [--dir PATH]\n\
          \x20 store: [--turns N] [--rounds N] [--window N] [--runtime current_thread|multi_thread]\n\
          \x20 W1/W6: [--sends N]   W2: [--sends N]   W3: [--turns N] [--runs N]\n\
-         \x20 W4: [--sessions N] [--sends N] [--in-flight N]   W5: [--items N] [--concurrency N] [--journal on|off] [--executor in-process|subprocess]\n\
+         \x20 W4: [--sessions N] [--sends N] [--in-flight N]   W5: [--items N] [--concurrency N] [--journal on|off] [--executor in-process|subprocess|fleet] [--workers N]\n\
          \x20 W7: [--sessions N] [--sends N] [--in-flight N] [--latency-ms N] [--workers 1,2,4] [--lease-wait-ms N] [--smoke] [--fight]   W7-fight: the same keys\n\
          \x20 --pg uses POWER_LOOP_TEST_PG_DSN, --mysql POWER_LOOP_TEST_MYSQL_DSN; without --dsn/--pg each workload runs on a fresh SQLite file",
         names.join("|")

@@ -107,9 +107,10 @@ pub(crate) enum Command {
     /// Workflow specs.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
-    /// Internal: serve one workflow leaf over stdin/stdout (started by the subprocess executor).
-    #[command(hide = true)]
-    Worker,
+    /// Workflow leaves: `--fleet` runs a long-running fleet worker on a shared store (SIGTERM
+    /// drains it); without it, serves one leaf over stdin/stdout for the subprocess executor.
+    #[command(after_help = worker::WORKER_HELP)]
+    Worker(worker::WorkerArgs),
     /// MCP servers (`--mcp-config FILE`).
     #[command(subcommand)]
     Mcp(mcp::McpCommand),
@@ -240,7 +241,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    if matches!(cli.command, Command::Worker) {
+    if matches!(&cli.command, Command::Worker(a) if !a.fleet) {
         let ok = rt.block_on(worker::run());
         // the stdin reader is a blocking thread the runtime would wait for: do not wait
         rt.shutdown_background();
@@ -275,10 +276,7 @@ async fn dispatch(cli: Cli) -> power_loop::Result<u8> {
         Command::Mcp(cmd) => crate::mcp::run(cli.mcp_config.as_deref(), cmd)
             .await
             .map(|ok| if ok { exit::OK } else { exit::ERROR }),
-        Command::Worker => Err(power_loop::Error::new(
-            power_loop::ErrorCode::Internal,
-            "the worker command is served before dispatch",
-        )),
+        Command::Worker(args) => crate::worker::fleet(&cli, args).await,
     }
 }
 

@@ -197,6 +197,9 @@ error_codes! {
     /// A workflow worker process broke the worker protocol (garbage or partial output, another
     /// protocol version, a frame over the size limit).
     WorkerProtocol => "workflow.worker_protocol", retryable: false;
+    /// A fleet worker's claim on a workflow leaf is no longer its own (its lease ran out and
+    /// another worker took the leaf over, or it was released): its result is not recorded.
+    WorkflowClaimLost => "workflow.claim_lost", retryable: false;
 
     // ---- generic ----
     /// A file-system or process I/O error outside the store.

@@ -95,8 +95,8 @@ pub use power_loop_store::{
     PendingChange, PendingInteraction, PendingState, SchemaPolicy, SessionArchive, SessionKind,
     SessionLease, SessionRow, SessionStateRow, SessionStatsRow, SessionStatus, SessionStore,
     SqliteSync, StatsDelta, StoreOptions, StoreStats, SubagentLifecycle, TimerRow, TurnCommit,
-    UsageRecord, UsageRoundRow, WindowToken, backend_for_dsn, new_session_id, parse_dsn,
-    provisioning_ddl, redact_dsn, validate_session_id,
+    UsageRecord, UsageRoundRow, WindowToken, WorkflowLeafRow, WorkflowLeafState, backend_for_dsn,
+    new_session_id, parse_dsn, provisioning_ddl, redact_dsn, validate_session_id,
 };
 
 /// Timer status strings (`armed`, `firing`, `fired`, `cancelled`) as stored in [`TimerRow`].
@@ -208,6 +208,12 @@ pub use power_loop_workflow::{
     BubblewrapLauncher, FirejailLauncher, KeepLeafDirs, LaunchPlan, LauncherChoice, LeafStoreMode,
     PlainLauncher, SubprocessExecutor, SubprocessExecutorBuilder, WorkerHost, WorkerLauncher,
     cleanup_run as cleanup_workflow_run, reap_runs as reap_workflow_runs, serve_worker,
+};
+
+// ===== a fleet of workflow workers =====
+pub use power_loop_workflow::{
+    FLEET_JOB_VERSION, FleetExecutor, FleetHost, FleetJob, FleetOptions, FleetReport, FleetResult,
+    serve_fleet,
 };
 
 // ===== workflow tools =====

@@ -117,4 +117,5 @@ pub use tables::usage::row::{StatsDelta, UsageRecord};
 pub use tables::workflows::inputs::{
     NewWorkflowRun, WorkflowRunFinish, WorkflowStepInput, WorkflowWake,
 };
+pub use tables::workflows::leaf_rows::{WorkflowLeafRow, WorkflowLeafState};
 pub use tables::workflows::rows::{WorkflowRunRow, WorkflowRunStatus, WorkflowStepRow};

@@ -20,10 +20,12 @@ use crate::schema::{
 /// dialect renders no statement for such a table (a dialect that does not follow the model).
 ///
 /// Version 2 adds the workflow journal (`workflow_runs`, `workflow_steps`); version 3 the fencing
-/// tokens of session leases and timer claims (`lease_fences`). Both only create tables, so the
-/// printed upgrade script stays re-runnable and a failed step leaves nothing half-altered.
+/// tokens of session leases and timer claims (`lease_fences`); version 4 the fleet's leaf claims
+/// (`workflow_leaves`). All only create tables, so the printed upgrade script stays re-runnable
+/// and a failed step leaves nothing half-altered.
 fn migration_step(dialect: &dyn Dialect, prefix: &str, to_version: i64) -> Result<Vec<String>> {
-    let stmts = statements_since_version(&dialect.ddl(prefix), prefix, to_version);
+    let mut stmts = statements_since_version(&dialect.ddl(prefix), prefix, to_version);
+    stmts.extend(changes_beyond_new_tables(to_version));
     for table in TABLES.iter().filter(|t| t.since_version == to_version) {
         if !stmts
             .iter()
@@ -40,6 +42,18 @@ fn migration_step(dialect: &dyn Dialect, prefix: &str, to_version: i64) -> Resul
         }
     }
     Ok(stmts)
+}
+
+/// The statements of a migration step that are not new tables of the model (changes to
+/// existing tables), by target version.
+fn changes_beyond_new_tables(to_version: i64) -> Vec<String> {
+    match to_version {
+        // v3: only the new `lease_fences` table
+        3 => Vec::new(),
+        // v4: only the new `workflow_leaves` table (rendered from the model above)
+        4 => Vec::new(),
+        _ => Vec::new(),
+    }
 }
 
 /// The name of the cross-process schema-boot lock of a prefix.

@@ -9,7 +9,8 @@ use crate::db::Dialect;
 ///
 /// 1: the base schema. 2: adds the workflow journal (`workflow_runs`, `workflow_steps`).
 /// 3: adds the fencing tokens of session leases and timer claims (`lease_fences`).
-pub const CURRENT_SCHEMA_VERSION: i64 = 3;
+/// 4: adds the fleet's leaf claims (`workflow_leaves`).
+pub const CURRENT_SCHEMA_VERSION: i64 = 4;
 /// Default prefix of every table and index name.
 pub const DEFAULT_TABLE_PREFIX: &str = "pl_";
 /// Default sub-agent nesting ceiling.
@@ -123,6 +124,8 @@ pub struct TableNames {
     pub workflow_steps: String,
     /// `{p}lease_fences` (schema version 3).
     pub lease_fences: String,
+    /// `{p}workflow_leaves` (schema version 4).
+    pub workflow_leaves: String,
     /// `{p}schema_migrations`.
     pub schema_migrations: String,
 }
@@ -148,6 +151,7 @@ impl TableNames {
             workflow_runs: n("workflow_runs"),
             workflow_steps: n("workflow_steps"),
             lease_fences: n("lease_fences"),
+            workflow_leaves: n("workflow_leaves"),
             schema_migrations: n("schema_migrations"),
         })
     }
@@ -178,6 +182,7 @@ impl TableNames {
             "workflow_runs" => &self.workflow_runs,
             "workflow_steps" => &self.workflow_steps,
             "lease_fences" => &self.lease_fences,
+            "workflow_leaves" => &self.workflow_leaves,
             "schema_migrations" => &self.schema_migrations,
             _ => return None,
         })

@@ -29,6 +29,9 @@ pub struct LeafRequest {
     pub step_key: String,
     /// Cancelled when the run (or a halting sibling) stops; the leaf stops at its next checkpoint.
     pub cancel: CancellationToken,
+    /// The journaled run's attempt that runs the leaf (`None` without a journal): an executor
+    /// that writes to the journal (the fleet) writes under it.
+    pub attempt: Option<i64>,
 }
 
 impl LeafRequest {
@@ -48,7 +51,14 @@ impl LeafRequest {
             driver_session_id,
             step_key: step_key.into(),
             cancel,
+            attempt: None,
         }
+    }
+
+    /// Sets the journaled run's attempt.
+    pub fn with_attempt(mut self, attempt: i64) -> Self {
+        self.attempt = Some(attempt);
+        self
     }
 }
 

@@ -13,7 +13,9 @@
 //! model validate, start and inspect workflows itself. [`SubprocessExecutor`] runs each leaf in
 //! its own worker process ([`serve_worker`] is the worker's entry point; the hosting binary
 //! injects how stores are opened through [`WorkerHost`]), wrapped by a [`WorkerLauncher`]
-//! (plain, bubblewrap, firejail). See docs/workflows.md and docs/sandboxing.md.
+//! (plain, bubblewrap, firejail). [`FleetExecutor`] publishes leaves for a fleet of
+//! long-running workers on a shared store instead ([`serve_fleet`] is a worker's loop). See
+//! docs/workflows.md and docs/sandboxing.md.
 //!
 //! # Owns
 //! The workflow DSL, engine, journal and executors.
@@ -38,6 +40,7 @@ mod detached;
 mod engine;
 mod error;
 mod executor;
+mod fleet;
 mod introspect;
 mod journal;
 mod reference;
@@ -59,6 +62,10 @@ pub use engine::{
 };
 pub use error::{SpecProblem, WorkflowSpecError};
 pub use executor::{InProcessExecutor, LeafExecutor, LeafOutcome, LeafRequest};
+pub use fleet::{
+    FLEET_JOB_VERSION, FleetExecutor, FleetHost, FleetJob, FleetOptions, FleetReport, FleetResult,
+    serve_fleet,
+};
 pub use introspect::{RunStatusView, RunSummary, StepView, get_run, list_runs};
 pub use journal::{WAKE_NOTE_PREFIX, new_run_id, wake_note};
 pub use reference::{Reference, resolve_reference};

@@ -8,13 +8,17 @@
 //! `--executor subprocess` runs every leaf in its own worker process: this binary re-executed
 //! as the hidden `W5-worker` workload (the host binary serving as its own worker), its session
 //! in a SQLite file in the leaf's directory and merged into the parent's store afterwards.
+//! `--executor fleet [--workers N]` publishes every leaf for a fleet: N fleet workers
+//! (`serve_fleet` tasks in this process, default 3, sharing `--concurrency` between them) claim,
+//! run and record them through the store's `workflow_leaves` table.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use power_loop::{
-    InProcessExecutor, LeafExecutor, ScriptedLlm, ScriptedStep, SubprocessExecutor, WorkerHost,
-    WorkflowEngine, WorkflowRunOptions as RunOptions, WorkflowSpec, serve_worker,
+    CancellationToken, FleetExecutor, FleetHost, FleetOptions, InProcessExecutor, LeafExecutor,
+    ScriptedLlm, ScriptedStep, SubprocessExecutor, WorkerHost, WorkflowEngine,
+    WorkflowRunOptions as RunOptions, WorkflowSpec, serve_fleet, serve_worker,
 };
 use serde_json::json;
 
@@ -63,13 +67,19 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
                     .build(),
             )
         }
+        "fleet" => Arc::new(FleetExecutor::new().with_poll_interval(Duration::from_millis(20))),
         other => {
             return Err(format!(
-                "--executor must be in-process or subprocess, got `{other}`"
+                "--executor must be in-process, subprocess or fleet, got `{other}`"
             ));
         }
     };
-    let subprocess = args.get("executor") == Some("subprocess");
+    let executor_name = args.get("executor").unwrap_or("in-process").to_owned();
+    let fleet_workers = if executor_name == "fleet" {
+        args.usize_or("workers", 3)?.max(1)
+    } else {
+        0
+    };
     let spec = spec(items, concurrency)?;
     let target = Target::from_args(args, name)?;
     let rt = runtime()?;
@@ -84,12 +94,31 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
                 .with_journal(journal)
                 .with_executor(executor),
         );
+        // `--executor fleet`: N fleet workers (tasks of this process, each with its own claim
+        // loop on the shared store) run the leaves the run publishes.
+        let shutdown = CancellationToken::new();
+        let mut workers = Vec::new();
+        for i in 0..fleet_workers {
+            let host = FleetHost::new(Arc::clone(lp.llm()), store.clone());
+            let opts = FleetOptions::new()
+                .with_worker_id(format!("bench-w{i}"))
+                .with_concurrency(concurrency.div_ceil(fleet_workers))
+                .with_poll_interval(Duration::from_millis(20))
+                .with_takeover(false);
+            workers.push(tokio::spawn(serve_fleet(host, opts, shutdown.clone())));
+        }
         let t = Instant::now();
         let outcome = engine
             .run(&spec)
             .await
             .map_err(|e| format!("{name}: run: {e}"))?;
         let elapsed = t.elapsed();
+        shutdown.cancel();
+        for w in workers {
+            w.await
+                .map_err(|e| format!("{name}: a fleet worker panicked: {e}"))?
+                .map_err(|e| format!("{name}: a fleet worker failed: {e}"))?;
+        }
         let steps = match (&outcome.run_id, journal) {
             (Some(run_id), true) => store
                 .list_workflow_steps(run_id)
@@ -136,7 +165,8 @@ pub(crate) fn run(args: &Args) -> Result<serde_json::Value, String> {
         "backend": target.backend,
         "lease": target.lease,
         "journal": journal,
-        "executor": if subprocess { "subprocess" } else { "in-process" },
+        "executor": executor_name,
+        "fleet_workers": fleet_workers,
     }))
 }
 

@@ -20,6 +20,8 @@ pub enum Reply {
     ToolCall(String),
     /// One streamed piece, then nothing for this long (a slow model).
     Stall(Duration),
+    /// After this long, a streamed answer `echo: {the last user message}` (a slow echo model).
+    EchoAfter(Duration),
 }
 
 /// One recorded request.
@@ -115,11 +117,19 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
     let Some((headers, body)) = read_request(&stream) else {
         return;
     };
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     log.lock().unwrap().push(Seen {
         headers,
-        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        body: body.clone(),
     });
     let sse_head = SSE_HEAD;
+    let reply = match reply {
+        Reply::EchoAfter(d) => {
+            std::thread::sleep(d);
+            Reply::Text(vec![format!("echo: {}", last_user_text(&body))])
+        }
+        other => other,
+    };
     match reply {
         Reply::TooMany => {
             let body = "{\"error\":{\"message\":\"rate limited\",\"type\":\"rate_limit\"}}";
@@ -162,6 +172,7 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
             out.push_str("data: [DONE]\n\n");
             let _ = stream.write_all(out.as_bytes());
         }
+        Reply::EchoAfter(_) => unreachable!("answered as a text above"),
         Reply::Stall(d) => {
             let mut out = String::from(sse_head);
             out.push_str(&chunk(
@@ -175,6 +186,18 @@ fn serve(mut stream: TcpStream, n: usize, log: &Mutex<Vec<Seen>>, reply: Reply) 
         }
     }
     let _ = stream.flush();
+}
+
+/// The text of the last user message of a chat-completions body.
+fn last_user_text(body: &serde_json::Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// A `power-loop` command in `dir` with a clean environment (PATH only) plus `env`.

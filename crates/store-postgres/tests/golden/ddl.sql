@@ -21,7 +21,9 @@ CREATE INDEX IF NOT EXISTS idx_workflow_runs_status ON workflow_runs (status);
 CREATE TABLE IF NOT EXISTS workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index BIGINT, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt BIGINT NOT NULL, seq BIGINT NOT NULL, finished_at_ms BIGINT NOT NULL, PRIMARY KEY (run_id, step_key));
 CREATE INDEX IF NOT EXISTS idx_workflow_steps_seq ON workflow_steps (run_id, seq);
 CREATE TABLE IF NOT EXISTS lease_fences (name TEXT PRIMARY KEY, token BIGINT NOT NULL);
-INSERT INTO schema_migrations (id, version) VALUES (1, 3) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS workflow_leaves (run_id TEXT NOT NULL, step_key TEXT NOT NULL, state TEXT NOT NULL, attempt BIGINT NOT NULL, request_json TEXT NOT NULL, claimed_by TEXT, claim_token TEXT, claim_expires_at_ms BIGINT, claims BIGINT NOT NULL DEFAULT 0, result_status TEXT, result_json TEXT, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS idx_workflow_leaves_state ON workflow_leaves (state, created_at_ms);
+INSERT INTO schema_migrations (id, version) VALUES (1, 4) ON CONFLICT DO NOTHING;
 -- prefix `pl_`
 CREATE TABLE IF NOT EXISTS pl_schema_migrations (id INTEGER PRIMARY KEY CHECK (id=1), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pl_sessions (session_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, system_prompt TEXT, model TEXT, config_json TEXT, status TEXT NOT NULL DEFAULT 'active', kind TEXT NOT NULL DEFAULT 'root', parent_session_id TEXT, spawn_tool_call_id TEXT, spawn_depth BIGINT NOT NULL DEFAULT 0, lifecycle TEXT NOT NULL DEFAULT 'ephemeral', metadata_json TEXT);
@@ -45,7 +47,9 @@ CREATE INDEX IF NOT EXISTS pl_idx_workflow_runs_status ON pl_workflow_runs (stat
 CREATE TABLE IF NOT EXISTS pl_workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index BIGINT, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt BIGINT NOT NULL, seq BIGINT NOT NULL, finished_at_ms BIGINT NOT NULL, PRIMARY KEY (run_id, step_key));
 CREATE INDEX IF NOT EXISTS pl_idx_workflow_steps_seq ON pl_workflow_steps (run_id, seq);
 CREATE TABLE IF NOT EXISTS pl_lease_fences (name TEXT PRIMARY KEY, token BIGINT NOT NULL);
-INSERT INTO pl_schema_migrations (id, version) VALUES (1, 3) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS pl_workflow_leaves (run_id TEXT NOT NULL, step_key TEXT NOT NULL, state TEXT NOT NULL, attempt BIGINT NOT NULL, request_json TEXT NOT NULL, claimed_by TEXT, claim_token TEXT, claim_expires_at_ms BIGINT, claims BIGINT NOT NULL DEFAULT 0, result_status TEXT, result_json TEXT, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS pl_idx_workflow_leaves_state ON pl_workflow_leaves (state, created_at_ms);
+INSERT INTO pl_schema_migrations (id, version) VALUES (1, 4) ON CONFLICT DO NOTHING;
 -- prefix `Zz9_`
 CREATE TABLE IF NOT EXISTS Zz9_schema_migrations (id INTEGER PRIMARY KEY CHECK (id=1), version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS Zz9_sessions (session_id TEXT PRIMARY KEY, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, system_prompt TEXT, model TEXT, config_json TEXT, status TEXT NOT NULL DEFAULT 'active', kind TEXT NOT NULL DEFAULT 'root', parent_session_id TEXT, spawn_tool_call_id TEXT, spawn_depth BIGINT NOT NULL DEFAULT 0, lifecycle TEXT NOT NULL DEFAULT 'ephemeral', metadata_json TEXT);
@@ -69,4 +73,6 @@ CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_runs_status ON Zz9_workflow_runs (st
 CREATE TABLE IF NOT EXISTS Zz9_workflow_steps (run_id TEXT NOT NULL, step_key TEXT NOT NULL, node_id TEXT NOT NULL, item_index BIGINT, parent_key TEXT, status TEXT NOT NULL, session_id TEXT, text TEXT NOT NULL, payload_json TEXT, usage_json TEXT NOT NULL, error TEXT, attempt BIGINT NOT NULL, seq BIGINT NOT NULL, finished_at_ms BIGINT NOT NULL, PRIMARY KEY (run_id, step_key));
 CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_steps_seq ON Zz9_workflow_steps (run_id, seq);
 CREATE TABLE IF NOT EXISTS Zz9_lease_fences (name TEXT PRIMARY KEY, token BIGINT NOT NULL);
-INSERT INTO Zz9_schema_migrations (id, version) VALUES (1, 3) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS Zz9_workflow_leaves (run_id TEXT NOT NULL, step_key TEXT NOT NULL, state TEXT NOT NULL, attempt BIGINT NOT NULL, request_json TEXT NOT NULL, claimed_by TEXT, claim_token TEXT, claim_expires_at_ms BIGINT, claims BIGINT NOT NULL DEFAULT 0, result_status TEXT, result_json TEXT, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL, finished_at_ms BIGINT, PRIMARY KEY (run_id, step_key));
+CREATE INDEX IF NOT EXISTS Zz9_idx_workflow_leaves_state ON Zz9_workflow_leaves (state, created_at_ms);
+INSERT INTO Zz9_schema_migrations (id, version) VALUES (1, 4) ON CONFLICT DO NOTHING;

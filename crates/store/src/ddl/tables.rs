@@ -13,10 +13,11 @@ use crate::tables::session_state::row::TABLE as SESSION_STATE;
 use crate::tables::sessions::row::TABLE as SESSIONS;
 use crate::tables::timers::row::TABLE as TIMERS;
 use crate::tables::usage::row::{SESSION_STATS_TABLE, USAGE_ROUNDS_TABLE};
+use crate::tables::workflows::leaf_rows::LEAVES_TABLE;
 use crate::tables::workflows::rows::{RUNS_TABLE, STEPS_TABLE};
 
 /// The 14 data tables in DDL order.
-pub const TABLES: [Table; 14] = [
+pub const TABLES: [Table; 15] = [
     SESSIONS,
     MESSAGES,
     COMPACTIONS,
@@ -31,6 +32,7 @@ pub const TABLES: [Table; 14] = [
     RUNS_TABLE,
     STEPS_TABLE,
     FENCES,
+    LEAVES_TABLE,
 ];
 
 /// The logical names of [`TABLES`], in the same order (the version table excluded).

@@ -70,7 +70,7 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         m.insert("idempotency_key".into(), format!("{run_id}:{key}").into());
     }
     // 6. Run.
-    let request = LeafRequest::new(
+    let mut request = LeafRequest::new(
         spec,
         input,
         ctx.lp.clone(),
@@ -78,6 +78,9 @@ pub(crate) async fn run_leaf(ctx: &Arc<RunCtx>, node: &AgentNode, scope: Scope) 
         key.clone(),
         scope.cancel.clone(),
     );
+    if let Some(j) = &ctx.journal {
+        request = request.with_attempt(j.attempt);
+    }
     ctx.lock().executed += 1;
     let started = Instant::now();
     let outcome = match ctx.executor.run_leaf(request).await {

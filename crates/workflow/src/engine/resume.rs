@@ -74,9 +74,18 @@ pub(crate) async fn rehydrate(lp: &StatefulAgentLoop, run_id: &str) -> Result<Re
 pub async fn resume_run(
     lp: &StatefulAgentLoop,
     run_id: &str,
-    mut options: RunOptions,
+    options: RunOptions,
 ) -> Result<RunOutcome> {
     let r = rehydrate(lp, run_id).await?;
+    execute_rehydrated(lp, r, options).await
+}
+
+/// Runs an attempt already claimed by [`rehydrate`] to its end (the body of [`resume_run`]).
+pub(crate) async fn execute_rehydrated(
+    lp: &StatefulAgentLoop,
+    r: Rehydrated,
+    mut options: RunOptions,
+) -> Result<RunOutcome> {
     options.parent_session_id = r.row.parent_session_id.clone();
     options.journal = true;
     execute(

@@ -109,6 +109,10 @@ pub struct WorkerReport {
     /// leaf); the parent imports it.
     #[serde(default)]
     pub archive: Option<SessionArchive>,
+    /// The sessions the leaf spawned in the worker's own store (sub-agents, theirs, …), parents
+    /// before children; the parent imports them under their own parents.
+    #[serde(default)]
+    pub descendants: Vec<SessionArchive>,
 }
 
 /// A frame from the worker (stdout).

@@ -312,7 +312,13 @@ async fn merge(req: &LeafRequest, report: WorkerReport, own_store: bool) -> Leaf
     o.error = error;
     if own_store
         && let Some(archive) = report.archive
-        && let Err(e) = import(&req.parent, req.driver_session_id.as_deref(), &archive).await
+        && let Err(e) = import(
+            &req.parent,
+            req.driver_session_id.as_deref(),
+            &archive,
+            &report.descendants,
+        )
+        .await
     {
         o.status = LeafStatus::Failed;
         o.error = Some(format!(
@@ -328,6 +334,7 @@ async fn import(
     parent: &StatefulAgentLoop,
     driver: Option<&str>,
     archive: &power_loop_store::SessionArchive,
+    descendants: &[power_loop_store::SessionArchive],
 ) -> Result<()> {
     let store = parent.store().await?;
     let id = archive.session_id.as_str();
@@ -335,7 +342,32 @@ async fn import(
         Some(d) => store.import_session_as_child(archive, Some(id), d).await?,
         None => store.import_session(archive, Some(id)).await?,
     };
+    // The leaf's sub-agents (parents come first): each under its own parent, same ids.
+    for a in descendants {
+        let Some(parent_id) = archived_parent(a) else {
+            return Err(power_loop_contracts::Error::new(
+                power_loop_contracts::ErrorCode::WorkerProtocol,
+                format!(
+                    "the worker shipped sub-agent session `{}` without its parent",
+                    a.session_id
+                ),
+            ));
+        };
+        store
+            .import_session_as_child(a, Some(a.session_id.as_str()), &parent_id)
+            .await?;
+    }
     Ok(())
+}
+
+/// The parent session recorded in an archived session row.
+fn archived_parent(a: &power_loop_store::SessionArchive) -> Option<String> {
+    a.tables
+        .get("sessions")?
+        .first()?
+        .get("parent_session_id")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Answers one model call of the worker with the parent's model, chunk by chunk.

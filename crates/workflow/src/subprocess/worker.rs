@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use power_loop_agent::{StatefulAgentLoop, run_agent_spec};
+use power_loop_agent::{StatefulAgentLoop, register_subagent_tools, run_agent_spec};
 use power_loop_contracts::{
     Error, ErrorCode, LlmRequest, LlmService, LlmStream, Result, StreamChunk,
 };
@@ -280,7 +280,9 @@ async fn run_on_store(
     let mut b = StatefulAgentLoop::builder(llm).store(store.clone());
     if let Some(t) = &job.tools {
         let env = RuntimeEnv::new().with_workspace(&t.workspace_dir)?;
-        let reg = default_registry(&env, &ToolSelection::preset(t.preset.clone()))?;
+        let mut reg = default_registry(&env, &ToolSelection::preset(t.preset.clone()))?;
+        // A leaf may delegate (its spec's whitelist decides); its sub-agents are shipped back.
+        register_subagent_tools(&mut reg, true)?;
         b = b.tools(reg).runtime_env(Arc::new(env));
     }
     let lp = b.build()?;
@@ -292,9 +294,12 @@ async fn run_on_store(
     let r = run_agent_spec(&lp, parent, &job.spec, &job.input, None, Some(cancel)).await;
     let _ = lp.close(Duration::from_secs(5)).await;
     let r = r?;
-    let archive = match (&r.session_id, own) {
-        (Some(sid), true) => Some(store.export_session(sid).await?),
-        _ => None,
+    let (archive, descendants) = match (&r.session_id, own) {
+        (Some(sid), true) => (
+            Some(store.export_session(sid).await?),
+            export_descendants(store, sid).await?,
+        ),
+        _ => (None, Vec::new()),
     };
     Ok(WorkerReport {
         session_id: r.session_id,
@@ -304,7 +309,24 @@ async fn run_on_store(
         usage: r.usage,
         payload: r.structured,
         archive,
+        descendants,
     })
+}
+
+/// Exports every session below `root` in the worker's own store, parents before children.
+async fn export_descendants(
+    store: &SessionStore,
+    root: &str,
+) -> Result<Vec<power_loop_store::SessionArchive>> {
+    let mut out = Vec::new();
+    let mut queue = std::collections::VecDeque::from([root.to_owned()]);
+    while let Some(parent) = queue.pop_front() {
+        for child in store.list_children(&parent).await? {
+            out.push(store.export_session(&child.session_id).await?);
+            queue.push_back(child.session_id);
+        }
+    }
+    Ok(out)
 }
 
 /// Caps this process's address space (and that of everything it starts).

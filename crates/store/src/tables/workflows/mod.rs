@@ -13,9 +13,14 @@
 //! transaction, so a crash can never leave a finished run without its wake (or with two), and
 //! [`SessionStore::mark_workflow_woke`](crate::SessionStore::mark_workflow_woke) lets exactly one timer delivery through per attempt.
 //!
+//! Version 4 adds `workflow_leaves` ([`leaves`]): the leaves a run publishes for a fleet of
+//! workers and their claims.
+//!
 //! Deleting a session (`close_session`) deletes the runs it parents and their steps in the same
 //! transaction, so no running run is left pointing at a missing parent.
 
 pub(crate) mod inputs;
+pub(crate) mod leaf_rows;
+pub(crate) mod leaves;
 pub(crate) mod ops;
 pub(crate) mod rows;

@@ -476,6 +476,11 @@ pub(crate) fn delete_parented_runs(
     );
     tx.execute(&sql, &[Value::from(session_id)])?;
     let sql = format!(
+        "DELETE FROM {} WHERE run_id IN (SELECT run_id FROM {} WHERE parent_session_id = ?)",
+        inner.t.workflow_leaves, inner.t.workflow_runs
+    );
+    tx.execute(&sql, &[Value::from(session_id)])?;
+    let sql = format!(
         "DELETE FROM {} WHERE parent_session_id = ?",
         inner.t.workflow_runs
     );
