@@ -75,7 +75,7 @@ impl MySqlDialect {
 /// Table options appended to every data table.
 const TABLE_OPTS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
 
-/// MySQL DDL (the 14 data tables of the store's DDL model): explicit `NULL`, every primary key and index
+/// MySQL DDL (the 15 data tables of the store's DDL model): explicit `NULL`, every primary key and index
 /// declared inside `CREATE TABLE`, InnoDB/utf8mb4.
 const DDL_STYLE: DdlStyle = DdlStyle::new(column_type)
     .with_explicit_null(true)
@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn ddl_shape() {
         let ddl = MySqlDialect::default().ddl("x_");
-        assert_eq!(ddl.len(), 14);
+        assert_eq!(ddl.len(), 15);
         assert!(
             ddl.iter()
                 .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS x_"))

@@ -100,9 +100,9 @@ mod tests {
     }
 
     #[test]
-    fn ddl_has_fourteen_tables_and_seven_indexes_all_prefixed() {
+    fn ddl_has_fifteen_tables_and_eight_indexes_all_prefixed() {
         let ddl = PostgresDialect.ddl("zz_");
-        assert_eq!(ddl.len(), 21);
+        assert_eq!(ddl.len(), 23);
         let tables = ddl
             .iter()
             .filter(|s| s.starts_with("CREATE TABLE IF NOT EXISTS zz_"))
@@ -111,7 +111,7 @@ mod tests {
             .iter()
             .filter(|s| s.starts_with("CREATE INDEX IF NOT EXISTS zz_idx_"))
             .count();
-        assert_eq!((tables, indexes), (14, 7));
+        assert_eq!((tables, indexes), (15, 8));
         assert!(ddl[14].contains("pinned SMALLINT NOT NULL DEFAULT 0"));
         assert!(!ddl.iter().any(|s| s.contains("INTEGER")));
         let order: Vec<&str> = ddl
@@ -142,6 +142,8 @@ mod tests {
                 "zz_workflow_steps",
                 "zz_idx_workflow_steps_seq",
                 "zz_lease_fences",
+                "zz_workflow_leaves",
+                "zz_idx_workflow_leaves_state",
             ]
         );
     }

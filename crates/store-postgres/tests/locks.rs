@@ -206,8 +206,8 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
             vec![like.clone().into()]
         )
         .await,
-        15,
-        "14 data tables + the version table"
+        16,
+        "15 data tables + the version table"
     );
     assert_eq!(
         scalar(
@@ -216,7 +216,7 @@ async fn eight_concurrent_exclusive_boots_serialize_and_stamp_once() {
             vec![like.into()]
         )
         .await,
-        7
+        8
     );
     // pinned is SMALLINT: binding an Int goes through the INT2 path.
     exec(db.as_ref(), &format!("INSERT INTO {prefix}notes (session_id, note_id, content, pinned, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"),

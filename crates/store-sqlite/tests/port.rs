@@ -132,7 +132,7 @@ fn dialect_sql_text() {
 async fn ddl_tables_and_indexes() {
     let db = memory().await;
     let ddl = SqliteDialect.ddl("pfx_");
-    assert_eq!(ddl.len(), 21);
+    assert_eq!(ddl.len(), 23);
     db.transact_exclusive(
         "schema",
         body(move |t| {
@@ -173,6 +173,7 @@ async fn ddl_tables_and_indexes() {
             "pfx_shared_state",
             "pfx_timers",
             "pfx_usage_rounds",
+            "pfx_workflow_leaves",
             "pfx_workflow_runs",
             "pfx_workflow_steps"
         ]
@@ -184,6 +185,7 @@ async fn ddl_tables_and_indexes() {
             "pfx_idx_messages_session_state",
             "pfx_idx_sessions_parent",
             "pfx_idx_timers_due",
+            "pfx_idx_workflow_leaves_state",
             "pfx_idx_workflow_runs_parent",
             "pfx_idx_workflow_runs_status",
             "pfx_idx_workflow_steps_seq"

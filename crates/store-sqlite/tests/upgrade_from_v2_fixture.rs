@@ -38,7 +38,8 @@ async fn a_v2_database_from_main_migrates_forward_and_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let path = copy_fixture(dir.path());
 
-    // Verify refuses with the upgrade script (it only creates the fence table).
+    // Verify refuses with the upgrade script (it only creates tables: the fence table, v3, and
+    // the fleet's leaf claims, v4).
     let e = open(&path, SchemaPolicy::Verify).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreSchemaOutdated, "{e}");
     assert_eq!(e.detail("found_version").and_then(|v| v.as_i64()), Some(2));
@@ -46,7 +47,7 @@ async fn a_v2_database_from_main_migrates_forward_and_is_fenced() {
 
     // AutoCreate migrates; the data of the v2 build is intact.
     let s = open(&path, SchemaPolicy::AutoCreate).await.unwrap();
-    assert_eq!(CURRENT_SCHEMA_VERSION, 3);
+    assert_eq!(CURRENT_SCHEMA_VERSION, 4);
     let msgs = s.load_all_messages(SID).await.unwrap();
     let got: Vec<(&str, &str)> = msgs
         .iter()

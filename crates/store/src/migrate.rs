@@ -335,8 +335,8 @@ mod tests {
         );
         assert!(refuse_newer("pl_", 2, 2).is_ok());
         assert!(refuse_newer("pl_", 1, 2).is_ok());
-        // This build writes version 3 and refuses anything newer the same way.
-        assert_eq!(CURRENT_SCHEMA_VERSION, 3);
+        // This build writes version 4 and refuses anything newer the same way.
+        assert_eq!(CURRENT_SCHEMA_VERSION, 4);
         assert!(refuse_newer("pl_", CURRENT_SCHEMA_VERSION + 1, CURRENT_SCHEMA_VERSION).is_err());
     }
 
@@ -374,7 +374,9 @@ mod tests {
             ]
         );
         let script = upgrade_ddl(&Plain, "q_", 2);
-        assert_eq!(script.len(), 2, "{script:?}");
-        assert!(script[1].contains("SET version = 3 WHERE id = 1 AND version < 3"));
+        // From 2: the fence table (v3), the leaf-claims table and its index (v4), the stamp.
+        assert_eq!(script.len(), 4, "{script:?}");
+        assert!(script[1].contains("q_workflow_leaves ("), "{script:?}");
+        assert!(script[3].contains("SET version = 4 WHERE id = 1 AND version < 4"));
     }
 }

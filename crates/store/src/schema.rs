@@ -263,10 +263,11 @@ mod tests {
         assert_eq!(t.sessions, "x_sessions");
         assert_eq!(t.physical("timers"), Some("x_timers"));
         assert_eq!(t.physical("nope"), None);
-        assert_eq!(t.all().len(), 15);
+        assert_eq!(t.all().len(), 16);
         assert_eq!(t.all()[0], "x_sessions");
         assert_eq!(t.all()[13], "x_lease_fences");
-        assert_eq!(t.all()[14], "x_schema_migrations");
+        assert_eq!(t.all()[14], "x_workflow_leaves");
+        assert_eq!(t.all()[15], "x_schema_migrations");
         for logical in LOGICAL_TABLES {
             assert_eq!(t.physical(logical), Some(format!("x_{logical}").as_str()));
         }

@@ -115,7 +115,7 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 /// A `Retry-After` value as a wait from `now`.
 ///
 /// Accepts delay-seconds (a non-negative number; fractions tolerated) and an HTTP date in any of
-/// the three forms of RFC 9110 §5.6.7 (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete
+/// the three forms of RFC 9110 section 5.6.7 (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, the obsolete
 /// RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`). A date in
 /// the past gives a zero wait (the retry layer then uses its own backoff); anything else is
 /// ignored (`None`). The retry layer clamps the result to `RetryPolicy::max_retry_after`.

@@ -1,6 +1,6 @@
 //! The data-table model — one source for every dialect's DDL.
 //!
-//! [`TABLES`] lists the 14 data tables in DDL order: each column with a logical [`ColumnType`],
+//! [`TABLES`] lists the 15 data tables in DDL order: each column with a logical [`ColumnType`],
 //! its nullability and default, the primary key, the secondary indexes and the schema version
 //! that introduced the table (the migration ladder creates a table on an older database from
 //! the same model). A dialect renders it
@@ -264,7 +264,12 @@ mod tests {
         assert_eq!(names[..2], ["sessions", "messages"]);
         assert_eq!(
             names[11..],
-            ["workflow_runs", "workflow_steps", "lease_fences"]
+            [
+                "workflow_runs",
+                "workflow_steps",
+                "lease_fences",
+                "workflow_leaves"
+            ]
         );
         for t in &TABLES {
             let has = |n: &str| t.columns.iter().any(|c| c.name == n);
@@ -305,12 +310,20 @@ mod tests {
                 let v1 = statements_since_version(&ddl, prefix, 1);
                 let v2 = statements_since_version(&ddl, prefix, 2);
                 let v3 = statements_since_version(&ddl, prefix, 3);
-                assert_eq!(v1.len() + v2.len() + v3.len(), ddl.len());
+                let v4 = statements_since_version(&ddl, prefix, 4);
+                assert_eq!(v1.len() + v2.len() + v3.len() + v4.len(), ddl.len());
                 assert!(v1.iter().all(|s| !s.contains("workflow_")));
                 let tables =
                     |v: &[String]| v.iter().filter(|s| s.starts_with("CREATE TABLE")).count();
-                assert_eq!((tables(&v1), tables(&v2), tables(&v3)), (11, 2, 1));
+                assert_eq!(
+                    (tables(&v1), tables(&v2), tables(&v3), tables(&v4)),
+                    (11, 2, 1, 1)
+                );
                 assert!(v2.iter().all(|s| s.contains(&format!("{prefix}workflow_"))));
+                assert!(
+                    v4.iter()
+                        .all(|s| s.contains(&format!("{prefix}workflow_leaves")))
+                );
                 assert_eq!(v3.len(), 1);
                 assert!(v3[0].contains(&format!("{prefix}lease_fences (")), "{v3:?}");
             }
@@ -328,7 +341,7 @@ mod tests {
             }
         }
         let plain = render_ddl(&DdlStyle::new(ty), "q_");
-        assert_eq!(plain.len(), 21);
+        assert_eq!(plain.len(), 23);
         assert!(plain[0].starts_with(
             "CREATE TABLE IF NOT EXISTS q_sessions (session_id S NOT NULL PRIMARY KEY, created_at N NOT NULL, "
         ));
@@ -350,7 +363,7 @@ mod tests {
                 .with_table_options("ENGINE=X"),
             "",
         );
-        assert_eq!(in_table.len(), 14);
+        assert_eq!(in_table.len(), 15);
         assert!(in_table[0].contains(
             "metadata_json S NULL, PRIMARY KEY (session_id), KEY idx_sessions_parent (parent_session_id)) ENGINE=X"
         ));

@@ -16,7 +16,7 @@ use crate::tables::usage::row::{SESSION_STATS_TABLE, USAGE_ROUNDS_TABLE};
 use crate::tables::workflows::leaf_rows::LEAVES_TABLE;
 use crate::tables::workflows::rows::{RUNS_TABLE, STEPS_TABLE};
 
-/// The 14 data tables in DDL order.
+/// The 15 data tables in DDL order.
 pub const TABLES: [Table; 15] = [
     SESSIONS,
     MESSAGES,
