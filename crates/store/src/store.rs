@@ -60,6 +60,9 @@ pub(crate) struct Inner {
     pub(crate) t: TableNames,
     pub(crate) max_spawn_depth: AtomicU32,
     pub(crate) sql: HotSql,
+    /// Session leases this store released cleanly, by lease name, with the token they held: a
+    /// later acquire by this store may keep that token when the table still holds it.
+    pub(crate) released_leases: crate::tables::fences::row::ReleasedLeases,
 }
 
 impl SessionStore {
@@ -74,7 +77,10 @@ impl SessionStore {
             state: StateSql::new(&t, d),
             messages: MessageSql::new(&t),
             usage: UsageSql::new(&t, d),
-            fence_check: crate::tables::fences::row::fence_check_sql(&t.lease_fences),
+            fence_check: crate::tables::fences::row::fence_check_sql(
+                &t.lease_fences,
+                d.for_update(),
+            ),
         };
         Ok(SessionStore {
             inner: Arc::new(Inner {
@@ -82,6 +88,7 @@ impl SessionStore {
                 t,
                 max_spawn_depth: AtomicU32::new(options.max_spawn_depth),
                 sql,
+                released_leases: crate::tables::fences::row::ReleasedLeases::default(),
             }),
             fences: None,
         })
@@ -141,12 +148,7 @@ impl SessionStore {
             None => run_tx(&*self.inner.db, TxMode::Write, move |tx| f(&inner, tx)).await,
             Some(fences) => {
                 run_tx(&*self.inner.db, TxMode::Write, move |tx| {
-                    crate::tables::fences::row::check_fences(
-                        tx,
-                        &inner.sql.fence_check,
-                        &inner.t.lease_fences,
-                        &fences,
-                    )?;
+                    crate::tables::fences::row::check_fences(tx, &inner.sql.fence_check, &fences)?;
                     f(&inner, tx)
                 })
                 .await

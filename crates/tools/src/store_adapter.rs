@@ -68,16 +68,18 @@ impl ToolStore for SessionStore {
         ))
     }
 
+    /// Unfenced: a background task's status is a fact about a process this worker started, and
+    /// its completion is recorded after the turn that started it (and its lease) has ended.
     fn upsert_background_task<'a>(
         &'a self,
         session_id: &'a str,
         task: &'a BackgroundTaskUpdate,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(SessionStore::upsert_background_task(
-            self,
-            session_id,
-            task.clone(),
-        ))
+        let store = self.unfenced();
+        let (session_id, task) = (session_id.to_owned(), task.clone());
+        Box::pin(
+            async move { SessionStore::upsert_background_task(&store, &session_id, task).await },
+        )
     }
 
     fn get_background_task<'a>(

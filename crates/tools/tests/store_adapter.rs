@@ -100,3 +100,52 @@ async fn tools_on_session_store() {
         .unwrap();
     assert_eq!(doc["entries"][0]["text"], "shared");
 }
+
+/// A background task outlives the turn that started it: its completion is recorded although the
+/// turn's fenced store handle (and its session lease) were released meanwhile, while the turn's
+/// own writes through that handle are refused once the lease is gone.
+#[tokio::test]
+async fn background_completion_outlives_the_turns_lease() {
+    let db = tempfile::tempdir().unwrap();
+    let dsn = format!("sqlite:///{}", db.path().join("s.db").display());
+    let store = open_store(
+        &dsn,
+        StoreOptions::default(),
+        &[power_loop_store_sqlite::BACKEND],
+    )
+    .await
+    .unwrap();
+    let sid = store
+        .create_session(NewSession::new().with_id("sess-bg"))
+        .await
+        .unwrap();
+    let lease = store.acquire_session_lease(&sid).await.unwrap();
+    let fenced = store.fenced(lease.fence());
+    let f = Fixture::with_env(|e| e);
+    let ts: Arc<dyn ToolStore> = Arc::new(fenced.clone());
+    let ctx = f.ctx().with_session(sid.clone()).with_store(ts);
+    let o = f
+        .call_ctx(
+            ctx.clone(),
+            "background_run",
+            json!({"command": "sleep 0.5; echo late"}),
+        )
+        .await;
+    let id = o.output.data["task_id"].as_str().unwrap().to_owned();
+    lease.release().await.unwrap();
+    let e = fenced
+        .add_note(&sid, "after release", false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().as_str(), "session.lease_lost", "{e}");
+    let mut status = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let row = store.get_background_task(&sid, &id).await.unwrap().unwrap();
+        if row.status != "running" {
+            status = format!("{} {:?}", row.status, row.output_tail);
+            break;
+        }
+    }
+    assert_eq!(status, "completed Some(\"late\")");
+}

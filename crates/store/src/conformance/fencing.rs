@@ -55,7 +55,7 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
     a.add_note(&sid, "note of a", false).await.unwrap();
 
     // The first worker's lease is lost; a second worker takes the session over and writes.
-    la.release().await.unwrap();
+    la.lose().await.unwrap();
     let lb = other.acquire_session_lease(&sid).await.unwrap();
     assert_eq!(
         lb.token(),
@@ -140,21 +140,28 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
 }
 
 /// A writer racing the takeover: every commit of the old holder is ordered before the new
-/// holder's token exists, so in seq order the writers' tokens never go back.
+/// holder's first write, whether the new grant took a new token or (the same store taking its
+/// released lease back) kept the old one.
 pub async fn takeover_orders_the_old_holders_commits_first(ctx: Ctx) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
-    for round in 0..3 {
+    for round in 0..4 {
         let la = s.acquire_session_lease(&sid).await.unwrap();
         let a = s.fenced(la.fence());
         let (a2, sid2) = (a.clone(), sid.clone());
-        let token_a = la.token();
+        let (wrote_tx, wrote) = tokio::sync::oneshot::channel::<()>();
         let writer = tokio::spawn(async move {
             let mut ok = 0_u32;
+            let mut wrote_tx = Some(wrote_tx);
             loop {
-                let m = NewMessage::user(format!("t{token_a}"));
+                let m = NewMessage::user(format!("a{round}"));
                 match a2.append_message(&sid2, m).await {
-                    Ok(_) => ok += 1,
+                    Ok(_) => {
+                        ok += 1;
+                        if let Some(t) = wrote_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
                     Err(e) => {
                         assert_eq!(code(&e), "session.lease_lost", "{e}");
                         return ok;
@@ -162,11 +169,17 @@ pub async fn takeover_orders_the_old_holders_commits_first(ctx: Ctx) {
                 }
             }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        la.release().await.unwrap();
+        wrote.await.unwrap();
+        // Even rounds: released (the same store takes it back with the same token); odd
+        // rounds: lost behind the holder's back (the next acquire increments).
+        if round % 2 == 0 {
+            la.release().await.unwrap();
+        } else {
+            la.lose().await.unwrap();
+        }
         let lb = s.acquire_session_lease(&sid).await.unwrap();
         let b = s.fenced(lb.fence());
-        b.append_message(&sid, NewMessage::user(format!("t{}", lb.token())))
+        b.append_message(&sid, NewMessage::user(format!("b{round}")))
             .await
             .unwrap();
         let ok = writer.await.unwrap();
@@ -176,16 +189,92 @@ pub async fn takeover_orders_the_old_holders_commits_first(ctx: Ctx) {
         );
         lb.release().await.unwrap();
     }
-    let tokens: Vec<i64> = s
-        .load_all_messages(&sid)
+    let labels = texts(&s.load_all_messages(&sid).await.unwrap());
+    for round in 0..4 {
+        let b = labels
+            .iter()
+            .position(|l| *l == format!("b{round}"))
+            .unwrap();
+        assert!(
+            !labels[b..].contains(&format!("a{round}")),
+            "round {round}: the released holder committed after the new holder: {labels:?}"
+        );
+    }
+}
+
+/// A store that takes back a lease it released itself keeps the token when nobody took the lease
+/// in between, yet a handle fenced by the released grant stays refused; a lease taken by another
+/// store in between, or let go without `release`, makes the next acquire increment.
+pub async fn released_lease_is_taken_back_with_its_token(ctx: Ctx) {
+    let s = ctx.store().await;
+    let sid = s.create_session(NewSession::new()).await.unwrap();
+    let other = SessionStore::new(
+        Arc::clone(&ctx.db),
+        &StoreOptions::new().with_table_prefix(&ctx.prefix),
+    )
+    .unwrap();
+    let name = session_lease_name(&ctx.prefix, &sid);
+
+    let l1 = s.acquire_session_lease(&sid).await.unwrap();
+    let t1 = l1.token();
+    let stale = s.fenced(l1.fence());
+    stale
+        .append_message(&sid, NewMessage::user("one"))
         .await
-        .unwrap()
-        .iter()
-        .map(|r| r.content.as_deref().unwrap()[1..].parse::<i64>().unwrap())
-        .collect();
-    assert!(
-        tokens.windows(2).all(|w| w[0] <= w[1]),
-        "a write with an old token committed after a newer holder's: {tokens:?}"
+        .unwrap();
+    l1.release().await.unwrap();
+    // Refused at once, before anyone takes the lease again.
+    let e = stale
+        .append_message(&sid, NewMessage::user("stale 1"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "session.lease_lost", "{e}");
+    assert_eq!(e.detail("released").and_then(|v| v.as_bool()), Some(true));
+    let l2 = s.acquire_session_lease(&sid).await.unwrap();
+    assert_eq!(l2.token(), t1, "nobody took the lease in between");
+    assert_eq!(s.fence_token(&name).await.unwrap(), Some(t1));
+    let e = stale
+        .append_message(&sid, NewMessage::user("stale 2"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "session.lease_lost", "{e}");
+    s.fenced(l2.fence())
+        .append_message(&sid, NewMessage::user("two"))
+        .await
+        .unwrap();
+    l2.release().await.unwrap();
+
+    // Another store takes it in between: both increment from then on.
+    let lo = other.acquire_session_lease(&sid).await.unwrap();
+    assert_eq!(lo.token(), t1 + 1);
+    lo.release().await.unwrap();
+    let l3 = s.acquire_session_lease(&sid).await.unwrap();
+    assert_eq!(
+        l3.token(),
+        t1 + 2,
+        "the table no longer holds the released token"
+    );
+    // A lease let go without `release` is not taken back with its token.
+    drop(l3);
+    // (Servers unlock a dropped lease in the background: poll until it is free.)
+    let mut l4 = None;
+    for _ in 0..500 {
+        l4 = s.try_acquire_session_lease(&sid).await.unwrap();
+        if l4.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let l4 = l4.expect("the dropped lease was let go");
+    assert_eq!(l4.token(), t1 + 3);
+    s.fenced(l4.fence())
+        .append_message(&sid, NewMessage::user("four"))
+        .await
+        .unwrap();
+    l4.release().await.unwrap();
+    assert_eq!(
+        texts(&s.load_all_messages(&sid).await.unwrap()),
+        ["one", "two", "four"]
     );
 }
 

@@ -273,6 +273,7 @@ pub const SCENARIOS: &[&str] = &[
     "delete_session_removes_everything_and_refuses_unknown_ids",
     "lost_session_lease_refuses_every_write",
     "takeover_orders_the_old_holders_commits_first",
+    "released_lease_is_taken_back_with_its_token",
     "lost_timer_claim_cannot_deliver_or_complete",
     "schema_v2_database_is_migrated_and_fenced",
 ];
@@ -337,6 +338,7 @@ macro_rules! store_conformance_suite {
             delete_session_removes_everything_and_refuses_unknown_ids,
             lost_session_lease_refuses_every_write,
             takeover_orders_the_old_holders_commits_first,
+            released_lease_is_taken_back_with_its_token,
             lost_timer_claim_cannot_deliver_or_complete,
             schema_v2_database_is_migrated_and_fenced,
         );

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use power_loop_contracts::Result;
 
-use super::row::{Fence, bump_fence, current_token};
+use super::row::{Fence, bump_fence, current_token, locked_token};
 use crate::db::TxMode;
 use crate::db::run::run_tx;
 use crate::store::SessionStore;
@@ -55,6 +55,18 @@ impl SessionStore {
         let inner = Arc::clone(&self.inner);
         run_tx(&*self.inner.db, TxMode::Write, move |tx| {
             bump_fence(tx, &inner.t.lease_fences, &name)
+        })
+        .await
+    }
+
+    /// The current token of a fence name read in a write transaction with the fence check's
+    /// locking read: it waits for every write transaction still holding the row, so whatever a
+    /// revoked grant of this store commits is ordered before the caller goes on.
+    pub(crate) async fn locked_fence_token(&self, name: &str) -> Result<Option<i64>> {
+        let name = name.to_owned();
+        let inner = Arc::clone(&self.inner);
+        run_tx(&*self.inner.db, TxMode::Write, move |tx| {
+            locked_token(tx, &inner.sql.fence_check, &name)
         })
         .await
     }

@@ -4,15 +4,26 @@
 //! A backend lease (advisory lock, `GET_LOCK`, lock file) lives on its own connection or file,
 //! apart from the connections that write. When it is lost (the lease connection is killed, the
 //! lock file is replaced), another worker can take the session over while the first one still
-//! runs. The token closes that gap: taking a lease increments the name's token in its own
-//! committed transaction, and a fenced handle (`SessionStore::fenced`) opens every write
-//! transaction with `UPDATE lease_fences SET token = token WHERE name = ? AND token = ?`. A
-//! mismatch aborts the transaction with `session.lease_lost` (or `timer.claim_lost`), so nothing
-//! of it becomes visible. The statement also takes the fence row's lock, so a concurrent
-//! increment by a new holder waits until the checked transaction has committed or rolled back:
-//! every write of the old holder is ordered before the new holder's token exists.
+//! runs. The token closes that gap: a new holder increments the name's token in its own
+//! committed transaction before it writes, and a fenced handle (`SessionStore::fenced`) opens
+//! every write transaction by reading its tokens with a locking read
+//! (`SELECT token … FOR UPDATE` on PostgreSQL and MySQL; a plain read on SQLite, whose write
+//! transactions are serialized by its write lock). A mismatch aborts the transaction with
+//! `session.lease_lost` (or `timer.claim_lost`), so nothing of it becomes visible. The read also
+//! holds the fence row (or the database's write lock) until the transaction ends, so an increment
+//! by a new holder waits until the checked transaction has committed or rolled back: every write
+//! of the old holder is ordered before the new holder's token exists.
+//!
+//! A store handle that took a lease back after releasing it itself may keep its token, when the
+//! token in the table is still the one it released with (nobody took the lease in between): see
+//! `SessionStore::try_acquire_session_lease`. What it released is revoked in memory
+//! ([`Fence`] carries the flag), so a handle kept past its own release is still refused.
 //!
 //! Timer claims use the same table under a per-timer name ([`timer_fence_name`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 
@@ -52,6 +63,41 @@ pub struct Fence {
     kind: FenceKind,
     name: String,
     token: i64,
+    revoked: Revocation,
+}
+
+/// The in-memory "released" flag of one lease grant, shared by every clone of its [`Fence`]. Not
+/// part of a fence's identity: fences compare and hash by kind, name and token.
+#[derive(Clone, Default)]
+pub(crate) struct Revocation(Arc<AtomicBool>);
+
+impl Revocation {
+    /// Marks the grant released: every fence of it fails its next check.
+    pub(crate) fn revoke(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn is_revoked(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+impl PartialEq for Revocation {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Revocation {}
+
+impl std::hash::Hash for Revocation {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl std::fmt::Debug for Revocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_revoked() { "revoked" } else { "live" })
+    }
 }
 
 impl Fence {
@@ -61,6 +107,22 @@ impl Fence {
             kind,
             name: name.into(),
             token,
+            revoked: Revocation::default(),
+        }
+    }
+
+    /// A fence of one lease grant whose revocation `revoked` controls.
+    pub(crate) fn granted(
+        kind: FenceKind,
+        name: impl Into<String>,
+        token: i64,
+        revoked: Revocation,
+    ) -> Self {
+        Fence {
+            kind,
+            name: name.into(),
+            token,
+            revoked,
         }
     }
 
@@ -77,6 +139,36 @@ impl Fence {
     /// The token this holder took.
     pub fn token(&self) -> i64 {
         self.token
+    }
+
+    /// The typed error of a check against a grant this process already released.
+    fn released(&self) -> Error {
+        let e = match &self.kind {
+            FenceKind::Session { session_id } => Error::new(
+                ErrorCode::SessionLeaseLost,
+                format!(
+                    "the writer lease of session `{session_id}` (token {}) was already released; \
+                     a store handle kept past its lease cannot write",
+                    self.token
+                ),
+            )
+            .with_detail("session_id", session_id.as_str()),
+            FenceKind::TimerClaim {
+                session_id,
+                timer_id,
+            } => Error::new(
+                ErrorCode::TimerClaimLost,
+                format!(
+                    "the claim on timer {timer_id} of session `{session_id}` (token {}) was already \
+                     released; a store handle kept past its claim cannot write",
+                    self.token
+                ),
+            )
+            .with_detail("session_id", session_id.as_str())
+            .with_detail("timer_id", *timer_id),
+        };
+        e.with_detail("held_token", self.token)
+            .with_detail("released", true)
     }
 
     /// The typed error of a failed check (`current`: the token in the store, `None` if absent).
@@ -111,6 +203,34 @@ impl Fence {
             Some(c) => e.with_detail("current_token", c),
             None => e,
         }
+    }
+}
+
+/// How many released leases a store remembers; past it the memory starts over (forgetting one
+/// only costs the next acquire of that session its token increment).
+const RELEASED_LEASES_CAP: usize = 65_536;
+
+/// The leases a store released cleanly: lease name → the token they held.
+#[derive(Default)]
+pub(crate) struct ReleasedLeases(Mutex<HashMap<String, i64>>);
+
+impl ReleasedLeases {
+    pub(crate) fn remember(&self, name: &str, token: i64) {
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= RELEASED_LEASES_CAP && !m.contains_key(name) {
+            m.clear();
+        }
+        m.insert(name.to_owned(), token);
+    }
+
+    pub(crate) fn take(&self, name: &str) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name)
     }
 }
 
@@ -173,31 +293,48 @@ pub(crate) fn bump_fence(tx: &mut dyn Transaction, table: &str, name: &str) -> R
     })
 }
 
-/// Checks every fence inside `tx` with `check_sql` ([`fence_check_sql`] of `table`): one indexed
-/// statement each, which also locks the fence row until the transaction ends. The typed error
-/// of the first fence that no longer holds.
+/// Checks every fence inside `tx` with `check_sql` ([`fence_check_sql`] of the fence table): one
+/// indexed locking read each, which holds the fence row (SQLite: the write lock) until the
+/// transaction ends, then the grant's in-memory release flag. The typed error of the first fence
+/// that no longer holds.
 pub(crate) fn check_fences(
     tx: &mut dyn Transaction,
     check_sql: &str,
-    table: &str,
     fences: &[Fence],
 ) -> Result<()> {
     for f in fences {
-        let matched = tx.execute(
-            check_sql,
-            &[Value::from(f.name.as_str()), Value::Int(f.token)],
-        )?;
-        if matched != 1 {
-            let current = current_token(tx, table, &f.name)?;
+        let current = locked_token(tx, check_sql, &f.name)?;
+        // The flag is read only once the row is locked: a store that takes a released lease back
+        // with the same token locks the row too, so a transaction that saw the flag unset
+        // commits before that re-acquire completes.
+        if f.revoked.is_revoked() {
+            return Err(f.released());
+        }
+        if current != Some(f.token) {
             return Err(f.lost(current));
         }
     }
     Ok(())
 }
 
-/// The fence-check statement for the fence table `table`.
-pub(crate) fn fence_check_sql(table: &str) -> String {
-    format!("UPDATE {table} SET token = token WHERE name = ? AND token = ?")
+/// The token of `name` read with `check_sql` ([`fence_check_sql`]), locking the row (SQLite: the
+/// write transaction already holds the write lock) until the transaction ends.
+pub(crate) fn locked_token(
+    tx: &mut dyn Transaction,
+    check_sql: &str,
+    name: &str,
+) -> Result<Option<i64>> {
+    match tx.fetch_optional(check_sql, &[Value::from(name)])? {
+        Some(r) => Ok(Some(r.i64("token")?)),
+        None => Ok(None),
+    }
+}
+
+/// The fence-check statement for the fence table `table`: a read of the row's token that locks
+/// it against a concurrent increment (`for_update`: the dialect's locking clause, empty on
+/// SQLite, whose write transactions already hold the database's write lock).
+pub(crate) fn fence_check_sql(table: &str, for_update: &str) -> String {
+    format!("SELECT token FROM {table} WHERE name = ?{for_update}")
 }
 
 #[cfg(test)]
