@@ -333,6 +333,9 @@ async fn a_second_open_in_the_same_process_before_the_drop_keeps_every_answer_ty
     .await
     .unwrap_err();
     assert_missing(&e, "pl_schema_migrations");
+    // AutoCreate does not re-create and re-stamp the version table behind the first handle.
+    let e = open_dsn(&path, StoreOptions::new()).await.unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
     let again = open_dsn(&path, StoreOptions::new().with_table_prefix("other_"))
         .await
         .expect("another prefix in the same file opens");
@@ -350,7 +353,15 @@ async fn a_second_open_in_the_same_process_before_the_drop_keeps_every_answer_ty
     .await
     .unwrap_err();
     assert_missing(&e, "pl_schema_migrations");
+    let e = open(&path, StoreOptions::new()).await.unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
     assert_file_intact(&path, 47);
+    if let Some(n) = sqlite3_answer(
+        &path,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'pl_schema_migrations'",
+    ) {
+        assert_eq!(n, "0", "the version table was re-created");
+    }
 }
 
 #[tokio::test]
