@@ -115,12 +115,9 @@ fn check_existing_file(path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
-/// What identifies a database file within this process: device and inode on Unix (so two paths
-/// to one file are one key), the canonical path elsewhere.
-#[cfg(unix)]
+/// What identifies a database file within this process: its device and inode, so two paths to
+/// one file are one key.
 type FileKey = (u64, u64);
-#[cfg(not(unix))]
-type FileKey = PathBuf;
 
 #[cfg(unix)]
 fn file_key(path: &Path) -> Option<FileKey> {
@@ -128,9 +125,11 @@ fn file_key(path: &Path) -> Option<FileKey> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
+/// Elsewhere closing a handle does not release another handle's locks: no file is tracked, and
+/// the header is always checked.
 #[cfg(not(unix))]
-fn file_key(path: &Path) -> Option<FileKey> {
-    std::fs::canonicalize(path).ok()
+fn file_key(_path: &Path) -> Option<FileKey> {
+    None
 }
 
 /// The database files this process has open through SQLite, with how many connections each.
@@ -226,18 +225,11 @@ fn open_file(path: &Path) -> Result<Opened> {
         map_sqlite(e, &format!("opening `{shown}`")).with_detail("path", shown.clone())
     })?;
     // SQLite created a missing file when it opened it, so the key exists now.
-    let key = file_key(path).ok_or_else(|| {
-        Error::new(
-            ErrorCode::StoreIo,
-            format!("sqlite: `{shown}` vanished right after it was opened"),
-        )
-        .with_detail("path", shown.clone())
-    })?;
-    *live.entry(key.clone()).or_insert(0) += 1;
-    Ok(Opened {
-        conn,
-        _live: Some(LiveFile { key }),
-    })
+    let entry = file_key(path).map(|key| {
+        *live.entry(key).or_insert(0) += 1;
+        LiveFile { key }
+    });
+    Ok(Opened { conn, _live: entry })
 }
 
 /// Opens and configures one connection for `target`.
