@@ -20,7 +20,7 @@ use crate::dialect::DIALECT;
 use crate::error::{closed, map_sqlite};
 use crate::group::{GroupCommitStats, GroupCounters, MAX_GROUP, WriteJob, commit_group};
 use crate::lease::LeaseHost;
-use crate::open::{Target, open_connection};
+use crate::open::{Opened, Target, open_connection};
 use crate::tx::{rollback_quietly, run_transaction};
 
 /// A unit of work for the connection thread.
@@ -98,11 +98,12 @@ const MAX_ROUND: usize = 4 * MAX_GROUP;
 /// `max_group` is [`MAX_GROUP`], or 1 when group commit is off
 /// (`ConnectOptions::sqlite_group_commit`).
 fn serve(
-    mut conn: Connection,
+    mut opened: Opened,
     rx: mpsc::Receiver<Command>,
     groups: &GroupCounters,
     max_group: usize,
 ) {
+    let conn = &mut opened.conn;
     let mut writes: Vec<WriteJob> = Vec::new();
     while let Some(first) = next_command(&rx) {
         let mut next = Some(first);
@@ -113,8 +114,8 @@ fn serve(
             match cmd {
                 Command::Job(job) => {
                     // A job never leaves a transaction open, even if it panics.
-                    let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
-                    rollback_quietly(&conn);
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(conn)));
+                    rollback_quietly(conn);
                 }
                 Command::Write(w) => writes.push(w),
                 Command::Close(reply) => {
@@ -127,10 +128,11 @@ fn serve(
             }
         }
         if !writes.is_empty() {
-            commit_group(&mut conn, std::mem::take(&mut writes), groups);
+            commit_group(conn, std::mem::take(&mut writes), groups);
         }
         if let Some(reply) = close {
-            drop(conn);
+            // The connection closes first, then the file leaves the process's set of open files.
+            drop(opened);
             let _ = reply.send(());
             return;
         }
@@ -178,9 +180,9 @@ impl SqliteDatabase {
         std::thread::Builder::new()
             .name("power-loop-sqlite".to_owned())
             .spawn(move || match open_connection(&target, &options) {
-                Ok(conn) => {
+                Ok(opened) => {
                     if ready_tx.send(Ok(())).is_ok() {
-                        serve(conn, rx, &thread_groups, max_group);
+                        serve(opened, rx, &thread_groups, max_group);
                     }
                 }
                 Err(e) => {

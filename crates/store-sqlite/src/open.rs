@@ -1,7 +1,17 @@
 //! Opening a connection: path checks that never touch a foreign file, then the PRAGMAs.
+//!
+//! POSIX record locks belong to a process and a file, not to a descriptor: closing *any*
+//! descriptor of the database file drops every lock the process holds on it, including the
+//! `SHARED` lock a WAL connection keeps on the database file for as long as it is open. The header
+//! check below reads the file through its own descriptor, so it runs only while no connection of
+//! this process has that file open ([`LiveFile`]); otherwise another process closing its
+//! connection believes it is the last one, checkpoints and deletes the `-wal` and `-shm` files
+//! under our open connections (see docs/storage.md, "Out-of-band schema changes").
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
@@ -105,8 +115,67 @@ fn check_existing_file(path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// What identifies a database file within this process: its device and inode, so two paths to
+/// one file are one key.
+type FileKey = (u64, u64);
+
+#[cfg(unix)]
+fn file_key(path: &Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Elsewhere closing a handle does not release another handle's locks: no file is tracked, and
+/// the header is always checked.
+#[cfg(not(unix))]
+fn file_key(_path: &Path) -> Option<FileKey> {
+    None
+}
+
+/// The database files this process has open through SQLite, with how many connections each.
+static LIVE_FILES: Mutex<BTreeMap<FileKey, usize>> = Mutex::new(BTreeMap::new());
+
+fn live_files() -> std::sync::MutexGuard<'static, BTreeMap<FileKey, usize>> {
+    LIVE_FILES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One open connection's entry in the process-wide set of open database files; removed when
+/// dropped, which must happen after the connection is closed.
+#[derive(Debug)]
+pub(crate) struct LiveFile {
+    key: FileKey,
+}
+
+impl Drop for LiveFile {
+    fn drop(&mut self) {
+        let mut live = live_files();
+        if let Some(n) = live.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// An open connection and, for a file database, its [`LiveFile`] entry. The fields drop in
+/// order: the connection is closed before the entry goes away.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    /// The configured connection.
+    pub(crate) conn: Connection,
+    /// The entry of a file database (`None` in memory).
+    _live: Option<LiveFile>,
+}
+
 /// Prepares the file location: refuses directories and damaged files, creates missing parents.
-fn prepare_path(path: &Path) -> Result<()> {
+///
+/// `check_header` is false when a connection of this process already has the file open: the
+/// header was checked when that one opened, and reading it again through a new descriptor would
+/// drop that connection's locks (see the module docs).
+fn prepare_path(path: &Path, check_header: bool) -> Result<()> {
     if path.as_os_str().is_empty() {
         return Err(Error::new(
             ErrorCode::StoreDsnInvalid,
@@ -122,7 +191,8 @@ fn prepare_path(path: &Path) -> Result<()> {
             ),
         )
         .with_detail("path", path.display().to_string())),
-        Ok(m) => check_existing_file(path, m.len()),
+        Ok(m) if check_header => check_existing_file(path, m.len()),
+        Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
@@ -139,8 +209,31 @@ fn pragma(conn: &Connection, name: &str, value: &str, path: &str) -> Result<()> 
         .map_err(|e| map_sqlite(e, &format!("setting PRAGMA {name}={value} on `{path}`")))
 }
 
+/// Opens `path` with SQLite: checks the location (and the header unless this process already has
+/// the file open), opens it, and records it in the process-wide set of open files, all under
+/// that set's lock, so no other open in this process reads the header while a connection is
+/// being opened.
+fn open_file(path: &Path) -> Result<Opened> {
+    let shown = path.display().to_string();
+    let mut live = live_files();
+    let open_here = file_key(path).is_some_and(|k| live.contains_key(&k));
+    prepare_path(path, !open_here)?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        map_sqlite(e, &format!("opening `{shown}`")).with_detail("path", shown.clone())
+    })?;
+    // SQLite created a missing file when it opened it, so the key exists now.
+    let entry = file_key(path).map(|key| {
+        *live.entry(key).or_insert(0) += 1;
+        LiveFile { key }
+    });
+    Ok(Opened { conn, _live: entry })
+}
+
 /// Opens and configures one connection for `target`.
-pub(crate) fn open_connection(target: &Target, options: &ConnectOptions) -> Result<Connection> {
+pub(crate) fn open_connection(target: &Target, options: &ConnectOptions) -> Result<Opened> {
     let busy = Duration::from_millis(options.sqlite_busy_timeout_ms);
     match target {
         Target::Memory => {
@@ -151,37 +244,37 @@ pub(crate) fn open_connection(target: &Target, options: &ConnectOptions) -> Resu
                 .map_err(|e| map_sqlite(e, "setting busy_timeout"))?;
             pragma(&conn, "auto_vacuum", "INCREMENTAL", ":memory:")?;
             pragma(&conn, "foreign_keys", "ON", ":memory:")?;
-            Ok(conn)
+            Ok(Opened { conn, _live: None })
         }
         Target::File(path) => {
-            prepare_path(path)?;
+            let opened = open_file(path)?;
+            let conn = &opened.conn;
             let shown = path.display().to_string();
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-                map_sqlite(e, &format!("opening `{shown}`")).with_detail("path", shown.clone())
-            })?;
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
             // The busy timeout goes first: it writes nothing, and lets the PRAGMAs below wait for
             // another process that is opening the same file.
             conn.busy_timeout(busy)
                 .map_err(|e| map_sqlite(e, "setting busy_timeout"))?;
             // Read the schema before anything writes: a damaged file fails here, untouched.
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e| {
-                let err = map_sqlite(e, &format!("reading the schema of `{shown}`"));
-                if err.code() == ErrorCode::StoreCorrupt {
-                    corrupt(path, "is not a readable SQLite database").with_source(err)
-                } else {
-                    err.with_detail("path", shown.clone())
-                }
-            })?;
-            // auto_vacuum must precede journal_mode=WAL: WAL initializes a fresh file's header,
-            // after which auto_vacuum can no longer change without a VACUUM.
-            pragma(&conn, "auto_vacuum", "INCREMENTAL", &shown)?;
+            let objects = conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| {
+                    let err = map_sqlite(e, &format!("reading the schema of `{shown}`"));
+                    if err.code() == ErrorCode::StoreCorrupt {
+                        corrupt(path, "is not a readable SQLite database").with_source(err)
+                    } else {
+                        err.with_detail("path", shown.clone())
+                    }
+                })?;
+            if objects == 0 {
+                // Only a database without tables takes the mode (on any other, setting it opens a
+                // write transaction that rewrites the header on every open). It must precede
+                // journal_mode=WAL: WAL initializes a fresh file's header, after which
+                // auto_vacuum can no longer change without a VACUUM.
+                pragma(conn, "auto_vacuum", "INCREMENTAL", &shown)?;
+            }
             let mode: String = conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
                 .map_err(|e| map_sqlite(e, &format!("enabling WAL on `{shown}`")))?;
@@ -198,9 +291,9 @@ pub(crate) fn open_connection(target: &Target, options: &ConnectOptions) -> Resu
                 SqliteSync::Full => "FULL",
                 SqliteSync::Normal => "NORMAL",
             };
-            pragma(&conn, "synchronous", sync, &shown)?;
-            pragma(&conn, "foreign_keys", "ON", &shown)?;
-            Ok(conn)
+            pragma(conn, "synchronous", sync, &shown)?;
+            pragma(conn, "foreign_keys", "ON", &shown)?;
+            Ok(opened)
         }
     }
 }

@@ -3,6 +3,12 @@
 //! this process or in another one (this test binary re-executed) — must get the typed schema error
 //! (not `store.io` "disk I/O error"), and the first handle must report the missing table on next
 //! use.
+//!
+//! The scenarios that once ended in "disk I/O error" need one more ingredient: the process that
+//! holds the first handle has opened the file a second time before the drop. That open used to
+//! read the file header through its own descriptor and close it, which dropped the first
+//! connection's POSIX locks; the dropping process then took itself for the last connection and
+//! deleted the `-wal` and `-shm` files under the open handles (see docs/storage.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -12,8 +18,10 @@ use std::sync::Arc;
 use power_loop_contracts::ErrorCode;
 use power_loop_store::backend::ConnectOptions;
 use power_loop_store::db::Database;
-use power_loop_store::{NewMessage, NewSession, SchemaPolicy, SessionStore, StoreOptions};
-use power_loop_store_sqlite::SqliteDatabase;
+use power_loop_store::{
+    NewMessage, NewSession, SchemaPolicy, SessionStore, StoreOptions, open_store,
+};
+use power_loop_store_sqlite::{BACKEND, SqliteDatabase};
 
 async fn open(path: &Path, options: StoreOptions) -> power_loop_contracts::Result<SessionStore> {
     let db: Arc<dyn Database> =
@@ -224,4 +232,201 @@ async fn a_table_dropped_by_python_is_typed_in_another_process_and_in_the_first_
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
     assert!(e.message().contains("pl_session_state"), "{e}");
+}
+
+/// What the `sqlite3` shell prints for `sql` on `path`; `None` (after printing why) when the shell
+/// is not installed and peers are not required.
+fn sqlite3_answer(path: &Path, sql: &str) -> Option<String> {
+    match Command::new("sqlite3").arg(path).arg(sql).output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "sqlite3 {sql}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "peer missing with POWER_LOOP_REQUIRE_PEERS=1: the sqlite3 shell ({e})"
+            );
+            eprintln!("SKIP: the sqlite3 shell is not installed ({e})");
+            None
+        }
+    }
+}
+
+/// Asserts, through the `sqlite3` shell, that the closed file passes `PRAGMA integrity_check` and
+/// holds `sessions` rows in `pl_sessions` (no write of the first handle was lost).
+fn assert_file_intact(path: &Path, sessions: usize) {
+    if let Some(check) = sqlite3_answer(path, "PRAGMA integrity_check") {
+        assert_eq!(check, "ok");
+    }
+    if let Some(count) = sqlite3_answer(path, "SELECT count(*) FROM pl_sessions") {
+        assert_eq!(count, sessions.to_string());
+    }
+}
+
+/// Asserts `e` is the typed schema error naming `table`.
+fn assert_missing(e: &power_loop_contracts::Error, table: &str) {
+    assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
+    assert!(e.message().contains(table), "{e}");
+}
+
+/// Opens `path` through the DSN entry point (the façade's `open_store` path).
+async fn open_dsn(
+    path: &Path,
+    options: StoreOptions,
+) -> power_loop_contracts::Result<SessionStore> {
+    let dsn = format!("sqlite://{}", path.display());
+    open_store(&dsn, options, &[BACKEND]).await
+}
+
+/// Creates `n` sessions with one message each through `store`; the database grows, so the
+/// header page and new pages go to the write-ahead log.
+async fn write_sessions(store: &SessionStore, n: usize) {
+    for i in 0..n {
+        let sid = store.create_session(NewSession::new()).await.unwrap();
+        store
+            .append_message(&sid, NewMessage::user(format!("{i} {}", "x".repeat(2000))))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_second_open_in_the_same_process_before_the_drop_keeps_every_answer_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oob-reopen.db");
+    let first = open(&path, StoreOptions::new()).await.unwrap();
+    write_sessions(&first, 5).await;
+    // The same process opens the file again (another prefix, then a second handle on the first
+    // prefix that stays open) before the other process drops a table.
+    let other = open(&path, StoreOptions::new().with_table_prefix("other_"))
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    let held = open(
+        &path,
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+    )
+    .await
+    .unwrap();
+    if !sqlite3(&path, "DROP TABLE pl_schema_migrations") {
+        return;
+    }
+    // The first handle keeps writing (its tables are all there): the log grows.
+    write_sessions(&first, 40).await;
+    // Later opens: the typed error under Verify, an unaffected foreign prefix, never store.io.
+    let e = open(
+        &path,
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+    )
+    .await
+    .unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
+    let e = open_dsn(
+        &path,
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+    )
+    .await
+    .unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
+    // AutoCreate does not re-create and re-stamp the version table behind the first handle.
+    let e = open_dsn(&path, StoreOptions::new()).await.unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
+    let again = open_dsn(&path, StoreOptions::new().with_table_prefix("other_"))
+        .await
+        .expect("another prefix in the same file opens");
+    again.close().await.unwrap();
+    // Both open handles still read and write.
+    write_sessions(&first, 2).await;
+    assert_eq!(held.list_sessions(1000).await.unwrap().len(), 47);
+    held.close().await.unwrap();
+    first.close().await.unwrap();
+    // Closed: the same typed answer, and the file is intact with every session written.
+    let e = open(
+        &path,
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+    )
+    .await
+    .unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
+    let e = open(&path, StoreOptions::new()).await.unwrap_err();
+    assert_missing(&e, "pl_schema_migrations");
+    assert_file_intact(&path, 47);
+    if let Some(n) = sqlite3_answer(
+        &path,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'pl_schema_migrations'",
+    ) {
+        assert_eq!(n, "0", "the version table was re-created");
+    }
+}
+
+#[tokio::test]
+async fn a_data_table_dropped_after_a_second_open_is_typed_for_new_opens_and_the_first_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oob-reopen-data.db");
+    // Group commit off: the plain one-transaction-per-write path.
+    let mut connect = ConnectOptions::default();
+    connect.sqlite_group_commit = false;
+    let first = open_dsn(&path, StoreOptions::new().with_connect(connect))
+        .await
+        .unwrap();
+    let sid = first.create_session(NewSession::new()).await.unwrap();
+    first
+        .append_message(&sid, NewMessage::user("before"))
+        .await
+        .unwrap();
+    let other = open_dsn(&path, StoreOptions::new().with_table_prefix("other_"))
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    if !python_drop(&path, "pl_messages") {
+        return;
+    }
+    // Sessions still work on the first handle and grow the log; messages are the typed error.
+    for _ in 0..40 {
+        first.create_session(NewSession::new()).await.unwrap();
+    }
+    let e = first
+        .append_message(&sid, NewMessage::user("after"))
+        .await
+        .unwrap_err();
+    assert_missing(&e, "pl_messages");
+    for options in [
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+        StoreOptions::new(),
+    ] {
+        let e = open_dsn(&path, options).await.unwrap_err();
+        assert_missing(&e, "pl_messages");
+    }
+    // In another OS process too.
+    let lines = open_in_another_process(&path);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for label in ["verify", "auto"] {
+        assert!(
+            lines.iter().any(
+                |l| l.starts_with(&format!("open {label} store.schema_missing "))
+                    && l.contains("pl_messages")
+            ),
+            "{lines:?}"
+        );
+    }
+    assert!(
+        lines.contains(&"open other_prefix ok".to_owned()),
+        "{lines:?}"
+    );
+    let e = first.load_active_window(&sid).await.unwrap_err();
+    assert_missing(&e, "pl_messages");
+    first.close().await.unwrap();
+    for options in [
+        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+        StoreOptions::new(),
+    ] {
+        let e = open_dsn(&path, options).await.unwrap_err();
+        assert_missing(&e, "pl_messages");
+    }
+    assert_file_intact(&path, 41);
 }

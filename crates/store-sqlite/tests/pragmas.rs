@@ -84,3 +84,74 @@ async fn memory_database_is_private() {
     assert_eq!(*seen.lock().unwrap(), 0);
     assert!(a.path().is_none());
 }
+
+/// A Python process holding the write lock of `path` (`BEGIN IMMEDIATE`) until its stdin closes;
+/// `None` (after printing why) when Python is not installed and peers are not required.
+fn python_writer(path: &std::path::Path) -> Option<std::process::Child> {
+    use std::io::BufRead;
+    let code = "import sqlite3, sys\n\
+                c = sqlite3.connect(sys.argv[1], isolation_level=None)\n\
+                c.execute('BEGIN IMMEDIATE')\n\
+                print('locked', flush=True)\n\
+                sys.stdin.read()\n\
+                c.execute('ROLLBACK')\n";
+    let spawned = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "peer missing with POWER_LOOP_REQUIRE_PEERS=1: python3 ({e})"
+            );
+            eprintln!("SKIP: python3 is not installed ({e})");
+            return None;
+        }
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    Some(child)
+}
+
+#[tokio::test]
+async fn opening_an_existing_database_needs_no_write_lock() {
+    use power_loop_store::{SchemaPolicy, SessionStore, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("existing.db");
+    let db = SqliteDatabase::open_file(&path, &ConnectOptions::default())
+        .await
+        .unwrap();
+    let db: Arc<dyn Database> = Arc::new(db);
+    SessionStore::open_database(Arc::clone(&db), &StoreOptions::new())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    // Another process writes; a reader opening the existing file must not wait for it (the
+    // auto_vacuum PRAGMA used to open a write transaction on every open).
+    let Some(mut writer) = python_writer(&path) else {
+        return;
+    };
+    let mut options = ConnectOptions::default();
+    options.sqlite_busy_timeout_ms = 200;
+    let opened = SqliteDatabase::open_file(&path, &options).await;
+    drop(writer.stdin.take());
+    writer.wait().unwrap();
+    let db: Arc<dyn Database> = Arc::new(opened.unwrap());
+    let store = SessionStore::open_database(
+        Arc::clone(&db),
+        &StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
+    )
+    .await
+    .unwrap();
+    store.close().await.unwrap();
+}

@@ -173,7 +173,10 @@ fn probe_data_tables_sql(prefix: &str) -> String {
 ///   forward-only stamp update), both printed by the error's `Display`; newer →
 ///   `store.schema_newer`. Also checks that every data table exists.
 /// - `AutoCreate`: under the cross-process schema lock, creates the version table, and on a fresh
-///   prefix every data table, then stamps [`CURRENT_SCHEMA_VERSION`] (insert-if-absent). An older
+///   prefix every data table, then stamps [`CURRENT_SCHEMA_VERSION`] (insert-if-absent). A
+///   prefix whose data tables exist without the version table lost its stamp out of band:
+///   `store.schema_missing`, not re-stamped. A stamped, current schema with a data table
+///   missing is `store.schema_missing` too. An older
 ///   stamp is migrated step by step (each step creates the tables the model introduced at that
 ///   version; existing tables and rows are untouched); a newer one is refused
 ///   (`store.schema_newer`). A DDL failure is `store.schema_create_failed` with the DDL attached
@@ -199,6 +202,9 @@ async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
             ));
         }
         Err(e) if means_absent(&e) => {
+            if sessions_present(db, prefix).await? {
+                return Err(lost_stamp_error(db.dialect(), prefix).with_source(e));
+            }
             return Err(missing_error(
                 db.dialect(),
                 prefix,
@@ -232,7 +238,61 @@ async fn verify(db: &dyn Database, prefix: &str) -> Result<i64> {
     }
 }
 
+/// Whether the version table of `prefix` exists (with or without its row).
+async fn version_table_present(db: &dyn Database, prefix: &str) -> Result<bool> {
+    let p = prefix.to_owned();
+    match run_tx(db, TxMode::Read, move |tx| read_version(tx, &p)).await {
+        Ok(_) => Ok(true),
+        Err(e) if means_absent(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the `sessions` table of `prefix` exists (part of the schema since version 1).
+async fn sessions_present(db: &dyn Database, prefix: &str) -> Result<bool> {
+    let probe = format!("SELECT 1 AS present FROM {prefix}sessions WHERE 1 = 0");
+    match run_tx(db, TxMode::Read, move |tx| {
+        tx.fetch_all(&probe, &[]).map(|_| ())
+    })
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(e) if means_absent(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The error for data tables without their version table: the stamp was lost out of band.
+fn lost_stamp_error(dialect: &dyn Dialect, prefix: &str) -> Error {
+    Error::new(
+        ErrorCode::StoreSchemaMissing,
+        format!(
+            "store schema version lost: table `{prefix}schema_migrations` is missing but the data \
+             tables are there (dropped out of band?) (table prefix `{prefix}`); AutoCreate does \
+             not re-stamp an existing schema: restore the table, or run the provisioning script \
+             (it creates what is missing and stamps the current version), then reopen"
+        ),
+    )
+    .with_detail("table_prefix", prefix)
+    .with_ddl(ddl_for(dialect, prefix))
+}
+
+/// Refuses a prefix whose version table is gone while its data tables are there: the stamp was
+/// lost out of band (a dropped `schema_migrations`), and re-stamping it would hide that. A
+/// fresh prefix has neither; a first boot creates the version table before (or with) the data
+/// tables, so a concurrent one is told apart by reading the version table again.
+async fn refuse_lost_stamp(db: &dyn Database, prefix: &str) -> Result<()> {
+    if version_table_present(db, prefix).await?
+        || !sessions_present(db, prefix).await?
+        || version_table_present(db, prefix).await?
+    {
+        return Ok(());
+    }
+    Err(lost_stamp_error(db.dialect(), prefix))
+}
+
 async fn auto_create(db: &dyn Database, prefix: &str) -> Result<i64> {
+    refuse_lost_stamp(db, prefix).await?;
     let p = prefix.to_owned();
     run_tx_exclusive(db, &schema_lock_name(prefix), move |tx| {
         let dialect_ddl = tx.dialect().ddl(&p);

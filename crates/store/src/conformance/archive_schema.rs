@@ -300,6 +300,21 @@ pub async fn schema_verify_on_missing_schema_gives_ddl(ctx: Ctx) {
         ),
         "store.schema_missing"
     );
+    // The version table dropped while data tables remain: the stamp was lost out of band. Both
+    // policies name it, and AutoCreate does not quietly re-create and re-stamp it.
+    let versions = s.tables().schema_migrations.clone();
+    let dropped = versions.clone();
+    run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute(&format!("DROP TABLE {dropped}"), &[])
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    for policy in [SchemaPolicy::AutoCreate, SchemaPolicy::Verify] {
+        let e = ensure_schema(&*ctx.db, &p, policy).await.unwrap_err();
+        assert_eq!(code(&e), "store.schema_missing", "{policy}: {e}");
+        assert!(e.message().contains(&versions), "{policy}: {e}");
+    }
 }
 
 pub async fn schema_newer_version_is_refused(ctx: Ctx) {
