@@ -28,7 +28,7 @@ pub(crate) fn offline_llm() -> Arc<dyn LlmService> {
         ScriptedLlm::from_fn(|req| {
             let history = req.messages.len();
             let users = req.messages.iter().filter(|m| m.role == Role::User).count();
-            let last = req.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.text()).unwrap_or_default();
+            let last = req.last_user_text();
             ScriptedStep::text(format!(
                 "[offline scripted model] This conversation has {history} message(s), {users} from you. You said: {last}"
             ))

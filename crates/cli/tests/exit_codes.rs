@@ -315,19 +315,10 @@ fn prompt_from_stdin_and_streaming() {
     let dir = tempfile::tempdir().unwrap();
     let env = provider_env(&fake);
     for args in [&["send", "-"][..], &["send"], &["send", "--stream", "-"]] {
-        let mut child = support::cmd(dir.path(), &pairs(&env), args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let o = assert_cmd::Command::from_std(support::cmd(dir.path(), &pairs(&env), args))
+            .write_stdin("from a pipe\n")
+            .output()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"from a pipe\n")
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
         assert_eq!(code(&o), 0, "{args:?}: {}", show(&o));
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),

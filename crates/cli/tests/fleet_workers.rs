@@ -17,7 +17,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use leaf_support::{leaf, model, parent_loop, spec};
+use leaf_support::{assert_completed, leaf, model, parent_loop, spec};
 use power_loop::{
     FleetExecutor, NewSession, ScriptedStep, SessionStore, StoreOptions, WorkflowEngine,
     WorkflowLeafRow, WorkflowLeafState, WorkflowRunOptions, WorkflowRunStatus, resume_run,
@@ -217,12 +217,7 @@ async fn three_workers_one_killed(dsn: &str, tag: &str) {
         .expect("the run completes")
         .unwrap()
         .unwrap();
-    assert_eq!(
-        out.result.status,
-        WorkflowRunStatus::Completed,
-        "{:?}",
-        out.result.errors
-    );
+    assert_completed(&out.result);
     // The journal: 200 leaves, each done once, the dead worker's ones claimed again.
     let rows = leaves(&store, &run_id).await;
     assert_eq!(rows.len(), 200);

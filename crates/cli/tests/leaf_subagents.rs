@@ -8,7 +8,7 @@ mod support;
 
 use std::sync::Arc;
 
-use power_loop::{ScriptedStep, WorkflowEngine, WorkflowRunOptions, WorkflowRunStatus};
+use power_loop::{ScriptedStep, WorkflowRunOptions};
 use serde_json::json;
 use support::*;
 
@@ -21,7 +21,7 @@ async fn a_worker_leafs_sub_agent_sessions_join_the_parent_store() {
         if system.contains("helper") {
             // the sub-agent (and its own sub-agent one level down)
             if system.contains("deep") || last_tool(req).is_some() {
-                return ScriptedStep::text(format!("helper found: {}", last_user(req)));
+                return ScriptedStep::text(format!("helper found: {}", req.last_user_text()));
             }
             return ScriptedStep::tool_call(
                 "run_agent",
@@ -43,12 +43,9 @@ async fn a_worker_leafs_sub_agent_sessions_join_the_parent_store() {
     let ex = Arc::new(executor(dir.path()).tool_preset("core").unwrap().build());
     let spec = spec(json!({"name": "delegate", "root":
         tool_leaf("boss", "boss", "go", &["run_agent"])}));
-    let out = WorkflowEngine::new(lp.clone(), WorkflowRunOptions::new().with_executor(ex))
-        .run(&spec)
-        .await
-        .unwrap();
+    let out = run_with(&lp, WorkflowRunOptions::new().with_executor(ex), &spec).await;
     let r = &out.result;
-    assert_eq!(r.status, WorkflowRunStatus::Completed, "{:?}", r.errors);
+    assert_completed(r);
     let boss = r.results.get("boss").unwrap();
     assert!(boss.text.starts_with("boss done after:"), "{}", boss.text);
     let boss_sid = boss.session_id.clone().unwrap();

@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use power_loop::{
-    LeafStatus, ScriptedStep, SubprocessExecutor, WorkflowEngine, WorkflowRunOptions,
-    WorkflowRunStatus,
+    LeafStatus, ScriptedStep, SubprocessExecutor, WorkflowRunOptions, WorkflowRunStatus,
 };
 use serde_json::json;
 use support::*;
@@ -22,19 +21,16 @@ use support::*;
 async fn leaves_run_in_workers_and_their_sessions_join_the_parent_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(dir.path()).await;
-    let llm = model(|req| ScriptedStep::text(format!("done: {}", last_user(req))));
+    let llm = model(|req| ScriptedStep::text(format!("done: {}", req.last_user_text())));
     let lp = parent_loop(&llm, &store);
     let ex = Arc::new(executor(dir.path()).build());
     let spec = spec(
         json!({"name": "two", "root": {"type": "sequence", "steps": [
         leaf("a", "first", "alpha"), leaf("b", "second", "beta {{input}}")]}, "input": "x"}),
     );
-    let out = WorkflowEngine::new(lp.clone(), WorkflowRunOptions::new().with_executor(ex))
-        .run(&spec)
-        .await
-        .unwrap();
+    let out = run_with(&lp, WorkflowRunOptions::new().with_executor(ex), &spec).await;
     let r = &out.result;
-    assert_eq!(r.status, WorkflowRunStatus::Completed, "{:?}", r.errors);
+    assert_completed(r);
     let a = r.results.get("a").unwrap();
     let b = r.results.get("b").unwrap();
     assert_eq!(a.text, "done: alpha");
@@ -75,7 +71,7 @@ fn walk_files(p: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn fifty_leaves_at_concurrency_eight_complete_with_their_sessions_in_the_parent() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite(dir.path()).await;
-    let llm = model(|req| ScriptedStep::text(format!("did {}", last_user(req))));
+    let llm = model(|req| ScriptedStep::text(format!("did {}", req.last_user_text())));
     let lp = parent_loop(&llm, &store);
     let ex = Arc::new(executor(dir.path()).build());
     let spec = spec(
@@ -84,13 +80,10 @@ async fn fifty_leaves_at_concurrency_eight_complete_with_their_sessions_in_the_p
         "body": leaf("w", "work", "item {{i}}")}}),
     );
     let t = Instant::now();
-    let out = WorkflowEngine::new(lp.clone(), WorkflowRunOptions::new().with_executor(ex))
-        .run(&spec)
-        .await
-        .unwrap();
+    let out = run_with(&lp, WorkflowRunOptions::new().with_executor(ex), &spec).await;
     let took = t.elapsed();
     let r = &out.result;
-    assert_eq!(r.status, WorkflowRunStatus::Completed, "{:?}", r.errors);
+    assert_completed(r);
     let fan = r.results.get("fan").unwrap();
     let items = fan.payload.as_ref().unwrap()["items"].as_array().unwrap();
     assert_eq!(items.len(), 50);
@@ -134,7 +127,7 @@ async fn a_sigkilled_worker_fails_its_leaf_and_resume_reruns_only_that_leaf() {
     let llm = {
         let (pids, kill_b, calls) = (pids.clone(), kill_b.clone(), calls.clone());
         model(move |req| {
-            let input = last_user(req);
+            let input = req.last_user_text();
             calls.lock().unwrap().push(input.clone());
             if input == "beta" && kill_b.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 // the worker of leaf b dies mid-leaf: SIGKILL while its model call is open
@@ -164,10 +157,7 @@ async fn a_sigkilled_worker_fails_its_leaf_and_resume_reruns_only_that_leaf() {
         "branches": [leaf("a", "p", "alpha"), leaf("b", "p", "beta"), leaf("c", "p", "gamma")]}}),
     );
     let opts = WorkflowRunOptions::new().with_executor(ex.clone());
-    let out = WorkflowEngine::new(lp.clone(), opts.clone())
-        .run(&spec)
-        .await
-        .unwrap();
+    let out = run_with(&lp, opts.clone(), &spec).await;
     let b = out.result.results.get("b").unwrap();
     assert_eq!(b.status, LeafStatus::Failed);
     let reason = b.error.as_deref().unwrap();
@@ -180,12 +170,7 @@ async fn a_sigkilled_worker_fails_its_leaf_and_resume_reruns_only_that_leaf() {
     calls.lock().unwrap().clear();
     let run_id = out.run_id.clone().unwrap();
     let again = power_loop::resume_run(&lp, &run_id, opts).await.unwrap();
-    assert_eq!(
-        again.result.status,
-        WorkflowRunStatus::Completed,
-        "{:?}",
-        again.result.errors
-    );
+    assert_completed(&again.result);
     assert_eq!(again.executed_leaves, 1);
     assert_eq!(*calls.lock().unwrap(), vec!["beta".to_owned()]);
     assert_eq!(again.result.results.get("b").unwrap().text, "ok beta");
@@ -343,15 +328,10 @@ async fn cancelling_the_run_cancels_the_leaf_in_its_worker() {
     let ex = Arc::new(executor(dir.path()).build());
     let spec = spec(json!({"name": "c", "root": leaf("x", "p", "go")}));
     let t = Instant::now();
-    let out = WorkflowEngine::new(
-        lp,
-        WorkflowRunOptions::new()
-            .with_executor(ex)
-            .with_cancel(cancel),
-    )
-    .run(&spec)
-    .await
-    .unwrap();
+    let opts = WorkflowRunOptions::new()
+        .with_executor(ex)
+        .with_cancel(cancel);
+    let out = run_with(&lp, opts, &spec).await;
     assert_eq!(out.result.status, WorkflowRunStatus::Cancelled);
     let x = out.result.results.get("x").unwrap();
     assert_eq!(x.status, LeafStatus::Cancelled, "{x:?}");
@@ -411,7 +391,7 @@ async fn unsandboxed_workers_can_write_straight_into_the_parents_postgres_store(
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let llm = model(|req| ScriptedStep::text(format!("pg {}", last_user(req))));
+    let llm = model(|req| ScriptedStep::text(format!("pg {}", req.last_user_text())));
     let lp = parent_loop(&llm, &store);
     let ex = executor(dir.path())
         .store_mode(power_loop::LeafStoreMode::ParentDsn {
@@ -423,19 +403,13 @@ async fn unsandboxed_workers_can_write_straight_into_the_parents_postgres_store(
         json!({"name": "pg", "root": {"type": "parallel", "branches": [
         leaf("a", "p", "one"), leaf("b", "p", "two")]}}),
     );
-    let out = WorkflowEngine::new(
-        lp.clone(),
+    let out = run_with(
+        &lp,
         WorkflowRunOptions::new().with_executor(Arc::new(ex)),
+        &spec,
     )
-    .run(&spec)
-    .await
-    .unwrap();
-    assert_eq!(
-        out.result.status,
-        WorkflowRunStatus::Completed,
-        "{:?}",
-        out.result.errors
-    );
+    .await;
+    assert_completed(&out.result);
     for (id, text) in [("a", "pg one"), ("b", "pg two")] {
         let r = out.result.results.get(id).unwrap();
         assert_eq!(r.text, text);

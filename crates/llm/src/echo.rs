@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use power_loop_contracts::{
-    BoxFuture, FinishReason, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result, Role,
+    BoxFuture, FinishReason, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
     StreamChunk, TokenUsage,
 };
 
@@ -75,14 +75,7 @@ impl EchoLlm {
         if let Some(r) = &self.reply {
             return r.clone();
         }
-        let last_user = request
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(|m| m.text())
-            .unwrap_or_default();
-        format!("{}{last_user}", self.prefix)
+        format!("{}{}", self.prefix, request.last_user_text())
     }
 
     /// How many calls were answered or attempted so far.

@@ -26,6 +26,23 @@ macro_rules! endpoint_setters {
 }
 pub(crate) use endpoint_setters;
 
+/// The `new(base_url, api_key, model)` constructor of a transport config (one with a
+/// `from_endpoint(EndpointConfig)` constructor): the config of a fresh [`EndpointConfig`].
+/// Takes the constructor's doc comment.
+macro_rules! transport_config_new {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        pub fn new(
+            base_url: impl Into<String>,
+            api_key: impl Into<String>,
+            model: impl Into<String>,
+        ) -> Self {
+            Self::from_endpoint($crate::endpoint::EndpointConfig::new(base_url, api_key, model))
+        }
+    };
+}
+pub(crate) use transport_config_new;
+
 /// The default connect / idle-read timeout of one HTTP request, in seconds.
 pub(crate) const DEFAULT_TIMEOUT_S: f64 = 180.0;
 /// The default reply token cap.

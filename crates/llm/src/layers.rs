@@ -96,23 +96,18 @@ impl<S> Layer<S> for CallTimeoutLayer {
     }
 }
 
-/// The service made by [`CallTimeoutLayer`].
-#[derive(Debug, Clone)]
-pub struct CallTimeout<S> {
-    inner: S,
-    limit: Option<Duration>,
-}
-
-llm_middleware_service!(CallTimeout, limit, call_with_timeout);
+llm_middleware_service!(
+    /// The service made by [`CallTimeoutLayer`].
+    CallTimeout,
+    limit: Duration,
+    call_with_timeout
+);
 
 /// One call under `limit`: the deadline covers opening the stream and every chunk after it.
-async fn call_with_timeout<S>(svc: S, limit: Option<Duration>, req: LlmRequest) -> Result<LlmStream>
+async fn call_with_timeout<S>(svc: S, limit: Duration, req: LlmRequest) -> Result<LlmStream>
 where
     S: Service<LlmRequest, Response = LlmStream, Error = Error>,
 {
-    let Some(limit) = limit else {
-        return svc.oneshot(req).await;
-    };
     let deadline = tokio::time::Instant::now() + limit;
     let stream = match tokio::time::timeout_at(deadline, svc.oneshot(req)).await {
         Ok(r) => r?,
@@ -148,27 +143,18 @@ impl<S> Layer<S> for ConcurrencyLayer {
     }
 }
 
-/// The service made by [`ConcurrencyLayer`].
-#[derive(Debug, Clone)]
-pub struct Concurrency<S> {
-    inner: S,
-    sem: Option<Arc<Semaphore>>,
-}
+llm_middleware_service!(
+    /// The service made by [`ConcurrencyLayer`].
+    Concurrency,
+    sem: Arc<Semaphore>,
+    call_with_permit
+);
 
-llm_middleware_service!(Concurrency, sem, call_with_permit);
-
-/// One call holding a permit of `sem` (when set) for as long as the returned stream lives.
-async fn call_with_permit<S>(
-    svc: S,
-    sem: Option<Arc<Semaphore>>,
-    req: LlmRequest,
-) -> Result<LlmStream>
+/// One call holding a permit of `sem` for as long as the returned stream lives.
+async fn call_with_permit<S>(svc: S, sem: Arc<Semaphore>, req: LlmRequest) -> Result<LlmStream>
 where
     S: Service<LlmRequest, Response = LlmStream, Error = Error>,
 {
-    let Some(sem) = sem else {
-        return svc.oneshot(req).await;
-    };
     let cancel = req.cancel.clone();
     let permit = run_cancellable(cancel.as_ref(), "while waiting for a model slot", async {
         sem.acquire_owned()

@@ -220,29 +220,12 @@ impl<S> Layer<S> for RetryLayer {
     }
 }
 
-/// The service made by [`RetryLayer`].
-#[derive(Debug, Clone)]
-pub struct RetryService<S> {
-    inner: S,
-    policy: Option<Arc<RetryPolicy>>,
-}
-
-llm_middleware_service!(RetryService, policy, call_with_optional_retry);
-
-/// One call, retried under `policy` when set.
-async fn call_with_optional_retry<S>(
-    svc: S,
-    policy: Option<Arc<RetryPolicy>>,
-    req: LlmRequest,
-) -> Result<LlmStream>
-where
-    S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone,
-{
-    match policy {
-        None => svc.oneshot(req).await,
-        Some(p) => call_with_retry(svc, &p, req).await,
-    }
-}
+llm_middleware_service!(
+    /// The service made by [`RetryLayer`].
+    RetryService,
+    policy: Arc<RetryPolicy>,
+    call_with_retry
+);
 
 /// Opens the stream and waits for its first item, so a failure before any chunk is retryable.
 async fn open_and_peek<S>(svc: S, req: LlmRequest) -> Result<LlmStream>
@@ -280,7 +263,11 @@ fn total_timeout_error(total: Duration, started: tokio::time::Instant, attempts:
     .with_detail("attempts", attempts)
 }
 
-async fn call_with_retry<S>(svc: S, policy: &RetryPolicy, mut req: LlmRequest) -> Result<LlmStream>
+async fn call_with_retry<S>(
+    svc: S,
+    policy: Arc<RetryPolicy>,
+    mut req: LlmRequest,
+) -> Result<LlmStream>
 where
     S: Service<LlmRequest, Response = LlmStream, Error = Error> + Clone,
 {

@@ -81,11 +81,19 @@ pub(crate) fn until_deadline(
     ))
 }
 
-/// Implements `tower::Service<LlmRequest>` for a middleware service `$svc<S>` that has the fields
-/// `inner: S` and `$state`: always ready; each call clones both and returns the boxed future of
-/// `$run(inner, state, request)` (an `async fn` giving `Result<LlmStream>`).
+/// Defines a middleware service `$svc<S>` with the fields `inner: S` and `$state: Option<$ty>`
+/// and implements `tower::Service<LlmRequest>` for it: always ready; each call clones both and
+/// passes the request straight to `inner` when `$state` is `None`, else returns the boxed future
+/// of `$run(inner, state, request)` (an `async fn` giving `Result<LlmStream>`).
 macro_rules! llm_middleware_service {
-    ($svc:ident, $state:ident, $run:path) => {
+    ($(#[$meta:meta])* $svc:ident, $state:ident: $ty:ty, $run:path) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $svc<S> {
+            inner: S,
+            $state: Option<$ty>,
+        }
+
         impl<S> tower::Service<power_loop_contracts::LlmRequest> for $svc<S>
         where
             S: tower::Service<
@@ -112,7 +120,14 @@ macro_rules! llm_middleware_service {
             }
 
             fn call(&mut self, req: power_loop_contracts::LlmRequest) -> Self::Future {
-                Box::pin($run(self.inner.clone(), self.$state.clone(), req))
+                let inner = self.inner.clone();
+                let state = self.$state.clone();
+                Box::pin(async move {
+                    match state {
+                        None => tower::ServiceExt::oneshot(inner, req).await,
+                        Some(state) => $run(inner, state, req).await,
+                    }
+                })
             }
         }
     };

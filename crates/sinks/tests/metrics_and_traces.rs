@@ -44,50 +44,48 @@ fn llm_done(duration_ms: f64) -> AgentEvent {
     }))
 }
 
-#[test]
-fn metrics_mapping_counts_each_tool_once() {
+/// What a [`MetricsSink`] over a [`Recorder`] records for `events`, in order.
+fn recorded(events: &[AgentEvent]) -> Vec<String> {
     let rec = Arc::new(Recorder::default());
     let sink = MetricsSink::new(rec.clone());
+    for e in events {
+        sink.handle(e).unwrap();
+    }
+    rec.0.lock().unwrap().clone()
+}
+
+#[test]
+fn metrics_mapping_counts_each_tool_once() {
     let failed = ToolCallFailedPayload {
         name: "bash".into(),
         ..Default::default()
     };
-    sink.handle(&ev(EventPayload::ToolCallFailed(failed)))
-        .unwrap();
-    sink.handle(&ev(EventPayload::ToolCallCompleted(
-        ToolCallCompletedPayload {
+    let got = recorded(&[
+        ev(EventPayload::ToolCallFailed(failed)),
+        ev(EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
             name: "bash".into(),
             failed: true,
             ..Default::default()
-        },
-    )))
-    .unwrap();
-    sink.handle(&ev(EventPayload::ToolCallCompleted(
-        ToolCallCompletedPayload {
+        })),
+        ev(EventPayload::ToolCallCompleted(ToolCallCompletedPayload {
             name: "read_file".into(),
             ..Default::default()
-        },
-    )))
-    .unwrap();
-    sink.handle(&llm_done(12.5)).unwrap();
-    sink.handle(&ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
-        usage: serde_json::from_value(json!({"prompt_tokens": 1})).unwrap(),
-    })))
-    .unwrap();
-    sink.handle(&ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
-        usage: serde_json::from_value(json!({"total_tokens": 9})).unwrap(),
-    })))
-    .unwrap();
-    sink.handle(&ev(EventPayload::RoundCompleted(
-        RoundCompletedPayload::default(),
-    )))
-    .unwrap();
-    sink.handle(&ev(EventPayload::AgentError(AgentErrorPayload {
-        error_type: "llm.timeout".into(),
-        ..Default::default()
-    })))
-    .unwrap();
-    let got = rec.0.lock().unwrap().clone();
+        })),
+        llm_done(12.5),
+        ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
+            usage: serde_json::from_value(json!({"prompt_tokens": 1})).unwrap(),
+        })),
+        ev(EventPayload::UsageUpdated(UsageUpdatedPayload {
+            usage: serde_json::from_value(json!({"total_tokens": 9})).unwrap(),
+        })),
+        ev(EventPayload::RoundCompleted(
+            RoundCompletedPayload::default(),
+        )),
+        ev(EventPayload::AgentError(AgentErrorPayload {
+            error_type: "llm.timeout".into(),
+            ..Default::default()
+        })),
+    ]);
     assert_eq!(
         got,
         vec![
@@ -198,38 +196,34 @@ fn prometheus_exposition_uses_total_suffix_and_labels() {
 
 #[test]
 fn workflow_events_count_runs_by_status_and_time_leaves() {
-    let rec = Arc::new(Recorder::default());
-    let sink = MetricsSink::new(rec.clone());
     let wf = |p| AgentEvent::new(p).with_session("driver");
-    sink.handle(&wf(EventPayload::WorkflowRunStarted(
-        WorkflowRunStartedPayload {
-            workflow: "research".into(),
-            run_id: "r1".into(),
-            attempt: 1,
-        },
-    )))
-    .unwrap();
-    sink.handle(&wf(EventPayload::WorkflowLeafCompleted(
-        WorkflowLeafCompletedPayload {
-            workflow: "research".into(),
-            step_key: "a".into(),
-            status: "failed".into(),
-            duration_ms: 4.0,
-            ..Default::default()
-        },
-    )))
-    .unwrap();
-    sink.handle(&wf(EventPayload::WorkflowRunCompleted(
-        WorkflowRunCompletedPayload {
-            workflow: "research".into(),
-            status: "failed".into(),
-            duration_ms: 9.0,
-            leaves: 1,
-            ..Default::default()
-        },
-    )))
-    .unwrap();
-    let got = rec.0.lock().unwrap().clone();
+    let got = recorded(&[
+        wf(EventPayload::WorkflowRunStarted(
+            WorkflowRunStartedPayload {
+                workflow: "research".into(),
+                run_id: "r1".into(),
+                attempt: 1,
+            },
+        )),
+        wf(EventPayload::WorkflowLeafCompleted(
+            WorkflowLeafCompletedPayload {
+                workflow: "research".into(),
+                step_key: "a".into(),
+                status: "failed".into(),
+                duration_ms: 4.0,
+                ..Default::default()
+            },
+        )),
+        wf(EventPayload::WorkflowRunCompleted(
+            WorkflowRunCompletedPayload {
+                workflow: "research".into(),
+                status: "failed".into(),
+                duration_ms: 9.0,
+                leaves: 1,
+                ..Default::default()
+            },
+        )),
+    ]);
     assert_eq!(
         got,
         vec![

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use power_loop::{
     LlmRequest, Role, ScriptedLlm, ScriptedStep, SessionStore, StatefulAgentLoop, StoreOptions,
-    SubprocessExecutor, SubprocessExecutorBuilder, WorkflowEngine, WorkflowRunOptions,
-    WorkflowRunOutcome, WorkflowSpec,
+    SubprocessExecutor, SubprocessExecutorBuilder, WorkflowEngine, WorkflowResult,
+    WorkflowRunOptions, WorkflowRunOutcome, WorkflowRunStatus, WorkflowSpec,
 };
 use serde_json::Value;
 
@@ -26,16 +26,6 @@ pub(crate) async fn sqlite(dir: &Path) -> SessionStore {
     )
     .await
     .unwrap()
-}
-
-/// The last user message of a request.
-pub(crate) fn last_user(req: &LlmRequest) -> String {
-    req.messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text())
-        .unwrap_or_default()
 }
 
 /// The last tool result of a request, if the last message is one.
@@ -66,21 +56,33 @@ pub(crate) fn executor(dir: &Path) -> SubprocessExecutorBuilder {
     SubprocessExecutor::builder(worker_bin()).runs_dir(dir.join("runs"))
 }
 
+/// Runs `spec` from the parent loop `lp` under `opts`.
+pub(crate) async fn run_with(
+    lp: &StatefulAgentLoop,
+    opts: WorkflowRunOptions,
+    spec: &WorkflowSpec,
+) -> WorkflowRunOutcome {
+    WorkflowEngine::new(lp.clone(), opts)
+        .run(spec)
+        .await
+        .unwrap()
+}
+
 /// Runs `spec` from the parent loop `lp` with its leaves under `ex`, without a journal.
 pub(crate) async fn run_without_journal(
     lp: StatefulAgentLoop,
     ex: SubprocessExecutor,
     spec: &WorkflowSpec,
 ) -> WorkflowRunOutcome {
-    WorkflowEngine::new(
-        lp,
-        WorkflowRunOptions::new()
-            .with_executor(Arc::new(ex))
-            .with_journal(false),
-    )
-    .run(spec)
-    .await
-    .unwrap()
+    let opts = WorkflowRunOptions::new()
+        .with_executor(Arc::new(ex))
+        .with_journal(false);
+    run_with(&lp, opts, spec).await
+}
+
+/// Asserts that a run completed, showing its errors when it did not.
+pub(crate) fn assert_completed(r: &WorkflowResult) {
+    assert_eq!(r.status, WorkflowRunStatus::Completed, "{:?}", r.errors);
 }
 
 /// Parses a spec.

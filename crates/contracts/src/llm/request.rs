@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::observer::LlmCallObserver;
-use crate::message::Message;
+use crate::message::{Message, Role};
 use crate::tool::ToolDefinition;
 
 /// How the model may pick tools.
@@ -235,6 +235,16 @@ impl LlmRequest {
     pub fn with_observer(mut self, observer: Arc<dyn LlmCallObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// The text of the last user message (empty when there is none).
+    pub fn last_user_text(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .map(Message::text)
+            .unwrap_or_default()
     }
 
     /// The system message (if any) followed by the conversation.

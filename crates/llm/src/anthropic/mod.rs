@@ -30,7 +30,7 @@ use power_loop_contracts::{
     BoxFuture, LlmRequest, LlmService, LlmStream, ProviderCapabilities, Result,
 };
 
-use crate::endpoint::{EndpointConfig, endpoint_setters};
+use crate::endpoint::{EndpointConfig, endpoint_setters, transport_config_new};
 use crate::http;
 use crate::util::with_cancel;
 
@@ -50,14 +50,9 @@ pub struct AnthropicConfig {
 }
 
 impl AnthropicConfig {
-    /// A config with defaults.
-    pub fn new(
-        base_url: impl Into<String>,
-        api_key: impl Into<String>,
-        model: impl Into<String>,
-    ) -> Self {
-        AnthropicConfig::from_endpoint(EndpointConfig::new(base_url, api_key, model))
-    }
+    transport_config_new!(
+        /// A config with defaults.
+    );
     /// A config for `endpoint` with the default `anthropic-version`.
     pub fn from_endpoint(endpoint: EndpointConfig) -> Self {
         AnthropicConfig {
@@ -122,11 +117,7 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    crate::util::fuse_on_error(http::decode(
-        "Anthropic",
-        bytes,
-        parse::AnthropicSseParser::default(),
-    ))
+    http::decode_fused("Anthropic", bytes, parse::AnthropicSseParser::default())
 }
 
 impl LlmService for AnthropicLlm {

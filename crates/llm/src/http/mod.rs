@@ -287,6 +287,16 @@ where
     ))
 }
 
+/// [`decode`] for a public `decode_stream`: the chunk stream also ends after its first error.
+pub(crate) fn decode_fused<S, E, P>(provider: &'static str, bytes: S, parser: P) -> LlmStream
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+    P: SseParser,
+{
+    crate::util::fuse_on_error(decode(provider, bytes, parser))
+}
+
 /// Whether a success response carries a plain JSON body instead of server-sent events
 /// (`content-type: application/json` or any `+json` type).
 pub(crate) fn is_json_response(resp: &reqwest::Response) -> bool {

@@ -36,7 +36,7 @@ use power_loop_contracts::{
 
 pub use capabilities::resolve_capabilities;
 
-use crate::endpoint::{EndpointConfig, endpoint_setters};
+use crate::endpoint::{EndpointConfig, endpoint_setters, transport_config_new};
 use crate::http;
 use crate::overrides::CapabilityOverrides;
 use crate::util::with_cancel;
@@ -66,15 +66,10 @@ pub const DEFAULT_STREAM_RESUME_INSTRUCTION: &str =
     "继续，从你上次中断的位置继续输出。不要重复已经输出的内容。";
 
 impl OpenAiConfig {
-    /// A config with the defaults: 180 s timeout, 8000 max tokens, temperature 0, no
-    /// capability overrides.
-    pub fn new(
-        base_url: impl Into<String>,
-        api_key: impl Into<String>,
-        model: impl Into<String>,
-    ) -> Self {
-        OpenAiConfig::from_endpoint(EndpointConfig::new(base_url, api_key, model))
-    }
+    transport_config_new!(
+        /// A config with the defaults: 180 s timeout, 8000 max tokens, temperature 0, no
+        /// capability overrides.
+    );
     /// A config for `endpoint`, with no capability overrides and no stream resume.
     pub fn from_endpoint(endpoint: EndpointConfig) -> Self {
         OpenAiConfig {
@@ -155,11 +150,11 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
-    crate::util::fuse_on_error(http::decode(
+    http::decode_fused(
         "OpenAI-compatible",
         bytes,
         parse::OpenAiSseParser::default(),
-    ))
+    )
 }
 
 /// Decodes a success response: SSE, or a plain JSON `chat.completion` body (some compatible

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use power_loop_contracts::{
     BoxFuture, Error, ErrorCode, FinishReason, LlmRequest, LlmService, LlmStream,
-    ProviderCapabilities, Result, Role, StreamChunk, TokenUsage, ToolCallDelta,
+    ProviderCapabilities, Result, StreamChunk, TokenUsage, ToolCallDelta,
 };
 
 use crate::util::{run_cancellable, with_cancel};
@@ -401,15 +401,6 @@ impl ScriptedLlm {
     }
 }
 
-fn last_user_text(req: &LlmRequest) -> String {
-    req.messages
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text())
-        .unwrap_or_default()
-}
-
 fn estimate_tokens(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4).max(1)
 }
@@ -475,7 +466,7 @@ fn play(
             }
             return Err(e);
         }
-        Kind::Echo(prefix) => (format!("{prefix}{}", last_user_text(req)), Vec::new()),
+        Kind::Echo(prefix) => (format!("{prefix}{}", req.last_user_text()), Vec::new()),
         Kind::Reply { text, calls } => (text, calls),
     };
     let mut out: Vec<Result<StreamChunk>> = Vec::with_capacity(pieces + 2 * calls.len() + 2);

@@ -4,10 +4,10 @@ use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 
 use super::diff::unified_diff;
 use super::schema::{boolean_prop, params, string_prop};
-use super::{SharedRef, Stamp, blocking_file_tool, failed, invalid, looks_binary};
+use super::{FileCall, SharedRef, Stamp, blocking_file_tool, failed, invalid, looks_binary};
 use crate::confined::FsFault;
 use crate::confined::ops::{Node, open_node, read_capped, write_atomic};
-use crate::paths::{Located, locate};
+use crate::paths::Located;
 use crate::pyrepr::repr_str;
 use crate::text::{bool_arg, plural, str_arg};
 use crate::tool::{FnTool, ToolContext};
@@ -23,8 +23,7 @@ struct Loaded {
     text: String,
 }
 
-fn load_for_edit(shared: &SharedRef, ctx: &ToolContext, raw: &str) -> Result<Loaded> {
-    let loc = locate(&ctx.env, raw)?;
+fn load_for_edit(shared: &SharedRef, ctx: &ToolContext, loc: Located) -> Result<Loaded> {
     let display = loc.display.clone();
     let (mut file, stamp) = match open_node(&loc) {
         Ok(Node::File(f, s)) => (f, s),
@@ -148,13 +147,10 @@ pub(crate) fn edit_file_tool(shared: SharedRef) -> FnTool {
     blocking_file_tool(def, shared, edit_file)
 }
 
-fn edit_file(
-    shared: &SharedRef,
-    ctx: &ToolContext,
-    args: &serde_json::Value,
-) -> Result<ToolOutput> {
+fn edit_file(call: FileCall<'_>) -> Result<ToolOutput> {
+    let (shared, ctx, args, loc) = (call.shared, call.ctx, call.args, call.loc);
     let raw_path = str_arg(args, "path");
-    let f = load_for_edit(shared, ctx, raw_path)?;
+    let f = load_for_edit(shared, ctx, loc)?;
     let old = normalize(str_arg(args, "old_text"));
     let new = normalize(str_arg(args, "new_text"));
     if old.is_empty() {
@@ -291,13 +287,10 @@ pub(crate) fn apply_patch_tool(shared: SharedRef) -> FnTool {
     blocking_file_tool(def, shared, apply_patch)
 }
 
-fn apply_patch(
-    shared: &SharedRef,
-    ctx: &ToolContext,
-    args: &serde_json::Value,
-) -> Result<ToolOutput> {
+fn apply_patch(call: FileCall<'_>) -> Result<ToolOutput> {
+    let (shared, ctx, args, loc) = (call.shared, call.ctx, call.args, call.loc);
     let raw_path = str_arg(args, "path");
-    let f = load_for_edit(shared, ctx, raw_path)?;
+    let f = load_for_edit(shared, ctx, loc)?;
     let hunks = parse_patch(str_arg(args, "patch"));
     if hunks.is_empty() {
         return Err(invalid(

@@ -5,13 +5,12 @@ use std::fmt::Write as _;
 use power_loop_contracts::{Result, ToolDefinition, ToolOutput};
 
 use super::schema::{boolean_prop, integer_prop, params, string_prop};
-use super::{SharedRef, blocking_file_tool, failed, looks_binary};
+use super::{FileCall, SharedRef, blocking_file_tool, failed, looks_binary};
 use crate::confined::FsFault;
 use crate::confined::ops::{Node, list_dir, open_node, read_capped, write_atomic};
 use crate::paths::io_why;
-use crate::paths::locate;
 use crate::text::{bool_arg, int_arg, splitlines, str_arg, truncate_chars};
-use crate::tool::{FnTool, ToolContext};
+use crate::tool::FnTool;
 
 const MAX_TEXT_BYTES: u64 = 5 * 1024 * 1024;
 const MAX_DIR_ENTRIES: usize = 200;
@@ -70,12 +69,8 @@ fn list_dir_output(dir: &std::os::fd::OwnedFd, display: &str) -> Result<ToolOutp
     Ok(ToolOutput::ok(out))
 }
 
-fn read_file(
-    shared: &SharedRef,
-    ctx: &ToolContext,
-    args: &serde_json::Value,
-) -> Result<ToolOutput> {
-    let loc = locate(&ctx.env, str_arg(args, "path"))?;
+fn read_file(call: FileCall<'_>) -> Result<ToolOutput> {
+    let (shared, ctx, args, loc) = (call.shared, call.ctx, call.args, call.loc);
     let display = loc.display.as_str();
     let (mut file, stamp) = match open_node(&loc)? {
         Node::Dir(fd) => return list_dir_output(&fd, display),
@@ -180,12 +175,8 @@ pub(crate) fn write_file_tool(shared: SharedRef) -> FnTool {
     blocking_file_tool(def, shared, write_file)
 }
 
-fn write_file(
-    shared: &SharedRef,
-    ctx: &ToolContext,
-    args: &serde_json::Value,
-) -> Result<ToolOutput> {
-    let loc = locate(&ctx.env, str_arg(args, "path"))?;
+fn write_file(call: FileCall<'_>) -> Result<ToolOutput> {
+    let (shared, ctx, args, loc) = (call.shared, call.ctx, call.args, call.loc);
     let display = loc.display.as_str();
     let content = str_arg(args, "content");
     let overwrite = bool_arg(args, "overwrite", true);

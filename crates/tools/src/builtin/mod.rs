@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 use power_loop_contracts::{Error, ErrorCode, Result, ToolDefinition, ToolOutput};
 
 use crate::confined::blocking::run_blocking;
+use crate::paths::{Located, locate};
+use crate::text::str_arg;
 use crate::tool::{FnTool, ToolContext, tool_fn};
 
 /// State shared by the built-in tools of one registry.
@@ -33,19 +35,37 @@ pub(crate) struct Shared {
 
 pub(crate) type SharedRef = Arc<Shared>;
 
+/// One call of a file tool: the registry's shared state, the call's context and arguments, and
+/// its `path` argument located in the workspace.
+pub(crate) struct FileCall<'a> {
+    pub(crate) shared: &'a SharedRef,
+    pub(crate) ctx: &'a ToolContext,
+    pub(crate) args: &'a serde_json::Value,
+    pub(crate) loc: Located,
+}
+
 /// A file tool whose body `run` runs on the blocking pool under the file timeout (named after
-/// the tool in timeout errors).
+/// the tool in timeout errors), on the file its `path` argument names.
 pub(crate) fn blocking_file_tool(
     def: ToolDefinition,
     shared: SharedRef,
-    run: fn(&SharedRef, &ToolContext, &serde_json::Value) -> Result<ToolOutput>,
+    run: fn(FileCall<'_>) -> Result<ToolOutput>,
 ) -> FnTool {
     let name = def.name.clone();
     tool_fn(def, move |ctx, args| {
         let (shared, name) = (shared.clone(), name.clone());
         async move {
             let (timeout, cancel) = (ctx.env.file_timeout(), ctx.cancel.clone());
-            run_blocking(&name, timeout, &cancel, move || run(&shared, &ctx, &args)).await
+            run_blocking(&name, timeout, &cancel, move || {
+                let loc = locate(&ctx.env, str_arg(&args, "path"))?;
+                run(FileCall {
+                    shared: &shared,
+                    ctx: &ctx,
+                    args: &args,
+                    loc,
+                })
+            })
+            .await
         }
     })
 }

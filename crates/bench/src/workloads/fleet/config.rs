@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use power_loop::{AgentLoopConfig, LlmRequest, Role, ScriptedLlm, ScriptedStep, StatefulAgentLoop};
+use power_loop::{AgentLoopConfig, LlmRequest, ScriptedLlm, ScriptedStep, StatefulAgentLoop};
 
 use super::check::answer_for;
 use crate::args::Args;
@@ -24,6 +24,8 @@ pub(crate) struct FleetConfig {
     pub(crate) workers: Vec<usize>,
     /// The loop's `lease_wait` in the workers (`None`: the loop's default).
     pub(crate) lease_wait_ms: Option<u64>,
+    /// `--pool`, passed on to every worker (`None`: the store's default pool).
+    pub(crate) pool: Option<String>,
 }
 
 impl FleetConfig {
@@ -80,6 +82,7 @@ impl FleetConfig {
             latency_ms: u64::try_from(args.usize_or("latency-ms", 20)?).unwrap_or(u64::MAX),
             workers,
             lease_wait_ms,
+            pool: args.get("pool").map(str::to_owned),
         })
     }
 }
@@ -125,14 +128,7 @@ pub(crate) fn turn_text(tag: &str, session: usize, chain: usize, k: usize) -> St
 /// message with [`answer_for`] of its text, so every answer names the turn it belongs to.
 pub(crate) fn scripted_model(latency: Duration) -> ScriptedLlm {
     ScriptedLlm::from_fn(move |req: &LlmRequest| {
-        let user = req
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::User)
-            .map(power_loop::Message::text)
-            .unwrap_or_default();
-        ScriptedStep::text(answer_for(&user)).with_delay(latency)
+        ScriptedStep::text(answer_for(&req.last_user_text())).with_delay(latency)
     })
     .record_requests(false)
 }

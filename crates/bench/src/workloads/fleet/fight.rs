@@ -28,8 +28,6 @@ pub(crate) fn run(args: &Args) -> Result<Value, String> {
         workers,
         &cfg,
         Queueing::PerWorker,
-        "fight",
-        args.get("pool"),
     ))?;
     let failures: Vec<String> = r.failures.iter().take(5).cloned().collect();
     let report = json!({

@@ -71,6 +71,16 @@ pub(crate) enum Queueing {
     PerWorker,
 }
 
+impl Queueing {
+    /// The tag in the turn texts of a run handing out jobs this way (`w7`, `fight`).
+    pub(crate) fn tag(self) -> &'static str {
+        match self {
+            Queueing::Shared => "w7",
+            Queueing::PerWorker => "fight",
+        }
+    }
+}
+
 /// What the workers did.
 pub(crate) struct Outcome {
     /// Per session, the acknowledged user texts of each chain.
@@ -92,7 +102,6 @@ impl Workers {
         dsn: &str,
         prefix: &str,
         cfg: &FleetConfig,
-        pool: Option<&str>,
     ) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| format!("locating this binary: {e}"))?;
         let (tx, events) = mpsc::unbounded_channel();
@@ -113,7 +122,7 @@ impl Workers {
             if let Some(ms) = cfg.lease_wait_ms {
                 cmd.arg(format!("--lease-wait-ms={ms}"));
             }
-            if let Some(p) = pool {
+            if let Some(p) = &cfg.pool {
                 cmd.arg(format!("--pool={p}"));
             }
             let mut child = cmd
@@ -173,7 +182,6 @@ impl Workers {
     /// Drives `sends` sends per session (and chain) through the workers: see the module docs.
     pub(crate) async fn drive(
         &mut self,
-        tag: &str,
         sids: &[String],
         cfg: &FleetConfig,
         queueing: Queueing,
@@ -210,7 +218,7 @@ impl Workers {
                     let Some((s, c, k)) = queues[queue_of(w)].pop_front() else {
                         continue;
                     };
-                    let text = turn_text(tag, s, c, k);
+                    let text = turn_text(queueing.tag(), s, c, k);
                     self.send_job(w, next_id, &sids[s], &text).await?;
                     outstanding.insert(next_id, (w, s, c, k, text));
                     next_id += 1;

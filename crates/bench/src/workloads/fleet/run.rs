@@ -45,8 +45,6 @@ pub(crate) async fn run_once(
     workers: usize,
     cfg: &FleetConfig,
     queueing: Queueing,
-    tag: &str,
-    pool: Option<&str>,
 ) -> Result<RunReport, String> {
     let options = target.options.clone().with_table_prefix(prefix);
     // The parent's loop only creates the sessions and reads them back: it never sends.
@@ -57,8 +55,8 @@ pub(crate) async fn run_once(
         .map_err(|e| e.to_string())?;
     let store = lp.store().await.map_err(|e| e.to_string())?.clone();
     let sids = create_sessions(&lp, cfg.sessions).await?;
-    let mut fleet = Workers::start(workers, &target.dsn, prefix, cfg, pool).await?;
-    let outcome = fleet.drive(tag, &sids, cfg, queueing).await?;
+    let mut fleet = Workers::start(workers, &target.dsn, prefix, cfg).await?;
+    let outcome = fleet.drive(&sids, cfg, queueing).await?;
     let verdict = count_violations(&store, outcome.acked, 16).await?;
     match lp.close(Duration::from_secs(60)).await {
         Ok(true) => {}

@@ -24,15 +24,7 @@ pub(crate) fn run(args: &Args) -> Result<Value, String> {
             "W7: {n} worker(s), {} sessions x {} sends on {} ({prefix}) ...",
             cfg.sessions, cfg.sends, target.backend
         );
-        let r = rt.block_on(run_once(
-            &target,
-            &prefix,
-            n,
-            &cfg,
-            Queueing::Shared,
-            "w7",
-            args.get("pool"),
-        ))?;
+        let r = rt.block_on(run_once(&target, &prefix, n, &cfg, Queueing::Shared))?;
         let rate = r.sends_per_s();
         eprintln!(
             "W7: {n} worker(s): {rate} sends/s, {} violations, {} failed sends",

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 mod shells;
 mod wrappers;
 
-use shells::{interpreter, shell, stdin_script};
+use shells::{Piped, interpreter, shell, stdin_script};
 use wrappers::{Skip, skip_wrapper, wrapper};
 
 use super::defaults::SHELLS;
@@ -145,6 +145,7 @@ pub(super) fn unwrap<'a>(
     steps: &mut u64,
 ) -> Unwrapped<'a> {
     let mut out = Unwrapped::default();
+    let at = Piped { cmd, cmds, ci };
     let mut store: Vec<Cow<'a, [Word]>> = vec![Cow::Borrowed(cmd.words.as_slice())];
     // suffix table: plain_from[i] = words i.. are all plain (for `eval` unwrapping)
     let mut plain_from: Option<Vec<bool>> = None;
@@ -204,11 +205,11 @@ pub(super) fn unwrap<'a>(
             original = false;
             let prog = basename(&w0.text);
             if SHELLS.contains(&prog) {
-                shell(words, start, cmd, cmds, ci, &mut out);
+                shell(words, start, at, &mut out);
                 break;
             }
             if interpreters.iter().any(|i| i == prog) {
-                interpreter(words, start, cmd, cmds, ci, &mut out);
+                interpreter(words, start, at, &mut out);
                 break;
             }
             match prog {
@@ -246,7 +247,7 @@ pub(super) fn unwrap<'a>(
                                 "`{prog}` runs the output of a process substitution"
                             ));
                         } else if w.text == "/dev/stdin" {
-                            stdin_script(prog, cmd, cmds, ci, &mut out);
+                            stdin_script(prog, at, &mut out);
                         }
                     }
                     break;

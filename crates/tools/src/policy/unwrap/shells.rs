@@ -12,7 +12,16 @@ enum Stdin {
     Opaque(String),
 }
 
-fn stdin_source(cmd: &Cmd, cmds: &[Cmd], ci: usize) -> Stdin {
+/// Where a command sits in its pipeline (`cmds[ci]` is `cmd`): what its stdin can come from.
+#[derive(Clone, Copy)]
+pub(super) struct Piped<'a> {
+    pub(super) cmd: &'a Cmd,
+    pub(super) cmds: &'a [Cmd],
+    pub(super) ci: usize,
+}
+
+fn stdin_source(at: Piped<'_>) -> Stdin {
+    let Piped { cmd, cmds, ci } = at;
     if let Some(r) = cmd.redirs.iter().rev().find(|r| {
         matches!(
             r.kind,
@@ -71,14 +80,7 @@ fn stdin_source(cmd: &Cmd, cmds: &[Cmd], ci: usize) -> Stdin {
 }
 
 /// `bash …`: a `-c` script, a script file, or a script read from stdin.
-pub(super) fn shell(
-    words: &[Word],
-    start: usize,
-    cmd: &Cmd,
-    cmds: &[Cmd],
-    ci: usize,
-    out: &mut Unwrapped<'_>,
-) {
+pub(super) fn shell(words: &[Word], start: usize, at: Piped<'_>, out: &mut Unwrapped<'_>) {
     let prog = basename(&words[start].text).to_owned();
     let mut i = start + 1;
     let mut has_c = false;
@@ -139,17 +141,11 @@ pub(super) fn shell(
             return;
         }
     }
-    stdin_script(&prog, cmd, cmds, ci, out);
+    stdin_script(&prog, at, out);
 }
 
-pub(super) fn stdin_script(
-    prog: &str,
-    cmd: &Cmd,
-    cmds: &[Cmd],
-    ci: usize,
-    out: &mut Unwrapped<'_>,
-) {
-    match stdin_source(cmd, cmds, ci) {
+pub(super) fn stdin_script(prog: &str, at: Piped<'_>, out: &mut Unwrapped<'_>) {
+    match stdin_source(at) {
         Stdin::NotAScript => {}
         Stdin::Script(s) => out.scripts.push(s),
         Stdin::Opaque(why) => {
@@ -159,14 +155,7 @@ pub(super) fn stdin_script(
 }
 
 /// `python3`, `perl`…: only scripts they would read from an unknown stdin are refused.
-pub(super) fn interpreter(
-    words: &[Word],
-    start: usize,
-    cmd: &Cmd,
-    cmds: &[Cmd],
-    ci: usize,
-    out: &mut Unwrapped<'_>,
-) {
+pub(super) fn interpreter(words: &[Word], start: usize, at: Piped<'_>, out: &mut Unwrapped<'_>) {
     let prog = basename(&words[start].text).to_owned();
     let rest = &words[start + 1..];
     if let Some(w) = rest.iter().find(|w| w.has(PROC_SUBST)) {
@@ -188,7 +177,7 @@ pub(super) fn interpreter(
     if !reads_stdin {
         return;
     }
-    match stdin_source(cmd, cmds, ci) {
+    match stdin_source(at) {
         Stdin::Opaque(why) => {
             out.opaque = Some(format!("`{prog}` reads its script from stdin and {why}"));
         }
