@@ -55,6 +55,31 @@ fn check_lease(lease_ms: i64) -> Result<()> {
     Ok(())
 }
 
+/// `UPDATE workflow_leaves SET {set}` of leaf `(run_id, step_key)` only while it is claimed with
+/// `token`; `values` bind the placeholders of `set`. `true` when the leaf was updated (`false`:
+/// the claim is no longer this token's).
+fn update_claimed(
+    inner: &Inner,
+    tx: &mut dyn Transaction,
+    set: &str,
+    mut values: Vec<Value>,
+    run_id: &str,
+    step_key: &str,
+    token: &str,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE {} SET {set} WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
+        inner.t.workflow_leaves
+    );
+    values.extend([
+        Value::from(run_id),
+        Value::from(step_key),
+        Value::from(CLAIMED),
+        Value::from(token),
+    ]);
+    Ok(tx.execute(&sql, &values)? > 0)
+}
+
 fn fetch_leaf(
     inner: &Inner,
     tx: &mut dyn Transaction,
@@ -247,22 +272,9 @@ impl SessionStore {
         let (id, key, token) = (run_id.to_owned(), step_key.to_owned(), token.to_owned());
         self.write(move |inner, tx| {
             let now = now_ms();
-            let sql = format!(
-                "UPDATE {} SET claim_expires_at_ms = ?, updated_at_ms = ? \
-                 WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
-                inner.t.workflow_leaves
-            );
-            Ok(tx.execute(
-                &sql,
-                &[
-                    Value::Int(now.saturating_add(lease_ms)),
-                    Value::Int(now),
-                    Value::from(id.as_str()),
-                    Value::from(key.as_str()),
-                    Value::from(CLAIMED),
-                    Value::from(token.as_str()),
-                ],
-            )? > 0)
+            let set = "claim_expires_at_ms = ?, updated_at_ms = ?";
+            let values = vec![Value::Int(now.saturating_add(lease_ms)), Value::Int(now)];
+            update_claimed(inner, tx, set, values, &id, &key, &token)
         })
         .await
     }
@@ -338,22 +350,10 @@ impl SessionStore {
     ) -> Result<bool> {
         let (id, key, token) = (run_id.to_owned(), step_key.to_owned(), token.to_owned());
         self.write(move |inner, tx| {
-            let sql = format!(
-                "UPDATE {} SET state = ?, claim_token = NULL, claim_expires_at_ms = NULL, updated_at_ms = ? \
-                 WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
-                inner.t.workflow_leaves
-            );
-            Ok(tx.execute(
-                &sql,
-                &[
-                    Value::from(READY),
-                    Value::Int(now_ms()),
-                    Value::from(id.as_str()),
-                    Value::from(key.as_str()),
-                    Value::from(CLAIMED),
-                    Value::from(token.as_str()),
-                ],
-            )? > 0)
+            let set =
+                "state = ?, claim_token = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?";
+            let values = vec![Value::from(READY), Value::Int(now_ms())];
+            update_claimed(inner, tx, set, values, &id, &key, &token)
         })
         .await
     }
