@@ -29,7 +29,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use durability::{Group, Target, child_command, run_and_kill, well_formed};
+use durability::{Group, KillPoint, Target, child_command, run_and_kill, well_formed};
 use power_loop_agent::{NewSessionOptions, RunStatus, SendOptions, StatefulAgentLoop};
 use power_loop_contracts::ErrorCode;
 use power_loop_llm::{ScriptedLlm, Step};
@@ -150,21 +150,15 @@ async fn child_sends_and_acks() {
     }
 }
 
-/// Spawns the child for `round`, waits for `kill_after` acks, waits `delay` more and SIGKILLs
-/// it. Returns the number of acks it printed (all of them, read to EOF after the kill).
-fn run_child_and_kill(
-    target: &Target,
-    sid: &str,
-    round: u32,
-    kill_after: u64,
-    delay: Duration,
-) -> u64 {
+/// Spawns the child for `round` and SIGKILLs it at `kill`. Returns the number of acks it
+/// printed (all of them, read to EOF after the kill).
+fn run_child_and_kill(target: &Target, sid: &str, round: u32, kill: KillPoint) -> u64 {
     let mut cmd = child_command(CHILD);
     cmd.env("PL_DUR_SID", sid)
         .env("PL_DUR_ROUND", round.to_string());
     target.to_env(&mut cmd);
     let wait = Duration::from_secs(60);
-    let acks = run_and_kill(cmd, kill_after, wait, delay, Vec::new(), |acks, line| {
+    let acks = run_and_kill(cmd, kill, wait, Vec::new(), |acks, line| {
         let Some((_, n)) = line.split_once("ACK ") else {
             return false;
         };
@@ -308,20 +302,12 @@ async fn scenario(target: Target, rounds: u32) {
     let mut seen = Vec::new();
     let mut late_commits = 0;
     for round in 0..rounds {
-        let kill_after = 30 + rand::random_range(0..20u64);
-        // Sometimes right at the ack (the next send just started), else somewhere inside the
-        // following sends.
-        let delay = match rand::random_range(0..4u32) {
-            0 => Duration::ZERO,
-            _ => Duration::from_micros(rand::random_range(0..4_000u64)),
-        };
+        let kill = KillPoint::random(30, 20, 4_000);
         let t = target.clone();
         let s = sid.clone();
-        let acks = tokio::task::spawn_blocking(move || {
-            run_child_and_kill(&t, &s, round, kill_after, delay)
-        })
-        .await
-        .unwrap();
+        let acks = tokio::task::spawn_blocking(move || run_child_and_kill(&t, &s, round, kill))
+            .await
+            .unwrap();
         for n in 0..acks {
             expected.push(Expect {
                 label: label(round, n),
@@ -356,7 +342,8 @@ async fn scenario(target: Target, rounds: u32) {
         let pending = probe.get_pending(&sid).await.unwrap();
         let what = outcome(g.as_ref(), pending.is_some());
         eprintln!(
-            "round {round}: {acks} acks, killed {delay:?} after ack >= {kill_after}: {what} ({in_flight_kind:?})"
+            "round {round}: {acks} acks, killed {:?} after ack >= {}: {what} ({in_flight_kind:?})",
+            kill.delay, kill.after_acks
         );
         seen.push(what);
         recover(&store, &sid, round, pending.is_some(), &mut expected).await;

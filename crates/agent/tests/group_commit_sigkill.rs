@@ -23,7 +23,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use durability::{child_command, run_and_kill, well_formed};
+use durability::{KillPoint, child_command, run_and_kill, well_formed};
 use power_loop_agent::{NewSessionOptions, RunStatus, StatefulAgentLoop};
 use power_loop_llm::{Fallback, ScriptedLlm};
 use power_loop_store::backend::{ConnectOptions, SqliteSync};
@@ -132,14 +132,13 @@ struct ChildRun {
     groups: Option<(u64, u64, u64)>,
 }
 
-/// Spawns the child, waits for `kill_after` acks in total, waits `delay` more and SIGKILLs it.
+/// Spawns the child and SIGKILLs it at `kill` (acks counted over all sessions).
 fn run_child_and_kill(
     path: &str,
     sync: SqliteSync,
     sids: &[String],
     round: u32,
-    kill_after: u64,
-    delay: Duration,
+    kill: KillPoint,
 ) -> ChildRun {
     let mut cmd = child_command(CHILD);
     cmd.env("PL_GC_DB", path)
@@ -151,7 +150,7 @@ fn run_child_and_kill(
         groups: None,
     };
     let wait = Duration::from_secs(120);
-    let run = run_and_kill(cmd, kill_after, wait, delay, run, |run, line| {
+    let run = run_and_kill(cmd, kill, wait, run, |run, line| {
         if let Some((_, rest)) = line.split_once("ACK ") {
             let mut it = rest.split_whitespace().map(|x| x.parse::<u64>().unwrap());
             let (i, n) = (it.next().unwrap(), it.next().unwrap());
@@ -249,21 +248,19 @@ async fn scenario(sync: SqliteSync, rounds: u32) {
     let mut baseline: Vec<Vec<String>> = vec![Vec::new(); SESSIONS];
     let mut grouped = false;
     for round in 0..rounds {
-        let kill_after = 150 + rand::random_range(0..150u64);
-        let delay = match rand::random_range(0..4u32) {
-            0 => Duration::ZERO,
-            _ => Duration::from_micros(rand::random_range(0..5_000u64)),
-        };
-        let run = run_child_and_kill(&path, sync, &sids, round, kill_after, delay);
+        let kill = KillPoint::random(150, 150, 5_000);
+        let run = run_child_and_kill(&path, sync, &sids, round, kill);
         let (probe, probe_db) = open(&path, sync).await;
         baseline = verify(&probe, &sids, round, &run, &baseline).await;
         probe.close().await.unwrap();
         probe_db.close().await.unwrap();
         let acks: usize = run.acks.values().map(Vec::len).sum();
         eprintln!(
-            "{} round {round}: {acks} acks, killed {delay:?} after {kill_after}; writer counters \
+            "{} round {round}: {acks} acks, killed {:?} after {}; writer counters \
              (bodies, groups, largest group): {:?}",
             sync_name(sync),
+            kill.delay,
+            kill.after_acks,
             run.groups
         );
         if let Some((bodies, groups, largest)) = run.groups {

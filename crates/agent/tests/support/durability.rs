@@ -105,17 +105,39 @@ pub(crate) fn child_command(child: &str) -> Command {
     cmd
 }
 
+/// When a child is SIGKILLed: once it has acked `after_acks` times, and `delay` later.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KillPoint {
+    /// Acks to wait for.
+    pub(crate) after_acks: u64,
+    /// How long to wait after them.
+    pub(crate) delay: Duration,
+}
+
+impl KillPoint {
+    /// A random point: after `min_acks` plus up to `spread` - 1 acks; then, one time in four,
+    /// right at the ack (the next send just started), else up to `max_delay_us` microseconds
+    /// later (somewhere inside the following sends).
+    pub(crate) fn random(min_acks: u64, spread: u64, max_delay_us: u64) -> KillPoint {
+        let after_acks = min_acks + rand::random_range(0..spread);
+        let delay = match rand::random_range(0..4u32) {
+            0 => Duration::ZERO,
+            _ => Duration::from_micros(rand::random_range(0..max_delay_us)),
+        };
+        KillPoint { after_acks, delay }
+    }
+}
+
 /// Spawns `cmd` (see [`child_command`]), feeds each line it prints to `on_line` (with `state`,
 /// on a reader thread; the first line also carries libtest's `test … ... ` prefix), waits at
-/// most `wait` until `on_line` has returned `true` (an ack) `kill_after` times, waits `delay`
-/// more and SIGKILLs the child. Fails when the child exits or closes stdout before the kill, or
-/// ends other than by the kill. Returns the state once every line printed before the kill was
-/// read.
+/// most `wait` until `on_line` has returned `true` (an ack) `kill.after_acks` times, waits
+/// `kill.delay` more and SIGKILLs the child. Fails when the child exits or closes stdout before
+/// the kill, or ends other than by the kill. Returns the state once every line printed before
+/// the kill was read.
 pub(crate) fn run_and_kill<T: Send + 'static>(
     mut cmd: Command,
-    kill_after: u64,
+    kill: KillPoint,
     wait: Duration,
-    delay: Duration,
     mut state: T,
     on_line: fn(&mut T, &str) -> bool,
 ) -> T {
@@ -139,6 +161,10 @@ pub(crate) fn run_and_kill<T: Send + 'static>(
     let child_stderr = || std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
     let deadline = Instant::now() + wait;
     let mut seen = 0;
+    let KillPoint {
+        after_acks: kill_after,
+        delay,
+    } = kill;
     while seen < kill_after {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(()) => seen += 1,
