@@ -18,7 +18,9 @@ use serde_json::Value as Json;
 use super::inputs::check_key;
 use super::leaf_rows::{WorkflowLeafRow, WorkflowLeafState};
 use super::rows::WorkflowRunStatus;
-use crate::codec::{StoredRow, encode_json, insert_row_sql, select_row, select_rows};
+use crate::codec::{
+    StoredRow, encode_json, insert_row_sql, select_row, select_rows, update_guarded,
+};
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 
@@ -55,29 +57,18 @@ fn check_lease(lease_ms: i64) -> Result<()> {
     Ok(())
 }
 
-/// `UPDATE workflow_leaves SET {set}` of leaf `(run_id, step_key)` only while it is claimed with
-/// `token`; `values` bind the placeholders of `set`. `true` when the leaf was updated (`false`:
-/// the claim is no longer this token's).
-fn update_claimed(
-    inner: &Inner,
-    tx: &mut dyn Transaction,
-    set: &str,
-    mut values: Vec<Value>,
-    run_id: &str,
-    step_key: &str,
-    token: &str,
-) -> Result<bool> {
-    let sql = format!(
-        "UPDATE {} SET {set} WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
-        inner.t.workflow_leaves
-    );
-    values.extend([
+/// The guard of a write by the holder of a leaf claim (see [`held_claim`]): the update matches
+/// only while the leaf is claimed with the token.
+const HELD_CLAIM: &str = "run_id = ? AND step_key = ? AND state = ? AND claim_token = ?";
+
+/// The parameters of [`HELD_CLAIM`] for leaf `(run_id, step_key)` and claim `token`.
+fn held_claim(run_id: &str, step_key: &str, token: &str) -> [Value; 4] {
+    [
         Value::from(run_id),
         Value::from(step_key),
         Value::from(CLAIMED),
         Value::from(token),
-    ]);
-    Ok(tx.execute(&sql, &values)? > 0)
+    ]
 }
 
 fn fetch_leaf(
@@ -274,7 +265,8 @@ impl SessionStore {
             let now = now_ms();
             let set = "claim_expires_at_ms = ?, updated_at_ms = ?";
             let values = vec![Value::Int(now.saturating_add(lease_ms)), Value::Int(now)];
-            update_claimed(inner, tx, set, values, &id, &key, &token)
+            let guard = held_claim(&id, &key, &token);
+            update_guarded(tx, &inner.t.workflow_leaves, set, values, HELD_CLAIM, guard)
         })
         .await
     }
@@ -353,7 +345,8 @@ impl SessionStore {
             let set =
                 "state = ?, claim_token = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?";
             let values = vec![Value::from(READY), Value::Int(now_ms())];
-            update_claimed(inner, tx, set, values, &id, &key, &token)
+            let guard = held_claim(&id, &key, &token);
+            update_guarded(tx, &inner.t.workflow_leaves, set, values, HELD_CLAIM, guard)
         })
         .await
     }
