@@ -95,27 +95,6 @@ async fn the_summary_call_is_retried_and_evented_and_completed_is_reported() {
     assert_eq!(store.list_compactions(&sid).await.unwrap().len(), 1);
 }
 
-/// Remembers what the compactor stashed.
-#[derive(Default)]
-struct Stash(Mutex<Vec<MemorySnapshot>>);
-
-impl MemoryProvider for Stash {
-    fn recall<'a>(
-        &'a self,
-        _s: &'a str,
-        _m: &'a [Message],
-        _b: u64,
-    ) -> BoxFuture<'a, Result<Vec<Message>>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-    fn remember<'a>(&'a self, snapshot: MemorySnapshot) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.0.lock().unwrap().push(snapshot);
-            Ok(())
-        })
-    }
-}
-
 /// Folds every persisted message but the last, after stashing the originals (fetched from the
 /// store by seq) into the context's memory; summarizes with the request's model.
 struct StashingCompactor;
@@ -170,7 +149,7 @@ async fn a_custom_compactor_reads_the_folded_rows_and_stashes_them_in_memory() {
         .text("answer one")
         .then_text("folded summary")
         .then_text("answer two");
-    let stash = Arc::new(Stash::default());
+    let stash = Arc::new(TestMemory::default());
     let cfg = AgentLoopConfig::default()
         .with_memory(Some(stash.clone() as Arc<dyn MemoryProvider>))
         .with_compactor(Some(Arc::new(StashingCompactor)));
@@ -186,7 +165,7 @@ async fn a_custom_compactor_reads_the_folded_rows_and_stashes_them_in_memory() {
     let r = lp.send(&sid, "question two").await.unwrap();
     assert_eq!(r.final_text, "answer two");
     // The stash: first the compactor's (rows 1-2, fetched by seq), then the runs' own remember.
-    let snaps = stash.0.lock().unwrap().clone();
+    let snaps = stash.remembered.lock().unwrap().clone();
     let texts: Vec<String> = snaps[1].messages.iter().map(Message::text).collect();
     assert_eq!(texts, vec!["question one", "answer one"]);
     assert_eq!(snaps[1].session_id, sid);

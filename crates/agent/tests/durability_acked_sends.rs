@@ -25,14 +25,11 @@
 mod durability;
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use durability::{Group, Target, well_formed};
+use durability::{Group, KillPoint, Target, child_command, run_and_kill, well_formed};
 use power_loop_agent::{NewSessionOptions, RunStatus, SendOptions, StatefulAgentLoop};
 use power_loop_contracts::ErrorCode;
 use power_loop_llm::{ScriptedLlm, Step};
@@ -114,6 +111,18 @@ impl Kind {
     }
 }
 
+/// A loop on `store` with the test tools, answering with a scripted model the caller pushes the
+/// steps of each send to (as a freshly started process would).
+fn scripted_loop(store: SessionStore) -> (ScriptedLlm, StatefulAgentLoop) {
+    let llm = ScriptedLlm::new();
+    let lp = StatefulAgentLoop::builder(Arc::new(llm.clone()))
+        .store(store)
+        .tools(registry())
+        .build()
+        .unwrap();
+    (llm, lp)
+}
+
 /// Runs only inside the child process: sends until killed, acking each completed send.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "child process of the acked-sends durability tests"]
@@ -123,12 +132,7 @@ async fn child_sends_and_acks() {
     };
     let sid = std::env::var("PL_DUR_SID").unwrap();
     let round: u32 = std::env::var("PL_DUR_ROUND").unwrap().parse().unwrap();
-    let llm = ScriptedLlm::new();
-    let lp = StatefulAgentLoop::builder(Arc::new(llm.clone()))
-        .store(target.open().await)
-        .tools(registry())
-        .build()
-        .unwrap();
+    let (llm, lp) = scripted_loop(target.open().await);
     let mut out = std::io::stdout();
     for n in 0..CHILD_MAX_SENDS {
         let l = label(round, n);
@@ -146,95 +150,21 @@ async fn child_sends_and_acks() {
     }
 }
 
-/// This test binary. On Linux `/proc/self/exe`, which still names the running binary when a
-/// concurrent `cargo build` replaced the file at `current_exe()` (seen on a shared checkout).
-fn own_binary() -> std::path::PathBuf {
-    let proc_exe = std::path::Path::new("/proc/self/exe");
-    if proc_exe.exists() {
-        proc_exe.to_path_buf()
-    } else {
-        std::env::current_exe().unwrap()
-    }
-}
-
-/// Spawns the child for `round`, waits for `kill_after` acks, waits `delay` more and SIGKILLs
-/// it. Returns the number of acks it printed (all of them, read to EOF after the kill).
-fn run_child_and_kill(
-    target: &Target,
-    sid: &str,
-    round: u32,
-    kill_after: u64,
-    delay: Duration,
-) -> u64 {
-    let stderr_file = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = Command::new(own_binary());
-    cmd.args([
-        "--exact",
-        CHILD,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("PL_DUR_SID", sid)
-    .env("PL_DUR_ROUND", round.to_string())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::from(stderr_file.reopen().unwrap()));
+/// Spawns the child for `round` and SIGKILLs it at `kill`. Returns the number of acks it
+/// printed (all of them, read to EOF after the kill).
+fn run_child_and_kill(target: &Target, sid: &str, round: u32, kill: KillPoint) -> u64 {
+    let mut cmd = child_command(CHILD);
+    cmd.env("PL_DUR_SID", sid)
+        .env("PL_DUR_ROUND", round.to_string());
     target.to_env(&mut cmd);
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<u64>();
-    let reader = std::thread::spawn(move || {
-        let mut acks = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The first ack shares its line with libtest's `test … ... ` prefix.
-            if let Some((_, n)) = line.split_once("ACK ") {
-                let n: u64 = n.trim().parse().unwrap();
-                acks.push(n);
-                let _ = tx.send(n);
-            }
-        }
-        acks
+    let wait = Duration::from_secs(60);
+    let acks = run_and_kill(cmd, kill, wait, Vec::new(), |acks, line| {
+        let Some((_, n)) = line.split_once("ACK ") else {
+            return false;
+        };
+        acks.push(n.trim().parse::<u64>().unwrap());
+        true
     });
-    let child_stderr = || std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(n) if n + 1 >= kill_after => break,
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the child did not reach {kill_after} acks:\n{}",
-                    child_stderr()
-                );
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "the child exited before the kill:\n{}",
-                    child_stderr()
-                );
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = child.wait().unwrap();
-                panic!(
-                    "the child closed stdout before the kill ({status}):\n{}",
-                    child_stderr()
-                );
-            }
-        }
-    }
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the child ended on its own ({status}) instead of being killed:\n{}",
-        child_stderr()
-    );
-    let acks = reader.join().unwrap();
     let want: Vec<u64> = (0..acks.len() as u64).collect();
     assert_eq!(acks, want, "acks out of order");
     acks.len() as u64
@@ -372,20 +302,12 @@ async fn scenario(target: Target, rounds: u32) {
     let mut seen = Vec::new();
     let mut late_commits = 0;
     for round in 0..rounds {
-        let kill_after = 30 + rand::random_range(0..20u64);
-        // Sometimes right at the ack (the next send just started), else somewhere inside the
-        // following sends.
-        let delay = match rand::random_range(0..4u32) {
-            0 => Duration::ZERO,
-            _ => Duration::from_micros(rand::random_range(0..4_000u64)),
-        };
+        let kill = KillPoint::random(30, 20, 4_000);
         let t = target.clone();
         let s = sid.clone();
-        let acks = tokio::task::spawn_blocking(move || {
-            run_child_and_kill(&t, &s, round, kill_after, delay)
-        })
-        .await
-        .unwrap();
+        let acks = tokio::task::spawn_blocking(move || run_child_and_kill(&t, &s, round, kill))
+            .await
+            .unwrap();
         for n in 0..acks {
             expected.push(Expect {
                 label: label(round, n),
@@ -420,19 +342,15 @@ async fn scenario(target: Target, rounds: u32) {
         let pending = probe.get_pending(&sid).await.unwrap();
         let what = outcome(g.as_ref(), pending.is_some());
         eprintln!(
-            "round {round}: {acks} acks, killed {delay:?} after ack >= {kill_after}: {what} ({in_flight_kind:?})"
+            "round {round}: {acks} acks, killed {:?} after ack >= {}: {what} ({in_flight_kind:?})",
+            kill.delay, kill.after_acks
         );
         seen.push(what);
         recover(&store, &sid, round, pending.is_some(), &mut expected).await;
         verify(&probe, &sid, &expected).await;
     }
     // The session keeps working after the last crash.
-    let llm = ScriptedLlm::new();
-    let lp = StatefulAgentLoop::builder(Arc::new(llm.clone()))
-        .store(store.clone())
-        .tools(registry())
-        .build()
-        .unwrap();
+    let (llm, lp) = scripted_loop(store.clone());
     llm.push(Step::text(answer("final")));
     let r = lp.send(&sid, "final").await.unwrap();
     assert_eq!(r.final_text, answer("final"));
@@ -453,12 +371,7 @@ async fn recover(
     pending: bool,
     expected: &mut Vec<Expect>,
 ) {
-    let llm = ScriptedLlm::new();
-    let lp = StatefulAgentLoop::builder(Arc::new(llm.clone()))
-        .store(store.clone())
-        .tools(registry())
-        .build()
-        .unwrap();
+    let (llm, lp) = scripted_loop(store.clone());
     let recover_label = format!("r{round} recover");
     let parent_send = |expected: &mut Vec<Expect>| {
         llm.push(Step::text(answer(&recover_label)));

@@ -20,8 +20,9 @@ use power_loop_agent::{
 };
 use power_loop_contracts::{BoxFuture, ErrorCode, LlmRequest, LlmService, LlmStream, Result};
 use power_loop_llm::ScriptedLlm;
+use power_loop_store::conformance::support::open_test_store;
 use power_loop_store::db::{TxMode, Value};
-use power_loop_store::{SessionStore, StoreOptions, now_ms, open_store, run_tx, timer_status};
+use power_loop_store::{SessionStore, now_ms, run_tx, timer_status};
 use support::*;
 use tokio::sync::Notify;
 
@@ -83,17 +84,73 @@ fn texts(lp_msgs: &[power_loop_contracts::Message]) -> Vec<String> {
 
 /// Opens the store at `dsn` (any backend) with `prefix`.
 async fn open_at(dsn: &str, prefix: &str) -> SessionStore {
-    open_store(
-        dsn,
-        StoreOptions::default().with_table_prefix(prefix),
-        &[
-            power_loop_store_sqlite::BACKEND,
-            power_loop_store_postgres::BACKEND,
-            power_loop_store_mysql::BACKEND,
-        ],
-    )
-    .await
-    .unwrap()
+    let backends = [
+        power_loop_store_sqlite::BACKEND,
+        power_loop_store_postgres::BACKEND,
+        power_loop_store_mysql::BACKEND,
+    ];
+    open_test_store(dsn, Some(prefix), &backends).await
+}
+
+/// A loop over `store` answering with `llm`.
+fn loop_on(llm: impl LlmService + 'static, store: &SessionStore) -> StatefulAgentLoop {
+    StatefulAgentLoop::builder(Arc::new(llm))
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
+/// Which backend a scenario runs on.
+#[derive(Clone, Copy)]
+enum On {
+    /// A SQLite file of this name in a fresh temp dir, tables prefixed `pl_`.
+    Sqlite(&'static str),
+    /// The PostgreSQL test server, with a fresh table prefix from this tag.
+    Postgres(&'static str),
+    /// The MySQL/MariaDB test server, with a fresh table prefix from this tag.
+    MySql(&'static str),
+}
+
+/// The start of a take-over scenario: where the store lives (DSN, table prefix, the temp dir of
+/// a SQLite file), worker A (its own store handle, and a loop whose model waits for the test's
+/// gate) and a second, independent handle on the same store.
+struct Takeover {
+    dsn: String,
+    prefix: String,
+    _dir: Option<tempfile::TempDir>,
+    a_store: SessionStore,
+    other: SessionStore,
+    llm: GatedLlm,
+    lp_a: StatefulAgentLoop,
+}
+
+impl Takeover {
+    /// Opens both handles on `on`; `None` (skip) when its server's DSN is unset.
+    async fn start(on: On) -> Option<Takeover> {
+        let server = |dsn: Option<String>, tag| Some((dsn?, unique_prefix(tag), None));
+        let (dsn, prefix, dir) = match on {
+            On::Sqlite(file) => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join(file).to_str().unwrap().to_owned();
+                (path, "pl_".to_owned(), Some(dir))
+            }
+            On::Postgres(tag) => server(power_loop_store::conformance::support::pg_dsn(), tag)?,
+            On::MySql(tag) => server(power_loop_store::conformance::support::mysql_dsn(), tag)?,
+        };
+        let a_store = open_at(&dsn, &prefix).await;
+        let other = open_at(&dsn, &prefix).await;
+        let llm = GatedLlm::new("A answer");
+        let lp_a = loop_on(llm.clone(), &a_store);
+        Some(Takeover {
+            dsn,
+            prefix,
+            _dir: dir,
+            a_store,
+            other,
+            llm,
+            lp_a,
+        })
+    }
 }
 
 /// How the first worker loses its lease, per backend.
@@ -176,6 +233,19 @@ async fn lose_lease(admin: &SessionStore, sid: &str, loss: Loss, sqlite_path: Op
     }
 }
 
+/// The second worker on its own store handle: takes the session over (waiting for the lease)
+/// and sends.
+async fn b_sends(dsn: &str, prefix: &str, sid: &str) {
+    let store = open_at(dsn, prefix).await;
+    let lp = StatefulAgentLoop::builder(Arc::new(ScriptedLlm::new().then_text("B answer")))
+        .store(store.clone())
+        .lease_wait(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    lp.send(sid, "from B").await.unwrap();
+    store.close().await.unwrap();
+}
+
 /// Runs only inside the child process: the second worker, taking the session over and sending.
 #[tokio::test]
 #[ignore = "child process of the fencing tests"]
@@ -185,13 +255,7 @@ async fn child_second_worker_sends() {
     };
     let sid = std::env::var("PL_FENCE_SID").unwrap();
     let prefix = std::env::var("PL_FENCE_PREFIX").unwrap_or_else(|_| "pl_".into());
-    let store = open_at(&dsn, &prefix).await;
-    let lp = StatefulAgentLoop::builder(Arc::new(ScriptedLlm::new().then_text("B answer")))
-        .store(store)
-        .lease_wait(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    lp.send(&sid, "from B").await.unwrap();
+    b_sends(&dsn, &prefix, &sid).await;
     println!("SECOND_WORKER_SENT");
 }
 
@@ -214,25 +278,16 @@ async fn second_worker_sends(dsn: &str, prefix: &str, sid: &str, as_process: boo
         assert!(out.status.success(), "the second worker process failed");
         assert!(String::from_utf8_lossy(&out.stdout).contains("SECOND_WORKER_SENT"));
     } else {
-        let store = open_at(dsn, prefix).await;
-        let lp = StatefulAgentLoop::builder(Arc::new(ScriptedLlm::new().then_text("B answer")))
-            .store(store.clone())
-            .lease_wait(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        lp.send(sid, "from B").await.unwrap();
-        store.close().await.unwrap();
+        b_sends(dsn, prefix, sid).await;
     }
 }
 
-async fn lease_loss_scenario(dsn: &str, prefix: &str, loss: Loss, second_as_process: bool) {
-    let a_store = open_at(dsn, prefix).await;
-    let admin = open_at(dsn, prefix).await;
-    let llm = GatedLlm::new("A answer");
-    let lp_a = StatefulAgentLoop::builder(Arc::new(llm.clone()))
-        .store(a_store.clone())
-        .build()
-        .unwrap();
+async fn lease_loss_scenario(on: On, loss: Loss, second_as_process: bool) {
+    let Some(t) = Takeover::start(on).await else {
+        return;
+    };
+    let (dsn, prefix) = (t.dsn.as_str(), t.prefix.as_str());
+    let (a_store, admin, llm, lp_a) = (&t.a_store, &t.other, &t.llm, &t.lp_a);
     let sid = lp_a
         .new_session(NewSessionOptions::default())
         .await
@@ -242,7 +297,7 @@ async fn lease_loss_scenario(dsn: &str, prefix: &str, loss: Loss, second_as_proc
     llm.wait_arrived().await;
 
     let sqlite_path = matches!(loss, Loss::RemoveLockFile).then_some(dsn);
-    lose_lease(&admin, &sid, loss, sqlite_path).await;
+    lose_lease(admin, &sid, loss, sqlite_path).await;
     second_worker_sends(dsn, prefix, &sid, second_as_process).await;
 
     llm.open();
@@ -281,50 +336,33 @@ async fn lease_loss_scenario(dsn: &str, prefix: &str, loss: Loss, second_as_proc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_lost_lease_cannot_commit_second_process_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fence.db");
-    lease_loss_scenario(path.to_str().unwrap(), "pl_", Loss::RemoveLockFile, true).await;
+    lease_loss_scenario(On::Sqlite("fence.db"), Loss::RemoveLockFile, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_terminated_lease_connection_cannot_commit() {
-    let Some(dsn) = power_loop_store::conformance::support::pg_dsn() else {
-        return;
-    };
-    lease_loss_scenario(&dsn, &unique_prefix("fence"), Loss::PgTerminate, false).await;
+    lease_loss_scenario(On::Postgres("fence"), Loss::PgTerminate, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_terminated_lease_second_process_wins() {
-    let Some(dsn) = power_loop_store::conformance::support::pg_dsn() else {
-        return;
-    };
-    lease_loss_scenario(&dsn, &unique_prefix("fencp"), Loss::PgTerminate, true).await;
+    lease_loss_scenario(On::Postgres("fencp"), Loss::PgTerminate, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_killed_lease_connection_cannot_commit() {
-    let Some(dsn) = power_loop_store::conformance::support::mysql_dsn() else {
-        return;
-    };
-    lease_loss_scenario(&dsn, &unique_prefix("fence"), Loss::MySqlKill, false).await;
+    lease_loss_scenario(On::MySql("fence"), Loss::MySqlKill, false).await;
 }
 
 /// Runner A claims a timer and delivers through a model call that waits; meanwhile its claim
 /// goes stale and runner B claims the firing again. A's answer cannot commit and A completes
 /// nothing; B sees the delivered message and only completes: exactly one delivery.
-async fn timer_claim_scenario(dsn: &str, prefix: &str) {
-    let a_store = open_at(dsn, prefix).await;
-    let b_store = open_at(dsn, prefix).await;
-    let llm = GatedLlm::new("A answer");
-    let lp_a = StatefulAgentLoop::builder(Arc::new(llm.clone()))
-        .store(a_store.clone())
-        .build()
-        .unwrap();
-    let lp_b = StatefulAgentLoop::builder(Arc::new(ScriptedLlm::new().then_text("B answer")))
-        .store(b_store.clone())
-        .build()
-        .unwrap();
+async fn timer_claim_scenario(on: On) {
+    let Some(t) = Takeover::start(on).await else {
+        return;
+    };
+    let (a_store, b_store, llm, lp_a) = (&t.a_store, &t.other, &t.llm, &t.lp_a);
+    let lp_b = loop_on(ScriptedLlm::new().then_text("B answer"), b_store);
     let sid = lp_a
         .new_session(NewSessionOptions::default())
         .await
@@ -381,23 +419,15 @@ async fn timer_claim_scenario(dsn: &str, prefix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_stale_timer_runner_cannot_deliver() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("timers.db");
-    timer_claim_scenario(path.to_str().unwrap(), "pl_").await;
+    timer_claim_scenario(On::Sqlite("timers.db")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stale_timer_runner_cannot_deliver() {
-    let Some(dsn) = power_loop_store::conformance::support::pg_dsn() else {
-        return;
-    };
-    timer_claim_scenario(&dsn, &unique_prefix("fentm")).await;
+    timer_claim_scenario(On::Postgres("fentm")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_stale_timer_runner_cannot_deliver() {
-    let Some(dsn) = power_loop_store::conformance::support::mysql_dsn() else {
-        return;
-    };
-    timer_claim_scenario(&dsn, &unique_prefix("fentm")).await;
+    timer_claim_scenario(On::MySql("fentm")).await;
 }

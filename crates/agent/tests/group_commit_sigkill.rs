@@ -19,14 +19,11 @@
 mod durability;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use durability::well_formed;
+use durability::{KillPoint, child_command, run_and_kill, well_formed};
 use power_loop_agent::{NewSessionOptions, RunStatus, StatefulAgentLoop};
 use power_loop_llm::{Fallback, ScriptedLlm};
 use power_loop_store::backend::{ConnectOptions, SqliteSync};
@@ -127,16 +124,6 @@ async fn group_commit_child() {
     reporter.abort();
 }
 
-/// This test binary (`/proc/self/exe` still names it if a concurrent build replaced the file).
-fn own_binary() -> std::path::PathBuf {
-    let proc_exe = std::path::Path::new("/proc/self/exe");
-    if proc_exe.exists() {
-        proc_exe.to_path_buf()
-    } else {
-        std::env::current_exe().unwrap()
-    }
-}
-
 /// What one child run reported before it was killed.
 struct ChildRun {
     /// Acknowledged send numbers per session index, in ack order.
@@ -145,99 +132,43 @@ struct ChildRun {
     groups: Option<(u64, u64, u64)>,
 }
 
-/// Spawns the child, waits for `kill_after` acks in total, waits `delay` more and SIGKILLs it.
+/// Spawns the child and SIGKILLs it at `kill` (acks counted over all sessions).
 fn run_child_and_kill(
     path: &str,
     sync: SqliteSync,
     sids: &[String],
     round: u32,
-    kill_after: usize,
-    delay: Duration,
+    kill: KillPoint,
 ) -> ChildRun {
-    let stderr_file = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(own_binary())
-        .args([
-            "--exact",
-            CHILD,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PL_GC_DB", path)
+    let mut cmd = child_command(CHILD);
+    cmd.env("PL_GC_DB", path)
         .env("PL_GC_SYNC", sync_name(sync))
         .env("PL_GC_ROUND", round.to_string())
-        .env("PL_GC_SIDS", sids.join(","))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr_file.reopen().unwrap()))
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut run = ChildRun {
-            acks: BTreeMap::new(),
-            groups: None,
-        };
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // The first line shares libtest's `test … ... ` prefix.
-            if let Some((_, rest)) = line.split_once("ACK ") {
-                let mut it = rest.split_whitespace().map(|x| x.parse::<u64>().unwrap());
-                let (i, n) = (it.next().unwrap(), it.next().unwrap());
-                run.acks
-                    .entry(usize::try_from(i).unwrap())
-                    .or_default()
-                    .push(n);
-                let _ = tx.send(());
-            } else if let Some((_, rest)) = line.split_once("GROUPS ") {
-                let v: Vec<u64> = rest
-                    .split_whitespace()
-                    .map(|x| x.parse().unwrap())
-                    .collect();
-                run.groups = Some((v[0], v[1], v[2]));
-            }
+        .env("PL_GC_SIDS", sids.join(","));
+    let run = ChildRun {
+        acks: BTreeMap::new(),
+        groups: None,
+    };
+    let wait = Duration::from_secs(120);
+    let run = run_and_kill(cmd, kill, wait, run, |run, line| {
+        if let Some((_, rest)) = line.split_once("ACK ") {
+            let mut it = rest.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+            let (i, n) = (it.next().unwrap(), it.next().unwrap());
+            run.acks
+                .entry(usize::try_from(i).unwrap())
+                .or_default()
+                .push(n);
+            return true;
         }
-        run
+        if let Some((_, rest)) = line.split_once("GROUPS ") {
+            let v: Vec<u64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap())
+                .collect();
+            run.groups = Some((v[0], v[1], v[2]));
+        }
+        false
     });
-    let child_stderr = || std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen = 0;
-    while seen < kill_after {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(()) => seen += 1,
-            Err(RecvTimeoutError::Timeout) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the child did not reach {kill_after} acks:\n{}",
-                    child_stderr()
-                );
-                assert!(
-                    child.try_wait().unwrap().is_none(),
-                    "the child exited before the kill:\n{}",
-                    child_stderr()
-                );
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = child.wait().unwrap();
-                panic!(
-                    "the child closed stdout before the kill ({status}):\n{}",
-                    child_stderr()
-                );
-            }
-        }
-    }
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "the child ended on its own ({status}) instead of being killed:\n{}",
-        child_stderr()
-    );
-    let run = reader.join().unwrap();
     for (i, acks) in &run.acks {
         let want: Vec<u64> = (0..acks.len() as u64).collect();
         assert_eq!(acks, &want, "session {i}: acks out of order");
@@ -317,21 +248,19 @@ async fn scenario(sync: SqliteSync, rounds: u32) {
     let mut baseline: Vec<Vec<String>> = vec![Vec::new(); SESSIONS];
     let mut grouped = false;
     for round in 0..rounds {
-        let kill_after = 150 + rand::random_range(0..150usize);
-        let delay = match rand::random_range(0..4u32) {
-            0 => Duration::ZERO,
-            _ => Duration::from_micros(rand::random_range(0..5_000u64)),
-        };
-        let run = run_child_and_kill(&path, sync, &sids, round, kill_after, delay);
+        let kill = KillPoint::random(150, 150, 5_000);
+        let run = run_child_and_kill(&path, sync, &sids, round, kill);
         let (probe, probe_db) = open(&path, sync).await;
         baseline = verify(&probe, &sids, round, &run, &baseline).await;
         probe.close().await.unwrap();
         probe_db.close().await.unwrap();
         let acks: usize = run.acks.values().map(Vec::len).sum();
         eprintln!(
-            "{} round {round}: {acks} acks, killed {delay:?} after {kill_after}; writer counters \
+            "{} round {round}: {acks} acks, killed {:?} after {}; writer counters \
              (bodies, groups, largest group): {:?}",
             sync_name(sync),
+            kill.delay,
+            kill.after_acks,
             run.groups
         );
         if let Some((bodies, groups, largest)) = run.groups {

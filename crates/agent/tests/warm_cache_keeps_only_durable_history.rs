@@ -10,32 +10,11 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use power_loop_agent::{
-    AgentHooks, AgentLoopConfig, MemoryProvider, MemorySnapshot, NewSessionOptions,
-    StatefulAgentLoop,
-};
-use power_loop_contracts::{BoxFuture, ErrorCode, Message, Result};
+use power_loop_agent::{AgentHooks, AgentLoopConfig, NewSessionOptions, StatefulAgentLoop};
+use power_loop_contracts::{ErrorCode, Message};
 use power_loop_llm::{ScriptedLlm, Step};
 use power_loop_store::SessionStore;
 use support::*;
-
-/// Recalls the same fact on every run.
-struct Fact;
-
-impl MemoryProvider for Fact {
-    fn recall<'a>(
-        &'a self,
-        _session_id: &'a str,
-        _messages: &'a [Message],
-        _budget_tokens: u64,
-    ) -> BoxFuture<'a, Result<Vec<Message>>> {
-        Box::pin(async { Ok(vec![Message::user("the user likes tea").with_name("fact")]) })
-    }
-
-    fn remember<'a>(&'a self, _snapshot: MemorySnapshot) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 fn script() -> ScriptedLlm {
     ScriptedLlm::new()
@@ -57,7 +36,10 @@ fn make_loop(llm: &ScriptedLlm, store: SessionStore, hooks: AgentHooks) -> State
         .config(
             AgentLoopConfig::default()
                 .with_system_prompt("You are terse.")
-                .with_memory(Some(Arc::new(Fact))),
+                .with_memory(Some(Arc::new(TestMemory {
+                    recalled: vec![Message::user("the user likes tea").with_name("fact")],
+                    ..TestMemory::default()
+                }))),
         )
         .hooks(hooks)
         .build()

@@ -45,6 +45,22 @@ pub(crate) fn select_row<R: StoredRow>(
         .transpose()
 }
 
+/// `UPDATE {table} SET {sets} WHERE {guard}`: `params` bind the placeholders of `sets`, then
+/// `guard_params` those of `guard`. `true` iff a row matched (the guarded writes of the journal:
+/// a live attempt, a held leaf claim).
+pub(crate) fn update_guarded(
+    tx: &mut dyn Transaction,
+    table: &str,
+    sets: &str,
+    mut params: Vec<Value>,
+    guard: &str,
+    guard_params: impl IntoIterator<Item = Value>,
+) -> Result<bool> {
+    params.extend(guard_params);
+    let sql = format!("UPDATE {table} SET {sets} WHERE {guard}");
+    Ok(tx.execute(&sql, &params)? > 0)
+}
+
 /// `INSERT INTO {table} ({R::COLUMNS}) VALUES (?, …)`: a whole row, bound in column order.
 pub(crate) fn insert_row_sql<R: StoredRow>(table: &str) -> String {
     let cols: Vec<&str> = R::COLUMNS.split(", ").collect();

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::resume::rehydrate;
-use crate::engine::{RunOptions, RunOutcome, create_run, execute};
+use crate::engine::{Attempt, RunOptions, RunOutcome, create_run, execute};
 use crate::journal::{WAKE_NOTE_PREFIX, wake_note};
 use crate::result::{RunStatus, WorkflowResult};
 use crate::spec::WorkflowSpec;
@@ -71,16 +71,12 @@ pub async fn start_detached(
     let cancel = options.cancel.clone();
     let (lp2, spec) = (lp.clone(), spec.clone());
     let task = tokio::spawn(async move {
-        let r = execute(
-            &lp2,
-            &options,
-            &spec,
-            Some(journal.clone()),
-            Default::default(),
-            None,
-            true,
-        )
-        .await;
+        let attempt = Attempt {
+            journal: Some(journal.clone()),
+            wake: true,
+            ..Attempt::default()
+        };
+        let r = execute(&lp2, &options, &spec, attempt).await;
         after_detached(&lp2, &journal.run_id, parent_session(&options), &spec, r).await
     });
     Ok(RunHandle {
@@ -111,22 +107,14 @@ pub async fn resume_detached(
     if !store.session_exists(&parent).await? {
         return Err(Error::session_not_found(&parent));
     }
-    let r = rehydrate(lp, run_id).await?;
+    let mut r = rehydrate(lp, run_id).await?;
     options.parent_session_id = Some(parent);
     options.journal = true;
     let cancel = options.cancel.clone();
     let lp2 = lp.clone();
     let task = tokio::spawn(async move {
-        let out = execute(
-            &lp2,
-            &options,
-            &r.spec,
-            Some(r.journal.clone()),
-            r.replay,
-            r.row.driver_session_id.clone(),
-            true,
-        )
-        .await;
+        let attempt = r.attempt(true);
+        let out = execute(&lp2, &options, &r.spec, attempt).await;
         after_detached(
             &lp2,
             &r.journal.run_id,

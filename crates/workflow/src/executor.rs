@@ -4,7 +4,7 @@
 //! parent. A subprocess executor implements the same trait.
 
 use futures_util::future::BoxFuture;
-use power_loop_agent::{AgentSpec, RunUsage, StatefulAgentLoop, run_agent_spec};
+use power_loop_agent::{AgentSpec, RunUsage, StatefulAgentLoop, SubagentReport, run_agent_spec};
 use power_loop_contracts::Result;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +99,32 @@ impl LeafOutcome {
             db_path: None,
         }
     }
+
+    /// The outcome of a leaf that ran as a sub-agent and ended with `status` (the sub-agent's
+    /// status name; an unknown one is a failure) and `final_text`. Its error: none when it
+    /// completed, the text when it was rejected, else one naming the status.
+    pub(crate) fn of_subagent(status: &str, final_text: String) -> Self {
+        let status = LeafStatus::parse(status).unwrap_or(LeafStatus::Failed);
+        let error = match status {
+            LeafStatus::Completed => None,
+            LeafStatus::Rejected => Some(final_text.clone()),
+            other => Some(format!("the sub-agent ended with status {other}")),
+        };
+        let mut o = LeafOutcome::new(status, final_text);
+        o.error = error;
+        o
+    }
+
+    /// [`of_subagent`](Self::of_subagent) for a sub-agent run in this process, with its session,
+    /// rounds, usage and structured answer.
+    pub(crate) fn of_subagent_report(r: SubagentReport) -> Self {
+        let mut o = LeafOutcome::of_subagent(&r.status, r.final_text);
+        o.session_id = r.session_id;
+        o.rounds = r.rounds;
+        o.usage = r.usage;
+        o.payload = r.structured;
+        o
+    }
 }
 
 /// Runs workflow leaves. Object-safe: the engine holds an `Arc<dyn LeafExecutor>`.
@@ -135,22 +161,7 @@ impl LeafExecutor for InProcessExecutor {
                 Some(request.cancel.clone()),
             )
             .await?;
-            let status = LeafStatus::parse(&r.status).unwrap_or(LeafStatus::Failed);
-            let error = match status {
-                LeafStatus::Rejected => Some(r.final_text.clone()),
-                LeafStatus::Completed => None,
-                other => Some(format!("the sub-agent ended with status {other}")),
-            };
-            Ok(LeafOutcome {
-                session_id: r.session_id,
-                status,
-                final_text: r.final_text,
-                rounds: r.rounds,
-                usage: r.usage,
-                payload: r.structured,
-                error,
-                db_path: None,
-            })
+            Ok(LeafOutcome::of_subagent_report(r))
         })
     }
 }

@@ -2,6 +2,7 @@
 //! and `follow_up`. Each runs under the session guard ([`super::guard`]), loads or takes the
 //! session's window, sets up a [`Run`] and drives it to its end.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Message, Result, ToolCall};
@@ -16,6 +17,15 @@ use crate::result::{
     FollowUpOutcome, FollowUpQueued, RunStatus, SendOptions, StatefulResult, UserInput,
 };
 use crate::run::{Run, RunSetup};
+
+/// The session's own system prompt; `session.not_found` when the session does not exist.
+async fn session_prompt(store: &SessionStore, sid: &str) -> Result<Option<String>> {
+    let session = store
+        .get_session(sid)
+        .await?
+        .ok_or_else(|| Error::session_not_found(sid))?;
+    Ok(session.system_prompt)
+}
 
 fn pending_error(sid: &str, p: &PendingState) -> Error {
     let names: Vec<String> = p
@@ -242,10 +252,23 @@ impl StatefulAgentLoop {
         session_id: &str,
         cancel: Option<CancellationToken>,
     ) -> Result<StatefulResult> {
+        self.with_session_uncached(session_id, |store| async move {
+            self.resume_locked(&store, session_id, cancel).await
+        })
+        .await
+    }
+
+    /// Runs `body` under the session guard, marked in flight, then drops the session's cached
+    /// window (`resume` and `submit_input` run on a freshly loaded one and never cache it).
+    async fn with_session_uncached<T, F, Fut>(&self, sid: &str, body: F) -> Result<T>
+    where
+        F: FnOnce(SessionStore) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
         let _in = self.enter();
-        self.with_session(session_id, |store| async move {
-            let out = self.resume_locked(&store, session_id, cancel).await;
-            self.shared.cache.invalidate(session_id);
+        self.with_session(sid, |store| async move {
+            let out = body(store).await;
+            self.shared.cache.invalidate(sid);
             out
         })
         .await
@@ -257,10 +280,7 @@ impl StatefulAgentLoop {
         sid: &str,
         cancel: Option<CancellationToken>,
     ) -> Result<StatefulResult> {
-        let session = store
-            .get_session(sid)
-            .await?
-            .ok_or_else(|| Error::session_not_found(sid))?;
+        let session_prompt = session_prompt(store, sid).await?;
         let pending = store.get_pending(sid).await?;
         if let Some(p) = pending
             .as_ref()
@@ -277,7 +297,7 @@ impl StatefulAgentLoop {
             }
             (calls, u32::try_from(p.round_index).unwrap_or(0))
         });
-        self.run_fresh(store, sid, session.system_prompt, cancel, calls)
+        self.run_fresh(store, sid, session_prompt, cancel, calls)
             .await
     }
 
@@ -289,13 +309,9 @@ impl StatefulAgentLoop {
         value: serde_json::Value,
         cancel: Option<CancellationToken>,
     ) -> Result<StatefulResult> {
-        let _in = self.enter();
-        self.with_session(session_id, |store| async move {
-            let out = self
-                .submit_locked(&store, session_id, interaction_id, value, cancel)
-                .await;
-            self.shared.cache.invalidate(session_id);
-            out
+        self.with_session_uncached(session_id, |store| async move {
+            self.submit_locked(&store, session_id, interaction_id, value, cancel)
+                .await
         })
         .await
     }
@@ -308,10 +324,7 @@ impl StatefulAgentLoop {
         value: serde_json::Value,
         cancel: Option<CancellationToken>,
     ) -> Result<StatefulResult> {
-        let session = store
-            .get_session(sid)
-            .await?
-            .ok_or_else(|| Error::session_not_found(sid))?;
+        let session_prompt = session_prompt(store, sid).await?;
         let pending = store.get_pending(sid).await?.unwrap_or_default();
         let Some(interaction) = pending
             .pending_interactions
@@ -351,7 +364,7 @@ impl StatefulAgentLoop {
         let calls = left
             .filter(|p| p.has_unresolved())
             .map(|p| (calls_of(&p), u32::try_from(p.round_index).unwrap_or(0)));
-        self.run_fresh(store, sid, session.system_prompt, cancel, calls)
+        self.run_fresh(store, sid, session_prompt, cancel, calls)
             .await
     }
 

@@ -1,14 +1,20 @@
-//! Helpers of the durability tests (`durability_acked_sends`, `tool_runs_after_pending_commit`):
-//! where a store lives (SQLite file or a server DSN with a table prefix, so a child process or an
-//! independent handle can open the very same store) and the transcript well-formedness check.
-//! Included with `#[path = "support/durability.rs"] mod durability;`.
+//! Helpers of the durability tests (`durability_acked_sends`, `group_commit_sigkill`,
+//! `tool_runs_after_pending_commit`): where a store lives (SQLite file or a server DSN with a
+//! table prefix, so a child process or an independent handle can open the very same store), the
+//! child process that acks its sends until it is SIGKILLed, and the transcript well-formedness
+//! check. Included with `#[path = "support/durability.rs"] mod durability;`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use power_loop_store::{
-    MessageRow, MessageState, PendingState, SessionStore, StoreOptions, open_store,
-};
+use power_loop_store::conformance::support::open_test_store;
+use power_loop_store::{BackendDescriptor, MessageRow, MessageState, PendingState, SessionStore};
 
 /// Where a store lives: a SQLite file path, or a server DSN plus a unique table prefix.
 #[derive(Debug, Clone)]
@@ -58,31 +64,143 @@ impl Target {
 
     /// Opens a new, independent store handle (own connection / pool) on the target.
     pub(crate) async fn open(&self) -> SessionStore {
-        match &self.prefix {
-            None => open_store(
-                &self.dsn,
-                StoreOptions::default(),
-                &[power_loop_store_sqlite::BACKEND],
-            )
-            .await
-            .unwrap(),
-            Some(prefix) => open_store(
-                &self.dsn,
-                StoreOptions::default().with_table_prefix(prefix),
-                &[
-                    power_loop_store_postgres::BACKEND,
-                    power_loop_store_mysql::BACKEND,
-                ],
-            )
-            .await
-            .unwrap(),
-        }
+        let backends: &[BackendDescriptor] = match &self.prefix {
+            None => &[power_loop_store_sqlite::BACKEND],
+            Some(_) => &[
+                power_loop_store_postgres::BACKEND,
+                power_loop_store_mysql::BACKEND,
+            ],
+        };
+        open_test_store(&self.dsn, self.prefix.as_deref(), backends).await
     }
 }
 
 /// A unique, valid table prefix (random, so concurrent test runs never share tables).
 pub(crate) fn unique_prefix(tag: &str) -> String {
     power_loop_store::conformance::support::unique_prefix(tag)
+}
+
+/// This test binary. On Linux `/proc/self/exe`, which still names the running binary when a
+/// concurrent `cargo build` replaced the file at `current_exe()` (seen on a shared checkout).
+pub(crate) fn own_binary() -> PathBuf {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().unwrap()
+    }
+}
+
+/// This test binary re-executed on the ignored test `child` alone (the child process of a
+/// SIGKILL test); the caller adds its env vars.
+pub(crate) fn child_command(child: &str) -> Command {
+    let mut cmd = Command::new(own_binary());
+    cmd.args([
+        "--exact",
+        child,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    cmd
+}
+
+/// When a child is SIGKILLed: once it has acked `after_acks` times, and `delay` later.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KillPoint {
+    /// Acks to wait for.
+    pub(crate) after_acks: u64,
+    /// How long to wait after them.
+    pub(crate) delay: Duration,
+}
+
+impl KillPoint {
+    /// A random point: after `min_acks` plus up to `spread` - 1 acks; then, one time in four,
+    /// right at the ack (the next send just started), else up to `max_delay_us` microseconds
+    /// later (somewhere inside the following sends).
+    pub(crate) fn random(min_acks: u64, spread: u64, max_delay_us: u64) -> KillPoint {
+        let after_acks = min_acks + rand::random_range(0..spread);
+        let delay = match rand::random_range(0..4u32) {
+            0 => Duration::ZERO,
+            _ => Duration::from_micros(rand::random_range(0..max_delay_us)),
+        };
+        KillPoint { after_acks, delay }
+    }
+}
+
+/// Spawns `cmd` (see [`child_command`]), feeds each line it prints to `on_line` (with `state`,
+/// on a reader thread; the first line also carries libtest's `test … ... ` prefix), waits at
+/// most `wait` until `on_line` has returned `true` (an ack) `kill.after_acks` times, waits
+/// `kill.delay` more and SIGKILLs the child. Fails when the child exits or closes stdout before
+/// the kill, or ends other than by the kill. Returns the state once every line printed before
+/// the kill was read.
+pub(crate) fn run_and_kill<T: Send + 'static>(
+    mut cmd: Command,
+    kill: KillPoint,
+    wait: Duration,
+    mut state: T,
+    on_line: fn(&mut T, &str) -> bool,
+) -> T {
+    let stderr_file = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr_file.reopen().unwrap()))
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            if on_line(&mut state, &line) {
+                let _ = tx.send(());
+            }
+        }
+        state
+    });
+    let child_stderr = || std::fs::read_to_string(stderr_file.path()).unwrap_or_default();
+    let deadline = Instant::now() + wait;
+    let mut seen = 0;
+    let KillPoint {
+        after_acks: kill_after,
+        delay,
+    } = kill;
+    while seen < kill_after {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) => seen += 1,
+            Err(RecvTimeoutError::Timeout) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the child did not reach {kill_after} acks:\n{}",
+                    child_stderr()
+                );
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "the child exited before the kill:\n{}",
+                    child_stderr()
+                );
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = child.wait().unwrap();
+                panic!(
+                    "the child closed stdout before the kill ({status}):\n{}",
+                    child_stderr()
+                );
+            }
+        }
+    }
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child ended on its own ({status}) instead of being killed:\n{}",
+        child_stderr()
+    );
+    reader.join().unwrap()
 }
 
 /// The ids of an assistant row's tool calls, in order.

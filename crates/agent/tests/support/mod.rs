@@ -4,9 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use power_loop_agent::{AgentEventBus, EventFilter};
-use power_loop_contracts::{AgentEvent, EventPayload, ToolDefinition, ToolOutput};
-use power_loop_store::{SessionStore, StoreOptions, open_store};
+use power_loop_agent::{AgentEventBus, EventFilter, MemoryProvider, MemorySnapshot};
+use power_loop_contracts::{
+    AgentEvent, BoxFuture, EventPayload, Message, Result, ToolDefinition, ToolOutput,
+};
+use power_loop_store::SessionStore;
+use power_loop_store::conformance::support::open_test_store;
 use power_loop_tools::{ToolRegistry, tool_fn};
 use serde_json::json;
 
@@ -14,25 +17,12 @@ use serde_json::json;
 pub(crate) async fn sqlite_store() -> (SessionStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
-    let store = open_store(
-        path.to_str().unwrap(),
-        StoreOptions::default(),
-        &[power_loop_store_sqlite::BACKEND],
-    )
-    .await
-    .unwrap();
-    (store, dir)
+    (sqlite_at(path.to_str().unwrap()).await, dir)
 }
 
 /// Opens the SQLite store at `path`.
 pub(crate) async fn sqlite_at(path: &str) -> SessionStore {
-    open_store(
-        path,
-        StoreOptions::default(),
-        &[power_loop_store_sqlite::BACKEND],
-    )
-    .await
-    .unwrap()
+    open_test_store(path, None, &[power_loop_store_sqlite::BACKEND]).await
 }
 
 /// A PostgreSQL store with this table prefix, when `POWER_LOOP_TEST_PG_DSN` is set (`None` skips;
@@ -44,13 +34,7 @@ pub(crate) async fn pg_store(prefix: &str) -> Option<SessionStore> {
 
 /// Opens PostgreSQL with this prefix.
 pub(crate) async fn pg_at(dsn: &str, prefix: &str) -> SessionStore {
-    open_store(
-        dsn,
-        StoreOptions::default().with_table_prefix(prefix),
-        &[power_loop_store_postgres::BACKEND],
-    )
-    .await
-    .unwrap()
+    open_test_store(dsn, Some(prefix), &[power_loop_store_postgres::BACKEND]).await
 }
 
 /// A unique, valid table prefix (see `power_loop_store::conformance::support::unique_prefix`).
@@ -161,4 +145,32 @@ pub(crate) fn names(log: &Arc<Mutex<Vec<AgentEvent>>>) -> Vec<String> {
             other => other.event_type().as_str().to_owned(),
         })
         .collect()
+}
+
+/// A memory provider: recalls `recalled` on every run and keeps every snapshot it is asked to
+/// remember, in order.
+#[derive(Default)]
+pub(crate) struct TestMemory {
+    /// What every recall returns.
+    pub(crate) recalled: Vec<Message>,
+    /// Every remembered snapshot.
+    pub(crate) remembered: Mutex<Vec<MemorySnapshot>>,
+}
+
+impl MemoryProvider for TestMemory {
+    fn recall<'a>(
+        &'a self,
+        _session_id: &'a str,
+        _messages: &'a [Message],
+        _budget_tokens: u64,
+    ) -> BoxFuture<'a, Result<Vec<Message>>> {
+        Box::pin(async { Ok(self.recalled.clone()) })
+    }
+
+    fn remember<'a>(&'a self, snapshot: MemorySnapshot) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.remembered.lock().unwrap().push(snapshot);
+            Ok(())
+        })
+    }
 }

@@ -51,37 +51,7 @@ pub async fn seq_starts_at_one_and_is_gapless(ctx: Ctx) {
 pub async fn seq_is_gapless_under_concurrency(ctx: Ctx) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
-    let mut tasks = Vec::new();
-    for t in 0..16 {
-        let s = s.clone();
-        let sid = sid.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            for i in 0..25 {
-                if i % 5 == 4 {
-                    let seqs = s
-                        .append_messages(
-                            &sid,
-                            vec![
-                                NewMessage::user(format!("{t}-{i}a")),
-                                NewMessage::user(format!("{t}-{i}b")),
-                            ],
-                        )
-                        .await
-                        .unwrap();
-                    got.extend(seqs);
-                } else {
-                    got.push(
-                        s.append_message(&sid, NewMessage::user(format!("{t}-{i}")))
-                            .await
-                            .unwrap(),
-                    );
-                }
-            }
-            got
-        }));
-    }
-    let all = super::sorted_seqs(tasks).await;
+    let all = super::append_concurrently(std::slice::from_ref(&s), &sid, 16, 25, Some(5)).await;
     let n = 16 * (25 + 5);
     assert_eq!(
         all,

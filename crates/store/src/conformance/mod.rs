@@ -65,12 +65,47 @@ fn code(e: &power_loop_contracts::Error) -> &'static str {
     e.code().as_str()
 }
 
-/// Every seq the spawned appenders were given, sorted (for the gap-free checks).
-async fn sorted_seqs(tasks: Vec<tokio::task::JoinHandle<Vec<i64>>>) -> Vec<i64> {
+/// Spawns `tasks` concurrent appenders on session `sid` (task `t` on `stores[t % stores.len()]`),
+/// each appending `per_task` user messages `{t}-{i}` one call at a time, except that with
+/// `pairs_every = Some(k)` every `k`-th is a pair `{t}-{i}a`, `{t}-{i}b` in one call. Returns
+/// every seq the appenders were given, sorted (for the gap-free checks).
+async fn append_concurrently(
+    stores: &[SessionStore],
+    sid: &str,
+    tasks: usize,
+    per_task: usize,
+    pairs_every: Option<usize>,
+) -> Vec<i64> {
+    use crate::NewMessage;
+
+    let handles: Vec<_> = (0..tasks)
+        .map(|t| {
+            let s = stores[t % stores.len()].clone();
+            let sid = sid.to_owned();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                for i in 0..per_task {
+                    if pairs_every.is_some_and(|k| i % k == k - 1) {
+                        let pair = vec![
+                            NewMessage::user(format!("{t}-{i}a")),
+                            NewMessage::user(format!("{t}-{i}b")),
+                        ];
+                        let seqs = s.append_messages(&sid, pair).await;
+                        got.extend(seqs.unwrap_or_else(|e| panic!("append_messages: {e}")));
+                    } else {
+                        let m = NewMessage::user(format!("{t}-{i}"));
+                        let seq = s.append_message(&sid, m).await;
+                        got.push(seq.unwrap_or_else(|e| panic!("append_message: {e}")));
+                    }
+                }
+                got
+            })
+        })
+        .collect();
     let mut all = Vec::new();
-    for t in tasks {
+    for h in handles {
         all.extend(
-            t.await
+            h.await
                 .unwrap_or_else(|e| panic!("an appender task failed: {e}")),
         );
     }

@@ -8,6 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::{BackendDescriptor, SessionStore, StoreOptions, open_store};
+
 /// The variable naming the PostgreSQL test server.
 pub const PG_DSN_VAR: &str = "POWER_LOOP_TEST_PG_DSN";
 /// The variable naming the MySQL/MariaDB test server.
@@ -76,4 +78,24 @@ pub fn unique_prefix(tag: &str) -> String {
         .collect();
     let (r, n) = unique_suffix();
     format!("t{tag}_{:08x}_", r ^ (n as u32).rotate_left(24))
+}
+
+/// Opens the store at `dsn` with one of `backends`, its tables prefixed `prefix` when given (the
+/// default prefix otherwise): the one way the test suites open a store by DSN.
+///
+/// # Panics
+/// When the store cannot be opened.
+#[allow(clippy::panic)]
+pub async fn open_test_store(
+    dsn: &str,
+    prefix: Option<&str>,
+    backends: &[BackendDescriptor],
+) -> SessionStore {
+    let options = match prefix {
+        Some(p) => StoreOptions::default().with_table_prefix(p),
+        None => StoreOptions::default(),
+    };
+    open_store(dsn, options, backends)
+        .await
+        .unwrap_or_else(|e| panic!("opening the test store failed: {e}"))
 }

@@ -125,23 +125,7 @@ pub async fn separate_store_handles_share_one_sequence(ctx: Ctx) {
     let opts = crate::StoreOptions::new().with_table_prefix(&ctx.prefix);
     let b = crate::SessionStore::new(std::sync::Arc::clone(&ctx.db), &opts).unwrap();
     let sid = a.create_session(NewSession::new()).await.unwrap();
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let s = if t % 2 == 0 { a.clone() } else { b.clone() };
-        let sid = sid.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            for i in 0..10 {
-                got.push(
-                    s.append_message(&sid, NewMessage::user(format!("{t}-{i}")))
-                        .await
-                        .unwrap(),
-                );
-            }
-            got
-        }));
-    }
-    let all = super::sorted_seqs(tasks).await;
+    let all = super::append_concurrently(&[a.clone(), b.clone()], &sid, 8, 10, None).await;
     assert_eq!(all, (1..=80).collect::<Vec<_>>());
     assert_eq!(b.get_state(&sid).await.unwrap().unwrap().next_seq, 81);
 }
@@ -153,6 +137,7 @@ pub async fn separate_store_handles_share_one_sequence(ctx: Ctx) {
 /// deferred (multi-row message insert included).
 pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
     use crate::db::{TxMode, Value};
+    use crate::run_tx;
 
     let t = format!("{}deferred_probe", ctx.prefix);
     let create = format!("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)");
@@ -175,65 +160,45 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
 
     // Successful deferred writes: later statements of the body see them; the commit keeps them.
     let (ins, t2) = (insert.clone(), t.clone());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(-1));
-    let s2 = std::sync::Arc::clone(&seen);
-    ctx.db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| {
-                tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(10)])?;
-                tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(20)])?;
-                let row = tx
-                    .fetch_optional(&format!("SELECT COUNT(*) AS n FROM {t2}"), &[])?
-                    .unwrap();
-                *s2.lock().unwrap() = row.i64("n")?;
-                tx.execute_deferred(
-                    &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
-                    &[Value::Int(5), Value::Int(2)],
-                )
-            }),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        *seen.lock().unwrap(),
-        2,
-        "a later statement sees deferred writes"
-    );
+    let seen = run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(10)])?;
+        tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(20)])?;
+        let row = tx
+            .fetch_optional(&format!("SELECT COUNT(*) AS n FROM {t2}"), &[])?
+            .unwrap();
+        tx.execute_deferred(
+            &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
+            &[Value::Int(5), Value::Int(2)],
+        )?;
+        row.i64("n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 2, "a later statement sees deferred writes");
     assert_eq!(rows().await, vec![(1, 10), (2, 25)]);
 
     // A plain execute of a duplicate key gives the reference error code.
     let ins = insert.clone();
-    let plain = ctx
-        .db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| {
-                tx.execute(&ins, &[Value::Int(1), Value::Int(1)])?;
-                Ok(())
-            }),
-        )
-        .await
-        .unwrap_err();
+    let plain = run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute(&ins, &[Value::Int(1), Value::Int(1)])?;
+        Ok(())
+    })
+    .await
+    .unwrap_err();
 
     // A failing deferred write among good ones, surfacing only at commit: nothing is kept.
     let (ins, t2) = (insert.clone(), t.clone());
-    let e = ctx
-        .db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| {
-                tx.execute_deferred(&ins, &[Value::Int(3), Value::Int(30)])?;
-                tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(99)])?;
-                tx.execute_deferred(
-                    &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
-                    &[Value::Int(100), Value::Int(2)],
-                )?;
-                tx.execute_deferred(&ins, &[Value::Int(4), Value::Int(40)])
-            }),
-        )
-        .await
-        .unwrap_err();
+    let e = run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute_deferred(&ins, &[Value::Int(3), Value::Int(30)])?;
+        tx.execute_deferred(&ins, &[Value::Int(1), Value::Int(99)])?;
+        tx.execute_deferred(
+            &format!("UPDATE {t2} SET v = v + ? WHERE id = ?"),
+            &[Value::Int(100), Value::Int(2)],
+        )?;
+        tx.execute_deferred(&ins, &[Value::Int(4), Value::Int(40)])
+    })
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), code(&plain), "{e} vs {plain}");
     assert_eq!(code(&e), "store.constraint", "{e}");
     assert_eq!(
@@ -244,19 +209,14 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
 
     // A failing deferred write surfacing at the next statement: the body sees the error.
     let (ins, t2) = (insert.clone(), t.clone());
-    let e = ctx
-        .db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| {
-                tx.execute_deferred(&ins, &[Value::Int(5), Value::Int(50)])?;
-                tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(0)])?;
-                tx.fetch_all(&format!("SELECT id FROM {t2}"), &[])?;
-                Ok(())
-            }),
-        )
-        .await
-        .unwrap_err();
+    let e = run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute_deferred(&ins, &[Value::Int(5), Value::Int(50)])?;
+        tx.execute_deferred(&ins, &[Value::Int(2), Value::Int(0)])?;
+        tx.fetch_all(&format!("SELECT id FROM {t2}"), &[])?;
+        Ok(())
+    })
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), "store.constraint", "{e}");
     assert_eq!(rows().await, vec![(1, 10), (2, 25)]);
     super::port::exec(&*ctx.db, &format!("DROP TABLE {t}"), vec![])
@@ -287,31 +247,26 @@ pub async fn deferred_writes_are_all_or_nothing(ctx: Ctx) {
         s.tables().messages
     );
     let planted_sid = sid.clone();
-    ctx.db
-        .transact(
-            TxMode::Write,
-            Box::new(move |tx| {
-                tx.execute(
-                    &plant,
-                    &[
-                        Value::from(planted_sid.as_str()),
-                        Value::Int(4),
-                        Value::from("user"),
-                        Value::Null,
-                        Value::from("planted"),
-                        Value::Null,
-                        Value::Null,
-                        Value::Null,
-                        Value::from("active"),
-                        Value::from("{}"),
-                        Value::Int(0),
-                    ],
-                )
-                .map(|_| ())
-            }),
+    run_tx(&*ctx.db, TxMode::Write, move |tx| {
+        tx.execute(
+            &plant,
+            &[
+                Value::from(planted_sid.as_str()),
+                Value::Int(4),
+                Value::from("user"),
+                Value::Null,
+                Value::from("planted"),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::from("active"),
+                Value::from("{}"),
+                Value::Int(0),
+            ],
         )
-        .await
-        .unwrap();
+    })
+    .await
+    .unwrap();
     let state = other.get_state(&sid).await.unwrap().unwrap();
     let session = other.get_session(&sid).await.unwrap().unwrap();
     let stats = other.get_session_stats(&sid).await.unwrap();

@@ -255,16 +255,11 @@ impl WorkflowEngine {
         } else {
             None
         };
-        execute(
-            &self.lp,
-            &self.opts,
-            spec,
+        let attempt = Attempt {
             journal,
-            HashMap::new(),
-            None,
-            false,
-        )
-        .await
+            ..Attempt::default()
+        };
+        execute(&self.lp, &self.opts, spec, attempt).await
     }
 
     /// Resumes the run `run_id` with this engine's options (see [`crate::resume_run`]).
@@ -386,24 +381,33 @@ fn start_heartbeat(j: &Journal, every: Duration) -> Heartbeat {
     Heartbeat(stop)
 }
 
+/// What one attempt starts from and how it ends: its journal (`None`: a run without one), the
+/// recorded leaf results it replays, the driver session it reuses, and whether its finish arms
+/// the parent's wake.
+#[derive(Default)]
+pub(crate) struct Attempt {
+    pub(crate) journal: Option<Journal>,
+    pub(crate) replay: HashMap<String, AgentResult>,
+    pub(crate) reuse_driver: Option<String>,
+    pub(crate) wake: bool,
+}
+
 /// Runs one attempt: driver session, node tree, finish in the store (with the parent's wake
-/// when `wake`). Store failures before the tree runs end the attempt as `failed` and are
+/// when `attempt.wake`). Store failures before the tree runs end the attempt as `failed` and are
 /// returned. The attempt runs inside its `power_loop.workflow.run` span.
 pub(crate) async fn execute(
     lp: &StatefulAgentLoop,
     opts: &RunOptions,
     spec: &WorkflowSpec,
-    journal: Option<Journal>,
-    replay: HashMap<String, AgentResult>,
-    reuse_driver: Option<String>,
-    wake: bool,
+    attempt: Attempt,
 ) -> Result<RunOutcome> {
+    let journal = attempt.journal.as_ref();
     let span = observe::run_span(
         &spec.name,
-        journal.as_ref().map(|j| j.run_id.as_str()),
-        journal.as_ref().map_or(1, |j| j.attempt),
+        journal.map(|j| j.run_id.as_str()),
+        journal.map_or(1, |j| j.attempt),
     );
-    execute_attempt(lp, opts, spec, journal, replay, reuse_driver, wake)
+    execute_attempt(lp, opts, spec, attempt)
         .instrument(span)
         .await
 }
@@ -412,11 +416,14 @@ async fn execute_attempt(
     lp: &StatefulAgentLoop,
     opts: &RunOptions,
     spec: &WorkflowSpec,
-    journal: Option<Journal>,
-    replay: HashMap<String, AgentResult>,
-    reuse_driver: Option<String>,
-    wake: bool,
+    attempt: Attempt,
 ) -> Result<RunOutcome> {
+    let Attempt {
+        journal,
+        replay,
+        reuse_driver,
+        wake,
+    } = attempt;
     let started = Instant::now();
     let run_id = journal.as_ref().map(|j| j.run_id.clone());
     let attempt = journal.as_ref().map_or(1, |j| j.attempt);

@@ -7,7 +7,7 @@ use power_loop_agent::StatefulAgentLoop;
 use power_loop_contracts::Result;
 use power_loop_store::{WorkflowRunRow, now_ms};
 
-use super::{RunOptions, RunOutcome, execute, run_error};
+use super::{Attempt, RunOptions, RunOutcome, execute, run_error};
 use crate::journal::{Journal, new_owner, replay_cache};
 use crate::spec::WorkflowSpec;
 
@@ -17,6 +17,19 @@ pub(crate) struct Rehydrated {
     pub(crate) spec: WorkflowSpec,
     pub(crate) journal: Journal,
     pub(crate) replay: std::collections::HashMap<String, crate::result::AgentResult>,
+}
+
+impl Rehydrated {
+    /// The attempt it runs (its journal, replaying the cache, on the run's driver session);
+    /// takes the cache. `wake`: its finish arms the parent's wake.
+    pub(crate) fn attempt(&mut self, wake: bool) -> Attempt {
+        Attempt {
+            journal: Some(self.journal.clone()),
+            replay: std::mem::take(&mut self.replay),
+            reuse_driver: self.row.driver_session_id.clone(),
+            wake,
+        }
+    }
 }
 
 /// Claims the next attempt of `run_id` and loads what it replays. Errors (code
@@ -83,19 +96,11 @@ pub async fn resume_run(
 /// Runs an attempt already claimed by [`rehydrate`] to its end (the body of [`resume_run`]).
 pub(crate) async fn execute_rehydrated(
     lp: &StatefulAgentLoop,
-    r: Rehydrated,
+    mut r: Rehydrated,
     mut options: RunOptions,
 ) -> Result<RunOutcome> {
     options.parent_session_id = r.row.parent_session_id.clone();
     options.journal = true;
-    execute(
-        lp,
-        &options,
-        &r.spec,
-        Some(r.journal),
-        r.replay,
-        r.row.driver_session_id.clone(),
-        false,
-    )
-    .await
+    let attempt = r.attempt(false);
+    execute(lp, &options, &r.spec, attempt).await
 }

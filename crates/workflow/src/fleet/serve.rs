@@ -286,21 +286,7 @@ async fn run_job(lp: &StatefulAgentLoop, job: &FleetJob, cancel: CancellationTok
     .await;
     match r {
         Err(e) => failed(&e),
-        Ok(r) => {
-            let status = LeafStatus::parse(&r.status).unwrap_or(LeafStatus::Failed);
-            let error = match status {
-                LeafStatus::Rejected => Some(r.final_text.clone()),
-                LeafStatus::Completed => None,
-                other => Some(format!("the sub-agent ended with status {other}")),
-            };
-            let mut o = LeafOutcome::new(status, r.final_text);
-            o.session_id = r.session_id;
-            o.rounds = r.rounds;
-            o.usage = r.usage;
-            o.payload = r.structured;
-            o.error = error;
-            o
-        }
+        Ok(r) => LeafOutcome::of_subagent_report(r),
     }
 }
 

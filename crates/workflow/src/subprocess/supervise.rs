@@ -298,18 +298,11 @@ fn describe(status: Option<ExitStatus>) -> String {
 /// Turns a worker's report into the leaf's outcome, importing its session into the parent's
 /// store under the driver session.
 async fn merge(req: &LeafRequest, report: WorkerReport, own_store: bool) -> LeafOutcome {
-    let status = LeafStatus::parse(&report.status).unwrap_or(LeafStatus::Failed);
-    let error = match status {
-        LeafStatus::Completed => None,
-        LeafStatus::Rejected => Some(report.final_text.clone()),
-        other => Some(format!("the sub-agent ended with status {other}")),
-    };
-    let mut o = LeafOutcome::new(status, report.final_text);
+    let mut o = LeafOutcome::of_subagent(&report.status, report.final_text);
     o.session_id = report.session_id;
     o.rounds = report.rounds;
     o.usage = report.usage;
     o.payload = report.payload;
-    o.error = error;
     if own_store
         && let Some(archive) = report.archive
         && let Err(e) = import(

@@ -102,7 +102,7 @@ impl WorkflowSpec {
                     );
                 }
                 let mut walker = node::Walker::new(&ids, &mut p);
-                walker.node(raw, "root", &mut Vec::new(), 1)
+                walker.node(raw, "root")
             }
         };
         match (root, p.0.is_empty()) {

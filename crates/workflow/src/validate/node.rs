@@ -21,6 +21,9 @@ pub(super) struct Walker<'a> {
     pub(super) problems: &'a mut Problems,
     /// The sorted referenceable ids, rendered once for "unknown node" messages.
     pub(super) known: String,
+    /// The position of the node being walked (empty at the root; its nesting depth is its
+    /// length + 1).
+    pub(super) pos: Vec<Comp>,
 }
 
 impl<'a> Walker<'a> {
@@ -30,18 +33,13 @@ impl<'a> Walker<'a> {
             ids,
             problems,
             known,
+            pos: Vec::new(),
         }
     }
 
-    /// Validates one node; `None` when it (or a descendant) has a problem.
-    pub(super) fn node(
-        &mut self,
-        v: &Value,
-        path: &str,
-        pos: &mut Vec<Comp>,
-        depth: usize,
-    ) -> Option<Node> {
-        if depth > MAX_NODE_DEPTH {
+    /// Validates one node (at [`Walker::pos`]); `None` when it (or a descendant) has a problem.
+    pub(super) fn node(&mut self, v: &Value, path: &str) -> Option<Node> {
+        if self.pos.len() + 1 > MAX_NODE_DEPTH {
             self.problems.push(
                 path,
                 format!("nodes nest deeper than {MAX_NODE_DEPTH} levels; flatten the workflow"),
@@ -53,11 +51,11 @@ impl<'a> Walker<'a> {
             return None;
         };
         match obj.get("type").and_then(Value::as_str) {
-            Some("agent") => self.agent(obj, path, pos),
-            Some("sequence") => self.sequence(obj, path, pos, depth),
-            Some("parallel") => self.parallel(obj, path, pos, depth),
-            Some("foreach") => self.foreach(obj, path, pos, depth),
-            Some("branch") => self.branch(obj, path, pos, depth),
+            Some("agent") => self.agent(obj, path),
+            Some("sequence") => self.sequence(obj, path),
+            Some("parallel") => self.parallel(obj, path),
+            Some("foreach") => self.foreach(obj, path),
+            Some("branch") => self.branch(obj, path),
             _ => {
                 let got = obj
                     .get("type")
@@ -71,18 +69,48 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn child(
-        &mut self,
-        v: &Value,
-        path: String,
-        pos: &mut Vec<Comp>,
-        comp: Comp,
-        depth: usize,
-    ) -> Option<Node> {
-        pos.push(comp);
-        let out = self.node(v, &path, pos, depth + 1);
-        pos.pop();
+    /// Validates the child node `comp` of the current one.
+    fn child(&mut self, v: &Value, path: String, comp: Comp) -> Option<Node> {
+        self.pos.push(comp);
+        let out = self.node(v, &path);
+        self.pos.pop();
         out
+    }
+
+    /// The container's list `key` of child nodes; reports a problem (and gives `None`) when it
+    /// is missing, not a list or empty.
+    fn non_empty_list<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<&'v [Value]> {
+        let list = obj
+            .get(key)
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty());
+        if list.is_none() {
+            self.problems
+                .push(path, format!("'{key}' must be a non-empty list"));
+        }
+        list.map(Vec::as_slice)
+    }
+
+    /// Walks every child node of the list `key` (each at `{path}.{key}[i]`, position `comp(i)`),
+    /// reporting all their problems; `None` when any child has one.
+    fn children(
+        &mut self,
+        raw: &[Value],
+        key: &str,
+        comp: fn(usize) -> Comp,
+        path: &str,
+    ) -> Option<Vec<Node>> {
+        let nodes: Vec<Option<Node>> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.child(v, format!("{path}.{key}[{i}]"), comp(i)))
+            .collect();
+        nodes.into_iter().collect()
     }
 
     fn unknown_keys(&mut self, obj: &Map<String, Value>, allowed: &[&str], path: &str) {
@@ -154,7 +182,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn agent(&mut self, obj: &Map<String, Value>, path: &str, pos: &[Comp]) -> Option<Node> {
+    fn agent(&mut self, obj: &Map<String, Value>, path: &str) -> Option<Node> {
         const KEYS: &[&str] = &[
             "type",
             "id",
@@ -202,7 +230,7 @@ impl<'a> Walker<'a> {
                     .collect();
                 let before = self.problems.0.len();
                 for r in &refs {
-                    self.check_reference(r, "inputs_from", path, pos);
+                    self.check_reference(r, "inputs_from", path);
                 }
                 (self.problems.0.len() == before).then_some(refs)
             }
@@ -232,81 +260,32 @@ impl<'a> Walker<'a> {
         }))
     }
 
-    fn sequence(
-        &mut self,
-        obj: &Map<String, Value>,
-        path: &str,
-        pos: &mut Vec<Comp>,
-        depth: usize,
-    ) -> Option<Node> {
+    fn sequence(&mut self, obj: &Map<String, Value>, path: &str) -> Option<Node> {
         self.unknown_keys(obj, &["type", "id", "steps"], path);
-        let Some(raw) = obj
-            .get("steps")
-            .and_then(Value::as_array)
-            .filter(|s| !s.is_empty())
-        else {
-            self.problems.push(path, "'steps' must be a non-empty list");
-            return None;
-        };
-        let steps: Vec<Option<Node>> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, s)| self.child(s, format!("{path}.steps[{i}]"), pos, Comp::Step(i), depth))
-            .collect();
+        let raw = self.non_empty_list(obj, "steps", path)?;
+        let steps = self.children(raw, "steps", Comp::Step, path);
         Some(Node::Sequence(SequenceNode {
             id: container_id(obj),
-            steps: steps.into_iter().collect::<Option<Vec<_>>>()?,
+            steps: steps?,
         }))
     }
 
-    fn parallel(
-        &mut self,
-        obj: &Map<String, Value>,
-        path: &str,
-        pos: &mut Vec<Comp>,
-        depth: usize,
-    ) -> Option<Node> {
+    fn parallel(&mut self, obj: &Map<String, Value>, path: &str) -> Option<Node> {
         const KEYS: &[&str] = &["type", "id", "branches", "max_concurrency", "on_error"];
         self.unknown_keys(obj, KEYS, path);
-        let Some(raw) = obj
-            .get("branches")
-            .and_then(Value::as_array)
-            .filter(|s| !s.is_empty())
-        else {
-            self.problems
-                .push(path, "'branches' must be a non-empty list");
-            return None;
-        };
+        let raw = self.non_empty_list(obj, "branches", path)?;
         let max_concurrency = self.max_concurrency(obj, path);
         let on_error = self.on_error(obj, path);
-        let branches: Vec<Option<Node>> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                self.child(
-                    b,
-                    format!("{path}.branches[{i}]"),
-                    pos,
-                    Comp::Branch(i),
-                    depth,
-                )
-            })
-            .collect();
+        let branches = self.children(raw, "branches", Comp::Branch, path);
         Some(Node::Parallel(ParallelNode {
             id: container_id(obj),
-            branches: branches.into_iter().collect::<Option<Vec<_>>>()?,
+            branches: branches?,
             max_concurrency: max_concurrency?,
             on_error: on_error?,
         }))
     }
 
-    fn foreach(
-        &mut self,
-        obj: &Map<String, Value>,
-        path: &str,
-        pos: &mut Vec<Comp>,
-        depth: usize,
-    ) -> Option<Node> {
+    fn foreach(&mut self, obj: &Map<String, Value>, path: &str) -> Option<Node> {
         const KEYS: &[&str] = &[
             "type",
             "id",
@@ -346,7 +325,7 @@ impl<'a> Walker<'a> {
                 }
                 Some(s) => {
                     let before = self.problems.0.len();
-                    self.check_reference(s, "items_from", path, pos);
+                    self.check_reference(s, "items_from", path);
                     source_ok &= self.problems.0.len() == before;
                     source = Some(ForeachItems::ItemsFrom(s.to_owned()));
                 }
@@ -376,7 +355,7 @@ impl<'a> Walker<'a> {
                 self.problems.push(path, "foreach requires 'body'");
                 None
             }
-            Some(b) => self.child(b, format!("{path}.body"), pos, Comp::Body, depth),
+            Some(b) => self.child(b, format!("{path}.body"), Comp::Body),
         };
         Some(Node::Foreach(ForeachNode {
             id: container_id(obj),
@@ -389,18 +368,12 @@ impl<'a> Walker<'a> {
         }))
     }
 
-    fn branch(
-        &mut self,
-        obj: &Map<String, Value>,
-        path: &str,
-        pos: &mut Vec<Comp>,
-        depth: usize,
-    ) -> Option<Node> {
+    fn branch(&mut self, obj: &Map<String, Value>, path: &str) -> Option<Node> {
         self.unknown_keys(obj, &["type", "id", "on", "cases", "default"], path);
         let on = match obj.get("on").and_then(Value::as_str) {
             Some(s) if !s.trim().is_empty() => {
                 let before = self.problems.0.len();
-                self.check_reference(s, "on", path, pos);
+                self.check_reference(s, "on", path);
                 (self.problems.0.len() == before).then(|| s.to_owned())
             }
             _ => {
@@ -417,7 +390,7 @@ impl<'a> Walker<'a> {
                     .iter()
                     .map(|(k, child)| {
                         let p = format!("{path}.cases[{}]", repr_str(k));
-                        self.child(child, p, pos, Comp::Case(k.clone()), depth)
+                        self.child(child, p, Comp::Case(k.clone()))
                             .map(|n| (k.clone(), n))
                     })
                     .collect();
@@ -432,7 +405,7 @@ impl<'a> Walker<'a> {
         let default = match obj.get("default") {
             None | Some(Value::Null) => Some(None),
             Some(d) => self
-                .child(d, format!("{path}.default"), pos, Comp::Default, depth)
+                .child(d, format!("{path}.default"), Comp::Default)
                 .map(|n| Some(Box::new(n))),
         };
         Some(Node::Branch(BranchNode {

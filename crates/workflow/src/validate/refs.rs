@@ -6,11 +6,12 @@
 //! cannot have finished when the referencing node starts (see docs/workflows.md).
 
 use super::node::Walker;
-use super::prewalk::{Comp, OrderFault, order_fault};
+use super::prewalk::{OrderFault, order_fault};
 
 impl Walker<'_> {
-    /// Checks one reference made by the node at `path`/`here`; at most one problem.
-    pub(super) fn check_reference(&mut self, raw: &str, what: &str, path: &str, here: &[Comp]) {
+    /// Checks one reference made by the node at `path` (and [`Walker::pos`]); at most one
+    /// problem.
+    pub(super) fn check_reference(&mut self, raw: &str, what: &str, path: &str) {
         let target = raw.split_once('.').map_or(raw, |(id, _)| id);
         if self.ids.body_ids.contains(target) {
             self.problems.push(
@@ -40,7 +41,7 @@ impl Walker<'_> {
             );
             return;
         };
-        let why = match order_fault(target_pos, here) {
+        let why = match order_fault(target_pos, &self.pos) {
             None => return,
             Some(OrderFault::SelfRef) => "which is this node itself".to_owned(),
             Some(OrderFault::Encloses) => {

@@ -8,7 +8,11 @@ use std::time::Duration;
 use power_loop_agent::StatefulAgentLoop;
 use power_loop_contracts::LlmRequest;
 use power_loop_llm::{ScriptedLlm, Step};
-use power_loop_store::{SessionStore, StoreOptions, open_store};
+use power_loop_store::SessionStore;
+use power_loop_store::conformance::support::open_test_store;
+/// The PostgreSQL test DSN, or `None` (skip) when unset; panics when servers are required.
+#[allow(unused_imports)] // used by some of the test binaries only
+pub(crate) use power_loop_store::conformance::support::pg_dsn;
 use power_loop_workflow::WorkflowSpec;
 use serde_json::Value;
 
@@ -21,39 +25,12 @@ pub(crate) async fn sqlite_store() -> (SessionStore, tempfile::TempDir) {
 
 /// Opens the SQLite store at `path`.
 pub(crate) async fn sqlite_at(path: &str) -> SessionStore {
-    open_store(
-        path,
-        StoreOptions::default(),
-        &[power_loop_store_sqlite::BACKEND],
-    )
-    .await
-    .unwrap()
-}
-
-/// The PostgreSQL DSN, or `None` (skip) when unset; panics when servers are required.
-pub(crate) fn pg_dsn() -> Option<String> {
-    match std::env::var("POWER_LOOP_TEST_PG_DSN") {
-        Ok(d) if !d.is_empty() => Some(d),
-        _ => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "POWER_LOOP_TEST_PG_DSN is not set but POWER_LOOP_REQUIRE_SERVERS=1"
-            );
-            eprintln!("skipped: POWER_LOOP_TEST_PG_DSN is not set");
-            None
-        }
-    }
+    open_test_store(path, None, &[power_loop_store_sqlite::BACKEND]).await
 }
 
 /// Opens PostgreSQL with this table prefix.
 pub(crate) async fn pg_at(dsn: &str, prefix: &str) -> SessionStore {
-    open_store(
-        dsn,
-        StoreOptions::default().with_table_prefix(prefix),
-        &[power_loop_store_postgres::BACKEND],
-    )
-    .await
-    .unwrap()
+    open_test_store(dsn, Some(prefix), &[power_loop_store_postgres::BACKEND]).await
 }
 
 /// Opens a store by DSN (SQLite path or postgres:// URL with `prefix`).

@@ -18,7 +18,9 @@ use serde_json::Value as Json;
 use super::inputs::check_key;
 use super::leaf_rows::{WorkflowLeafRow, WorkflowLeafState};
 use super::rows::WorkflowRunStatus;
-use crate::codec::{StoredRow, encode_json, insert_row_sql, select_row, select_rows};
+use crate::codec::{
+    StoredRow, encode_json, insert_row_sql, select_row, select_rows, update_guarded,
+};
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 
@@ -53,6 +55,20 @@ fn check_lease(lease_ms: i64) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The guard of a write by the holder of a leaf claim (see [`held_claim`]): the update matches
+/// only while the leaf is claimed with the token.
+const HELD_CLAIM: &str = "run_id = ? AND step_key = ? AND state = ? AND claim_token = ?";
+
+/// The parameters of [`HELD_CLAIM`] for leaf `(run_id, step_key)` and claim `token`.
+fn held_claim(run_id: &str, step_key: &str, token: &str) -> [Value; 4] {
+    [
+        Value::from(run_id),
+        Value::from(step_key),
+        Value::from(CLAIMED),
+        Value::from(token),
+    ]
 }
 
 fn fetch_leaf(
@@ -247,22 +263,10 @@ impl SessionStore {
         let (id, key, token) = (run_id.to_owned(), step_key.to_owned(), token.to_owned());
         self.write(move |inner, tx| {
             let now = now_ms();
-            let sql = format!(
-                "UPDATE {} SET claim_expires_at_ms = ?, updated_at_ms = ? \
-                 WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
-                inner.t.workflow_leaves
-            );
-            Ok(tx.execute(
-                &sql,
-                &[
-                    Value::Int(now.saturating_add(lease_ms)),
-                    Value::Int(now),
-                    Value::from(id.as_str()),
-                    Value::from(key.as_str()),
-                    Value::from(CLAIMED),
-                    Value::from(token.as_str()),
-                ],
-            )? > 0)
+            let set = "claim_expires_at_ms = ?, updated_at_ms = ?";
+            let values = vec![Value::Int(now.saturating_add(lease_ms)), Value::Int(now)];
+            let guard = held_claim(&id, &key, &token);
+            update_guarded(tx, &inner.t.workflow_leaves, set, values, HELD_CLAIM, guard)
         })
         .await
     }
@@ -338,22 +342,11 @@ impl SessionStore {
     ) -> Result<bool> {
         let (id, key, token) = (run_id.to_owned(), step_key.to_owned(), token.to_owned());
         self.write(move |inner, tx| {
-            let sql = format!(
-                "UPDATE {} SET state = ?, claim_token = NULL, claim_expires_at_ms = NULL, updated_at_ms = ? \
-                 WHERE run_id = ? AND step_key = ? AND state = ? AND claim_token = ?",
-                inner.t.workflow_leaves
-            );
-            Ok(tx.execute(
-                &sql,
-                &[
-                    Value::from(READY),
-                    Value::Int(now_ms()),
-                    Value::from(id.as_str()),
-                    Value::from(key.as_str()),
-                    Value::from(CLAIMED),
-                    Value::from(token.as_str()),
-                ],
-            )? > 0)
+            let set =
+                "state = ?, claim_token = NULL, claim_expires_at_ms = NULL, updated_at_ms = ?";
+            let values = vec![Value::from(READY), Value::Int(now_ms())];
+            let guard = held_claim(&id, &key, &token);
+            update_guarded(tx, &inner.t.workflow_leaves, set, values, HELD_CLAIM, guard)
         })
         .await
     }

@@ -6,7 +6,9 @@ use power_loop_contracts::{Error, ErrorCode, Result};
 
 use super::inputs::{NewWorkflowRun, WorkflowRunFinish, WorkflowStepInput, check_key};
 use super::rows::{WorkflowRunRow, WorkflowRunStatus, WorkflowStepRow};
-use crate::codec::{StoredRow, encode_json, insert_row_sql, select_row, select_rows};
+use crate::codec::{
+    StoredRow, encode_json, insert_row_sql, select_row, select_rows, update_guarded,
+};
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
 use crate::tables::timers::ops::insert_timer;
@@ -436,18 +438,22 @@ fn update_live_attempt(
     run_id: &str,
     attempt: i64,
     sets: &str,
-    mut params: Vec<Value>,
+    params: Vec<Value>,
 ) -> Result<bool> {
-    let sql = format!(
-        "UPDATE {} SET {sets} WHERE run_id = ? AND status = ? AND attempts = ?",
-        inner.t.workflow_runs
-    );
-    params.extend([
+    let guard = "run_id = ? AND status = ? AND attempts = ?";
+    let guard_params = [
         Value::from(run_id),
         Value::from(RUNNING),
         Value::Int(attempt),
-    ]);
-    Ok(tx.execute(&sql, &params)? > 0)
+    ];
+    update_guarded(
+        tx,
+        &inner.t.workflow_runs,
+        sets,
+        params,
+        guard,
+        guard_params,
+    )
 }
 
 fn fetch_run(
