@@ -125,14 +125,6 @@ impl Dialect for MySqlDialect {
         }
         sql
     }
-
-    fn for_update(&self) -> &'static str {
-        " FOR UPDATE"
-    }
-
-    fn for_update_skip_locked(&self) -> &'static str {
-        " FOR UPDATE SKIP LOCKED"
-    }
 }
 
 #[cfg(test)]

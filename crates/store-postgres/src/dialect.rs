@@ -73,14 +73,6 @@ impl Dialect for PostgresDialect {
     fn insert_ignore(&self, table: &str, cols: &[&str], _key_cols: &[&str]) -> String {
         format!("{} ON CONFLICT DO NOTHING", insert_sql(table, cols))
     }
-
-    fn for_update(&self) -> &'static str {
-        " FOR UPDATE"
-    }
-
-    fn for_update_skip_locked(&self) -> &'static str {
-        " FOR UPDATE SKIP LOCKED"
-    }
 }
 
 #[cfg(test)]

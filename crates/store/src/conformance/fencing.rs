@@ -28,6 +28,26 @@ fn texts(rows: &[crate::MessageRow]) -> Vec<String> {
         .collect()
 }
 
+/// Appends one user message through `s`, which must succeed.
+async fn append(s: &SessionStore, sid: &str, text: &str) {
+    s.append_message(sid, NewMessage::user(text))
+        .await
+        .unwrap_or_else(|e| panic!("appending {text:?}: {e}"));
+}
+
+/// Appends one user message through `s`, which must be refused; the error.
+async fn refused(s: &SessionStore, sid: &str, text: &str) -> power_loop_contracts::Error {
+    match s.append_message(sid, NewMessage::user(text)).await {
+        Ok(_) => panic!("appending {text:?} should have been refused"),
+        Err(e) => e,
+    }
+}
+
+/// The session's message texts, in seq order, must be `expected`.
+async fn assert_texts(s: &SessionStore, sid: &str, expected: &[&str]) {
+    assert_eq!(texts(&s.load_all_messages(sid).await.unwrap()), expected);
+}
+
 pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
@@ -49,9 +69,7 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
     );
     let a = s.fenced(la.fence());
     assert_eq!(a.fences().len(), 1);
-    a.append_message(&sid, NewMessage::user("a1"))
-        .await
-        .unwrap();
+    append(&a, &sid, "a1").await;
     a.add_note(&sid, "note of a", false).await.unwrap();
 
     // The first worker's lease is lost; a second worker takes the session over and writes.
@@ -63,9 +81,7 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
         "tokens grow by one per lease, across handles"
     );
     let b = other.fenced(lb.fence());
-    b.append_message(&sid, NewMessage::user("b1"))
-        .await
-        .unwrap();
+    append(&b, &sid, "b1").await;
 
     // Every write of the first worker is refused with the typed error, nothing of it visible.
     let e = a
@@ -116,9 +132,7 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
         .await
         .unwrap();
     // The new holder keeps writing; a fence that never existed is refused too.
-    b.append_message(&sid, NewMessage::user("b2"))
-        .await
-        .unwrap();
+    append(&b, &sid, "b2").await;
     let ghost = s.fenced(Fence::new(
         FenceKind::Session {
             session_id: sid.clone(),
@@ -126,17 +140,11 @@ pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
         "no-such-fence",
         1,
     ));
-    let e = ghost
-        .append_message(&sid, NewMessage::user("ghost"))
-        .await
-        .unwrap_err();
+    let e = refused(&ghost, &sid, "ghost").await;
     assert_eq!(code(&e), "session.lease_lost");
     assert!(e.detail("current_token").is_none());
     lb.release().await.unwrap();
-    assert_eq!(
-        texts(&s.load_all_messages(&sid).await.unwrap()),
-        ["a1", "b1", "b2"]
-    );
+    assert_texts(&s, &sid, &["a1", "b1", "b2"]).await;
 }
 
 /// A writer racing the takeover: every commit of the old holder is ordered before the new
@@ -218,30 +226,18 @@ pub async fn released_lease_is_taken_back_with_its_token(ctx: Ctx) {
     let l1 = s.acquire_session_lease(&sid).await.unwrap();
     let t1 = l1.token();
     let stale = s.fenced(l1.fence());
-    stale
-        .append_message(&sid, NewMessage::user("one"))
-        .await
-        .unwrap();
+    append(&stale, &sid, "one").await;
     l1.release().await.unwrap();
     // Refused at once, before anyone takes the lease again.
-    let e = stale
-        .append_message(&sid, NewMessage::user("stale 1"))
-        .await
-        .unwrap_err();
+    let e = refused(&stale, &sid, "stale 1").await;
     assert_eq!(code(&e), "session.lease_lost", "{e}");
     assert_eq!(e.detail("released").and_then(|v| v.as_bool()), Some(true));
     let l2 = s.acquire_session_lease(&sid).await.unwrap();
     assert_eq!(l2.token(), t1, "nobody took the lease in between");
     assert_eq!(s.fence_token(&name).await.unwrap(), Some(t1));
-    let e = stale
-        .append_message(&sid, NewMessage::user("stale 2"))
-        .await
-        .unwrap_err();
+    let e = refused(&stale, &sid, "stale 2").await;
     assert_eq!(code(&e), "session.lease_lost", "{e}");
-    s.fenced(l2.fence())
-        .append_message(&sid, NewMessage::user("two"))
-        .await
-        .unwrap();
+    append(&s.fenced(l2.fence()), &sid, "two").await;
     l2.release().await.unwrap();
 
     // Another store takes it in between: both increment from then on.
@@ -267,15 +263,9 @@ pub async fn released_lease_is_taken_back_with_its_token(ctx: Ctx) {
     }
     let l4 = l4.expect("the dropped lease was let go");
     assert_eq!(l4.token(), t1 + 3);
-    s.fenced(l4.fence())
-        .append_message(&sid, NewMessage::user("four"))
-        .await
-        .unwrap();
+    append(&s.fenced(l4.fence()), &sid, "four").await;
     l4.release().await.unwrap();
-    assert_eq!(
-        texts(&s.load_all_messages(&sid).await.unwrap()),
-        ["one", "two", "four"]
-    );
+    assert_texts(&s, &sid, &["one", "two", "four"]).await;
 }
 
 pub async fn lost_timer_claim_cannot_deliver_or_complete(ctx: Ctx) {
@@ -321,9 +311,7 @@ pub async fn lost_timer_claim_cannot_deliver_or_complete(ctx: Ctx) {
         assert_eq!(e.detail("current_token").and_then(|v| v.as_i64()), Some(2));
     }
     // The holder delivers once and completes.
-    b.append_message(&sid, NewMessage::user("<timer id=1> wake"))
-        .await
-        .unwrap();
+    append(&b, &sid, "<timer id=1> wake").await;
     assert!(b.finish_firing_timer(&sid, t.timer_id).await.unwrap());
     let row = s.get_timer(&sid, t.timer_id).await.unwrap().unwrap();
     assert_eq!(row.status, ts::FIRED);
@@ -379,9 +367,7 @@ pub async fn schema_v2_database_is_migrated_and_fenced(ctx: Ctx) {
     // Data written by a version-2 build (a handle that skips the schema check).
     let v2 = SessionStore::new(Arc::clone(&ctx.db), &opts(SchemaPolicy::Verify)).unwrap();
     let sid = v2.create_session(NewSession::new()).await.unwrap();
-    v2.append_message(&sid, NewMessage::user("written by v2"))
-        .await
-        .unwrap();
+    append(&v2, &sid, "written by v2").await;
     v2.create_timer(&sid, 5, "v2 timer", None).await.unwrap();
 
     let e = ensure_schema(&*ctx.db, &p, SchemaPolicy::Verify)
@@ -398,10 +384,7 @@ pub async fn schema_v2_database_is_migrated_and_fenced(ctx: Ctx) {
             .unwrap(),
         CURRENT_SCHEMA_VERSION
     );
-    assert_eq!(
-        texts(&s.load_all_messages(&sid).await.unwrap()),
-        ["written by v2"]
-    );
+    assert_texts(&s, &sid, &["written by v2"]).await;
     // The v2 timer is claimable with a token; the session is leasable and fenced.
     let claims = s
         .claim_due_timers(crate::now_ms(), 10, 600_000)
@@ -417,18 +400,9 @@ pub async fn schema_v2_database_is_migrated_and_fenced(ctx: Ctx) {
     let stale = s.fenced(l1.fence());
     l1.release().await.unwrap();
     let l2 = s.acquire_session_lease(&sid).await.unwrap();
-    let e = stale
-        .append_message(&sid, NewMessage::user("stale"))
-        .await
-        .unwrap_err();
+    let e = refused(&stale, &sid, "stale").await;
     assert_eq!(code(&e), "session.lease_lost");
-    s.fenced(l2.fence())
-        .append_message(&sid, NewMessage::user("after the upgrade"))
-        .await
-        .unwrap();
+    append(&s.fenced(l2.fence()), &sid, "after the upgrade").await;
     l2.release().await.unwrap();
-    assert_eq!(
-        texts(&s.load_all_messages(&sid).await.unwrap()),
-        ["written by v2", "after the upgrade"]
-    );
+    assert_texts(&s, &sid, &["written by v2", "after the upgrade"]).await;
 }

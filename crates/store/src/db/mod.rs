@@ -332,11 +332,16 @@ pub trait Dialect: Send + Sync {
     /// An insert that does nothing when the key already exists.
     fn insert_ignore(&self, table: &str, cols: &[&str], key_cols: &[&str]) -> String;
 
-    /// The suffix that locks selected rows for the rest of the transaction (`" FOR UPDATE"` on
-    /// server engines; empty on SQLite, whose writers are serialized by `BEGIN IMMEDIATE`).
-    fn for_update(&self) -> &'static str;
+    /// The suffix that locks selected rows for the rest of the transaction: `" FOR UPDATE"`,
+    /// which PostgreSQL and MySQL share; SQLite, whose writers are serialized by
+    /// `BEGIN IMMEDIATE`, overrides it with nothing.
+    fn for_update(&self) -> &'static str {
+        " FOR UPDATE"
+    }
 
-    /// The suffix that locks selected rows and skips rows locked by others
-    /// (`" FOR UPDATE SKIP LOCKED"`; empty on SQLite).
-    fn for_update_skip_locked(&self) -> &'static str;
+    /// The suffix that locks selected rows and skips rows locked by others:
+    /// `" FOR UPDATE SKIP LOCKED"` (PostgreSQL, MySQL 8, MariaDB 10.6+); empty on SQLite.
+    fn for_update_skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
 }

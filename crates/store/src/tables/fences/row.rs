@@ -143,65 +143,57 @@ impl Fence {
 
     /// The typed error of a check against a grant this process already released.
     fn released(&self) -> Error {
-        let e = match &self.kind {
-            FenceKind::Session { session_id } => Error::new(
-                ErrorCode::SessionLeaseLost,
-                format!(
-                    "the writer lease of session `{session_id}` (token {}) was already released; \
-                     a store handle kept past its lease cannot write",
-                    self.token
-                ),
-            )
-            .with_detail("session_id", session_id.as_str()),
-            FenceKind::TimerClaim {
-                session_id,
-                timer_id,
-            } => Error::new(
-                ErrorCode::TimerClaimLost,
-                format!(
-                    "the claim on timer {timer_id} of session `{session_id}` (token {}) was already \
-                     released; a store handle kept past its claim cannot write",
-                    self.token
-                ),
-            )
-            .with_detail("session_id", session_id.as_str())
-            .with_detail("timer_id", *timer_id),
-        };
-        e.with_detail("held_token", self.token)
-            .with_detail("released", true)
+        self.error(
+            "was already released",
+            "a store handle kept past it cannot write",
+        )
+        .with_detail("released", true)
     }
 
     /// The typed error of a failed check (`current`: the token in the store, `None` if absent).
     pub(crate) fn lost(&self, current: Option<i64>) -> Error {
         let now = current.map_or_else(|| "none".to_owned(), |c| c.to_string());
-        let e = match &self.kind {
-            FenceKind::Session { session_id } => Error::new(
-                ErrorCode::SessionLeaseLost,
-                format!(
-                    "the writer lease of session `{session_id}` was lost (held token {}, current {now}): \
-                     another worker took the session over; this write was refused",
-                    self.token
-                ),
-            )
-            .with_detail("session_id", session_id.as_str()),
-            FenceKind::TimerClaim {
-                session_id,
-                timer_id,
-            } => Error::new(
-                ErrorCode::TimerClaimLost,
-                format!(
-                    "the claim on timer {timer_id} of session `{session_id}` was lost (held token {}, \
-                     current {now}): another runner claimed it; this write was refused",
-                    self.token
-                ),
-            )
-            .with_detail("session_id", session_id.as_str())
-            .with_detail("timer_id", *timer_id),
+        let by = match self.kind {
+            FenceKind::Session { .. } => "another worker took the session over",
+            FenceKind::TimerClaim { .. } => "another runner claimed it",
         };
-        let e = e.with_detail("held_token", self.token);
+        let e = self.error(
+            &format!("was lost (current token {now})"),
+            &format!("{by}; this write was refused"),
+        );
         match current {
             Some(c) => e.with_detail("current_token", c),
             None => e,
+        }
+    }
+
+    /// The typed error of this fence's kind: "the {lease} (held token {t}) {what}: {why}", with
+    /// the details that name what was fenced.
+    fn error(&self, what: &str, why: &str) -> Error {
+        let (code, held, session_id) = match &self.kind {
+            FenceKind::Session { session_id } => (
+                ErrorCode::SessionLeaseLost,
+                format!("the writer lease of session `{session_id}`"),
+                session_id,
+            ),
+            FenceKind::TimerClaim {
+                session_id,
+                timer_id,
+            } => (
+                ErrorCode::TimerClaimLost,
+                format!("the claim on timer {timer_id} of session `{session_id}`"),
+                session_id,
+            ),
+        };
+        let e = Error::new(
+            code,
+            format!("{held} (held token {}) {what}: {why}", self.token),
+        )
+        .with_detail("session_id", session_id.as_str())
+        .with_detail("held_token", self.token);
+        match &self.kind {
+            FenceKind::TimerClaim { timer_id, .. } => e.with_detail("timer_id", *timer_id),
+            FenceKind::Session { .. } => e,
         }
     }
 }
