@@ -48,15 +48,21 @@ async fn assert_texts(s: &SessionStore, sid: &str, expected: &[&str]) {
     assert_eq!(texts(&s.load_all_messages(sid).await.unwrap()), expected);
 }
 
-pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
+/// The scenario's store, another handle on the same database (a second worker: it shares the
+/// tokens, not the in-memory lease state), and a fresh session.
+async fn two_handles(ctx: &Ctx) -> (SessionStore, SessionStore, String) {
     let s = ctx.store().await;
     let sid = s.create_session(NewSession::new()).await.unwrap();
-    // Another handle on the same database (a second worker) shares the tokens.
     let other = SessionStore::new(
         Arc::clone(&ctx.db),
         &StoreOptions::new().with_table_prefix(&ctx.prefix),
     )
     .unwrap();
+    (s, other, sid)
+}
+
+pub async fn lost_session_lease_refuses_every_write(ctx: Ctx) {
+    let (s, other, sid) = two_handles(&ctx).await;
 
     let la = s.acquire_session_lease(&sid).await.unwrap();
     let first = la.token();
@@ -214,13 +220,7 @@ pub async fn takeover_orders_the_old_holders_commits_first(ctx: Ctx) {
 /// in between, yet a handle fenced by the released grant stays refused; a lease taken by another
 /// store in between, or let go without `release`, makes the next acquire increment.
 pub async fn released_lease_is_taken_back_with_its_token(ctx: Ctx) {
-    let s = ctx.store().await;
-    let sid = s.create_session(NewSession::new()).await.unwrap();
-    let other = SessionStore::new(
-        Arc::clone(&ctx.db),
-        &StoreOptions::new().with_table_prefix(&ctx.prefix),
-    )
-    .unwrap();
+    let (s, other, sid) = two_handles(&ctx).await;
     let name = session_lease_name(&ctx.prefix, &sid);
 
     let l1 = s.acquire_session_lease(&sid).await.unwrap();
