@@ -89,7 +89,9 @@ fn strip_fences(text: &str) -> &str {
     rest.trim()
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// The JSON Schema name of `v`'s type: `null`, `boolean`, `number`, `string`, `array` or
+/// `object`.
+pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -136,7 +138,7 @@ pub fn parse_structured(text: &str, schema: Option<&Value>) -> Result<Value> {
     if !value.is_object() {
         return Err(structured_error(
             "not_object",
-            format!("expected a JSON object, got {}", type_name(&value)),
+            format!("expected a JSON object, got {}", json_type_name(&value)),
             text,
         ));
     }

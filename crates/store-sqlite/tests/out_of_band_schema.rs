@@ -29,25 +29,59 @@ async fn open(path: &Path, options: StoreOptions) -> power_loop_contracts::Resul
     SessionStore::open_database(db, &options).await
 }
 
+/// Runs `sql` on `path` in the `sqlite3` shell; `false` (after printing why) when the shell is not
+/// installed and peers are not required.
 fn sqlite3(path: &Path, sql: &str) -> bool {
-    match Command::new("sqlite3").arg(path).arg(sql).output() {
-        Ok(out) => {
-            assert!(
-                out.status.success(),
-                "sqlite3 {sql}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            true
-        }
-        Err(e) => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "peer missing with POWER_LOOP_REQUIRE_PEERS=1: the sqlite3 shell ({e})"
-            );
-            eprintln!("SKIP: the sqlite3 shell is not installed ({e})");
-            false
-        }
+    sqlite3_answer(path, sql).is_some()
+}
+
+/// Handles a peer program that could not be started: fails the test when peers are required,
+/// otherwise prints why the test is skipped.
+fn peer_missing(peer: &str, e: &std::io::Error) {
+    assert!(
+        std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "peer missing with POWER_LOOP_REQUIRE_PEERS=1: {peer} ({e})"
+    );
+    eprintln!("SKIP: {peer} is not installed ({e})");
+}
+
+/// The options of an open under [`SchemaPolicy::Verify`].
+fn verify() -> StoreOptions {
+    StoreOptions::new().with_schema_policy(SchemaPolicy::Verify)
+}
+
+/// Asserts that opening `path` directly with `options` is the typed schema error naming `table`.
+async fn assert_open_missing(path: &Path, options: StoreOptions, table: &str) {
+    let e = open(path, options).await.unwrap_err();
+    assert_missing(&e, table);
+}
+
+/// Asserts that opening `path` through the DSN with `options` is the typed schema error naming
+/// `table`.
+async fn assert_dsn_missing(path: &Path, options: StoreOptions, table: &str) {
+    let e = open_dsn(path, options).await.unwrap_err();
+    assert_missing(&e, table);
+}
+
+/// Asserts the report of [`open_in_another_process`]: the typed error naming `table` under either
+/// policy, and a foreign prefix that opens.
+fn assert_child_lines(lines: &[String], table: &str) {
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for label in ["verify", "auto"] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("open {label} ")))
+            .unwrap();
+        assert!(
+            line.starts_with(&format!("open {label} store.schema_missing ")),
+            "{line}"
+        );
+        assert!(line.contains(table), "{line}");
     }
+    assert!(
+        lines.contains(&"open other_prefix ok".to_owned()),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -64,13 +98,8 @@ async fn a_table_dropped_by_another_process_is_a_schema_error_everywhere() {
         return;
     }
     // Every later open, whatever the policy or prefix, gets a typed answer, not an I/O error.
-    for options in [
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-        StoreOptions::new(),
-    ] {
-        let e = open(&path, options).await.unwrap_err();
-        assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
-        assert!(e.message().contains("pl_messages"), "{e}");
+    for options in [verify(), StoreOptions::new()] {
+        assert_open_missing(&path, options, "pl_messages").await;
     }
     let other = open(&path, StoreOptions::new().with_table_prefix("other_"))
         .await
@@ -81,8 +110,7 @@ async fn a_table_dropped_by_another_process_is_a_schema_error_everywhere() {
         .append_message(&sid, NewMessage::user("after"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
-    assert!(e.message().contains("pl_messages"), "{e}");
+    assert_missing(&e, "pl_messages");
     first.close().await.unwrap();
 }
 
@@ -113,11 +141,7 @@ fn python_drop(path: &Path, table: &str) -> bool {
             true
         }
         Err(e) => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "peer missing with POWER_LOOP_REQUIRE_PEERS=1: python3 ({e})"
-            );
-            eprintln!("SKIP: python3 is not installed ({e})");
+            peer_missing("python3", &e);
             false
         }
     }
@@ -133,10 +157,7 @@ async fn oob_child_opens_and_reports() {
     };
     let path = std::path::PathBuf::from(path);
     for (label, options) in [
-        (
-            "verify",
-            StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-        ),
+        ("verify", verify()),
         ("auto", StoreOptions::new()),
         (
             "other_prefix",
@@ -194,44 +215,20 @@ async fn a_table_dropped_by_python_is_typed_in_another_process_and_in_the_first_
     }
     // A second handle in another OS process, while the first is still open: the typed error
     // under either policy, and a foreign prefix in the same file opens.
-    let lines = open_in_another_process(&path);
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    for label in ["verify", "auto"] {
-        let line = lines
-            .iter()
-            .find(|l| l.starts_with(&format!("open {label} ")))
-            .unwrap();
-        assert!(
-            line.starts_with(&format!("open {label} store.schema_missing ")),
-            "{line}"
-        );
-        assert!(line.contains("pl_session_state"), "{line}");
-    }
-    assert!(
-        lines.contains(&"open other_prefix ok".to_owned()),
-        "{lines:?}"
-    );
+    assert_child_lines(&open_in_another_process(&path), "pl_session_state");
     // The first handle reports the missing table on its next use, for a write and for a read.
     let e = first
         .append_message(&sid, NewMessage::user("after"))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
-    assert!(e.message().contains("pl_session_state"), "{e}");
+    assert_missing(&e, "pl_session_state");
     let e = first.load_active_window(&sid).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
     // Messages are untouched by the drop.
     assert_eq!(first.load_all_messages(&sid).await.unwrap().len(), 20);
     first.close().await.unwrap();
     // After the first handle is closed, VERIFY still says which table is missing.
-    let e = open(
-        &path,
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::StoreSchemaMissing, "{e}");
-    assert!(e.message().contains("pl_session_state"), "{e}");
+    assert_open_missing(&path, verify(), "pl_session_state").await;
 }
 
 /// What the `sqlite3` shell prints for `sql` on `path`; `None` (after printing why) when the shell
@@ -247,11 +244,7 @@ fn sqlite3_answer(path: &Path, sql: &str) -> Option<String> {
             Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         }
         Err(e) => {
-            assert!(
-                std::env::var("POWER_LOOP_REQUIRE_PEERS").as_deref() != Ok("1"),
-                "peer missing with POWER_LOOP_REQUIRE_PEERS=1: the sqlite3 shell ({e})"
-            );
-            eprintln!("SKIP: the sqlite3 shell is not installed ({e})");
+            peer_missing("the sqlite3 shell", &e);
             None
         }
     }
@@ -307,35 +300,17 @@ async fn a_second_open_in_the_same_process_before_the_drop_keeps_every_answer_ty
         .await
         .unwrap();
     other.close().await.unwrap();
-    let held = open(
-        &path,
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-    )
-    .await
-    .unwrap();
+    let held = open(&path, verify()).await.unwrap();
     if !sqlite3(&path, "DROP TABLE pl_schema_migrations") {
         return;
     }
     // The first handle keeps writing (its tables are all there): the log grows.
     write_sessions(&first, 40).await;
     // Later opens: the typed error under Verify, an unaffected foreign prefix, never store.io.
-    let e = open(
-        &path,
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-    )
-    .await
-    .unwrap_err();
-    assert_missing(&e, "pl_schema_migrations");
-    let e = open_dsn(
-        &path,
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-    )
-    .await
-    .unwrap_err();
-    assert_missing(&e, "pl_schema_migrations");
+    assert_open_missing(&path, verify(), "pl_schema_migrations").await;
+    assert_dsn_missing(&path, verify(), "pl_schema_migrations").await;
     // AutoCreate does not re-create and re-stamp the version table behind the first handle.
-    let e = open_dsn(&path, StoreOptions::new()).await.unwrap_err();
-    assert_missing(&e, "pl_schema_migrations");
+    assert_dsn_missing(&path, StoreOptions::new(), "pl_schema_migrations").await;
     let again = open_dsn(&path, StoreOptions::new().with_table_prefix("other_"))
         .await
         .expect("another prefix in the same file opens");
@@ -346,15 +321,9 @@ async fn a_second_open_in_the_same_process_before_the_drop_keeps_every_answer_ty
     held.close().await.unwrap();
     first.close().await.unwrap();
     // Closed: the same typed answer, and the file is intact with every session written.
-    let e = open(
-        &path,
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-    )
-    .await
-    .unwrap_err();
-    assert_missing(&e, "pl_schema_migrations");
-    let e = open(&path, StoreOptions::new()).await.unwrap_err();
-    assert_missing(&e, "pl_schema_migrations");
+    for options in [verify(), StoreOptions::new()] {
+        assert_open_missing(&path, options, "pl_schema_migrations").await;
+    }
     assert_file_intact(&path, 47);
     if let Some(n) = sqlite3_answer(
         &path,
@@ -395,38 +364,16 @@ async fn a_data_table_dropped_after_a_second_open_is_typed_for_new_opens_and_the
         .await
         .unwrap_err();
     assert_missing(&e, "pl_messages");
-    for options in [
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-        StoreOptions::new(),
-    ] {
-        let e = open_dsn(&path, options).await.unwrap_err();
-        assert_missing(&e, "pl_messages");
+    for options in [verify(), StoreOptions::new()] {
+        assert_dsn_missing(&path, options, "pl_messages").await;
     }
     // In another OS process too.
-    let lines = open_in_another_process(&path);
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    for label in ["verify", "auto"] {
-        assert!(
-            lines.iter().any(
-                |l| l.starts_with(&format!("open {label} store.schema_missing "))
-                    && l.contains("pl_messages")
-            ),
-            "{lines:?}"
-        );
-    }
-    assert!(
-        lines.contains(&"open other_prefix ok".to_owned()),
-        "{lines:?}"
-    );
+    assert_child_lines(&open_in_another_process(&path), "pl_messages");
     let e = first.load_active_window(&sid).await.unwrap_err();
     assert_missing(&e, "pl_messages");
     first.close().await.unwrap();
-    for options in [
-        StoreOptions::new().with_schema_policy(SchemaPolicy::Verify),
-        StoreOptions::new(),
-    ] {
-        let e = open_dsn(&path, options).await.unwrap_err();
-        assert_missing(&e, "pl_messages");
+    for options in [verify(), StoreOptions::new()] {
+        assert_dsn_missing(&path, options, "pl_messages").await;
     }
     assert_file_intact(&path, 41);
 }

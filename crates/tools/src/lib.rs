@@ -60,8 +60,8 @@ pub use policy::{
     split_commands,
 };
 pub use presets::{
-    CORE_TOOL_NAMES, EXPLORE_TOOL_NAMES, FULL_TOOL_NAMES, ToolSelection, default_registry,
-    register_blackboard_tools,
+    CORE_TOOL_NAMES, EXPLORE_TOOL_NAMES, FULL_TOOL_NAMES, HOST_TOOL_NAMES, ToolSelection,
+    default_registry, register_blackboard_tools,
 };
 pub use registry::{ToolOutcome, ToolRegistry, decode_arguments};
 pub use shell::{

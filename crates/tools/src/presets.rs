@@ -9,18 +9,37 @@ use crate::env::RuntimeEnv;
 use crate::registry::ToolRegistry;
 use crate::tool::{FnTool, Tool};
 
-/// Preset `core`, in order.
-pub const CORE_TOOL_NAMES: &[&str] = &[
-    "bash",
+/// The file and search tools, in the order the presets list them.
+const FILE_TOOLS: &[&str] = &[
     "read_file",
     "write_file",
     "edit_file",
     "apply_patch",
     "glob",
     "grep",
-    "load_skill",
-    "request_user_input",
 ];
+
+/// `parts` one after the other, at compile time; `N` must be their total length.
+const fn join<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut k = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[k] = parts[i][j];
+            k += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    assert!(k == N, "join: N is not the total length of the parts");
+    out
+}
+
+/// Preset `core`, in order.
+pub const CORE_TOOL_NAMES: &[&str] =
+    &join::<9>(&[&["bash"], FILE_TOOLS, &["load_skill", "request_user_input"]]);
 /// Preset `explore`, in order.
 pub const EXPLORE_TOOL_NAMES: &[&str] = &[
     "bash",
@@ -62,16 +81,15 @@ const EXTERNAL_TOOL_NAMES: &[&str] = &[
     "current_time",
     "recall_compacted",
 ];
-const WORKSPACE_TOOLS: &[&str] = &[
-    "bash",
-    "read_file",
-    "write_file",
-    "edit_file",
-    "apply_patch",
-    "glob",
-    "grep",
-    "background_run",
-];
+/// The default tools that need a workspace.
+const WORKSPACE_TOOLS: &[&str] = &join::<8>(&[&["bash"], FILE_TOOLS, &["background_run"]]);
+/// The default tools that reach the host (files, shell, background processes, skills): the ones
+/// a sandbox is for.
+pub const HOST_TOOL_NAMES: &[&str] = &join::<10>(&[
+    &["bash", "background_run", "check_background"],
+    FILE_TOOLS,
+    &["load_skill"],
+]);
 
 /// Which default tools to build.
 #[derive(Clone, Default)]

@@ -2,17 +2,17 @@
 //! The note/todo/background/board tools against the real durable store (SQLite).
 
 mod common;
+use std::path::Path;
 use std::sync::Arc;
 
 use common::{Fixture, failed, ok};
-use power_loop_store::{NewSession, StoreOptions, open_store};
+use power_loop_store::{NewSession, SessionStore, StoreOptions, open_store};
 use power_loop_tools::{SharedStateBoard, ToolStore, register_blackboard_tools};
 use serde_json::json;
 
-#[tokio::test]
-async fn tools_on_session_store() {
-    let db = tempfile::tempdir().unwrap();
-    let dsn = format!("sqlite:///{}", db.path().join("s.db").display());
+/// Opens a SQLite session store in `dir` and creates the session `id` in it.
+async fn open_with_session(dir: &Path, id: &str) -> (SessionStore, String) {
+    let dsn = format!("sqlite:///{}", dir.join("s.db").display());
     let store = open_store(
         &dsn,
         StoreOptions::default(),
@@ -21,9 +21,29 @@ async fn tools_on_session_store() {
     .await
     .unwrap();
     let sid = store
-        .create_session(NewSession::new().with_id("sess-1"))
+        .create_session(NewSession::new().with_id(id))
         .await
         .unwrap();
+    (store, sid)
+}
+
+/// Polls background task `id` of `sid` every 100 ms, at most `tries` times, until it is no longer
+/// running; its `"<status> <output tail>"`, or an empty string if it was still running.
+async fn finished_task(store: &SessionStore, sid: &str, id: &str, tries: usize) -> String {
+    for _ in 0..tries {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let row = store.get_background_task(sid, id).await.unwrap().unwrap();
+        if row.status != "running" {
+            return format!("{} {:?}", row.status, row.output_tail);
+        }
+    }
+    String::new()
+}
+
+#[tokio::test]
+async fn tools_on_session_store() {
+    let db = tempfile::tempdir().unwrap();
+    let (store, sid) = open_with_session(db.path(), "sess-1").await;
     let mut f = Fixture::with_env(|e| e.with_board_id("b1"));
     register_blackboard_tools(&mut f.reg, None, None, None, false).unwrap();
     let ts: Arc<dyn ToolStore> = Arc::new(store.clone());
@@ -78,16 +98,10 @@ async fn tools_on_session_store() {
         )
         .await;
     let id = o.output.data["task_id"].as_str().unwrap().to_owned();
-    let mut status = String::new();
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let row = store.get_background_task(&sid, &id).await.unwrap().unwrap();
-        if row.status != "running" {
-            status = format!("{} {:?}", row.status, row.output_tail);
-            break;
-        }
-    }
-    assert_eq!(status, "completed Some(\"stored\")");
+    assert_eq!(
+        finished_task(&store, &sid, &id, 50).await,
+        "completed Some(\"stored\")"
+    );
 
     let o = f
         .call_ctx(ctx.clone(), "board_post", json!({"text": "shared"}))
@@ -107,18 +121,7 @@ async fn tools_on_session_store() {
 #[tokio::test]
 async fn background_completion_outlives_the_turns_lease() {
     let db = tempfile::tempdir().unwrap();
-    let dsn = format!("sqlite:///{}", db.path().join("s.db").display());
-    let store = open_store(
-        &dsn,
-        StoreOptions::default(),
-        &[power_loop_store_sqlite::BACKEND],
-    )
-    .await
-    .unwrap();
-    let sid = store
-        .create_session(NewSession::new().with_id("sess-bg"))
-        .await
-        .unwrap();
+    let (store, sid) = open_with_session(db.path(), "sess-bg").await;
     let lease = store.acquire_session_lease(&sid).await.unwrap();
     let fenced = store.fenced(lease.fence());
     let f = Fixture::with_env(|e| e);
@@ -138,14 +141,8 @@ async fn background_completion_outlives_the_turns_lease() {
         .await
         .unwrap_err();
     assert_eq!(e.code().as_str(), "session.lease_lost", "{e}");
-    let mut status = String::new();
-    for _ in 0..100 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let row = store.get_background_task(&sid, &id).await.unwrap().unwrap();
-        if row.status != "running" {
-            status = format!("{} {:?}", row.status, row.output_tail);
-            break;
-        }
-    }
-    assert_eq!(status, "completed Some(\"late\")");
+    assert_eq!(
+        finished_task(&store, &sid, &id, 100).await,
+        "completed Some(\"late\")"
+    );
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use power_loop_agent::structured::json_type_name;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -141,17 +142,6 @@ fn foreach_key(n: &ForeachNode, scope: &Scope) -> String {
     format!("{}{id}", scope.prefix)
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 async fn run_foreach(ctx: &Arc<RunCtx>, n: &ForeachNode, scope: Scope) -> NodeResult {
     let key = foreach_key(n, &scope);
     let items: Vec<Value> = match &n.items {
@@ -163,7 +153,7 @@ async fn run_foreach(ctx: &Arc<RunCtx>, n: &ForeachNode, scope: Scope) -> NodeRe
                 other => {
                     return Err(NodeError(format!(
                         "foreach items_from '{r}' did not resolve to a list (got {})",
-                        type_name(&other)
+                        json_type_name(&other)
                     )));
                 }
             }

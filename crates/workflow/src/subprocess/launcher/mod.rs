@@ -99,18 +99,7 @@ impl WorkerLauncher for PlainLauncher {
 
 /// The default tools that reach the host (files, shell, background processes): a leaf granted
 /// any of them runs under the sandbox launcher of a [`LauncherChoice::ByTools`].
-pub const HOST_TOOLS: &[&str] = &[
-    "bash",
-    "background_run",
-    "check_background",
-    "read_file",
-    "write_file",
-    "edit_file",
-    "apply_patch",
-    "glob",
-    "grep",
-    "load_skill",
-];
+pub const HOST_TOOLS: &[&str] = power_loop_tools::HOST_TOOL_NAMES;
 
 /// Which launcher a leaf gets.
 #[derive(Debug, Clone)]
