@@ -150,8 +150,10 @@ up() {
     # split between the slots). --seed 42: repeatable sampling. --jinja: the model's own chat
     # template (structured output and the Anthropic endpoint need it). -t 1: one thread; on
     # 2 cores shared with compilers and test binaries, 2 spinning ggml threads run 5-10x slower.
+    # --no-cache-prompt: a repeated prompt is evaluated afresh instead of from the slot's KV
+    # cache, so a greedy answer does not change with what the slot served before.
     nohup "$BIN" -m "$MODEL" --alias "$ALIAS" --host "$HOST" --port "$PORT" -c 4096 -np 2 \
-        --seed 42 --jinja -t 1 -tb 1 >"$LOG" 2>&1 </dev/null &
+        --seed 42 --jinja -t 1 -tb 1 --no-cache-prompt >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     local i
     for ((i = 0; i < 120; i++)); do

@@ -29,6 +29,7 @@ pub(crate) use endpoint_setters;
 /// The `new(base_url, api_key, model)` constructor of a transport config (one with a
 /// `from_endpoint(EndpointConfig)` constructor): the config of a fresh [`EndpointConfig`].
 /// Takes the constructor's doc comment.
+#[cfg(feature = "http")]
 macro_rules! transport_config_new {
     ($(#[$doc:meta])*) => {
         $(#[$doc])*
@@ -41,6 +42,7 @@ macro_rules! transport_config_new {
         }
     };
 }
+#[cfg(feature = "http")]
 pub(crate) use transport_config_new;
 
 /// The default connect / idle-read timeout of one HTTP request, in seconds.

@@ -187,10 +187,17 @@ async fn temperature_reaches_the_sampler(wire: Wire, server: RealServer) {
         .map(|c| c.body["temperature"].as_f64().unwrap())
         .collect();
     assert_eq!(temps, vec![0.0, 0.0, 2.0], "temperature on the wire");
-    // Greedy sampling is deterministic; a hot sampler walks elsewhere.
+    // Greedy sampling repeats itself; a hot sampler walks elsewhere. Only the opening words are
+    // compared: llama-server batches the two slots' requests together when another test runs at
+    // the same time, and a different batch shape changes the float sums enough to flip a
+    // near-tie between two tokens somewhere in a long greedy answer.
+    let opening = |s: &str| s.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
     assert_eq!(
-        a.content_text, b.content_text,
-        "temperature 0 repeats itself"
+        opening(&a.content_text),
+        opening(&b.content_text),
+        "temperature 0 repeats itself: {:?} vs {:?}",
+        a.content_text,
+        b.content_text
     );
     assert_ne!(
         a.content_text, hot.content_text,
