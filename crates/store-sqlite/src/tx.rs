@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::db::{Dialect, Row, Transaction, TxBody, TxMode, Value};
+use power_loop_store::db::{Dialect, Row, RowView, Transaction, TxBody, TxMode, Value, ViewValue};
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{CachedStatement, Connection};
 
@@ -54,27 +54,53 @@ pub(crate) fn prepare_bound<'c>(
 }
 
 /// Converts one SQLite value into a port value.
-fn to_value(v: ValueRef<'_>, column: &str) -> Result<Value> {
+/// Borrows a SQLite value as the port's [`ViewValue`] (text and blobs must be UTF-8).
+fn view_of<'a>(v: ValueRef<'a>, column: &str) -> Result<ViewValue<'a>> {
     match v {
-        ValueRef::Null => Ok(Value::Null),
-        ValueRef::Integer(n) => Ok(Value::Int(n)),
-        ValueRef::Real(f) => {
-            // The schema stores no REAL values; aggregates such as AVG may produce one.
-            if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                #[allow(clippy::cast_possible_truncation)]
-                Ok(Value::Int(f as i64))
-            } else {
-                Ok(Value::Text(f.to_string()))
-            }
-        }
+        ValueRef::Null => Ok(ViewValue::Null),
+        ValueRef::Integer(n) => Ok(ViewValue::Int(n)),
+        ValueRef::Real(f) => Ok(ViewValue::Real(f)),
         ValueRef::Text(b) | ValueRef::Blob(b) => match std::str::from_utf8(b) {
-            Ok(s) => Ok(Value::Text(s.to_owned())),
+            Ok(s) => Ok(ViewValue::Text(s)),
             Err(e) => Err(Error::new(
                 ErrorCode::StoreDecode,
                 format!("sqlite: column `{column}` holds bytes that are not valid UTF-8 text"),
             )
             .with_source(e)),
         },
+    }
+}
+
+fn to_value(v: ValueRef<'_>, column: &str) -> Result<Value> {
+    Ok(match view_of(v, column)? {
+        ViewValue::Null => Value::Null,
+        ViewValue::Int(n) => Value::Int(n),
+        ViewValue::Text(s) => Value::Text(s.to_owned()),
+        // The schema stores no REAL values; aggregates such as AVG may produce one.
+        real @ ViewValue::Real(f) => match real.int(column) {
+            Ok(Some(n)) => Value::Int(n),
+            _ => Value::Text(f.to_string()),
+        },
+    })
+}
+
+/// A result row of the connection read in place (see `Transaction::fetch_each`).
+struct SqliteRowView<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+}
+
+impl RowView for SqliteRowView<'_, '_> {
+    fn column_name(&self, i: usize) -> Option<&str> {
+        let stmt: &rusqlite::Statement<'_> = self.row.as_ref();
+        stmt.column_name(i).ok()
+    }
+
+    fn view_at(&self, i: usize, column: &str) -> Result<ViewValue<'_>> {
+        let v = self
+            .row
+            .get_ref(i)
+            .map_err(|e| map_sqlite(e, "reading a column"))?;
+        view_of(v, column)
     }
 }
 
@@ -134,6 +160,23 @@ impl Transaction for SqliteTx<'_> {
 
     fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
         fetch_all_on(self.conn, sql, params)
+    }
+
+    fn fetch_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&dyn RowView) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = prepare_bound(self.conn, sql, params)?;
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| map_sqlite(e, "reading query rows"))?
+        {
+            each(&SqliteRowView { row })?;
+        }
+        Ok(())
     }
 
     fn fetch_optional(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {

@@ -11,6 +11,7 @@
 //! its value: every store operation goes through it. [`sql`] holds the SQL text the store's
 //! inserts and the dialects' upserts share.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::{future::Future, pin::Pin};
 
@@ -94,14 +95,8 @@ impl Row {
         )
     }
 
-    /// The shared column names (one allocation per result, shared by all its rows).
-    pub(crate) fn shared_columns(&self) -> &Arc<[String]> {
-        &self.columns
-    }
-
     /// The position of the named column (case-insensitive); `store.decode` if there is none.
-    /// Decoders of many rows look positions up once per result and then read by position.
-    pub(crate) fn index_of(&self, column: &str) -> Result<usize> {
+    fn index_of(&self, column: &str) -> Result<usize> {
         self.columns
             .iter()
             .position(|c| c.eq_ignore_ascii_case(column))
@@ -114,45 +109,17 @@ impl Row {
 
     /// The named column as an integer (`None` for NULL); an error if missing or not an integer.
     pub fn opt_i64(&self, column: &str) -> Result<Option<i64>> {
-        self.opt_i64_at(self.index_of(column)?, column)
-    }
-
-    /// [`Row::opt_i64`] of the column at position `i` (`column` names it in errors).
-    pub(crate) fn opt_i64_at(&self, i: usize, column: &str) -> Result<Option<i64>> {
-        match self.value_at(i, column)? {
-            Value::Null => Ok(None),
-            Value::Int(v) => Ok(Some(*v)),
-            Value::Text(t) => t.trim().parse::<i64>().map(Some).map_err(|_| {
-                Error::new(
-                    power_loop_contracts::ErrorCode::StoreDecode,
-                    format!("column `{column}` holds text `{t}` where an integer was expected"),
-                )
-            }),
-        }
+        RowView::opt_i64_at(self, self.index_of(column)?, column)
     }
 
     /// The named column as a non-NULL integer.
     pub fn i64(&self, column: &str) -> Result<i64> {
-        self.i64_at(self.index_of(column)?, column)
-    }
-
-    /// [`Row::i64`] of the column at position `i` (`column` names it in errors).
-    pub(crate) fn i64_at(&self, i: usize, column: &str) -> Result<i64> {
-        self.opt_i64_at(i, column)?.ok_or_else(|| {
-            Error::new(
-                power_loop_contracts::ErrorCode::StoreDecode,
-                format!("column `{column}` is NULL where an integer was expected"),
-            )
-        })
+        RowView::i64_at(self, self.index_of(column)?, column)
     }
 
     /// The named column as text (`None` for NULL); integers are rendered in decimal.
     pub fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        match self.value_at(self.index_of(column)?, column)? {
-            Value::Null => Ok(None),
-            Value::Int(v) => Ok(Some(v.to_string())),
-            Value::Text(t) => Ok(Some(t.clone())),
-        }
+        Ok(RowView::opt_str_at(self, self.index_of(column)?, column)?.map(Cow::into_owned))
     }
 
     /// The named column as non-NULL text.
@@ -167,26 +134,126 @@ impl Row {
             format!("column `{column}` is NULL where text was expected"),
         )
     }
+}
 
-    /// The text at position `i` (`None` for NULL), **moved** out of the row, which keeps NULL in
-    /// its place: what [`Row::opt_text`] returns, without copying the text. For decoders of large
-    /// reads (the active window), which consume each row once.
-    pub(crate) fn take_opt_text_at(&mut self, i: usize, column: &str) -> Result<Option<String>> {
-        let slot = self
-            .values
-            .get_mut(i)
-            .ok_or_else(|| Self::missing(column))?;
-        match std::mem::replace(slot, Value::Null) {
-            Value::Null => Ok(None),
-            Value::Int(v) => Ok(Some(v.to_string())),
-            Value::Text(t) => Ok(Some(t)),
+fn parse_int_text(t: &str, column: &str) -> Result<i64> {
+    t.trim().parse::<i64>().map_err(|_| {
+        Error::new(
+            power_loop_contracts::ErrorCode::StoreDecode,
+            format!("column `{column}` holds text `{t}` where an integer was expected"),
+        )
+    })
+}
+
+fn null_int(column: &str) -> Error {
+    Error::new(
+        power_loop_contracts::ErrorCode::StoreDecode,
+        format!("column `{column}` is NULL where an integer was expected"),
+    )
+}
+
+/// A SQL value borrowed from a row (the borrowed twin of [`Value`]), with the conversions every
+/// row reader shares: an integer read as text is rendered in decimal, text read as an integer is
+/// parsed, a whole REAL (an aggregate such as `AVG`) reads as an integer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ViewValue<'a> {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point value (the schema stores none; aggregates may produce one).
+    Real(f64),
+    /// Text, valid UTF-8.
+    Text(&'a str),
+}
+
+impl<'a> ViewValue<'a> {
+    /// The value as an integer (`None` for NULL); `store.decode` naming `column` when it is not
+    /// one.
+    pub fn int(self, column: &str) -> Result<Option<i64>> {
+        match self {
+            ViewValue::Null => Ok(None),
+            ViewValue::Int(v) => Ok(Some(v)),
+            #[allow(clippy::cast_possible_truncation)]
+            ViewValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            ViewValue::Real(f) => parse_int_text(&f.to_string(), column).map(Some),
+            ViewValue::Text(t) => parse_int_text(t, column).map(Some),
         }
     }
 
-    /// The non-NULL text at position `i`, moved out of the row (see [`Row::take_opt_text_at`]).
-    pub(crate) fn take_text_at(&mut self, i: usize, column: &str) -> Result<String> {
-        self.take_opt_text_at(i, column)?
-            .ok_or_else(|| Self::null_text(column))
+    /// The value as text (`None` for NULL), borrowed when it is text.
+    pub fn text(self) -> Option<Cow<'a, str>> {
+        match self {
+            ViewValue::Null => None,
+            ViewValue::Int(v) => Some(Cow::Owned(v.to_string())),
+            ViewValue::Real(f) => Some(Cow::Owned(f.to_string())),
+            ViewValue::Text(t) => Some(Cow::Borrowed(t)),
+        }
+    }
+}
+
+impl Value {
+    /// The value borrowed as a [`ViewValue`].
+    pub fn view(&self) -> ViewValue<'_> {
+        match self {
+            Value::Null => ViewValue::Null,
+            Value::Int(v) => ViewValue::Int(*v),
+            Value::Text(t) => ViewValue::Text(t),
+        }
+    }
+}
+
+/// One result row seen in place, handed to a [`Transaction::fetch_each`] callback: values are
+/// read by position (the SELECT list's order) straight from the driver's buffers, so a decoder
+/// of many rows (the active-window load) copies each text once, into its own type, instead of
+/// first into a [`Row`] of owned [`Value`]s.
+pub trait RowView {
+    /// The name of the column at position `i`, if there is one.
+    fn column_name(&self, i: usize) -> Option<&str>;
+
+    /// The value at position `i`; `store.decode` naming `column` if there is none (or the
+    /// driver cannot read it as a [`ViewValue`], e.g. bytes that are not UTF-8).
+    fn view_at(&self, i: usize, column: &str) -> Result<ViewValue<'_>>;
+
+    /// The position of the named column (case-insensitive); `store.decode` if there is none.
+    /// Decoders of many rows look positions up once, on the first row.
+    fn position_of(&self, column: &str) -> Result<usize> {
+        (0..)
+            .map_while(|i| self.column_name(i).map(|c| (i, c)))
+            .find(|(_, c)| c.eq_ignore_ascii_case(column))
+            .map(|(i, _)| i)
+            .ok_or_else(|| Row::missing(column))
+    }
+
+    /// The integer at position `i` (`None` for NULL).
+    fn opt_i64_at(&self, i: usize, column: &str) -> Result<Option<i64>> {
+        self.view_at(i, column)?.int(column)
+    }
+
+    /// The non-NULL integer at position `i`.
+    fn i64_at(&self, i: usize, column: &str) -> Result<i64> {
+        self.opt_i64_at(i, column)?.ok_or_else(|| null_int(column))
+    }
+
+    /// The text at position `i` (`None` for NULL), borrowed where the driver allows.
+    fn opt_str_at(&self, i: usize, column: &str) -> Result<Option<Cow<'_, str>>> {
+        Ok(self.view_at(i, column)?.text())
+    }
+
+    /// The non-NULL text at position `i`.
+    fn str_at(&self, i: usize, column: &str) -> Result<Cow<'_, str>> {
+        self.opt_str_at(i, column)?
+            .ok_or_else(|| Row::null_text(column))
+    }
+}
+
+impl RowView for Row {
+    fn column_name(&self, i: usize) -> Option<&str> {
+        self.columns.get(i).map(String::as_str)
+    }
+
+    fn view_at(&self, i: usize, column: &str) -> Result<ViewValue<'_>> {
+        self.value_at(i, column).map(Value::view)
     }
 }
 
@@ -217,6 +284,21 @@ pub trait Transaction {
 
     /// Runs a query and returns every row.
     fn fetch_all(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+
+    /// Runs a query and hands each row to `each`, in order, as a [`RowView`] over the driver's
+    /// buffers; the first error `each` returns stops the query and is returned. For decoders of
+    /// large results. The default reads every row with [`Transaction::fetch_all`] first.
+    fn fetch_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&dyn RowView) -> Result<()>,
+    ) -> Result<()> {
+        for row in self.fetch_all(sql, params)? {
+            each(&row)?;
+        }
+        Ok(())
+    }
 
     /// Runs a query and returns its first row, if any.
     fn fetch_optional(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
@@ -343,5 +425,54 @@ pub trait Dialect: Send + Sync {
     /// `" FOR UPDATE SKIP LOCKED"` (PostgreSQL, MySQL 8, MariaDB 10.6+); empty on SQLite.
     fn for_update_skip_locked(&self) -> &'static str {
         " FOR UPDATE SKIP LOCKED"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        let columns: Arc<[String]> = ["n", "t", "num_text", "nothing", "bad"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Row::new(
+            columns,
+            vec![
+                Value::Int(7),
+                Value::from("hello"),
+                Value::from(" 42 "),
+                Value::Null,
+                Value::from("x1"),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_view_reads_what_the_named_readers_read() {
+        let r = row();
+        let v: &dyn RowView = &r;
+        assert_eq!(v.position_of("T").ok(), Some(1));
+        assert_eq!(v.i64_at(0, "n").ok(), r.i64("n").ok());
+        assert_eq!(v.str_at(0, "n").ok().as_deref(), Some("7"));
+        assert_eq!(v.str_at(1, "t").ok().as_deref(), Some("hello"));
+        assert!(matches!(v.str_at(1, "t"), Ok(Cow::Borrowed(_))));
+        assert_eq!(v.opt_i64_at(2, "num_text").ok(), Some(Some(42)));
+        assert_eq!(v.opt_i64_at(3, "nothing").ok(), Some(None));
+        assert_eq!(v.opt_str_at(3, "nothing").ok(), Some(None));
+        let bad = v.i64_at(4, "bad").err().map(|e| e.code());
+        assert_eq!(bad, Some(power_loop_contracts::ErrorCode::StoreDecode));
+        let null = v.i64_at(3, "nothing").err().map(|e| e.code());
+        assert_eq!(null, Some(power_loop_contracts::ErrorCode::StoreDecode));
+        assert!(v.position_of("absent").is_err());
+        assert!(v.view_at(9, "ninth").is_err());
+    }
+
+    #[test]
+    fn a_whole_real_reads_as_an_integer_and_a_fraction_does_not() {
+        assert_eq!(ViewValue::Real(3.0).int("avg").ok(), Some(Some(3)));
+        assert!(ViewValue::Real(2.5).int("avg").is_err());
+        assert_eq!(ViewValue::Real(2.5).text().as_deref(), Some("2.5"));
     }
 }

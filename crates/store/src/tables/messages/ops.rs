@@ -4,7 +4,7 @@ use power_loop_contracts::clock::now_ms;
 use power_loop_contracts::{Error, Result};
 
 use super::input::{NewMessage, PendingChange, TurnCommit};
-use super::row::{MessageRow, decode_message_rows, sort_logical};
+use super::row::{MessageRow, fetch_message_rows, sort_logical};
 use crate::codec::{StoredRow, select_row};
 use crate::db::{Transaction, Value};
 use crate::store::{Inner, SessionStore};
@@ -61,7 +61,7 @@ impl SessionStore {
                 MessageRow::COLUMNS,
                 inner.t.messages
             );
-            decode_message_rows(tx.fetch_all(&sql, &[Value::from(sid.as_str())])?)
+            fetch_message_rows(tx, &sql, &[Value::from(sid.as_str())])
         })
         .await
     }
@@ -140,7 +140,7 @@ pub(crate) fn load_active_tx(
             vec![Value::from(sid), Value::from("active")],
         ),
     };
-    let mut rows = decode_message_rows(tx.fetch_all(&sql, &params)?)?;
+    let mut rows = fetch_message_rows(tx, &sql, &params)?;
     sort_logical(&mut rows);
     Ok(rows)
 }

@@ -1,14 +1,14 @@
 //! The `messages` table: every message of every session under its per-session `seq` — the
 //! row, its state, the logical order of the active window and the table's definition.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::codec::{JsonMap, StoredRow, decode_json, decode_map, string_enum};
-use crate::db::Row;
+use crate::db::{Row, RowView, Transaction, Value};
 use crate::ddl::model::{ColumnType, Index, Table, col};
 
 use ColumnType::{Int, Key, Label, Text};
@@ -52,14 +52,13 @@ impl StoredRow for MessageRow {
     const COLUMNS: &'static str = "session_id, seq, role, name, content, tool_calls_json, tool_call_id, round_index, state, meta_json, created_at";
 
     fn from_row(r: &Row) -> Result<Self> {
-        let at = MessagePositions::of(r)?;
-        Self::take_from(r.clone(), &at)
+        MessageRow::from_view(r, &MessagePositions::of(r)?)
     }
 }
 
 /// Decodes the `tool_calls_json` column: NULL, empty or JSON `null` → `None`, an array → its items.
-fn decode_tool_calls(text: Option<String>) -> Result<Option<Vec<Json>>> {
-    match decode_json("tool_calls_json", text)? {
+fn decode_tool_calls(text: Option<&str>) -> Result<Option<Vec<Json>>> {
+    match decode_json("tool_calls_json", text.map(str::to_owned))? {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Array(items)) => Ok(Some(items)),
         Some(other) => Err(Error::new(
@@ -71,10 +70,10 @@ fn decode_tool_calls(text: Option<String>) -> Result<Option<Vec<Json>>> {
 
 /// Decodes the `meta_json` column; the common empty object (`{}`, what the store writes when a
 /// message has no metadata) skips the JSON parser.
-fn decode_meta(text: Option<String>) -> Result<JsonMap> {
-    match text.as_deref() {
+fn decode_meta(text: Option<&str>) -> Result<JsonMap> {
+    match text {
         Some("{}") => Ok(JsonMap::new()),
-        _ => decode_map("meta_json", text),
+        _ => decode_map("meta_json", text.map(str::to_owned)),
     }
 }
 
@@ -95,60 +94,66 @@ struct MessagePositions {
 }
 
 impl MessagePositions {
-    fn of(r: &Row) -> Result<Self> {
+    fn of(r: &dyn RowView) -> Result<Self> {
         Ok(MessagePositions {
-            session_id: r.index_of("session_id")?,
-            seq: r.index_of("seq")?,
-            role: r.index_of("role")?,
-            name: r.index_of("name")?,
-            content: r.index_of("content")?,
-            tool_calls_json: r.index_of("tool_calls_json")?,
-            tool_call_id: r.index_of("tool_call_id")?,
-            round_index: r.index_of("round_index")?,
-            state: r.index_of("state")?,
-            meta_json: r.index_of("meta_json")?,
-            created_at: r.index_of("created_at")?,
+            session_id: r.position_of("session_id")?,
+            seq: r.position_of("seq")?,
+            role: r.position_of("role")?,
+            name: r.position_of("name")?,
+            content: r.position_of("content")?,
+            tool_calls_json: r.position_of("tool_calls_json")?,
+            tool_call_id: r.position_of("tool_call_id")?,
+            round_index: r.position_of("round_index")?,
+            state: r.position_of("state")?,
+            meta_json: r.position_of("meta_json")?,
+            created_at: r.position_of("created_at")?,
         })
     }
 }
 
-/// Decodes the rows of one message query (selected with [`StoredRow::COLUMNS`]).
+/// Runs a message query (selected with [`StoredRow::COLUMNS`]) and decodes its rows.
 ///
-/// The window load's hot path: column positions are found once per result (every row of a
-/// result shares its column list), and each text is **moved** from the driver's row into the
-/// [`MessageRow`], so it is copied once (driver → row), as a raw driver read copies it.
-pub(crate) fn decode_message_rows(rows: Vec<Row>) -> Result<Vec<MessageRow>> {
-    let mut out = Vec::with_capacity(rows.len());
-    // The positions and the column list they were found in.
-    let mut cached: Option<(Arc<[String]>, MessagePositions)> = None;
-    for r in rows {
-        let (columns, at) = match cached.take() {
-            Some((columns, at)) if Arc::ptr_eq(&columns, r.shared_columns()) => (columns, at),
-            _ => (Arc::clone(r.shared_columns()), MessagePositions::of(&r)?),
+/// The window load's hot path: each row is read in place ([`Transaction::fetch_each`]), column
+/// positions are found once, on the first row, and each text is copied once, from the driver's
+/// buffer into the [`MessageRow`], as a raw driver read copies it.
+pub(crate) fn fetch_message_rows(
+    tx: &mut dyn Transaction,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<MessageRow>> {
+    let mut out = Vec::new();
+    let mut at: Option<MessagePositions> = None;
+    tx.fetch_each(sql, params, &mut |r| {
+        let positions = match &at {
+            Some(p) => p,
+            None => at.insert(MessagePositions::of(r)?),
         };
-        out.push(MessageRow::take_from(r, &at)?);
-        cached = Some((columns, at));
-    }
+        out.push(MessageRow::from_view(r, positions)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
 impl MessageRow {
     /// Decodes `r`, whose columns sit at the positions `at`.
-    fn take_from(mut r: Row, at: &MessagePositions) -> Result<Self> {
-        let meta = decode_meta(r.take_opt_text_at(at.meta_json, "meta_json")?)?;
-        let tool_calls =
-            decode_tool_calls(r.take_opt_text_at(at.tool_calls_json, "tool_calls_json")?)?;
+    fn from_view(r: &dyn RowView, at: &MessagePositions) -> Result<Self> {
+        let owned = |i: usize, column: &str| -> Result<Option<String>> {
+            Ok(r.opt_str_at(i, column)?.map(Cow::into_owned))
+        };
         Ok(MessageRow {
-            session_id: r.take_text_at(at.session_id, "session_id")?,
+            session_id: r.str_at(at.session_id, "session_id")?.into_owned(),
             seq: r.i64_at(at.seq, "seq")?,
-            role: r.take_text_at(at.role, "role")?,
-            name: r.take_opt_text_at(at.name, "name")?,
-            content: r.take_opt_text_at(at.content, "content")?,
-            tool_calls,
-            tool_call_id: r.take_opt_text_at(at.tool_call_id, "tool_call_id")?,
+            role: r.str_at(at.role, "role")?.into_owned(),
+            name: owned(at.name, "name")?,
+            content: owned(at.content, "content")?,
+            tool_calls: decode_tool_calls(
+                r.opt_str_at(at.tool_calls_json, "tool_calls_json")?
+                    .as_deref(),
+            )?,
+            tool_call_id: owned(at.tool_call_id, "tool_call_id")?,
             round_index: r.opt_i64_at(at.round_index, "round_index")?,
-            state: MessageState::parse(&r.take_text_at(at.state, "state")?)?,
-            meta,
+            state: MessageState::parse(&r.str_at(at.state, "state")?)?,
+            meta: decode_meta(r.opt_str_at(at.meta_json, "meta_json")?.as_deref())?,
             created_at: r.i64_at(at.created_at, "created_at")?,
         })
     }
