@@ -67,8 +67,8 @@ pub(crate) fn insert_row_sql<R: StoredRow>(table: &str) -> String {
     crate::db::sql::insert_sql(table, &cols)
 }
 
-/// Defines a stored string enum: `as_str`, `parse` (unknown labels are `store.decode`) and
-/// `Display`.
+/// Defines a stored string enum: `as_str`, `parse` (unknown labels are `store.decode`),
+/// `Display` and [`StoredLabel`] (so a row reads it with [`read::label`]).
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $s:literal ),* $(,)? }) => {
         $(#[$meta])*
@@ -100,14 +100,131 @@ macro_rules! string_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl $crate::codec::StoredLabel for $name {
+            fn parse_label(s: &str) -> power_loop_contracts::Result<Self> {
+                $name::parse(s)
+            }
+        }
     };
 }
 
 pub(crate) use string_enum;
 
-/// Reads a string-enum column with its `parse`.
-pub(crate) fn enum_col<T>(row: &Row, col: &str, parse: fn(&str) -> Result<T>) -> Result<T> {
-    parse(&row.text(col)?)
+/// A string enum stored as its label (implemented by [`string_enum!`]).
+pub(crate) trait StoredLabel: Sized {
+    /// Parses the stored label; an unknown one is a `store.decode` error.
+    fn parse_label(s: &str) -> Result<Self>;
+}
+
+/// Defines a row type of one table and its [`StoredRow`] impl from ONE field list, so the column
+/// list and the decoder cannot drift apart. Each field is written
+///
+/// - `pub name: Type => decoder,` for column `name`, or
+/// - `pub name: Type = "column" => decoder,` for a column named otherwise (`payload_json`),
+///
+/// with its doc comment and attributes before it. `decoder` is a function
+/// `fn(&Row, &str) -> Result<Type>` given the row and the column name: one of [`read`] (in scope
+/// inside the generated `from_row`, so written bare: `text`, `opt_i64`, `label`, …) or any other
+/// path. `COLUMNS` lists the columns in field order.
+macro_rules! stored_row {
+    (@column $field:ident) => { stringify!($field) };
+    (@column $field:ident $column:literal) => { $column };
+    (@columns $first:expr $(, $rest:expr)*) => { concat!($first $(, ", ", $rest)*) };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $fvis:vis $field:ident : $ty:ty $(= $column:literal)? => $decode:path
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( $(#[$fmeta])* $fvis $field: $ty, )+
+        }
+
+        impl $crate::codec::StoredRow for $name {
+            const COLUMNS: &'static str = $crate::codec::stored_row!(
+                @columns $( $crate::codec::stored_row!(@column $field $($column)?) ),+
+            );
+
+            fn from_row(r: &$crate::db::Row) -> power_loop_contracts::Result<Self> {
+                #[allow(unused_imports)]
+                use $crate::codec::read::*;
+                Ok($name {
+                    $( $field: $decode(r, $crate::codec::stored_row!(@column $field $($column)?))?, )+
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use stored_row;
+
+/// The column readers of [`stored_row!`]: each reads the named column of a result row.
+pub(crate) mod read {
+    use power_loop_contracts::{Error, ErrorCode, Result};
+    use serde_json::Value as Json;
+
+    use super::{JsonMap, StoredLabel, decode_json, decode_map};
+    use crate::db::Row;
+
+    /// Non-NULL text.
+    pub(crate) fn text(r: &Row, column: &str) -> Result<String> {
+        r.text(column)
+    }
+
+    /// Text or NULL.
+    pub(crate) fn opt_text(r: &Row, column: &str) -> Result<Option<String>> {
+        r.opt_text(column)
+    }
+
+    /// A non-NULL integer.
+    pub(crate) fn i64(r: &Row, column: &str) -> Result<i64> {
+        r.i64(column)
+    }
+
+    /// An integer or NULL.
+    pub(crate) fn opt_i64(r: &Row, column: &str) -> Result<Option<i64>> {
+        r.opt_i64(column)
+    }
+
+    /// A 0/1 flag (any non-zero integer is `true`).
+    pub(crate) fn flag(r: &Row, column: &str) -> Result<bool> {
+        Ok(r.i64(column)? != 0)
+    }
+
+    /// A string enum stored as its label.
+    pub(crate) fn label<T: StoredLabel>(r: &Row, column: &str) -> Result<T> {
+        T::parse_label(&r.text(column)?)
+    }
+
+    /// A JSON object; NULL or empty text is the empty object.
+    pub(crate) fn map(r: &Row, column: &str) -> Result<JsonMap> {
+        decode_map(column, r.opt_text(column)?)
+    }
+
+    /// A JSON document or NULL (empty text is `None` too).
+    pub(crate) fn opt_json(r: &Row, column: &str) -> Result<Option<Json>> {
+        decode_json(column, r.opt_text(column)?)
+    }
+
+    /// A NOT NULL JSON document: an empty text is a decode error (never written so).
+    pub(crate) fn json(r: &Row, column: &str) -> Result<Json> {
+        decode_json(column, Some(r.text(column)?))?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::StoreDecode,
+                format!("column `{column}` is empty where a JSON document was expected"),
+            )
+        })
+    }
+
+    /// A NOT NULL JSON document whose empty text reads as JSON `null`.
+    pub(crate) fn json_or_null(r: &Row, column: &str) -> Result<Json> {
+        Ok(decode_json(column, Some(r.text(column)?))?.unwrap_or(Json::Null))
+    }
 }
 
 /// Encodes a JSON value compactly (no spaces, non-ASCII kept literally), as the store writes it.
@@ -159,6 +276,7 @@ pub(crate) fn decode_map(column: &str, text: Option<String>) -> Result<JsonMap> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SessionKind;
 
     #[test]
     fn json_is_compact_and_keeps_non_ascii() {
@@ -173,5 +291,44 @@ mod tests {
         assert!(decode_json("x", Some("{".into())).is_err());
         assert_eq!(decode_map("x", None).unwrap(), JsonMap::new());
         assert!(decode_map("x", Some("[1]".into())).is_err());
+    }
+
+    stored_row! {
+        /// A test row: one field per reader, one renamed column.
+        #[derive(Debug, PartialEq)]
+        struct Probe {
+            id: String => text,
+            seq: i64 => i64,
+            kind: SessionKind => label,
+            on: bool => flag,
+            doc: Option<Json> = "doc_json" => opt_json,
+        }
+    }
+
+    #[test]
+    fn stored_row_derives_columns_and_decoder_from_one_list() {
+        assert_eq!(Probe::COLUMNS, "id, seq, kind, on, doc_json");
+        let names: Vec<String> = Probe::COLUMNS.split(", ").map(str::to_owned).collect();
+        let row = Row::new(
+            names.into(),
+            vec![
+                Value::Text("a".into()),
+                Value::Int(7),
+                Value::Text("subagent".into()),
+                Value::Int(1),
+                Value::Text(r#"{"k":1}"#.into()),
+            ],
+        );
+        let probe = Probe::from_row(&row).unwrap();
+        assert_eq!(
+            probe,
+            Probe {
+                id: "a".into(),
+                seq: 7,
+                kind: SessionKind::Subagent,
+                on: true,
+                doc: Some(serde_json::json!({"k": 1})),
+            }
+        );
     }
 }

@@ -1,57 +1,38 @@
 //! The `background_tasks` table: records of the agent's background commands — the row, the
 //! input of `upsert_background_task` and the table's definition.
 
-use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::StoredRow;
-use crate::db::Row;
+use crate::codec::stored_row;
 use crate::ddl::model::{ColumnType, Index, Table, col};
 
 use ColumnType::{Int, Key, Label, Text};
 
-/// A background task record (table `background_tasks`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct BackgroundTaskRow {
-    /// Session id.
-    pub session_id: String,
-    /// Task id.
-    pub task_id: String,
-    /// Command line.
-    pub command: String,
-    /// Free status string (`running`, `completed`, `failed(<rc>)`, …).
-    pub status: String,
-    /// Exit code.
-    pub return_code: Option<i64>,
-    /// Tail of the output.
-    pub output_tail: Option<String>,
-    /// Path of the full output.
-    pub output_path: Option<String>,
-    /// When the agent last saw it, epoch ms.
-    pub last_seen_at: i64,
-    /// Creation time, epoch ms.
-    pub created_at: i64,
-    /// Last update, epoch ms (`> last_seen_at` means unseen).
-    pub updated_at: i64,
-}
-
-impl StoredRow for BackgroundTaskRow {
-    const COLUMNS: &'static str = "session_id, task_id, command, status, return_code, output_tail, output_path, last_seen_at, created_at, updated_at";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(BackgroundTaskRow {
-            session_id: r.text("session_id")?,
-            task_id: r.text("task_id")?,
-            command: r.text("command")?,
-            status: r.text("status")?,
-            return_code: r.opt_i64("return_code")?,
-            output_tail: r.opt_text("output_tail")?,
-            output_path: r.opt_text("output_path")?,
-            last_seen_at: r.i64("last_seen_at")?,
-            created_at: r.i64("created_at")?,
-            updated_at: r.i64("updated_at")?,
-        })
+stored_row! {
+    /// A background task record (table `background_tasks`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct BackgroundTaskRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Task id.
+        pub task_id: String => text,
+        /// Command line.
+        pub command: String => text,
+        /// Free status string (`running`, `completed`, `failed(<rc>)`, …).
+        pub status: String => text,
+        /// Exit code.
+        pub return_code: Option<i64> => opt_i64,
+        /// Tail of the output.
+        pub output_tail: Option<String> => opt_text,
+        /// Path of the full output.
+        pub output_path: Option<String> => opt_text,
+        /// When the agent last saw it, epoch ms.
+        pub last_seen_at: i64 => i64,
+        /// Creation time, epoch ms.
+        pub created_at: i64 => i64,
+        /// Last update, epoch ms (`> last_seen_at` means unseen).
+        pub updated_at: i64 => i64,
     }
 }
 

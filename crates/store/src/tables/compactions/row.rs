@@ -1,54 +1,36 @@
 //! The `compactions` table: the journal of folds — the row, the input of
 //! `record_compaction` and the table's definition.
 
-use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{JsonMap, StoredRow};
-use crate::db::Row;
+use crate::codec::{JsonMap, stored_row};
 use crate::ddl::model::{ColumnType, Table, col};
 
 use ColumnType::{Int, Key};
 
-/// One row of the compaction journal (table `compactions`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct CompactionRow {
-    /// Session id.
-    pub session_id: String,
-    /// Per-session 1-based fold counter.
-    pub compact_seq: i64,
-    /// Seq of the `compact_note` message.
-    pub note_seq: i64,
-    /// Lowest folded seq.
-    pub from_seq: i64,
-    /// Highest folded seq.
-    pub to_seq: i64,
-    /// Tokens before the fold.
-    pub before_tokens: Option<i64>,
-    /// Tokens after the fold.
-    pub after_tokens: Option<i64>,
-    /// Round of the fold.
-    pub round_index: Option<i64>,
-    /// Creation time, epoch ms.
-    pub created_at: i64,
-}
-
-impl StoredRow for CompactionRow {
-    const COLUMNS: &'static str = "session_id, compact_seq, note_seq, from_seq, to_seq, before_tokens, after_tokens, round_index, created_at";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(CompactionRow {
-            session_id: r.text("session_id")?,
-            compact_seq: r.i64("compact_seq")?,
-            note_seq: r.i64("note_seq")?,
-            from_seq: r.i64("from_seq")?,
-            to_seq: r.i64("to_seq")?,
-            before_tokens: r.opt_i64("before_tokens")?,
-            after_tokens: r.opt_i64("after_tokens")?,
-            round_index: r.opt_i64("round_index")?,
-            created_at: r.i64("created_at")?,
-        })
+stored_row! {
+    /// One row of the compaction journal (table `compactions`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct CompactionRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Per-session 1-based fold counter.
+        pub compact_seq: i64 => i64,
+        /// Seq of the `compact_note` message.
+        pub note_seq: i64 => i64,
+        /// Lowest folded seq.
+        pub from_seq: i64 => i64,
+        /// Highest folded seq.
+        pub to_seq: i64 => i64,
+        /// Tokens before the fold.
+        pub before_tokens: Option<i64> => opt_i64,
+        /// Tokens after the fold.
+        pub after_tokens: Option<i64> => opt_i64,
+        /// Round of the fold.
+        pub round_index: Option<i64> => opt_i64,
+        /// Creation time, epoch ms.
+        pub created_at: i64 => i64,
     }
 }
 

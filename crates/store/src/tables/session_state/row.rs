@@ -6,41 +6,33 @@ use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
 use super::pending::PendingState;
-use crate::codec::StoredRow;
+use crate::codec::stored_row;
 use crate::db::Row;
 use crate::ddl::model::{ColumnType, Table, col};
 
 use ColumnType::{Int, Key, Text};
 
-/// The mutable per-session counters (table `session_state`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SessionStateRow {
-    /// Session id.
-    pub session_id: String,
-    /// The seq the next message gets.
-    pub next_seq: i64,
-    /// Round index of the current/last send.
-    pub round_index: i64,
-    /// Number of compactions recorded.
-    pub last_compact_seq: i64,
-    /// Unresolved tool calls, `None` when clean.
-    pub pending: Option<PendingState>,
+stored_row! {
+    /// The mutable per-session counters (table `session_state`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct SessionStateRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// The seq the next message gets.
+        pub next_seq: i64 => i64,
+        /// Round index of the current/last send.
+        pub round_index: i64 => i64,
+        /// Number of compactions recorded.
+        pub last_compact_seq: i64 => i64,
+        /// Unresolved tool calls, `None` when clean.
+        pub pending: Option<PendingState> = "pending_json" => decode_pending,
+    }
 }
 
-impl StoredRow for SessionStateRow {
-    const COLUMNS: &'static str =
-        "session_id, next_seq, round_index, last_compact_seq, pending_json";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(SessionStateRow {
-            session_id: r.text("session_id")?,
-            next_seq: r.i64("next_seq")?,
-            round_index: r.i64("round_index")?,
-            last_compact_seq: r.i64("last_compact_seq")?,
-            pending: PendingState::decode(r.opt_text("pending_json")?)?,
-        })
-    }
+/// Decodes the `pending_json` column ([`PendingState::decode`]).
+fn decode_pending(r: &Row, column: &str) -> Result<Option<PendingState>> {
+    PendingState::decode(r.opt_text(column)?)
 }
 
 impl SessionStateRow {

@@ -4,26 +4,18 @@
 use power_loop_contracts::{Error, Result};
 
 use super::row::SessionStateRow;
-use crate::codec::StoredRow;
-use crate::db::{Dialect, Row, Transaction, Value};
+use crate::codec::{StoredRow, stored_row};
+use crate::db::{Dialect, Transaction, Value};
 use crate::schema::TableNames;
 
-/// The `session_state` row as read (and, on server engines, locked) inside a write transaction.
-pub(crate) struct LockedState {
-    pub(crate) next_seq: i64,
-    pub(crate) round_index: i64,
-    pub(crate) last_compact_seq: i64,
-    pub(crate) pending_json: Option<String>,
-}
-
-impl LockedState {
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(LockedState {
-            next_seq: r.i64("next_seq")?,
-            round_index: r.i64("round_index")?,
-            last_compact_seq: r.i64("last_compact_seq")?,
-            pending_json: r.opt_text("pending_json")?,
-        })
+stored_row! {
+    /// The `session_state` row as read (and, on server engines, locked) inside a write
+    /// transaction.
+    pub(crate) struct LockedState {
+        pub(crate) next_seq: i64 => i64,
+        pub(crate) round_index: i64 => i64,
+        pub(crate) last_compact_seq: i64 => i64,
+        pub(crate) pending_json: Option<String> => opt_text,
     }
 }
 
@@ -39,7 +31,8 @@ impl StateSql {
     pub(crate) fn new(t: &TableNames, d: &dyn Dialect) -> Self {
         StateSql {
             lock: format!(
-                "SELECT next_seq, round_index, last_compact_seq, pending_json FROM {} WHERE session_id = ?{}",
+                "SELECT {} FROM {} WHERE session_id = ?{}",
+                LockedState::COLUMNS,
                 t.session_state,
                 d.for_update()
             ),

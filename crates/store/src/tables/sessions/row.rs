@@ -2,11 +2,9 @@
 //! sub-agent tree — the row, the enums stored in it, the input of `create_session` and the
 //! table's definition.
 
-use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{JsonMap, StoredRow, decode_map, enum_col, string_enum};
-use crate::db::Row;
+use crate::codec::{JsonMap, stored_row, string_enum};
 use crate::ddl::model::{ColumnType, Index, Table, col};
 
 use ColumnType::{Int, Key, Label, Text};
@@ -37,57 +35,37 @@ string_enum! {
     }
 }
 
-/// One session (table `sessions`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SessionRow {
-    /// Session id.
-    pub session_id: String,
-    /// Creation time, epoch ms.
-    pub created_at: i64,
-    /// Last write to the session, epoch ms.
-    pub updated_at: i64,
-    /// System prompt, if any.
-    pub system_prompt: Option<String>,
-    /// Model name, if any.
-    pub model: Option<String>,
-    /// Loop configuration (empty object when not given).
-    pub config: JsonMap,
-    /// Status.
-    pub status: SessionStatus,
-    /// Root or sub-agent.
-    pub kind: SessionKind,
-    /// Parent session of a sub-agent.
-    pub parent_session_id: Option<String>,
-    /// Tool call that spawned this sub-agent.
-    pub spawn_tool_call_id: Option<String>,
-    /// Nesting depth (0 for roots).
-    pub spawn_depth: i64,
-    /// Lifecycle relative to the parent.
-    pub lifecycle: SubagentLifecycle,
-    /// Free metadata (empty object when not given).
-    pub metadata: JsonMap,
-}
-
-impl StoredRow for SessionRow {
-    const COLUMNS: &'static str = "session_id, created_at, updated_at, system_prompt, model, config_json, status, kind, parent_session_id, spawn_tool_call_id, spawn_depth, lifecycle, metadata_json";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(SessionRow {
-            session_id: r.text("session_id")?,
-            created_at: r.i64("created_at")?,
-            updated_at: r.i64("updated_at")?,
-            system_prompt: r.opt_text("system_prompt")?,
-            model: r.opt_text("model")?,
-            config: decode_map("config_json", r.opt_text("config_json")?)?,
-            status: enum_col(r, "status", SessionStatus::parse)?,
-            kind: enum_col(r, "kind", SessionKind::parse)?,
-            parent_session_id: r.opt_text("parent_session_id")?,
-            spawn_tool_call_id: r.opt_text("spawn_tool_call_id")?,
-            spawn_depth: r.i64("spawn_depth")?,
-            lifecycle: enum_col(r, "lifecycle", SubagentLifecycle::parse)?,
-            metadata: decode_map("metadata_json", r.opt_text("metadata_json")?)?,
-        })
+stored_row! {
+    /// One session (table `sessions`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct SessionRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Creation time, epoch ms.
+        pub created_at: i64 => i64,
+        /// Last write to the session, epoch ms.
+        pub updated_at: i64 => i64,
+        /// System prompt, if any.
+        pub system_prompt: Option<String> => opt_text,
+        /// Model name, if any.
+        pub model: Option<String> => opt_text,
+        /// Loop configuration (empty object when not given).
+        pub config: JsonMap = "config_json" => map,
+        /// Status.
+        pub status: SessionStatus => label,
+        /// Root or sub-agent.
+        pub kind: SessionKind => label,
+        /// Parent session of a sub-agent.
+        pub parent_session_id: Option<String> => opt_text,
+        /// Tool call that spawned this sub-agent.
+        pub spawn_tool_call_id: Option<String> => opt_text,
+        /// Nesting depth (0 for roots).
+        pub spawn_depth: i64 => i64,
+        /// Lifecycle relative to the parent.
+        pub lifecycle: SubagentLifecycle => label,
+        /// Free metadata (empty object when not given).
+        pub metadata: JsonMap = "metadata_json" => map,
     }
 }
 

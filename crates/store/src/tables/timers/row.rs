@@ -1,11 +1,9 @@
 //! The `timers` table: durable one-shot and recurring timers — the row, the status labels and
 //! the table's definition.
 
-use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::StoredRow;
-use crate::db::Row;
+use crate::codec::stored_row;
 use crate::ddl::model::{ColumnType, Index, Table, col};
 use crate::tables::fences::row::{Fence, FenceKind};
 
@@ -23,48 +21,31 @@ pub mod timer_status {
     pub const CANCELLED: &str = "cancelled";
 }
 
-/// One timer (table `timers`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TimerRow {
-    /// Session id.
-    pub session_id: String,
-    /// Per-session 1-based id.
-    pub timer_id: i64,
-    /// Due time, epoch ms.
-    pub due_at: i64,
-    /// The note delivered when it fires.
-    pub note: String,
-    /// `armed`, `firing`, `fired` or `cancelled` (see [`timer_status`]).
-    pub status: String,
-    /// Recurrence interval in seconds (`None` = one-shot).
-    pub interval_s: Option<i64>,
-    /// How many times it fired.
-    pub fire_count: i64,
-    /// Last firing time, epoch ms.
-    pub last_fired_at: Option<i64>,
-    /// Creation time, epoch ms.
-    pub created_at: i64,
-    /// Last change (for `firing` rows: the claim/heartbeat time), epoch ms.
-    pub updated_at: i64,
-}
-
-impl StoredRow for TimerRow {
-    const COLUMNS: &'static str = "session_id, timer_id, due_at, note, status, interval_s, fire_count, last_fired_at, created_at, updated_at";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(TimerRow {
-            session_id: r.text("session_id")?,
-            timer_id: r.i64("timer_id")?,
-            due_at: r.i64("due_at")?,
-            note: r.text("note")?,
-            status: r.text("status")?,
-            interval_s: r.opt_i64("interval_s")?,
-            fire_count: r.i64("fire_count")?,
-            last_fired_at: r.opt_i64("last_fired_at")?,
-            created_at: r.i64("created_at")?,
-            updated_at: r.i64("updated_at")?,
-        })
+stored_row! {
+    /// One timer (table `timers`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct TimerRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Per-session 1-based id.
+        pub timer_id: i64 => i64,
+        /// Due time, epoch ms.
+        pub due_at: i64 => i64,
+        /// The note delivered when it fires.
+        pub note: String => text,
+        /// `armed`, `firing`, `fired` or `cancelled` (see [`timer_status`]).
+        pub status: String => text,
+        /// Recurrence interval in seconds (`None` = one-shot).
+        pub interval_s: Option<i64> => opt_i64,
+        /// How many times it fired.
+        pub fire_count: i64 => i64,
+        /// Last firing time, epoch ms.
+        pub last_fired_at: Option<i64> => opt_i64,
+        /// Creation time, epoch ms.
+        pub created_at: i64 => i64,
+        /// Last change (for `firing` rows: the claim/heartbeat time), epoch ms.
+        pub updated_at: i64 => i64,
     }
 }
 

@@ -2,48 +2,32 @@
 //! accounting per session — the rows, the inputs of `record_usage` and `bump_session_stats`,
 //! and the tables' definitions.
 
-use power_loop_contracts::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::StoredRow;
-use crate::db::Row;
+use crate::codec::stored_row;
 use crate::ddl::model::{ColumnType, Table, col};
 
 use ColumnType::{Int, Key};
 
-/// One round's token usage (table `usage_rounds`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct UsageRoundRow {
-    /// Session id.
-    pub session_id: String,
-    /// Round index (restarts at 0 every send).
-    pub round_index: i64,
-    /// Prompt tokens the provider reported for this round (`None`: not reported).
-    pub prompt_tokens: Option<i64>,
-    /// Completion tokens the provider reported for this round (`None`: not reported).
-    pub completion_tokens: Option<i64>,
-    /// Total tokens the provider reported for this round (`None`: not reported).
-    pub total_tokens: Option<i64>,
-    /// The model that answered the round, when known.
-    pub model: Option<String>,
-    /// Write time, epoch ms.
-    pub created_at: i64,
-}
-
-impl StoredRow for UsageRoundRow {
-    const COLUMNS: &'static str = "session_id, round_index, prompt_tokens, completion_tokens, total_tokens, model, created_at";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(UsageRoundRow {
-            session_id: r.text("session_id")?,
-            round_index: r.i64("round_index")?,
-            prompt_tokens: r.opt_i64("prompt_tokens")?,
-            completion_tokens: r.opt_i64("completion_tokens")?,
-            total_tokens: r.opt_i64("total_tokens")?,
-            model: r.opt_text("model")?,
-            created_at: r.i64("created_at")?,
-        })
+stored_row! {
+    /// One round's token usage (table `usage_rounds`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct UsageRoundRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Round index (restarts at 0 every send).
+        pub round_index: i64 => i64,
+        /// Prompt tokens the provider reported for this round (`None`: not reported).
+        pub prompt_tokens: Option<i64> => opt_i64,
+        /// Completion tokens the provider reported for this round (`None`: not reported).
+        pub completion_tokens: Option<i64> => opt_i64,
+        /// Total tokens the provider reported for this round (`None`: not reported).
+        pub total_tokens: Option<i64> => opt_i64,
+        /// The model that answered the round, when known.
+        pub model: Option<String> => opt_text,
+        /// Write time, epoch ms.
+        pub created_at: i64 => i64,
     }
 }
 
@@ -86,51 +70,33 @@ impl UsageRecord {
     }
 }
 
-/// Cumulative accounting of a session (table `session_stats`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SessionStatsRow {
-    /// Session id.
-    pub session_id: String,
-    /// Finished sends.
-    pub sends: i64,
-    /// Rounds over every send.
-    pub rounds: i64,
-    /// LLM calls over every send.
-    pub llm_calls: i64,
-    /// Tool calls over every send.
-    pub tool_calls: i64,
-    /// Prompt tokens summed over every send.
-    pub prompt_tokens: i64,
-    /// Completion tokens summed over every send.
-    pub completion_tokens: i64,
-    /// Total tokens summed over every send.
-    pub total_tokens: i64,
-    /// First send time, epoch ms.
-    pub first_send_at: Option<i64>,
-    /// Last send time, epoch ms.
-    pub last_send_at: Option<i64>,
-    /// Last update, epoch ms.
-    pub updated_at: i64,
-}
-
-impl StoredRow for SessionStatsRow {
-    const COLUMNS: &'static str = "session_id, sends, rounds, llm_calls, tool_calls, prompt_tokens, completion_tokens, total_tokens, first_send_at, last_send_at, updated_at";
-
-    fn from_row(r: &Row) -> Result<Self> {
-        Ok(SessionStatsRow {
-            session_id: r.text("session_id")?,
-            sends: r.i64("sends")?,
-            rounds: r.i64("rounds")?,
-            llm_calls: r.i64("llm_calls")?,
-            tool_calls: r.i64("tool_calls")?,
-            prompt_tokens: r.i64("prompt_tokens")?,
-            completion_tokens: r.i64("completion_tokens")?,
-            total_tokens: r.i64("total_tokens")?,
-            first_send_at: r.opt_i64("first_send_at")?,
-            last_send_at: r.opt_i64("last_send_at")?,
-            updated_at: r.i64("updated_at")?,
-        })
+stored_row! {
+    /// Cumulative accounting of a session (table `session_stats`).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[non_exhaustive]
+    pub struct SessionStatsRow {
+        /// Session id.
+        pub session_id: String => text,
+        /// Finished sends.
+        pub sends: i64 => i64,
+        /// Rounds over every send.
+        pub rounds: i64 => i64,
+        /// LLM calls over every send.
+        pub llm_calls: i64 => i64,
+        /// Tool calls over every send.
+        pub tool_calls: i64 => i64,
+        /// Prompt tokens summed over every send.
+        pub prompt_tokens: i64 => i64,
+        /// Completion tokens summed over every send.
+        pub completion_tokens: i64 => i64,
+        /// Total tokens summed over every send.
+        pub total_tokens: i64 => i64,
+        /// First send time, epoch ms.
+        pub first_send_at: Option<i64> => opt_i64,
+        /// Last send time, epoch ms.
+        pub last_send_at: Option<i64> => opt_i64,
+        /// Last update, epoch ms.
+        pub updated_at: i64 => i64,
     }
 }
 
