@@ -10,6 +10,7 @@ use power_loop_contracts::{Error, ErrorCode, JsonSchemaFormat, ResponseFormat, R
 // The balanced-object scan and trailing-comma repair live in the contracts crate (one
 // implementation, shared with the providers).
 use power_loop_contracts::llm::json::{extract_json_substring, remove_trailing_commas};
+use power_loop_tools::schema_problem;
 use serde_json::Value;
 
 /// A named JSON schema the final answer must match.
@@ -158,15 +159,7 @@ fn validate_against(schema: &Value, value: &Value, raw: &str) -> Result<()> {
     })?;
     let problems: Vec<String> = validator
         .iter_errors(value)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let path = if path.is_empty() {
-                "/".to_owned()
-            } else {
-                path
-            };
-            format!("{path}: {e}")
-        })
+        .map(|e| schema_problem(&e))
         .collect();
     if problems.is_empty() {
         Ok(())

@@ -276,16 +276,12 @@ async fn cancellation_mid_stream_ends_cancelled_and_leaves_the_session_clean() {
     assert_eq!(r.rounds, 0);
     assert_eq!(
         names(&log),
-        vec![
-            "session_started",
-            "round_started",
-            "stream_started",
-            "llm_call_started",
-            "llm_call_completed(false)",
-            "stream_completed",
-            "loop_cancelled",
-            "session_ended(cancelled)"
+        [
+            &SEND_START[..],
+            &model_call(false),
+            &["loop_cancelled", "session_ended(cancelled)"],
         ]
+        .concat()
     );
     let got = payloads(&log);
     let failed = got
@@ -323,15 +319,12 @@ async fn a_round_limit_stop_persists_the_summary_reply() {
     let tail: Vec<&str> = n[n.len() - 7..].iter().map(String::as_str).collect();
     assert_eq!(
         tail,
-        vec![
-            "status_changed(hit_round_limit)",
-            "stream_started",
-            "llm_call_started",
-            "llm_call_completed(true)",
-            "stream_completed",
-            "usage_updated",
-            "session_ended(hit_round_limit)"
+        [
+            &["status_changed(hit_round_limit)"][..],
+            &model_call(true),
+            &["usage_updated", "session_ended(hit_round_limit)"],
         ]
+        .concat()
     );
     let last_req = llm.last_request().unwrap();
     assert!(

@@ -81,21 +81,14 @@ async fn exhausted_retries_degrade_with_retry_events_and_a_persisted_marker() {
     );
     assert_eq!(
         names(&log),
-        vec![
-            "session_started",
-            "round_started",
-            "stream_started",
-            "llm_call_started",
-            "llm_call_completed(false)",
-            "stream_completed",
-            "llm_retry_attempted",
-            "stream_started",
-            "llm_call_started",
-            "llm_call_completed(false)",
-            "stream_completed",
-            "llm_degraded",
-            "session_ended(degraded)"
+        [
+            &SEND_START[..],
+            &model_call(false),
+            &["llm_retry_attempted"],
+            &model_call(false),
+            &["llm_degraded", "session_ended(degraded)"],
         ]
+        .concat()
     );
     let msgs = lp.get_messages(&sid, false).await.unwrap();
     assert_eq!(msgs.last().unwrap().text(), r.final_text);

@@ -171,18 +171,25 @@ pub(crate) enum WorkflowCommand {
         json: bool,
     },
     /// List runs (oldest first), optionally only those of one parent session.
-    List {
-        /// Only the runs of this parent session.
-        #[arg(long)]
-        session: Option<String>,
-        /// How many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print one JSON line: an array of `{run_id, workflow, status, attempts, detached,
-        /// parent_session_id, created_at_ms, finished_at_ms}`.
-        #[arg(long)]
-        json: bool,
-    },
+    ///
+    /// `--session` names the parent session of the runs. `--json` prints an array of `{run_id,
+    /// workflow, status, attempts, detached, parent_session_id, created_at_ms, finished_at_ms}`.
+    List(ListArgs),
+}
+
+/// The `--session/--limit/--json` flags of the list commands that can keep to one session
+/// (`workflow list`, `timers list`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Only the rows of this session.
+    #[arg(long)]
+    pub(crate) session: Option<String>,
+    /// How many.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    /// Print one JSON line: an array of the rows.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,26 +12,19 @@ use power_loop::{
 };
 
 use crate::open::{Access, open_store};
-use crate::{Cli, commands, exit, output, provider};
+use crate::{Cli, ListArgs, commands, exit, output, provider};
 
 /// The `timers` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TimersCommand {
     /// List timers: every timer of one session, or the armed timers of all sessions.
+    ///
+    /// With `--session`, every timer of that session (all statuses); without it, the armed
+    /// timers of all sessions, at most `--limit`.
     #[command(
         after_help = "Examples:\n  power-loop timers list\n  power-loop timers list --session sess_0123 --json"
     )]
-    List {
-        /// Only this session's timers (all statuses).
-        #[arg(long)]
-        session: Option<String>,
-        /// How many (all sessions).
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print one JSON array.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Run a timer runner: poll the store and fire due timers (each wakes its session with a
     /// model call). SIGTERM or Ctrl-C drains it and exits 0.
     #[command(
@@ -60,11 +53,7 @@ pub(crate) enum TimersCommand {
 /// Runs a `timers` subcommand.
 pub(crate) async fn run(cli: &Cli, cmd: &TimersCommand) -> Result<()> {
     match cmd {
-        TimersCommand::List {
-            session,
-            limit,
-            json,
-        } => list(cli, session.as_deref(), *limit, *json).await,
+        TimersCommand::List(args) => list(cli, args).await,
         TimersCommand::Run {
             poll,
             once,
@@ -100,9 +89,9 @@ fn timer_value(t: &TimerRow) -> serde_json::Value {
     })
 }
 
-async fn list(cli: &Cli, session: Option<&str>, limit: usize, json: bool) -> Result<()> {
+async fn list(cli: &Cli, args: &ListArgs) -> Result<()> {
     let store = open_store(cli, Access::ReadOnly).await?;
-    let rows = match session {
+    let rows = match args.session.as_deref() {
         Some(sid) => {
             store
                 .list_timers(
@@ -116,11 +105,11 @@ async fn list(cli: &Cli, session: Option<&str>, limit: usize, json: bool) -> Res
                 )
                 .await
         }
-        None => store.due_timers(Some(i64::MAX), limit).await,
+        None => store.due_timers(Some(i64::MAX), args.limit).await,
     };
     let _ = store.close().await;
     let rows = rows?;
-    if json {
+    if args.json {
         return output::json(&rows.iter().map(timer_value).collect());
     }
     let mut t = output::table([

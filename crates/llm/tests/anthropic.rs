@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::{
     Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, events, fast_retry,
-    typed_events,
+    full_request, lookup_schema, typed_events,
 };
 use futures_util::StreamExt;
 use power_loop_contracts::{
-    ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message, ResponseFormat,
-    ToolCall, ToolChoice, ToolDefinition,
+    ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message, ToolCall, ToolChoice,
+    ToolDefinition,
 };
 use power_loop_llm::{AnthropicConfig, AnthropicLlm, LlmStack};
 use serde_json::json;
@@ -320,8 +320,7 @@ async fn exact_request_json_for_a_tool_conversation() {
         AnthropicConfig::new(format!("{}/v1/", server.base), "k", "claude-x").with_max_tokens(1024),
     )
     .unwrap();
-    let schema = json!({"type": "object", "properties": {"q": {"type": "string"}}});
-    let req = LlmRequest::new(vec![
+    let req = full_request(vec![
         Message::system("Memory: likes cats").with_name("memory_1"),
         Message::user(vec![
             ContentPart::text("Look at these"),
@@ -340,19 +339,7 @@ async fn exact_request_json_for_a_tool_conversation() {
         Message::user("thanks"),
         Message::assistant(""),
         Message::user("and?"),
-    ])
-    .with_system_prompt("sys")
-    .with_temperature(0.5)
-    .with_tools(vec![ToolDefinition::new(
-        "lookup",
-        "Look up",
-        schema.clone(),
-    )])
-    .with_tool_choice(ToolChoice::Function("lookup".into()))
-    .with_response_format(ResponseFormat::json_schema(
-        "a",
-        json!({"type": "object", "required": ["x"]}),
-    ));
+    ]);
     llm.complete(req).await.unwrap();
     let q = &server.requests()[0];
     assert_eq!(q.path, "/v1/messages");
@@ -381,7 +368,7 @@ async fn exact_request_json_for_a_tool_conversation() {
                     {"type": "text", "text": "and?"}
                 ]}
             ],
-            "tools": [{"name": "lookup", "description": "Look up", "input_schema": schema}],
+            "tools": [{"name": "lookup", "description": "Look something up", "input_schema": lookup_schema()}],
             "tool_choice": {"type": "tool", "name": "lookup"},
             "stream": true
         })

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Reply, TestServer, complete_sse, complete_with_fast_retry, complete_x, data, fast_retry,
+    Reply, TestServer, answer_schema, complete_sse, complete_with_fast_retry, complete_x, data,
+    fast_retry, full_request, lookup_schema,
 };
 use futures_util::StreamExt;
 use power_loop_contracts::{
     CancellationToken, ContentPart, ErrorCode, FinishReason, LlmRequest, LlmService, Message,
-    ResponseFormat, ToolCall, ToolChoice, ToolDefinition,
+    ToolCall, ToolChoice,
 };
 use power_loop_llm::{LlmStack, OpenAiConfig, OpenAiLlm, RetryEvent};
 use serde_json::json;
@@ -480,9 +481,7 @@ async fn call_timeout_gives_llm_timeout() {
 async fn exact_request_json_with_tools_images_and_tool_messages() {
     let server = TestServer::start(vec![Reply::sse_parts(&[data(TEXT_STREAM)])]).await;
     let llm = llm(&server);
-    let schema =
-        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
-    let req = LlmRequest::new(vec![
+    let req = full_request(vec![
         Message::user(vec![
             ContentPart::text("What is in this image?"),
             ContentPart::image_url("data:image/png;base64,iVBORw0KGgo="),
@@ -496,20 +495,8 @@ async fn exact_request_json_with_tools_images_and_tool_messages() {
         Message::system("Recalled: user likes cats").with_name("memory_1"),
         Message::user("thanks"),
     ])
-    .with_system_prompt("sys")
     .with_model("gpt-4.1")
-    .with_temperature(0.3)
     .with_max_tokens(256)
-    .with_tools(vec![ToolDefinition::new(
-        "lookup",
-        "Look something up",
-        schema.clone(),
-    )])
-    .with_tool_choice(ToolChoice::Function("lookup".into()))
-    .with_response_format(ResponseFormat::json_schema(
-        "answer",
-        json!({"type": "object"}),
-    ))
     .with_extra("parallel_tool_calls", json!(true))
     .with_extra("user", json!("u-1"))
     .with_extra("extra_body", json!({"top_k": 5}));
@@ -534,13 +521,13 @@ async fn exact_request_json_with_tools_images_and_tool_messages() {
                 {"role": "system", "content": "Recalled: user likes cats", "name": "memory_1"},
                 {"role": "user", "content": "thanks"}
             ],
-            "temperature": 0.3,
+            "temperature": 0.5,
             "max_tokens": 256,
             "stream": true,
             "stream_options": {"include_usage": true},
-            "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look something up", "parameters": schema}}],
+            "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look something up", "parameters": lookup_schema()}}],
             "tool_choice": {"type": "function", "function": {"name": "lookup"}},
-            "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": answer_schema(), "strict": true}},
             "top_k": 5
         })
     );

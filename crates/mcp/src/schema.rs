@@ -1,5 +1,6 @@
 //! Input schemas of MCP tools, made acceptable to LLM providers and compiled for validation.
 
+use power_loop_tools::schema_problem;
 use serde_json::{Map, Value};
 
 /// The schema offered to the model for an MCP tool's `inputSchema`.
@@ -33,15 +34,7 @@ pub(crate) fn check(validator: &jsonschema::Validator, args: &Value) -> Result<(
     let problems: Vec<String> = validator
         .iter_errors(args)
         .take(8)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let path = if path.is_empty() {
-                "(root)".to_owned()
-            } else {
-                path
-            };
-            format!("{path}: {e}")
-        })
+        .map(|e| schema_problem(&e))
         .collect();
     if problems.is_empty() {
         Ok(())

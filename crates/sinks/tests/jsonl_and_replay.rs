@@ -51,18 +51,8 @@ fn lines_have_contract_key_order_and_sanitized_payload_with_content_opted_in() {
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
-        [
-            "type",
-            "session_id",
-            "round_index",
-            "stream_id",
-            "source",
-            "ts",
-            "seq",
-            "mono",
-            "payload"
-        ]
+        keys.join(","),
+        "type,session_id,round_index,stream_id,source,ts,seq,mono,payload"
     );
     assert_eq!(v["type"], "tool_call_started");
     assert_eq!(v["payload"]["tool_input"]["api_key"], "***");

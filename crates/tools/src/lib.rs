@@ -63,7 +63,7 @@ pub use presets::{
     CORE_TOOL_NAMES, EXPLORE_TOOL_NAMES, FULL_TOOL_NAMES, HOST_TOOL_NAMES, ToolSelection,
     default_registry, register_blackboard_tools,
 };
-pub use registry::{ToolOutcome, ToolRegistry, decode_arguments};
+pub use registry::{ToolOutcome, ToolRegistry, decode_arguments, schema_problem};
 pub use shell::{
     BubblewrapShell, CommandOutput, LaunchSpec, LocalShell, ShellBackend, run_one_shot,
 };

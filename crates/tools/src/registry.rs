@@ -90,6 +90,15 @@ impl ToolOutcome {
     }
 }
 
+/// One JSON-Schema violation as `path: message`, for error texts shown to a model or a user: the
+/// path is the JSON pointer of the offending part of the checked value (`/a/0`), or `(root)` for
+/// the value itself.
+pub fn schema_problem(err: &jsonschema::ValidationError<'_>) -> String {
+    let path = err.instance_path().to_string();
+    let path = if path.is_empty() { "(root)" } else { &path };
+    format!("{path}: {err}")
+}
+
 /// Decodes a model's `arguments` string into a JSON object.
 ///
 /// Blank → `{}`. On a parse error, retries once after escaping raw newlines, carriage returns
@@ -323,19 +332,13 @@ impl ToolRegistry {
         for err in entry.validator.iter_errors(args) {
             total += 1;
             if problems.len() < MAX_REPORTED_VIOLATIONS {
-                let path = err.instance_path().to_string();
-                let path = if path.is_empty() {
-                    "(root)".to_owned()
-                } else {
-                    path
-                };
                 let schema_path = err.schema_path().to_string();
                 let rule = schema_path
                     .rsplit('/')
                     .next()
                     .unwrap_or_default()
                     .to_owned();
-                problems.push(format!("{path}: {err} (rule: {rule})"));
+                problems.push(format!("{} (rule: {rule})", schema_problem(&err)));
             }
         }
         if problems.is_empty() {

@@ -39,32 +39,11 @@ fn any_json() -> impl Strategy<Value = Value> {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    prop::sample::select(vec![
-        "type",
-        "id",
-        "spec",
-        "input",
-        "inputs_from",
-        "output_schema",
-        "steps",
-        "branches",
-        "max_concurrency",
-        "on_error",
-        "items",
-        "items_from",
-        "as",
-        "body",
-        "parallel",
-        "on",
-        "cases",
-        "default",
-        "name",
-        "system_prompt",
-        "schema",
-        "k",
-        "it's",
-    ])
-    .prop_map(str::to_owned)
+    // The keys of the node types and of an agent spec, then two stray ones.
+    const KEYS: &str = "type id spec input inputs_from output_schema steps branches \
+        max_concurrency on_error items items_from as body parallel on cases default name \
+        system_prompt schema k it's";
+    prop::sample::select(KEYS.split_whitespace().collect::<Vec<_>>()).prop_map(str::to_owned)
 }
 
 /// A node-shaped object: a real type, plausible keys, arbitrary values in them.

@@ -123,6 +123,25 @@ pub(crate) fn record(bus: &AgentEventBus) -> Arc<Mutex<Vec<AgentEvent>>> {
     log
 }
 
+/// The event names ([`names`]) a send starts with: the session and its first round begin.
+pub(crate) const SEND_START: [&str; 2] = ["session_started", "round_started"];
+
+/// The event names ([`names`]) of one model call on the main stream, which succeeds (`ok`) or
+/// fails.
+pub(crate) fn model_call(ok: bool) -> [&'static str; 4] {
+    let completed = if ok {
+        "llm_call_completed(true)"
+    } else {
+        "llm_call_completed(false)"
+    };
+    [
+        "stream_started",
+        "llm_call_started",
+        completed,
+        "stream_completed",
+    ]
+}
+
 /// Event type names, with a short discriminator for a few types.
 pub(crate) fn names(log: &Arc<Mutex<Vec<AgentEvent>>>) -> Vec<String> {
     log.lock()

@@ -69,13 +69,9 @@ pub(crate) async fn run(cli: &Cli, cmd: &WorkflowCommand) -> Result<bool> {
             store.close().await?;
             r.map(|()| true)
         }
-        WorkflowCommand::List {
-            session,
-            limit,
-            json,
-        } => {
+        WorkflowCommand::List(args) => {
             let store = open(cli).await?;
-            let r = show::list(&store, session.as_deref(), *limit, *json).await;
+            let r = show::list(&store, args).await;
             store.close().await?;
             r.map(|()| true)
         }

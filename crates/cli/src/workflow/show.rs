@@ -7,6 +7,8 @@ use power_loop::{
 };
 use serde_json::json;
 
+use crate::ListArgs;
+
 /// Prints one run: a readable block, or one JSON line (the full status document).
 pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Result<()> {
     let Some(v) = get_run(store, run_id).await? else {
@@ -79,14 +81,9 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
 }
 
 /// Prints the runs: a table with a header, or one JSON line (an array).
-pub(crate) async fn list(
-    store: &SessionStore,
-    parent: Option<&str>,
-    limit: usize,
-    json: bool,
-) -> Result<()> {
-    let runs = list_runs(store, parent, limit).await?;
-    if json {
+pub(crate) async fn list(store: &SessionStore, args: &ListArgs) -> Result<()> {
+    let runs = list_runs(store, args.session.as_deref(), args.limit).await?;
+    if args.json {
         let rows: Vec<serde_json::Value> = runs.iter().map(summary_value).collect();
         crate::output::line(serde_json::to_string(&rows)?)?;
         return Ok(());

@@ -5,7 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use power_loop_contracts::{LlmRequest, LlmResponse, LlmService, Result};
+use power_loop_contracts::{
+    LlmRequest, LlmResponse, LlmService, Message, ResponseFormat, Result, ToolChoice,
+    ToolDefinition,
+};
 use power_loop_llm::{LlmStack, RetryPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -267,4 +270,31 @@ pub async fn complete_with_fast_retry(llm: impl LlmService + 'static) -> Result<
         .wrap(Arc::new(llm))
         .complete(LlmRequest::from_prompt("x"))
         .await
+}
+
+/// The parameter schema of the `lookup` tool that [`full_request`] offers.
+pub fn lookup_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]})
+}
+
+/// The JSON schema of the response format that [`full_request`] asks for.
+pub fn answer_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object", "required": ["x"]})
+}
+
+/// A request over `messages` with every option a transport renders into its wire format: the
+/// system prompt `sys`, temperature 0.5, one tool `lookup` ("Look something up",
+/// [`lookup_schema`]) forced by the tool choice, and the JSON-schema response format `answer`
+/// ([`answer_schema`]). The exact-request tests of each transport send it.
+pub fn full_request(messages: Vec<Message>) -> LlmRequest {
+    LlmRequest::new(messages)
+        .with_system_prompt("sys")
+        .with_temperature(0.5)
+        .with_tools(vec![ToolDefinition::new(
+            "lookup",
+            "Look something up",
+            lookup_schema(),
+        )])
+        .with_tool_choice(ToolChoice::Function("lookup".into()))
+        .with_response_format(ResponseFormat::json_schema("answer", answer_schema()))
 }

@@ -65,9 +65,31 @@ pub(super) fn raw_cold_load(path: &Path, window: usize) -> Result<f64, String> {
 /// The same writes as `commit_turn`, with raw rusqlite on one connection.
 pub(super) struct RawTurns {
     conn: Connection,
-    upsert_usage: String,
-    upsert_stats: String,
 }
+
+/// One round's usage, overwritten on a repeated round.
+const UPSERT_USAGE: &str = "INSERT INTO pl_usage_rounds \
+     (session_id, round_index, prompt_tokens, completion_tokens, total_tokens, model, created_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (session_id, round_index) DO UPDATE SET \
+     prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, \
+     total_tokens = excluded.total_tokens, model = excluded.model, created_at = excluded.created_at";
+
+/// The session's running totals: timestamps overwritten, counters added, `first_send_at` only
+/// written by the first insert.
+const UPSERT_STATS: &str = "INSERT INTO pl_session_stats \
+     (session_id, last_send_at, updated_at, sends, rounds, llm_calls, tool_calls, \
+     prompt_tokens, completion_tokens, total_tokens, first_send_at) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (session_id) DO UPDATE SET \
+     last_send_at = excluded.last_send_at, updated_at = excluded.updated_at, \
+     sends = pl_session_stats.sends + excluded.sends, \
+     rounds = pl_session_stats.rounds + excluded.rounds, \
+     llm_calls = pl_session_stats.llm_calls + excluded.llm_calls, \
+     tool_calls = pl_session_stats.tool_calls + excluded.tool_calls, \
+     prompt_tokens = pl_session_stats.prompt_tokens + excluded.prompt_tokens, \
+     completion_tokens = pl_session_stats.completion_tokens + excluded.completion_tokens, \
+     total_tokens = pl_session_stats.total_tokens + excluded.total_tokens";
 
 impl RawTurns {
     pub(super) fn open(path: &Path) -> Result<Self, String> {
@@ -80,8 +102,7 @@ impl RawTurns {
              PRAGMA foreign_keys=ON;",
         )
         .map_err(err)?;
-        let d = SqliteDialect;
-        for stmt in d.ddl("pl_") {
+        for stmt in SqliteDialect.ddl("pl_") {
             conn.execute_batch(&stmt).map_err(err)?;
         }
         let now = now_ms();
@@ -95,39 +116,7 @@ impl RawTurns {
             params![SESSION],
         )
         .map_err(err)?;
-        let upsert_usage = d.upsert(
-            "pl_usage_rounds",
-            &["session_id", "round_index"],
-            &[
-                "prompt_tokens",
-                "completion_tokens",
-                "total_tokens",
-                "model",
-                "created_at",
-            ],
-            &[],
-            &[],
-        );
-        let upsert_stats = d.upsert(
-            "pl_session_stats",
-            &["session_id"],
-            &["last_send_at", "updated_at"],
-            &[
-                "sends",
-                "rounds",
-                "llm_calls",
-                "tool_calls",
-                "prompt_tokens",
-                "completion_tokens",
-                "total_tokens",
-            ],
-            &["first_send_at"],
-        );
-        Ok(RawTurns {
-            conn,
-            upsert_usage,
-            upsert_stats,
-        })
+        Ok(RawTurns { conn })
     }
 
     pub(super) fn run(&mut self, start: usize, n: usize) -> Result<(), String> {
@@ -172,7 +161,7 @@ impl RawTurns {
         .execute(params![next_seq, round, last_compact, pending, SESSION])?;
         c.prepare_cached("UPDATE pl_sessions SET updated_at = ? WHERE session_id = ?")?
             .execute(params![now, SESSION])?;
-        c.prepare_cached(&self.upsert_usage)?.execute(params![
+        c.prepare_cached(UPSERT_USAGE)?.execute(params![
             SESSION,
             round,
             120,
@@ -181,9 +170,10 @@ impl RawTurns {
             "bench-model",
             now
         ])?;
-        c.prepare_cached(&self.upsert_stats)?
+        c.prepare_cached(UPSERT_STATS)?
             .execute(params![SESSION, now, now, 1, 1, 1, 0, 120, 80, 200, now])?;
         c.prepare_cached("COMMIT")?.execute([])?;
         Ok(())
     }
 }
+
