@@ -13,6 +13,9 @@ use crate::llm::{BoxFuture, LlmResponse};
 use crate::message::{Message, ToolCall};
 use crate::tool::ToolDefinition;
 
+mod site;
+pub use site::ToolCallSite;
+
 /// A lifecycle point (string values are contract).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -81,7 +81,7 @@ pub mod hooks {
         MemoryRecalledDirective, MessageAppendCtx, RoundDecideCtx, RoundDecideDirective,
         RoundEndCtx, RoundStartCtx, RoundStartDirective, SessionEndCtx, SessionStartCtx,
         TimerFireCtx, TimerFireDirective, ToolAfterCtx, ToolAfterDirective, ToolBeforeCtx,
-        ToolBeforeDirective, ToolErrorCtx, ToolErrorDirective, ToolsBatchAfterCtx,
+        ToolBeforeDirective, ToolCallSite, ToolErrorCtx, ToolErrorDirective, ToolsBatchAfterCtx,
         ToolsBatchBeforeCtx, ToolsBatchDirective,
     };
 }
@@ -196,11 +196,11 @@ pub use power_loop_workflow::{
 };
 pub use power_loop_workflow::{
     BUDGET_EXHAUSTED, CANCELLED_BEFORE_START, InProcessExecutor, LeafExecutor, LeafOutcome,
-    LeafRequest, Progress as WorkflowProgress, ProgressFn as WorkflowProgressFn, RunHandle,
-    RunOptions as WorkflowRunOptions, RunOutcome as WorkflowRunOutcome, RunStatusView, RunSummary,
-    StepView, WAKE_NOTE_PREFIX, WorkflowEngine, WorkflowEngineBuilder, get_run as get_workflow_run,
-    list_runs as list_workflow_runs, new_run_id, register_wake_guard, resume_detached, resume_run,
-    start_detached, wake_note,
+    LeafReport, LeafRequest, Progress as WorkflowProgress, ProgressFn as WorkflowProgressFn,
+    RunHandle, RunOptions as WorkflowRunOptions, RunOutcome as WorkflowRunOutcome, RunStatusView,
+    RunSummary, StepView, WAKE_NOTE_PREFIX, WorkflowEngine, WorkflowEngineBuilder,
+    get_run as get_workflow_run, list_runs as list_workflow_runs, new_run_id, register_wake_guard,
+    resume_detached, resume_run, start_detached, wake_note,
 };
 
 // ===== workflow leaves in worker processes =====

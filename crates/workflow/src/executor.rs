@@ -6,6 +6,7 @@
 use futures_util::future::BoxFuture;
 use power_loop_agent::{AgentSpec, RunUsage, StatefulAgentLoop, SubagentReport, run_agent_spec};
 use power_loop_contracts::Result;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -118,11 +119,69 @@ impl LeafOutcome {
     /// [`of_subagent`](Self::of_subagent) for a sub-agent run in this process, with its session,
     /// rounds, usage and structured answer.
     pub(crate) fn of_subagent_report(r: SubagentReport) -> Self {
-        let mut o = LeafOutcome::of_subagent(&r.status, r.final_text);
-        o.session_id = r.session_id;
-        o.rounds = r.rounds;
-        o.usage = r.usage;
-        o.payload = r.structured;
+        LeafReport::from_subagent(r).into_outcome(LeafOutcome::of_subagent)
+    }
+}
+
+/// How a leaf's sub-agent ran, as it travels between processes: the part of a leaf's result
+/// that a subprocess worker's [`WorkerReport`](crate::WorkerReport) and a fleet worker's
+/// [`FleetResult`](crate::FleetResult) share. Both flatten it, so its fields sit at the top
+/// level of their JSON documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LeafReport {
+    /// The leaf's session id.
+    pub session_id: Option<String>,
+    /// The status: the sub-agent's (`completed`, `failed`, `cancelled`, `hit_round_limit`, …)
+    /// in a worker report, the leaf's in a fleet result.
+    pub status: String,
+    /// The final text.
+    pub final_text: String,
+    /// Rounds run.
+    pub rounds: u32,
+    /// Tokens used.
+    pub usage: RunUsage,
+    /// The validated structured answer.
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
+impl LeafReport {
+    /// The report of a sub-agent run (its own status).
+    pub fn from_subagent(r: SubagentReport) -> Self {
+        LeafReport {
+            session_id: r.session_id,
+            status: r.status,
+            final_text: r.final_text,
+            rounds: r.rounds,
+            usage: r.usage,
+            payload: r.structured,
+        }
+    }
+
+    /// The report of a leaf's outcome (the leaf status).
+    pub fn from_outcome(o: &LeafOutcome) -> Self {
+        LeafReport {
+            session_id: o.session_id.clone(),
+            status: o.status.as_str().to_owned(),
+            final_text: o.final_text.clone(),
+            rounds: o.rounds,
+            usage: o.usage,
+            payload: o.payload.clone(),
+        }
+    }
+
+    /// The outcome this report stands for: `base` reads the status and final text (it decides
+    /// the leaf status and error), the report fills in the session, rounds, usage and payload.
+    pub(crate) fn into_outcome(
+        self,
+        base: impl FnOnce(&str, String) -> LeafOutcome,
+    ) -> LeafOutcome {
+        let mut o = base(&self.status, self.final_text);
+        o.session_id = self.session_id;
+        o.rounds = self.rounds;
+        o.usage = self.usage;
+        o.payload = self.payload;
         o
     }
 }

@@ -31,18 +31,9 @@ pub struct StepView {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RunStatusView {
-    /// The run id.
-    pub run_id: String,
-    /// The workflow's name.
-    pub workflow: String,
-    /// `running`, `completed`, `failed`, `cancelled` or `budget_exceeded`.
-    pub status: WorkflowRunStatus,
-    /// Attempts so far (1 + resumes).
-    pub attempts: i64,
-    /// Started in the background.
-    pub detached: bool,
-    /// The parent session.
-    pub parent_session_id: Option<String>,
+    /// The run's id, workflow, status, attempts, mode, parent, creation and finish times (the
+    /// line [`list_runs`] shows for it).
+    pub summary: RunSummary,
     /// The session that drives the current (or last) attempt.
     pub driver_session_id: Option<String>,
     /// Whether this attempt's wake was let through.
@@ -61,14 +52,10 @@ pub struct RunStatusView {
     pub errors: Vec<String>,
     /// The result document of the finished attempt.
     pub result: Option<Value>,
-    /// Creation, last update, last heartbeat and finish times (epoch ms).
-    pub created_at_ms: i64,
-    /// Last write.
+    /// Last write (epoch ms).
     pub updated_at_ms: i64,
-    /// Last heartbeat of the running attempt.
+    /// Last heartbeat of the running attempt (epoch ms).
     pub heartbeat_at_ms: Option<i64>,
-    /// Finish of the last attempt (`None` while running).
-    pub finished_at_ms: Option<i64>,
 }
 
 impl RunStatusView {
@@ -99,13 +86,14 @@ impl RunStatusView {
                 Value::Object(m)
             })
             .collect();
+        let r = &self.summary;
         json!({
-            "run_id": self.run_id,
-            "workflow": self.workflow,
-            "status": self.status.as_str(),
-            "attempts": self.attempts,
-            "detached": self.detached,
-            "parent_session_id": self.parent_session_id,
+            "run_id": r.run_id,
+            "workflow": r.workflow,
+            "status": r.status.as_str(),
+            "attempts": r.attempts,
+            "detached": r.detached,
+            "parent_session_id": r.parent_session_id,
             "driver_session_id": self.driver_session_id,
             "woke": self.woke,
             "progress": {
@@ -116,10 +104,10 @@ impl RunStatusView {
             "steps": steps,
             "error": self.error,
             "errors": self.errors,
-            "created_at_ms": self.created_at_ms,
+            "created_at_ms": r.created_at_ms,
             "updated_at_ms": self.updated_at_ms,
             "heartbeat_at_ms": self.heartbeat_at_ms,
-            "finished_at_ms": self.finished_at_ms,
+            "finished_at_ms": r.finished_at_ms,
         })
     }
 }
@@ -145,7 +133,7 @@ pub async fn get_run(store: &SessionStore, run_id: &str) -> Result<Option<RunSta
     Ok(Some(view(row, steps)))
 }
 
-fn view(row: WorkflowRunRow, steps: Vec<StepView>) -> RunStatusView {
+fn view(mut row: WorkflowRunRow, steps: Vec<StepView>) -> RunStatusView {
     let total_nodes = WorkflowSpec::from_value(&row.spec).map_or(0, |s| s.node_count());
     let errors = row
         .result
@@ -168,20 +156,13 @@ fn view(row: WorkflowRunRow, steps: Vec<StepView>) -> RunStatusView {
         total_nodes,
         steps,
         errors,
-        run_id: row.run_id,
-        workflow: row.workflow,
-        status: row.status,
-        attempts: row.attempts,
-        detached: row.detached,
-        parent_session_id: row.parent_session_id,
-        driver_session_id: row.driver_session_id,
+        driver_session_id: row.driver_session_id.take(),
         woke: row.woke,
-        error: row.error,
-        result: row.result,
-        created_at_ms: row.created_at_ms,
+        error: row.error.take(),
+        result: row.result.take(),
         updated_at_ms: row.updated_at_ms,
         heartbeat_at_ms: row.heartbeat_at_ms,
-        finished_at_ms: row.finished_at_ms,
+        summary: summary(row),
     }
 }
 
@@ -193,9 +174,9 @@ pub struct RunSummary {
     pub run_id: String,
     /// The workflow's name.
     pub workflow: String,
-    /// Its status.
+    /// `running`, `completed`, `failed`, `cancelled` or `budget_exceeded`.
     pub status: WorkflowRunStatus,
-    /// Attempts so far.
+    /// Attempts so far (1 + resumes).
     pub attempts: i64,
     /// Started in the background.
     pub detached: bool,
@@ -203,8 +184,38 @@ pub struct RunSummary {
     pub parent_session_id: Option<String>,
     /// Creation time (epoch ms).
     pub created_at_ms: i64,
-    /// Finish time of the last attempt.
+    /// Finish time of the last attempt (epoch ms; `None` while running).
     pub finished_at_ms: Option<i64>,
+}
+
+impl RunSummary {
+    /// The JSON form (one element of `workflow list --json`).
+    pub fn to_value(&self) -> Value {
+        json!({
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status.as_str(),
+            "attempts": self.attempts,
+            "detached": self.detached,
+            "parent_session_id": self.parent_session_id,
+            "created_at_ms": self.created_at_ms,
+            "finished_at_ms": self.finished_at_ms,
+        })
+    }
+}
+
+/// The summary line of a run row (the rest of the row is dropped).
+fn summary(r: WorkflowRunRow) -> RunSummary {
+    RunSummary {
+        run_id: r.run_id,
+        workflow: r.workflow,
+        status: r.status,
+        attempts: r.attempts,
+        detached: r.detached,
+        parent_session_id: r.parent_session_id,
+        created_at_ms: r.created_at_ms,
+        finished_at_ms: r.finished_at_ms,
+    }
 }
 
 /// Up to `limit` runs in creation order: those of `parent_session_id`, or all for `None`.
@@ -217,15 +228,6 @@ pub async fn list_runs(
         .list_workflow_runs(parent_session_id, limit)
         .await?
         .into_iter()
-        .map(|r| RunSummary {
-            run_id: r.run_id,
-            workflow: r.workflow,
-            status: r.status,
-            attempts: r.attempts,
-            detached: r.detached,
-            parent_session_id: r.parent_session_id,
-            created_at_ms: r.created_at_ms,
-            finished_at_ms: r.finished_at_ms,
-        })
+        .map(summary)
         .collect())
 }

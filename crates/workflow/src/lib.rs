@@ -61,7 +61,7 @@ pub use engine::{
     WorkflowEngine, WorkflowEngineBuilder,
 };
 pub use error::{SpecProblem, WorkflowSpecError};
-pub use executor::{InProcessExecutor, LeafExecutor, LeafOutcome, LeafRequest};
+pub use executor::{InProcessExecutor, LeafExecutor, LeafOutcome, LeafReport, LeafRequest};
 pub use fleet::{
     FLEET_JOB_VERSION, FleetExecutor, FleetHost, FleetJob, FleetOptions, FleetReport, FleetResult,
     serve_fleet,

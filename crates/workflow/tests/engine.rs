@@ -52,7 +52,7 @@ async fn sequence_runs_in_order_with_templates_and_inputs_from_context() {
     let run_id = out.run_id.unwrap();
     assert_eq!(run_id.len(), 16);
     let view = get_run(&store, &run_id).await.unwrap().unwrap();
-    assert_eq!(view.status.as_str(), "completed");
+    assert_eq!(view.summary.status.as_str(), "completed");
     assert_eq!(view.finished_steps, 3);
     assert!(view.driver_session_id.is_some());
     assert_eq!(list_runs(&store, None, 10).await.unwrap().len(), 1);

@@ -78,7 +78,10 @@ async fn research_example_runs_end_to_end_and_resume_replays_it() {
     let run_id = out.run_id.clone().unwrap();
     let view = get_run(&store, &run_id).await.unwrap().unwrap();
     assert_eq!(view.finished_steps, 6);
-    assert_eq!(view.parent_session_id.as_deref(), Some(parent.as_str()));
+    assert_eq!(
+        view.summary.parent_session_id.as_deref(),
+        Some(parent.as_str())
+    );
     // resuming a completed run replays everything (no model call) and bumps the attempt
     let again = resume_run(&lp, &run_id, RunOptions::new()).await.unwrap();
     assert_eq!(llm.call_count(), 5);
@@ -92,5 +95,5 @@ async fn research_example_runs_end_to_end_and_resume_replays_it() {
     // the driver session was reused
     let v2 = get_run(&store, &run_id).await.unwrap().unwrap();
     assert_eq!(v2.driver_session_id, view.driver_session_id);
-    assert_eq!(v2.attempts, 2);
+    assert_eq!(v2.summary.attempts, 2);
 }

@@ -174,7 +174,7 @@ async fn model_runs_a_journaled_workflow_whose_leaves_lack_the_tools() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].run_id, run_id);
     let view = get_run(&store, run_id).await.unwrap().unwrap();
-    assert_eq!(view.status.as_str(), "completed");
+    assert_eq!(view.summary.status.as_str(), "completed");
     assert_eq!(view.finished_steps, 2);
     let row = store.get_workflow_run(run_id).await.unwrap().unwrap();
     assert_eq!(row.input, "matcha");
@@ -311,6 +311,7 @@ async fn detached_create_returns_a_run_id_and_finishes_in_the_background() {
             .await
             .unwrap()
             .unwrap()
+            .summary
             .status
             .as_str()
             .to_owned();

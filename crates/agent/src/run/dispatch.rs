@@ -62,15 +62,8 @@ impl Run {
         let mut name = call.name().to_owned();
         let mut args = call_args(call);
         if let Some(h) = (!self.ctx.hooks.is_empty()).then_some(&self.ctx.hooks) {
-            let mut ctx = ToolBeforeCtx {
-                session_id: self.sid.clone(),
-                round_index: idx,
-                tool_call: Some(call.clone()),
-                tool_name: name,
-                tool_args: args,
-                output: "[skipped by hook]".into(),
-                directive: ToolBeforeDirective::Continue,
-            };
+            let site = self.call_site(idx, call, name, args);
+            let mut ctx = ToolBeforeCtx::new(site, "[skipped by hook]");
             h.run_tool_before(&mut ctx).await?;
             if ctx.directive == ToolBeforeDirective::Skip {
                 return Ok(Prepared::Answered(ctx.output));
@@ -88,6 +81,17 @@ impl Run {
                 })
             })?;
         Ok(Prepared::Run { name, args })
+    }
+
+    /// What the tool hook points of `call` (round `idx`) see, with the tool and arguments to run.
+    fn call_site(&self, idx: u32, call: &ToolCall, name: String, args: Value) -> ToolCallSite {
+        ToolCallSite {
+            session_id: self.sid.clone(),
+            round_index: idx,
+            tool_call: Some(call.clone()),
+            tool_name: name,
+            tool_args: args,
+        }
     }
 
     /// Runs `name(args)` for call `call_id` of round `idx` through `registry`, in this run's
@@ -152,21 +156,12 @@ impl Run {
         let handler_error = failed
             && outcome.handler_ran
             && !matches!(outcome.error_code, Some(ErrorCode::Cancelled));
-        if let (Some(h), true) = (&hooks, handler_error) {
-            let mut ctx = ToolErrorCtx {
-                session_id: self.sid.clone(),
-                round_index: idx,
-                tool_call: Some(call.clone()),
-                tool_name: name.to_owned(),
-                tool_args: args.clone(),
-                error_code: outcome
-                    .error_code
-                    .map(|c| c.as_str().to_owned())
-                    .unwrap_or_default(),
-                error_message: error_text(&outcome.output),
-                output: String::new(),
-                directive: ToolErrorDirective::Continue,
-            };
+        let site = hooks
+            .is_some()
+            .then(|| self.call_site(idx, call, name.to_owned(), args.clone()));
+        if let (Some(h), Some(site), true) = (&hooks, &site, handler_error) {
+            let code = outcome.error_code.map(|c| c.as_str()).unwrap_or_default();
+            let mut ctx = ToolErrorCtx::new(site.clone(), code, error_text(&outcome.output));
             h.run_tool_error(&mut ctx).await?;
             match ctx.directive {
                 ToolErrorDirective::Skip => {
@@ -189,17 +184,8 @@ impl Run {
             }
         }
         let mut stop = false;
-        if let Some(h) = &hooks {
-            let mut ctx = ToolAfterCtx {
-                session_id: self.sid.clone(),
-                round_index: idx,
-                tool_call: Some(call.clone()),
-                tool_name: name.to_owned(),
-                tool_args: args.clone(),
-                output,
-                failed,
-                directive: ToolAfterDirective::Continue,
-            };
+        if let (Some(h), Some(site)) = (&hooks, site) {
+            let mut ctx = ToolAfterCtx::new(site, output, failed);
             h.run_tool_after(&mut ctx).await?;
             output = ctx.output;
             failed = ctx.failed;

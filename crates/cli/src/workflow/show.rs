@@ -5,7 +5,6 @@ use power_loop::{
     Error, ErrorCode, Result, RunSummary, SessionStore, get_workflow_run as get_run,
     list_workflow_runs as list_runs,
 };
-use serde_json::json;
 
 use crate::ListArgs;
 
@@ -22,14 +21,15 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
         crate::output::line(serde_json::to_string(&v.to_value())?)?;
         return Ok(());
     }
+    let r = &v.summary;
     let mut out = vec![
-        format!("run:       {}", v.run_id),
-        format!("workflow:  {}", v.workflow),
+        format!("run:       {}", r.run_id),
+        format!("workflow:  {}", r.workflow),
         format!(
             "status:    {} (attempt {}{})",
-            v.status.as_str(),
-            v.attempts,
-            if v.detached { ", detached" } else { "" }
+            r.status.as_str(),
+            r.attempts,
+            if r.detached { ", detached" } else { "" }
         ),
         format!(
             "progress:  {} steps finished, {} completed ({} nodes in the spec)",
@@ -37,19 +37,19 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
         ),
         format!(
             "parent:    {}",
-            v.parent_session_id.as_deref().unwrap_or("-")
+            r.parent_session_id.as_deref().unwrap_or("-")
         ),
         format!(
             "driver:    {}",
             v.driver_session_id.as_deref().unwrap_or("-")
         ),
-        format!("created:   {}", human_time(v.created_at_ms)),
+        format!("created:   {}", human_time(r.created_at_ms)),
     ];
-    match v.finished_at_ms {
+    match r.finished_at_ms {
         Some(f) => out.push(format!(
             "finished:  {} ({})",
             human_time(f),
-            human_duration(f - v.created_at_ms)
+            human_duration(f - r.created_at_ms)
         )),
         None => out.push(format!(
             "heartbeat: {}",
@@ -84,7 +84,7 @@ pub(crate) async fn status(store: &SessionStore, run_id: &str, json: bool) -> Re
 pub(crate) async fn list(store: &SessionStore, args: &ListArgs) -> Result<()> {
     let runs = list_runs(store, args.session.as_deref(), args.limit).await?;
     if args.json {
-        let rows: Vec<serde_json::Value> = runs.iter().map(summary_value).collect();
+        let rows: Vec<serde_json::Value> = runs.iter().map(RunSummary::to_value).collect();
         crate::output::line(serde_json::to_string(&rows)?)?;
         return Ok(());
     }
@@ -131,19 +131,6 @@ pub(crate) async fn list(store: &SessionStore, args: &ListArgs) -> Result<()> {
         crate::output::line(fmt(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
-}
-
-fn summary_value(r: &RunSummary) -> serde_json::Value {
-    json!({
-        "run_id": r.run_id,
-        "workflow": r.workflow,
-        "status": r.status.as_str(),
-        "attempts": r.attempts,
-        "detached": r.detached,
-        "parent_session_id": r.parent_session_id,
-        "created_at_ms": r.created_at_ms,
-        "finished_at_ms": r.finished_at_ms,
-    })
 }
 
 fn one_line(s: &str) -> String {

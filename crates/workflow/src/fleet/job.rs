@@ -2,12 +2,12 @@
 //! column `request_json`) and the result a worker records ([`FleetResult`], column
 //! `result_json`). Both are versioned JSON documents.
 
-use power_loop_agent::{AgentSpec, RunUsage};
+use power_loop_agent::AgentSpec;
 use power_loop_contracts::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::executor::{LeafOutcome, LeafRequest};
+use crate::executor::{LeafOutcome, LeafReport, LeafRequest};
 use crate::result::LeafStatus;
 
 /// Version of the [`FleetJob`] / [`FleetResult`] documents.
@@ -69,19 +69,10 @@ impl FleetJob {
 pub struct FleetResult {
     /// Document version ([`FLEET_JOB_VERSION`]).
     pub version: u32,
-    /// The leaf's session (in the shared store).
-    pub session_id: Option<String>,
-    /// The leaf status (`completed`, `failed`, …).
-    pub status: String,
-    /// The final text.
-    pub final_text: String,
-    /// Rounds run.
-    pub rounds: u32,
-    /// Tokens used.
-    pub usage: RunUsage,
-    /// The validated structured answer.
-    #[serde(default)]
-    pub payload: Option<Value>,
+    /// The leaf's session (in the shared store), leaf status (`completed`, `failed`, …), final
+    /// text, rounds, usage and structured answer.
+    #[serde(flatten)]
+    pub leaf: LeafReport,
     /// Why the leaf failed.
     #[serde(default)]
     pub error: Option<String>,
@@ -95,12 +86,7 @@ impl FleetResult {
     pub fn from_outcome(o: &LeafOutcome, worker: &str) -> Self {
         FleetResult {
             version: FLEET_JOB_VERSION,
-            session_id: o.session_id.clone(),
-            status: o.status.as_str().to_owned(),
-            final_text: o.final_text.clone(),
-            rounds: o.rounds,
-            usage: o.usage,
-            payload: o.payload.clone(),
+            leaf: LeafReport::from_outcome(o),
             error: o.error.clone(),
             worker: Some(worker.to_owned()),
         }
@@ -112,12 +98,12 @@ impl FleetResult {
         let parsed = v.and_then(|v| serde_json::from_value::<FleetResult>(v.clone()).ok());
         match parsed {
             Some(r) => {
-                let status = LeafStatus::parse(&r.status).unwrap_or(LeafStatus::Failed);
-                let mut o = LeafOutcome::new(status, r.final_text);
-                o.session_id = r.session_id;
-                o.rounds = r.rounds;
-                o.usage = r.usage;
-                o.payload = r.payload;
+                let mut o = r.leaf.into_outcome(|status, text| {
+                    LeafOutcome::new(
+                        LeafStatus::parse(status).unwrap_or(LeafStatus::Failed),
+                        text,
+                    )
+                });
                 o.error = r.error;
                 o
             }
@@ -130,5 +116,57 @@ impl FleetResult {
                 o
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_result_document_keeps_its_keys_and_reads_back() {
+        let mut o = LeafOutcome::new(LeafStatus::Failed, "boom");
+        o.session_id = Some("s".into());
+        o.rounds = 3;
+        o.payload = Some(json!({"k": "v"}));
+        o.error = Some("the sub-agent ended with status failed".into());
+        let doc = serde_json::to_value(FleetResult::from_outcome(&o, "w1")).unwrap();
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "session_id",
+                "status",
+                "final_text",
+                "rounds",
+                "usage",
+                "payload",
+                "error",
+                "worker"
+            ]
+        );
+        assert_eq!(
+            (doc["status"].clone(), doc["rounds"].clone()),
+            (json!("failed"), json!(3))
+        );
+        assert_eq!(FleetResult::outcome_of(Some(&doc)), o);
+
+        let bare = json!({"version": 1, "session_id": null, "status": "completed",
+            "final_text": "t", "rounds": 1, "usage": doc["usage"].clone()});
+        let back = FleetResult::outcome_of(Some(&bare));
+        assert_eq!(
+            (back.status, back.final_text.as_str()),
+            (LeafStatus::Completed, "t")
+        );
+        assert!(back.payload.is_none() && back.error.is_none());
+        let odd = FleetResult::outcome_of(Some(&json!({"status": "completed"})));
+        assert_eq!(odd.status, LeafStatus::Failed);
     }
 }

@@ -14,11 +14,13 @@
 //! parent ◄─result | failure────────────────── worker      (last frame; then the worker exits 0/1)
 //! ```
 
-use power_loop_agent::{AgentSpec, RunUsage};
+use power_loop_agent::AgentSpec;
 use power_loop_contracts::{Error, ErrorCode, LlmRequest, Result, StreamChunk};
 use power_loop_store::SessionArchive;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::executor::LeafReport;
 
 /// The protocol version this build speaks. A frame of another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -92,19 +94,10 @@ pub struct WorkerJob {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WorkerReport {
-    /// The leaf's session id.
-    pub session_id: Option<String>,
-    /// The sub-agent status (`completed`, `failed`, `cancelled`, `hit_round_limit`, …).
-    pub status: String,
-    /// The final text.
-    pub final_text: String,
-    /// Rounds run.
-    pub rounds: u32,
-    /// Tokens used.
-    pub usage: RunUsage,
-    /// The validated structured answer.
-    #[serde(default)]
-    pub payload: Option<Value>,
+    /// The leaf's session id, sub-agent status (`completed`, `failed`, `cancelled`,
+    /// `hit_round_limit`, …), final text, rounds, usage and structured answer.
+    #[serde(flatten)]
+    pub leaf: LeafReport,
     /// The leaf's session, exported from the worker's own store (a [`LeafStore::Sqlite`]
     /// leaf); the parent imports it.
     #[serde(default)]
@@ -331,6 +324,55 @@ mod tests {
         assert_eq!(line, b"{\"v\":1,\"t\":\"heartbeat\"}\n");
         let f: WorkerFrame = decode_frame(&line[..line.len() - 1]).unwrap();
         assert!(matches!(f, WorkerFrame::Heartbeat));
+    }
+
+    #[test]
+    fn a_report_keeps_the_leaf_fields_at_its_top_level() {
+        let report = WorkerReport {
+            leaf: LeafReport {
+                session_id: Some("s1".into()),
+                status: "completed".into(),
+                final_text: "done".into(),
+                rounds: 2,
+                usage: power_loop_agent::RunUsage {
+                    calls: 1,
+                    total_tokens: 7,
+                    ..Default::default()
+                },
+                payload: Some(serde_json::json!({"b": 1, "a": 2.5})),
+            },
+            archive: None,
+            descendants: Vec::new(),
+        };
+        let line = encode_frame(&WorkerFrame::Result {
+            report: Box::new(report.clone()),
+        })
+        .unwrap();
+        let usage = serde_json::to_string(&report.leaf.usage).unwrap();
+        let expected = format!(
+            "{{\"v\":1,\"t\":\"result\",\"report\":{{\"session_id\":\"s1\",\"status\":\"completed\",\
+             \"final_text\":\"done\",\"rounds\":2,\"usage\":{usage},\"payload\":{{\"b\":1,\"a\":2.5}},\
+             \"archive\":null,\"descendants\":[]}}}}\n"
+        );
+        assert_eq!(String::from_utf8(line.clone()).unwrap(), expected);
+        let Ok(WorkerFrame::Result { report: back }) = decode_frame(&line[..line.len() - 1]) else {
+            panic!("not a result frame");
+        };
+        assert_eq!(*back, report);
+
+        // the optional fields may be left out
+        let bare = format!(
+            "{{\"v\":1,\"t\":\"result\",\"report\":{{\"session_id\":null,\"status\":\"failed\",\
+             \"final_text\":\"x\",\"rounds\":0,\"usage\":{usage}}}}}"
+        );
+        let Ok(WorkerFrame::Result { report: back }) = decode_frame(bare.as_bytes()) else {
+            panic!("not a result frame");
+        };
+        assert_eq!(
+            (back.leaf.status.as_str(), back.leaf.payload),
+            ("failed", None)
+        );
+        assert!(back.archive.is_none() && back.descendants.is_empty());
     }
 
     #[test]

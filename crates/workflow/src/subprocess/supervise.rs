@@ -298,11 +298,7 @@ fn describe(status: Option<ExitStatus>) -> String {
 /// Turns a worker's report into the leaf's outcome, importing its session into the parent's
 /// store under the driver session.
 async fn merge(req: &LeafRequest, report: WorkerReport, own_store: bool) -> LeafOutcome {
-    let mut o = LeafOutcome::of_subagent(&report.status, report.final_text);
-    o.session_id = report.session_id;
-    o.rounds = report.rounds;
-    o.usage = report.usage;
-    o.payload = report.payload;
+    let mut o = report.leaf.into_outcome(LeafOutcome::of_subagent);
     if own_store
         && let Some(archive) = report.archive
         && let Err(e) = import(

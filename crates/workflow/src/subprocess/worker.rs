@@ -23,6 +23,8 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::executor::LeafReport;
+
 use super::protocol::{
     FrameReader, LeafStore, ParentFrame, WorkerFrame, WorkerJob, WorkerReport, encode_frame,
 };
@@ -302,12 +304,7 @@ async fn run_on_store(
         _ => (None, Vec::new()),
     };
     Ok(WorkerReport {
-        session_id: r.session_id,
-        status: r.status,
-        final_text: r.final_text,
-        rounds: r.rounds,
-        usage: r.usage,
-        payload: r.structured,
+        leaf: LeafReport::from_subagent(r),
         archive,
         descendants,
     })

@@ -44,7 +44,7 @@ async fn status(ctx: ToolContext, args: Value) -> Result<ToolOutput> {
             m.remove("steps");
         }
         return Ok(ToolOutput::ok(serde_json::to_string_pretty(&v)?)
-            .with_data("status", view.status.as_str()));
+            .with_data("status", view.summary.status.as_str()));
     }
     let runs = list_runs(store, Some(&ctx.session_id), LIST_LIMIT).await?;
     if runs.is_empty() {
