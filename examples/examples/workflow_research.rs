@@ -94,8 +94,8 @@ async fn main() -> power_loop::Result<()> {
     if let Some(view) = get_workflow_run(&store, &run_id).await? {
         println!(
             "status: {} (attempt {}), {} steps finished, {} completed",
-            view.status.as_str(),
-            view.attempts,
+            view.summary.status.as_str(),
+            view.summary.attempts,
             view.finished_steps,
             view.completed_steps
         );
