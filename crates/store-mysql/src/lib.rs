@@ -42,8 +42,10 @@ mod tx;
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode};
-use power_loop_store::backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn};
-use power_loop_store::db::{BoxFuture, Database};
+use power_loop_store::backend::{
+    BackendDescriptor, ConnectOptions, DsnTarget, OpenFuture, ParsedDsn,
+};
+use power_loop_store::db::Database;
 
 pub use database::MySqlDatabase;
 pub use dialect::{MySqlDialect, UpsertStyle};
@@ -51,16 +53,9 @@ pub use dsn::{MySqlTls, MySqlUrl};
 
 /// The registry entry for `mysql://` DSNs (the store core normalizes `mariadb://` and
 /// `mysql+driver://` to `mysql://`).
-pub const BACKEND: BackendDescriptor = BackendDescriptor {
-    name: "mysql",
-    open,
-    dialect: &dialect::PORTABLE,
-};
+pub const BACKEND: BackendDescriptor = BackendDescriptor::new("mysql", open, &dialect::PORTABLE);
 
-fn open(
-    dsn: ParsedDsn,
-    options: ConnectOptions,
-) -> BoxFuture<'static, power_loop_contracts::Result<Arc<dyn Database>>> {
+fn open(dsn: ParsedDsn, options: ConnectOptions) -> OpenFuture {
     Box::pin(async move {
         match dsn.target {
             DsnTarget::Url(url) => {

@@ -40,25 +40,21 @@ mod value;
 
 use std::sync::Arc;
 
-use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn};
-use power_loop_store::db::{BoxFuture, Database};
+use power_loop_contracts::{Error, ErrorCode};
+use power_loop_store::backend::{
+    BackendDescriptor, ConnectOptions, DsnTarget, OpenFuture, ParsedDsn,
+};
+use power_loop_store::db::Database;
 
 pub use database::PostgresDatabase;
 pub use dialect::PostgresDialect;
 
 /// The PostgreSQL backend descriptor: name `"postgres"`; its `open` accepts a
 /// [`DsnTarget::Url`] and connects a [`PostgresDatabase`] with the given [`ConnectOptions`].
-pub const BACKEND: BackendDescriptor = BackendDescriptor {
-    name: "postgres",
-    open: open_backend,
-    dialect: &PostgresDialect,
-};
+pub const BACKEND: BackendDescriptor =
+    BackendDescriptor::new("postgres", open_backend, &PostgresDialect);
 
-fn open_backend(
-    parsed: ParsedDsn,
-    options: ConnectOptions,
-) -> BoxFuture<'static, Result<Arc<dyn Database>>> {
+fn open_backend(parsed: ParsedDsn, options: ConnectOptions) -> OpenFuture {
     Box::pin(async move {
         match parsed.target {
             DsnTarget::Url(url) => {

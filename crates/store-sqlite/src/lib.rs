@@ -43,9 +43,11 @@ mod tx;
 
 use std::sync::Arc;
 
-use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::backend::{BackendDescriptor, ConnectOptions, DsnTarget, ParsedDsn};
-use power_loop_store::db::{BoxFuture, Database};
+use power_loop_contracts::{Error, ErrorCode};
+use power_loop_store::backend::{
+    BackendDescriptor, ConnectOptions, DsnTarget, OpenFuture, ParsedDsn,
+};
+use power_loop_store::db::Database;
 
 pub use database::SqliteDatabase;
 pub use dialect::SqliteDialect;
@@ -53,16 +55,10 @@ pub use group::GroupCommitStats;
 
 /// The registry entry of the SQLite backend (name `"sqlite"`): opens `DsnTarget::SqliteMemory`
 /// and `DsnTarget::SqliteFile` targets.
-pub const BACKEND: BackendDescriptor = BackendDescriptor {
-    name: "sqlite",
-    open: open_backend,
-    dialect: &SqliteDialect,
-};
+pub const BACKEND: BackendDescriptor =
+    BackendDescriptor::new("sqlite", open_backend, &SqliteDialect);
 
-fn open_backend(
-    dsn: ParsedDsn,
-    options: ConnectOptions,
-) -> BoxFuture<'static, Result<Arc<dyn Database>>> {
+fn open_backend(dsn: ParsedDsn, options: ConnectOptions) -> OpenFuture {
     Box::pin(async move {
         let db = match dsn.target {
             DsnTarget::SqliteMemory => SqliteDatabase::open_memory(&options).await?,

@@ -5,7 +5,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use power_loop_contracts::{Error, ErrorCode, Result};
-use power_loop_store::db::{Dialect, Row, RowView, Transaction, TxBody, TxMode, Value, ViewValue};
+use power_loop_store::db::{
+    Dialect, EachRow, Row, RowView, Transaction, TxBody, TxMode, Value, ViewValue,
+};
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{CachedStatement, Connection};
 
@@ -162,12 +164,7 @@ impl Transaction for SqliteTx<'_> {
         fetch_all_on(self.conn, sql, params)
     }
 
-    fn fetch_each(
-        &mut self,
-        sql: &str,
-        params: &[Value],
-        each: &mut dyn FnMut(&dyn RowView) -> Result<()>,
-    ) -> Result<()> {
+    fn fetch_each(&mut self, sql: &str, params: &[Value], each: EachRow<'_>) -> Result<()> {
         let mut stmt = prepare_bound(self.conn, sql, params)?;
         let mut rows = stmt.raw_query();
         while let Some(row) = rows

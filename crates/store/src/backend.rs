@@ -72,8 +72,11 @@ impl Default for ConnectOptions {
     }
 }
 
+/// What a backend's [`OpenFn`] returns: the opened database, once connected.
+pub type OpenFuture = BoxFuture<'static, Result<Arc<dyn Database>>>;
+
 /// Opens a [`Database`] for a parsed DSN.
-pub type OpenFn = fn(ParsedDsn, ConnectOptions) -> BoxFuture<'static, Result<Arc<dyn Database>>>;
+pub type OpenFn = fn(ParsedDsn, ConnectOptions) -> OpenFuture;
 
 /// A backend a store can be opened on.
 #[derive(Clone, Copy)]
@@ -85,6 +88,18 @@ pub struct BackendDescriptor {
     /// The backend's SQL dialect (its DDL and statement rendering), usable without a connection:
     /// `schema print-ddl` renders the provisioning script with it.
     pub dialect: &'static dyn Dialect,
+}
+
+impl BackendDescriptor {
+    /// A descriptor for the backend `name`, opened by `open`, rendering SQL with `dialect`
+    /// (usable in a `const`, as each backend crate's `BACKEND` is).
+    pub const fn new(name: &'static str, open: OpenFn, dialect: &'static dyn Dialect) -> Self {
+        BackendDescriptor {
+            name,
+            open,
+            dialect,
+        }
+    }
 }
 
 impl std::fmt::Debug for BackendDescriptor {

@@ -288,12 +288,7 @@ pub trait Transaction {
     /// Runs a query and hands each row to `each`, in order, as a [`RowView`] over the driver's
     /// buffers; the first error `each` returns stops the query and is returned. For decoders of
     /// large results. The default reads every row with [`Transaction::fetch_all`] first.
-    fn fetch_each(
-        &mut self,
-        sql: &str,
-        params: &[Value],
-        each: &mut dyn FnMut(&dyn RowView) -> Result<()>,
-    ) -> Result<()> {
+    fn fetch_each(&mut self, sql: &str, params: &[Value], each: EachRow<'_>) -> Result<()> {
         for row in self.fetch_all(sql, params)? {
             each(&row)?;
         }
@@ -308,6 +303,10 @@ pub trait Transaction {
     /// The dialect of the backend running this transaction.
     fn dialect(&self) -> &dyn Dialect;
 }
+
+/// The per-row callback of [`Transaction::fetch_each`]: it sees each row in place and may stop
+/// the query by returning an error.
+pub type EachRow<'a> = &'a mut dyn FnMut(&dyn RowView) -> Result<()>;
 
 /// A synchronous transaction body: `Ok` commits, `Err` (or a panic) rolls back.
 pub type TxBody = Box<dyn FnOnce(&mut dyn Transaction) -> Result<()> + Send + 'static>;
