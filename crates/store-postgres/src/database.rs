@@ -39,7 +39,9 @@ use crate::tx::{READ_BEGIN, blocking_tx};
 ///   that thread, so a dropped caller future never returns an open transaction to the pool; a
 ///   connection whose `COMMIT`/`ROLLBACK` failed is discarded, not pooled. Statements are prepared
 ///   once per connection (deadpool's statement cache); DDL is not cached.
-/// * **Deferred writes** ([`Transaction::execute_deferred`]) are queued and sent pipelined with the
+/// * **Deferred writes**
+///   ([`Transaction::execute_deferred`](power_loop_store::db::Transaction::execute_deferred))
+///   are queued and sent pipelined with the
 ///   body's next statement, or with `COMMIT` (a durable turn's writes cost one round trip
 ///   together). Their answers are all awaited and checked: the first failure is reported with its
 ///   own typed error, and a failure before `COMMIT` makes the server roll the transaction back.
